@@ -1,0 +1,109 @@
+"""Typed settings: defaults < TOML file < environment (``GPROC_`` prefix).
+
+The TOML file is ``$GPROC_CONFIG`` if set, else ``etc/gproc.toml`` relative to
+the working directory if it exists. Nested keys use ``__`` in the environment,
+e.g. ``GPROC_HTCONDOR__SCHEDD_NAME``.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+class HTCondorSettings(BaseModel):
+    """Where the pool is. Empty values mean: use the personal pool under the state dir."""
+
+    condor_config: Path | None = Field(
+        default=None, description="Client CONDOR_CONFIG file; default: the personal pool's"
+    )
+    collector: str | None = Field(default=None, description="host:port of the collector")
+    schedd_name: str | None = Field(default=None, description="Schedd to use; default: local")
+    event_log: Path | None = Field(
+        default=None, description="Schedd EVENT_LOG readable by gproc; empty: reconcile only"
+    )
+    instance: str = Field(
+        default="gproc", description="Marks jobs of this gproc instance (GprocInstance attr)"
+    )
+
+
+class TrackerSettings(BaseModel):
+    interval_s: float = Field(default=5.0, gt=0)
+    reconcile_every: int = Field(default=6, ge=1, description="Reconcile query every N cycles")
+
+
+class DatabaseSettings(BaseModel):
+    url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default sqlite:///<state_dir>/gproc.db"
+    )
+
+
+class LimitsSettings(BaseModel):
+    max_batch: int = Field(default=1000, ge=1)
+    max_inline_input_bytes: int = Field(default=16 * 1024 * 1024, ge=0)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GPROC_", env_nested_delimiter="__")
+
+    state_dir: Path = Field(default=Path(".state"))
+    htcondor: HTCondorSettings = HTCondorSettings()
+    tracker: TrackerSettings = TrackerSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    limits: LimitsSettings = LimitsSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml = config_file()
+        if toml is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml))
+        return tuple(sources)
+
+    @property
+    def database_url(self) -> str:
+        if self.database.url:
+            return self.database.url
+        return f"sqlite:///{self.state_dir.resolve() / 'gproc.db'}"
+
+    @property
+    def tasks_dir(self) -> Path:
+        return self.state_dir.resolve() / "tasks"
+
+    @property
+    def pool_dir(self) -> Path:
+        return self.state_dir.resolve() / "pool"
+
+
+def config_file() -> Path | None:
+    """The TOML config in force; a named file that does not exist is an error."""
+    named = os.environ.get("GPROC_CONFIG")
+    if named:
+        path = Path(named)
+        if not path.is_file():
+            raise FileNotFoundError(f"GPROC_CONFIG names {path}, which is not a file")
+        return path
+    default = Path("etc/gproc.toml")
+    return default if default.is_file() else None
+
+
+@lru_cache(maxsize=1)
+def get_settings(**overrides: Any) -> Settings:
+    return Settings(**overrides)

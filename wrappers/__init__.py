@@ -1,0 +1,1 @@
+"""Workload-manager interface (``wrappers.base``) and its implementations."""
