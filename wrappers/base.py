@@ -50,6 +50,7 @@ class JobSpec:
 
     task_id: str
     executable: Path
+    attempt: int = 1  # carried as GprocAttempt: tells a resubmission from an older job
     arguments: tuple[str, ...] = ()
     input_files: tuple[Path, ...] = ()  # local files; their basenames appear in the sandbox
     output_files: tuple[str, ...] = ()  # sandbox file names to bring back
@@ -80,6 +81,7 @@ class JobInfo:
     job_id: str
     task_id: str | None
     state: JobState
+    attempt: int | None = None  # GprocAttempt of the job, if it carries one
     raw_status: int | None = None
     hold_reason: str | None = None
     hold_code: int | None = None
@@ -135,9 +137,12 @@ class WorkloadManager(ABC):
 
     @abstractmethod
     def find_jobs(self, task_ids: Iterable[str] | None = None) -> dict[str, JobInfo]:
-        """Jobs of this gproc instance by task id, queue and recent history, in one query.
+        """Jobs of this gproc instance by task id, queue and recent history.
 
-        ``None`` means every job of this instance. Used for reconciliation.
+        One queue query plus at most one history query. Where a task has
+        several jobs, the one with the highest ``attempt`` wins (a job still in
+        the queue wins a tie). ``None`` means every job of this instance.
+        Used for reconciliation.
         """
 
     @abstractmethod
