@@ -1,0 +1,71 @@
+"""``gproc pool up|down|status``: life cycle of the personal HTCondor pool."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from wrappers.htcondor.pool import PersonalPool, PoolError, default_pool
+
+
+def _pool(state_dir: Path | None) -> PersonalPool:
+    return PersonalPool(state_dir) if state_dir else default_pool()
+
+
+@click.group("pool")
+@click.option("--state-dir", type=click.Path(path_type=Path), default=None,
+              help="State directory (default: settings state_dir).")
+@click.pass_context
+def pool(ctx: click.Context, state_dir: Path | None) -> None:
+    """Personal HTCondor pool on 127.0.0.1 (a trixie root run with chroot)."""
+    ctx.obj = _pool(state_dir)
+
+
+@pool.command()
+@click.option("--timeout", type=float, default=120.0, show_default=True,
+              help="Seconds to wait for the daemons once started.")
+@click.pass_obj
+def up(obj: PersonalPool, timeout: float) -> None:
+    """Build the root if needed, start the pool and wait until it takes jobs."""
+    t0 = time.monotonic()
+    try:
+        info = obj.up(timeout=timeout)
+    except PoolError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"pool up in {time.monotonic() - t0:.1f}s: {info.get('slots')} slot(s), "
+               f"schedd {info.get('schedd_name')}, {info.get('condor_version')}")
+    click.echo(f"CONDOR_CONFIG={obj.client_config}")
+
+
+@pool.command()
+@click.pass_obj
+def down(obj: PersonalPool) -> None:
+    """Stop every daemon and unmount what the pool mounted."""
+    t0 = time.monotonic()
+    try:
+        obj.down()
+    except PoolError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"pool down in {time.monotonic() - t0:.1f}s")
+
+
+@pool.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_obj
+def status(obj: PersonalPool, as_json: bool) -> None:
+    """Show whether the pool is up, what answers, slots and versions."""
+    info = obj.status()
+    if as_json:
+        click.echo(json.dumps(info, indent=2, sort_keys=True))
+    else:
+        for key in sorted(info):
+            click.echo(f"{key}: {info[key]}")
+    sys.exit(0 if info["up"] else 1)
+
+
+if __name__ == "__main__":
+    pool()

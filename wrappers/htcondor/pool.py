@@ -1,0 +1,450 @@
+"""A real personal HTCondor pool for gproc, on 127.0.0.1.
+
+Debian bookworm has no HTCondor package, trixie has: the pool's daemons run in a
+debootstrapped trixie root with ``chroot``; the host talks to them with the PyPI
+``htcondor2`` bindings through a client config that authenticates with an IDTOKEN
+for the service identity ``gproc@<uid domain>`` (the schedd refuses root-owned jobs).
+
+State lives under ``<state_dir>/pool/``: ``root/`` (the trixie root), ``client/``
+(client config + token), ``pool.json`` (what is up), ``logs/``. Package downloads
+are cached under ``<state_dir>/cache/`` so re-creating the root needs no download.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+UID_DOMAIN = "gproc.pool"
+SERVICE_USER = "gproc"
+COLLECTOR = ("127.0.0.1", 9618)
+READY_MARK = ".gproc-root-ready"
+BUILD_TIMEOUT = 2400.0
+
+
+class PoolError(RuntimeError):
+    """A pool step failed; the message names the step and the log to read."""
+
+
+class PersonalPool:
+    """Life cycle of the personal pool kept under ``<state_dir>/pool``."""
+
+    def __init__(self, state_dir: Path | str) -> None:
+        self.state_dir = Path(state_dir).resolve()
+        self.dir = self.state_dir / "pool"
+        self.root = self.dir / "root"
+        self.client_dir = self.dir / "client"
+        self.client_config = self.client_dir / "condor_config"
+        self.token_dir = self.client_dir / "tokens.d"
+        self.logs = self.dir / "logs"
+        self.state_file = self.dir / "pool.json"
+        self.cache = self.state_dir / "cache"
+
+    # ---------------------------------------------------------------- paths
+    @property
+    def event_log(self) -> Path:
+        """Host-side path of the schedd-wide EVENT_LOG."""
+        return self.root / "var/log/condor/EventLog"
+
+    @property
+    def condor_log_dir(self) -> Path:
+        return self.root / "var/log/condor"
+
+    @property
+    def collector(self) -> str:
+        return f"{COLLECTOR[0]}:{COLLECTOR[1]}"
+
+    @property
+    def identity(self) -> str:
+        return f"{SERVICE_USER}@{UID_DOMAIN}"
+
+    # ---------------------------------------------------------------- public API
+    def is_up(self) -> bool:
+        """True when our condor_master runs in our root and the collector port answers."""
+        pid = self._master_pid()
+        return pid is not None and _port_open(*COLLECTOR)
+
+    def up(self, timeout: float = 120.0) -> dict[str, Any]:
+        """Build the root if needed, start the daemons, wait until jobs can be submitted.
+
+        Idempotent: when the pool is already up this only re-checks readiness.
+        """
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with self._lock():
+            if self.is_up() and self.client_config.is_file():
+                return self._wait_ready(min(timeout, 30.0))
+            self._stop_daemons()
+            self._unmount_all()
+            self._ensure_root()
+            self._write_pool_config()
+            self._mount_all()
+            self._prepare_run_dirs()
+            pid = self._start_master()
+            self._save_state({"master_pid": pid, "started": time.time()})
+            self._install_token(timeout=min(timeout, 60.0))
+            self._write_client_config()
+            info = self._wait_ready(timeout)
+            self._save_state({"master_pid": pid, "started": time.time(), **info})
+            return info
+
+    def down(self, timeout: float = 60.0) -> None:
+        """Stop every daemon of the pool and unmount what the pool mounted. Idempotent."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with self._lock():
+            self._stop_daemons(timeout)
+            self._unmount_all()
+            with contextlib.suppress(FileNotFoundError):
+                self.state_file.unlink()
+
+    def status(self) -> dict[str, Any]:
+        """What is running: master pid, collector/schedd reachability, slots, versions."""
+        pid = self._master_pid()
+        out: dict[str, Any] = {
+            "up": False,
+            "state_dir": str(self.state_dir),
+            "root": str(self.root),
+            "root_ready": (self.root / READY_MARK).is_file(),
+            "client_config": str(self.client_config),
+            "event_log": str(self.event_log),
+            "collector": self.collector,
+            "master_pid": pid,
+            "collector_reachable": _port_open(*COLLECTOR),
+        }
+        if pid is None or not out["collector_reachable"] or not self.client_config.is_file():
+            return out
+        try:
+            out.update(self._probe())
+        except Exception as exc:  # report, never raise: status is diagnostic
+            out["error"] = f"{type(exc).__name__}: {exc}"
+        out["up"] = bool(out.get("schedd_reachable")) and out.get("slots", 0) > 0
+        return out
+
+    def run_in_root(
+        self, argv: Sequence[str], timeout: float = 120.0, user: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``argv`` (no shell) inside the root, optionally as ``user``; capture output."""
+        if not argv:
+            raise ValueError("empty argv")
+        cmd = ["chroot"]
+        if user is not None:
+            cmd.append(f"--userspec={_checked_name(user)}")
+        cmd += [str(self.root), *argv]
+        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": "/root"}
+        return subprocess.run(
+            cmd, capture_output=True, text=True, timeout=timeout, env=env, check=False
+        )
+
+    def activate_client(self) -> None:
+        """Point this process's htcondor2 bindings at the pool's client config."""
+        activate_client_config(self.client_config)
+
+    # ---------------------------------------------------------------- steps
+    def _log(self, step: str) -> Path:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        return self.logs / f"{step}.log"
+
+    def _ensure_root(self) -> None:
+        """Run build_root.sh unless the root is complete (minutes fresh, seconds cached)."""
+        if (self.root / READY_MARK).is_file():
+            return
+        script = resources.files("wrappers.htcondor").joinpath("build_root.sh")
+        log = self._log("build-root")
+        try:
+            _run(["bash", str(script), str(self.root), str(self.cache), SERVICE_USER],
+                 step="build root", log=log, timeout=BUILD_TIMEOUT)
+        except PoolError as exc:
+            raise PoolError(f"{exc} (failing step: {_last_step(log)})") from exc
+
+    def _write_pool_config(self) -> None:
+        text = resources.files("wrappers.htcondor").joinpath("pool.conf").read_text()
+        conf_dir = self.root / "etc/condor/config.d"
+        conf_dir.mkdir(parents=True, exist_ok=True)
+        (conf_dir / "50-gproc.conf").write_text(text.replace("@UID_DOMAIN@", UID_DOMAIN))
+
+    def _mount_all(self) -> None:
+        for target, cmd in (
+            ("proc", ["mount", "-t", "proc", "proc"]),
+            ("sys", ["mount", "-t", "sysfs", "sys"]),
+            ("dev", ["mount", "--bind", "/dev"]),
+        ):
+            path = self.root / target
+            if str(path) in _mounts_under(self.root):
+                continue
+            path.mkdir(exist_ok=True)
+            _run([*cmd, str(path)], step=f"mount {target}", log=self._log("mount"), timeout=30)
+
+    def _unmount_all(self) -> None:
+        for path in sorted(_mounts_under(self.root), key=len, reverse=True):
+            res = subprocess.run(["umount", path], capture_output=True, timeout=30, check=False)
+            if res.returncode != 0:
+                subprocess.run(["umount", "-l", path], capture_output=True, timeout=30, check=False)
+        left = _mounts_under(self.root)
+        if left:
+            raise PoolError(f"down: could not unmount {', '.join(left)}")
+
+    def _prepare_run_dirs(self) -> None:
+        for rel in ("run/condor", "var/lock/condor", "var/log/condor", "var/lib/condor"):
+            path = self.root / rel
+            path.mkdir(parents=True, exist_ok=True)
+            self.run_in_root(["chown", "condor:condor", "/" + rel], timeout=30)
+        self.logs.mkdir(parents=True, exist_ok=True)
+
+    def _start_master(self) -> int:
+        if _port_open(*COLLECTOR):
+            raise PoolError(
+                f"start: {self.collector} is already in use by a process that is not this "
+                f"pool's condor_master (another pool?); stop it first"
+            )
+        log = self._log("master")
+        with log.open("ab") as fh:
+            proc = subprocess.Popen(
+                ["chroot", str(self.root), "/usr/sbin/condor_master", "-f"],
+                stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"},
+            )
+        time.sleep(0.5)
+        if proc.poll() is not None:
+            raise PoolError(f"start: condor_master exited at once; read {log} and "
+                            f"{self.condor_log_dir / 'MasterLog'}")
+        return proc.pid
+
+    def _install_token(self, timeout: float) -> None:
+        """Mint an IDTOKEN for the service identity once the master made its signing key."""
+        key = self.root / "etc/condor/passwords.d/POOL"
+        _wait(lambda: key.is_file(), timeout, f"token: signing key {key} never appeared; read "
+              f"{self.condor_log_dir / 'MasterLog'}")
+        res = self.run_in_root(
+            ["condor_token_create", "-identity", self.identity], timeout=60
+        )
+        token = res.stdout.strip()
+        if res.returncode != 0 or not token:
+            raise PoolError(f"token: condor_token_create failed: {res.stderr.strip()}")
+        self.token_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.client_dir, 0o700)
+        os.chmod(self.token_dir, 0o700)
+        path = self.token_dir / SERVICE_USER
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(token + "\n")
+        os.chmod(path, 0o600)
+
+    def _write_client_config(self) -> None:
+        self.client_dir.mkdir(parents=True, exist_ok=True)
+        (self.client_dir / "log").mkdir(exist_ok=True)
+        self.client_config.write_text(
+            "# Host-side client config of the gproc personal pool (generated).\n"
+            f"CONDOR_HOST = {COLLECTOR[0]}\n"
+            f"COLLECTOR_HOST = {self.collector}\n"
+            f"SCHEDD_HOST = \n"
+            f"NETWORK_INTERFACE = {COLLECTOR[0]}\n"
+            "BIND_ALL_INTERFACES = False\n"
+            "ENABLE_IPV6 = False\n"
+            f"UID_DOMAIN = {UID_DOMAIN}\n"
+            f"LOG = {self.client_dir / 'log'}\n"
+            "SEC_CLIENT_AUTHENTICATION = REQUIRED\n"
+            "SEC_CLIENT_AUTHENTICATION_METHODS = IDTOKENS\n"
+            f"SEC_TOKEN_DIRECTORY = {self.token_dir}\n"
+            f"EVENT_LOG_HOST_PATH = {self.event_log}\n"
+        )
+
+    def _wait_ready(self, timeout: float) -> dict[str, Any]:
+        """Poll through the host bindings until a slot is advertised and the schedd answers."""
+        deadline = time.monotonic() + timeout
+        last: dict[str, Any] | str = "no answer yet"
+        while time.monotonic() < deadline:
+            if self._master_pid() is None:
+                raise PoolError(f"wait: condor_master died; read {self.condor_log_dir}/MasterLog "
+                                f"and {self._log('master')}")
+            try:
+                info = self._probe()
+                if info["slots"] > 0 and info["schedd_reachable"]:
+                    return info
+                last = info
+            except Exception as exc:  # daemons still starting
+                last = f"{type(exc).__name__}: {exc}"
+            time.sleep(1.0)
+        raise PoolError(f"wait: pool not ready after {timeout:.0f}s ({last}); read "
+                        f"{self.condor_log_dir}/{{CollectorLog,StartLog,SchedLog}}")
+
+    def _probe(self) -> dict[str, Any]:
+        """Ask the pool, as the gproc service would, what it has (restores the caller's env)."""
+        with _client_env(self.client_config) as htcondor2:
+            coll = htcondor2.Collector(self.collector)
+            slots = coll.query(htcondor2.AdType.Startd, projection=["Name", "State"])
+            schedd_ad = coll.locate(htcondor2.DaemonType.Schedd)
+            schedd = htcondor2.Schedd(schedd_ad)
+            schedd.query(constraint="false", projection=["ClusterId"])
+            return {
+                "slots": len(slots),
+                "slots_unclaimed": sum(1 for s in slots if s.get("State") == "Unclaimed"),
+                "schedd_reachable": True,
+                "schedd_name": str(schedd_ad.get("Name")),
+                "condor_version": str(schedd_ad.get("CondorVersion", "")),
+                "bindings_version": htcondor2.version(),
+            }
+
+    # ---------------------------------------------------------------- processes
+    def _master_pid(self) -> int | None:
+        state = self._read_state()
+        pid = state.get("master_pid")
+        if isinstance(pid, int) and self._in_root(pid) and _comm(pid) == "condor_master":
+            return pid
+        return None
+
+    def _in_root(self, pid: int) -> bool:
+        try:
+            return os.readlink(f"/proc/{pid}/root") == str(self.root)
+        except OSError:
+            return False
+
+    def _root_pids(self) -> list[int]:
+        """Every process whose filesystem root is our root (daemons, starters, jobs)."""
+        pids = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit() and int(entry) != os.getpid() and self._in_root(int(entry)):
+                pids.append(int(entry))
+        return pids
+
+    def _stop_daemons(self, timeout: float = 60.0) -> None:
+        """Graceful shutdown via SIGTERM to the master, then SIGKILL whatever is left."""
+        if not self.root.is_dir():
+            return
+        pid = self._master_pid()
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+            _wait(lambda: not self._root_pids(), timeout, None)
+        for left in self._root_pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(left, signal.SIGKILL)
+        _wait(lambda: not self._root_pids(), 10.0, "down: processes survived SIGKILL in the root")
+
+    # ---------------------------------------------------------------- state
+    def _read_state(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.state_file.read_text())
+        except (FileNotFoundError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def _save_state(self, data: dict[str, Any]) -> None:
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+        tmp.replace(self.state_file)
+
+    @contextlib.contextmanager
+    def _lock(self) -> Iterator[None]:
+        """Serialise up/down between processes sharing this state dir."""
+        with (self.dir / ".lock").open("w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+# -------------------------------------------------------------------- helpers
+def activate_client_config(config: Path | str) -> None:
+    """Set CONDOR_CONFIG for this process and make htcondor2 re-read it."""
+    import htcondor2
+
+    os.environ["CONDOR_CONFIG"] = str(config)
+    htcondor2.reload_config()
+
+
+@contextlib.contextmanager
+def _client_env(config: Path) -> Iterator[Any]:
+    import htcondor2
+
+    before = os.environ.get("CONDOR_CONFIG")
+    activate_client_config(config)
+    try:
+        yield htcondor2
+    finally:
+        if before != str(config):
+            if before is None:
+                os.environ.pop("CONDOR_CONFIG", None)
+            else:
+                os.environ["CONDOR_CONFIG"] = before
+            htcondor2.reload_config()
+
+
+def default_pool() -> PersonalPool:
+    """The pool under the configured state dir."""
+    from gproc.settings import get_settings
+
+    return PersonalPool(get_settings().state_dir)
+
+
+def _last_step(log: Path) -> str:
+    steps = [ln[6:] for ln in log.read_text(errors="replace").splitlines()
+             if ln.startswith("STEP: ")]
+    return steps[-1] if steps else "unknown"
+
+
+def _checked_name(name: str) -> str:
+    if not name or not all(c.isalnum() or c in "_-" for c in name) or name[0] == "-":
+        raise ValueError(f"not a valid account name: {name!r}")
+    return name
+
+
+def _comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _port_open(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1.0)
+        return sock.connect_ex((host, port)) == 0
+
+
+def _mounts_under(root: Path) -> list[str]:
+    prefix = str(root) + "/"
+    found = []
+    for line in Path("/proc/mounts").read_text().splitlines():
+        target = line.split()[1].replace("\\040", " ")
+        if target.startswith(prefix):
+            found.append(target)
+    return found
+
+
+def _wait(pred: Any, timeout: float, error: str | None) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.2)
+    if error:
+        raise PoolError(error)
+    return False
+
+
+def _run(cmd: Sequence[str], step: str, log: Path, timeout: float,
+         env: dict[str, str] | None = None) -> None:
+    """Run a build step, appending its output to ``log``; raise naming the step on failure."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as fh:
+        fh.write(f"\n$ {' '.join(cmd)}\n".encode())
+        fh.flush()
+        try:
+            res = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, timeout=timeout,
+                                 env=env, check=False)
+        except subprocess.TimeoutExpired as exc:
+            raise PoolError(f"{step}: timed out after {timeout:.0f}s; read {log}") from exc
+    if res.returncode != 0:
+        raise PoolError(f"{step}: failed (exit {res.returncode}); read {log}")
+
