@@ -57,6 +57,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GPROC_", env_nested_delimiter="__")
 
     state_dir: Path = Field(default=Path(".state"))
+    wms: str = Field(default="htcondor", description="WMS implementation (entry point name)")
     htcondor: HTCondorSettings = HTCondorSettings()
     tracker: TrackerSettings = TrackerSettings()
     database: DatabaseSettings = DatabaseSettings()

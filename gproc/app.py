@@ -1,0 +1,52 @@
+"""Assemble the core from settings: registry, WMS, task directories, input resolver.
+
+WMS implementations register under the ``gproc.wms`` entry-point group
+(see pyproject.toml), so another batch system plugs in without touching the core.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+from gproc.lifecycle import TaskService
+from gproc.registry import Registry
+from gproc.settings import Settings
+from gproc.staging import TaskDirs, local_file_resolver
+from gproc.tracker import Tracker
+from wrappers.base import WorkloadManager
+
+
+def load_wms(settings: Settings) -> WorkloadManager:
+    name = settings.wms
+    eps = {ep.name: ep for ep in entry_points(group="gproc.wms")}
+    if name not in eps:
+        raise LookupError(f"no WMS implementation {name!r}; installed: {sorted(eps)}")
+    factory: Any = eps[name].load()
+    wms: WorkloadManager = factory(getattr(settings, name).model_dump(), settings.state_dir)
+    return wms
+
+
+def build_service(
+    settings: Settings,
+    *,
+    wms: WorkloadManager | None = None,
+    local_roots: tuple[Path, ...] | None = None,
+) -> TaskService:
+    """The core service. ``local_roots=None`` lets callers name any local file as input
+    (the CLI acts as the local user); network entry points pass ``()``."""
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    return TaskService(
+        Registry(settings.database_url),
+        wms or load_wms(settings),
+        TaskDirs(settings.tasks_dir),
+        local_file_resolver(local_roots),
+        max_batch=settings.limits.max_batch,
+        max_inline=settings.limits.max_inline_input_bytes,
+    )
+
+
+def build_tracker(service: TaskService, settings: Settings) -> Tracker:
+    return Tracker(service, interval_s=settings.tracker.interval_s,
+                   reconcile_every=settings.tracker.reconcile_every)

@@ -1,0 +1,352 @@
+"""The task life cycle: register, submit, status, log, retrieve, cancel, hold,
+release, resubmit, purge. Entry points authenticate and authorise; this module
+keeps the registry and the WMS consistent.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import connectors
+from connectors.base import InvalidRequest, JobPlan, ToolRequest, UnknownTool
+from gproc.domain import (
+    GprocError,
+    InvalidTaskRequest,
+    LimitExceeded,
+    NotReady,
+    OutputFile,
+    Owner,
+    TaskRequest,
+    TaskResult,
+    TaskStateConflict,
+    TaskView,
+    WmsUnavailableError,
+)
+from gproc.models import TaskRow, utcnow
+from gproc.registry import ConcurrentChange, Registry, TaskFilter, dumps
+from gproc.states import ACTIVE, TERMINAL, TaskState
+from gproc.staging import InputResolver, TaskDirs, stage_inputs, tail
+from wrappers.base import JobSpec, WmsError, WmsRejected, WorkloadManager
+
+S = TaskState
+STDOUT, STDERR = "_gproc.out", "_gproc.err"
+
+
+class TaskService:
+    """The core API. Thread-safe: every state change is a compare-and-set in the registry."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        wms: WorkloadManager,
+        task_dirs: TaskDirs,
+        resolve_input: InputResolver,
+        *,
+        max_batch: int = 1000,
+        max_inline: int = 16 << 20,
+    ) -> None:
+        self.registry = registry
+        self.wms = wms
+        self.dirs = task_dirs
+        self.resolve_input = resolve_input
+        self.max_batch = max_batch
+        self.max_inline = max_inline
+        self.in_flight: set[str] = set()  # tasks this process is submitting right now
+        self._lock = threading.Lock()
+
+    # ---- register -------------------------------------------------------
+    def register(self, requests: Sequence[TaskRequest]) -> list[TaskView]:
+        """Validate, stage inputs and record tasks; all or none. Idempotent per request id."""
+        self._check_batch(requests)
+        rows = [self._prepare(req) for req in requests]
+        try:
+            stored = self.registry.insert_tasks(rows)
+        except Exception:
+            for row in rows:
+                self.dirs.remove(row.id)
+            raise
+        kept = {r.id for r in stored}
+        for row in rows:
+            if row.id not in kept:  # an idempotent replay: drop what we staged
+                self.dirs.remove(row.id)
+        return [TaskView.from_row(r) for r in stored]
+
+    def _prepare(self, req: TaskRequest) -> TaskRow:
+        plan = plan_request(req.tool_request)
+        _check_request_id(req.client_request_id)
+        task_id = uuid.uuid4().hex
+        try:
+            stage_inputs(
+                self.dirs.inputs(task_id), plan.inputs, req.tool_request.inputs,
+                req.inline_inputs, self.resolve_input, self.max_inline,
+            )
+            row = TaskRow(
+                id=task_id, client_request_id=req.client_request_id, owner_dn=req.owner.dn,
+                owner_vo=req.owner.vo, owner_fqans=json.dumps(list(req.owner.fqans)),
+                tool=req.tool_request.tool, request_json=dumps(_request_record(req)),
+                plan_json=dumps(_plan_record(plan)), accounting_group=req.owner.accounting_group,
+                state=str(S.REGISTERED), wms=self.wms.name,
+            )
+            row.job_description = self.wms.describe(self.job_spec(row))
+            return row
+        except BaseException:
+            self.dirs.remove(task_id)
+            raise
+
+    # ---- submit ---------------------------------------------------------
+    def submit(self, task_ids: Sequence[str]) -> list[TaskResult]:
+        """Submit registered tasks as one WMS batch. Already-submitted tasks are left
+        alone (never submitted twice); the result says each task's state."""
+        self._check_batch(task_ids)
+        rows = self.registry.get_many(task_ids)
+        results: dict[str, TaskResult] = {}
+        todo: list[str] = []
+        for tid in dict.fromkeys(task_ids):
+            row = rows.get(tid)
+            if row is None:
+                results[tid] = TaskResult(tid, error=GprocError(f"unknown task {tid}"))
+            elif row.state != S.REGISTERED:
+                results[tid] = TaskResult(tid, task=TaskView.from_row(row))
+            else:
+                todo.append(tid)
+        if todo:
+            self._submit_registered(todo)
+        fresh = self.registry.get_many(todo)
+        for tid in todo:
+            results[tid] = TaskResult(tid, task=TaskView.from_row(fresh[tid]))
+        return [results[t] for t in dict.fromkeys(task_ids)]
+
+    def _submit_registered(self, task_ids: list[str]) -> None:
+        with self._lock:
+            self.in_flight.update(task_ids)
+        try:
+            # the durable intent comes first: a crash from here on is recovered by lookup
+            self.registry.transition_many(
+                task_ids, S.REGISTERED, S.SUBMITTING, attempt=TaskRow.attempt + 1,  # type: ignore[arg-type]
+                state_reason=None,
+            )
+            rows = self.registry.get_many(task_ids)
+            self.send_to_wms([rows[t] for t in task_ids])
+        finally:
+            with self._lock:
+                self.in_flight.difference_update(task_ids)
+
+    def send_to_wms(self, rows: Sequence[TaskRow]) -> None:
+        """Submit SUBMITTING tasks; on failure look them up before anything else."""
+        try:
+            submitted = self.wms.submit([self.job_spec(r) for r in rows])
+        except WmsRejected as exc:
+            ids = [r.id for r in rows]
+            adopted = self.adopt_or_keep(rows)
+            rest = [t for t in ids if t not in adopted]
+            if rest:
+                self.registry.transition_many(
+                    rest, S.SUBMITTING, S.FAILED, kind="SUBMIT_REJECTED",
+                    detail=str(exc), state_reason=f"rejected by the WMS: {exc}",
+                    finished_at=utcnow(),
+                )
+            return
+        except WmsError:
+            # unknown outcome: the tracker's recovery looks the tasks up and
+            # adopts or resubmits them once the WMS answers
+            self.adopt_or_keep(rows)
+            return
+        now = utcnow()
+        for job in submitted:
+            try:
+                self.registry.transition(
+                    job.task_id, S.SUBMITTING, S.SUBMITTED, detail=job.job_id,
+                    job_id=job.job_id, submitted_at=now,
+                )
+            except ConcurrentChange:
+                pass  # already adopted by a concurrent recovery
+
+    def adopt_or_keep(self, rows: Sequence[TaskRow]) -> set[str]:
+        """Adopt WMS jobs of the current attempt; returns the task ids adopted."""
+        try:
+            found = self.wms.find_jobs([r.id for r in rows])
+        except WmsError:
+            return set()
+        adopted: set[str] = set()
+        for row in rows:
+            job = found.get(row.id)
+            if job is None or job.attempt != row.attempt:
+                continue
+            try:
+                self.registry.transition(
+                    row.id, S.SUBMITTING, S.SUBMITTED, kind="ADOPTED", detail=job.job_id,
+                    job_id=job.job_id, submitted_at=job.submitted_at or utcnow(),
+                )
+                adopted.add(row.id)
+            except ConcurrentChange:
+                pass
+        return adopted
+
+    def job_spec(self, row: TaskRow) -> JobSpec:
+        plan = json.loads(row.plan_json)
+        in_dir = self.dirs.inputs(row.id)
+        files: list[Path] = []
+        for name in plan["inputs"].values():
+            files.extend(in_dir / n for n in ([name] if isinstance(name, str) else name))
+        return JobSpec(
+            task_id=row.id, attempt=max(row.attempt, 1), executable=Path(plan["executable"]),
+            arguments=tuple(plan["arguments"]), input_files=tuple(files),
+            output_files=tuple(plan["outputs"].values()),
+            request_cpus=plan["request_cpus"], request_memory_mb=plan["request_memory_mb"],
+            request_disk_mb=plan["request_disk_mb"], accounting_group=row.accounting_group,
+        )
+
+    # ---- reading --------------------------------------------------------
+    def status(self, task_ids: Iterable[str]) -> list[TaskResult]:
+        ids = list(dict.fromkeys(task_ids))
+        self._check_batch(ids)
+        rows = self.registry.get_many(ids)
+        return [
+            TaskResult(t, task=TaskView.from_row(rows[t])) if t in rows
+            else TaskResult(t, error=GprocError(f"unknown task {t}"))
+            for t in ids
+        ]
+
+    def get(self, task_id: str) -> TaskView:
+        return TaskView.from_row(self.registry.get(task_id))
+
+    def list(self, flt: TaskFilter, offset: int = 0, limit: int = 100) -> tuple[list[TaskView], int]:
+        rows, total = self.registry.list(flt, offset, min(limit, self.max_batch))
+        return [TaskView.from_row(r) for r in rows], total
+
+    def log(self, task_id: str, max_bytes: int = 16384) -> dict[str, Any]:
+        """Task history, and the tails of the job's stdout/stderr once retrieved."""
+        row = self.registry.get(task_id)
+        out = self.dirs.outputs(task_id)
+        return {
+            "task_id": task_id,
+            "state": row.state,
+            "events": [
+                {"time": e.time.isoformat() + "Z", "kind": e.kind, "state": e.state,
+                 "detail": e.detail}
+                for e in self.registry.events(task_id)
+            ],
+            "stdout": tail(out / STDOUT, max_bytes),
+            "stderr": tail(out / STDERR, max_bytes),
+        }
+
+    def outputs(self, task_id: str) -> list[OutputFile]:
+        row = self.registry.get(task_id)
+        if S(row.state) not in TERMINAL:
+            raise NotReady(f"task {task_id} is {row.state}; outputs exist once it has ended")
+        return list(TaskView.from_row(row).outputs)
+
+    # ---- control --------------------------------------------------------
+    def cancel(self, task_id: str, reason: str = "cancelled by the owner") -> TaskView:
+        row = self.registry.get(task_id)
+        state = S(row.state)
+        if state == S.SUBMITTING:
+            raise TaskStateConflict(f"task {task_id} is being submitted; try again shortly")
+        if state not in ACTIVE | {S.REGISTERED}:
+            raise TaskStateConflict(f"task {task_id} is {state}; only unfinished tasks cancel")
+        if row.job_id:
+            self._wms_call(self.wms.cancel, [row.job_id], reason)
+        self._move(row, state, S.CANCELLED, reason, finished_at=utcnow())
+        return self.get(task_id)
+
+    def hold(self, task_id: str, reason: str = "held by the owner") -> TaskView:
+        row = self.registry.get(task_id)
+        state = S(row.state)
+        if state not in (S.SUBMITTED, S.IDLE, S.RUNNING) or not row.job_id:
+            raise TaskStateConflict(f"task {task_id} is {state}; only queued or running tasks hold")
+        self._wms_call(self.wms.hold, [row.job_id], reason)
+        self._move(row, state, S.HELD, reason, hold_reason=reason)
+        return self.get(task_id)
+
+    def release(self, task_id: str) -> TaskView:
+        row = self.registry.get(task_id)
+        if row.state != S.HELD or not row.job_id:
+            raise TaskStateConflict(f"task {task_id} is {row.state}; only held tasks release")
+        self._wms_call(self.wms.release, [row.job_id])
+        self._move(row, S.HELD, S.IDLE, "released", hold_reason=None, hold_code=None)
+        return self.get(task_id)
+
+    def resubmit(self, task_id: str) -> TaskView:
+        """A failed or cancelled task runs again as a new attempt with the same inputs."""
+        row = self.registry.get(task_id)
+        state = S(row.state)
+        if state not in (S.FAILED, S.CANCELLED):
+            raise TaskStateConflict(f"task {task_id} is {state}; only failed or cancelled "
+                                    "tasks can be resubmitted")
+        if row.job_id:
+            self._wms_call(self.wms.forget, [row.job_id])
+        self._move(row, state, S.REGISTERED, "resubmit", job_id=None, exit_code=None,
+                   hold_reason=None, hold_code=None, outputs_json=None, finished_at=None,
+                   started_at=None, retrieved_at=None)
+        self.submit([task_id])
+        return self.get(task_id)
+
+    def purge(self, task_id: str) -> TaskView:
+        """Forget a finished task's job and data; the registry keeps its history."""
+        row = self.registry.get(task_id)
+        state = S(row.state)
+        if state not in TERMINAL | {S.REGISTERED}:
+            raise TaskStateConflict(f"task {task_id} is {state}; cancel it before purging")
+        if row.job_id:
+            self._wms_call(self.wms.forget, [row.job_id])
+        self._move(row, state, S.PURGED, "purged", outputs_json=None)
+        self.dirs.remove(task_id)
+        return self.get(task_id)
+
+    # ---- helpers --------------------------------------------------------
+    def _move(self, row: TaskRow, expect: TaskState, target: TaskState, detail: str,
+              **fields: Any) -> None:
+        try:
+            self.registry.transition(row.id, expect, target, detail=detail,
+                                     state_reason=detail, **fields)
+        except ConcurrentChange as exc:
+            raise TaskStateConflict(f"task {row.id} changed state meanwhile; retry") from exc
+
+    @staticmethod
+    def _wms_call(fn: Callable[..., None], *args: Any) -> None:
+        try:
+            fn(*args)
+        except WmsError as exc:
+            raise WmsUnavailableError(str(exc)) from exc
+
+    def _check_batch(self, items: Sequence[Any]) -> None:
+        if not items:
+            raise InvalidTaskRequest("batch", "at least one item is required")
+        if len(items) > self.max_batch:
+            raise LimitExceeded(f"batch of {len(items)} exceeds the limit of {self.max_batch}")
+
+
+def plan_request(request: ToolRequest) -> JobPlan:
+    """The connector's plan, with connector errors turned into domain errors."""
+    try:
+        return connectors.get_connector(request.tool).plan(request)
+    except UnknownTool as exc:
+        raise InvalidTaskRequest("tool", str(exc)) from exc
+    except InvalidRequest as exc:
+        raise InvalidTaskRequest(exc.field, exc.message) from exc
+
+
+def _check_request_id(value: str | None) -> None:
+    from gproc.domain import CLIENT_REQUEST_ID_RE
+
+    if value is not None and not CLIENT_REQUEST_ID_RE.match(value):
+        raise InvalidTaskRequest("client_request_id", "1-128 of [A-Za-z0-9._:-], starting "
+                                 "with a letter or digit")
+
+
+def _request_record(req: TaskRequest) -> dict[str, Any]:
+    tr = req.tool_request
+    return {"tool": tr.tool, "inputs": dict(tr.inputs), "params": dict(tr.params),
+            "inline": sorted(req.inline_inputs)}
+
+
+def _plan_record(plan: JobPlan) -> dict[str, Any]:
+    rec = asdict(plan)
+    rec["executable"] = str(plan.executable)
+    return rec

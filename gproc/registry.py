@@ -1,0 +1,280 @@
+"""The task registry: durable task rows in SQL (SQLite by default, PostgreSQL too).
+
+State changes are compare-and-set updates (``WHERE state = <expected>``) so the
+API and the tracker can never overwrite each other's transitions, and every
+change appends a row to ``task_events`` in the same transaction.
+
+SQLite settings, chosen for "an accepted task is never lost":
+``journal_mode=WAL`` lets the tracker read while requests write;
+``synchronous=FULL`` makes each commit durable across power loss, not only
+across process crashes (NORMAL in WAL mode may lose the last commits), at the
+cost of one fsync per transaction, which batching amortises;
+``busy_timeout`` makes concurrent writers wait instead of failing;
+``foreign_keys=ON`` for integrity.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import event, func, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, SQLModel, col, create_engine, select
+
+from gproc.models import MetaRow, TaskEventRow, TaskRow, utcnow
+from gproc.states import TaskState, check_transition
+
+_CHUNK = 500  # bound on IN (...) lists
+
+
+class TaskNotFound(LookupError):
+    def __init__(self, task_id: str) -> None:
+        super().__init__(f"unknown task {task_id}")
+        self.task_id = task_id
+
+
+class ConcurrentChange(RuntimeError):
+    """The task changed state under us; the caller re-reads and decides again."""
+
+
+@dataclass(frozen=True)
+class TaskFilter:
+    owner_dn: str | None = None
+    owner_vo: str | None = None
+    states: tuple[TaskState, ...] = ()
+    tool: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+def make_engine(url: str) -> Engine:
+    """An engine with the durability settings above applied to every SQLite connection."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=FULL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+class Registry:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        SQLModel.metadata.create_all(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with Session(self.engine, expire_on_commit=False) as s:
+            yield s
+
+    # ---- creation -------------------------------------------------------
+    def insert_tasks(self, rows: Sequence[TaskRow]) -> list[TaskRow]:
+        """Insert new tasks in one transaction; a (owner, client request id) already
+        known returns the existing task instead (idempotent registration)."""
+        try:
+            return self._insert_tasks(rows)
+        except IntegrityError:
+            # a concurrent registration with the same request id won the race
+            return self._insert_tasks(rows)
+
+    def _insert_tasks(self, rows: Sequence[TaskRow]) -> list[TaskRow]:
+        with self.session() as s:
+            existing = self._existing_by_request(s, rows)
+            out: list[TaskRow] = []
+            fresh: list[TaskRow] = []
+            seen: dict[tuple[str, str], TaskRow] = {}
+            for row in rows:
+                key = (row.owner_dn, row.client_request_id) if row.client_request_id else None
+                if key and key in existing:
+                    out.append(existing[key])
+                elif key and key in seen:
+                    out.append(seen[key])
+                else:
+                    fresh.append(row)
+                    out.append(row)
+                    if key:
+                        seen[key] = row
+            s.add_all(fresh)
+            s.add_all(
+                TaskEventRow(task_id=r.id, kind="REGISTERED", state=r.state, detail=r.tool)
+                for r in fresh
+            )
+            s.commit()
+            return out
+
+    @staticmethod
+    def _existing_by_request(s: Session, rows: Sequence[TaskRow]) -> dict[tuple[str, str], TaskRow]:
+        keyed = [r for r in rows if r.client_request_id]
+        found: dict[tuple[str, str], TaskRow] = {}
+        for dn in {r.owner_dn for r in keyed}:
+            ids = [r.client_request_id for r in keyed if r.owner_dn == dn]
+            for chunk in _chunks(ids):
+                stmt = select(TaskRow).where(
+                    TaskRow.owner_dn == dn, col(TaskRow.client_request_id).in_(chunk)
+                )
+                for t in s.exec(stmt):
+                    found[(t.owner_dn, t.client_request_id or "")] = t
+        return found
+
+    # ---- reading --------------------------------------------------------
+    def get(self, task_id: str) -> TaskRow:
+        with self.session() as s:
+            row = s.get(TaskRow, task_id)
+            if row is None:
+                raise TaskNotFound(task_id)
+            return row
+
+    def get_many(self, task_ids: Iterable[str]) -> dict[str, TaskRow]:
+        out: dict[str, TaskRow] = {}
+        with self.session() as s:
+            for chunk in _chunks(list(task_ids)):
+                for row in s.exec(select(TaskRow).where(col(TaskRow.id).in_(chunk))):
+                    out[row.id] = row
+        return out
+
+    def in_states(self, states: Iterable[TaskState]) -> list[TaskRow]:
+        with self.session() as s:
+            stmt = select(TaskRow).where(col(TaskRow.state).in_([str(x) for x in states]))
+            return list(s.exec(stmt))
+
+    def list(self, flt: TaskFilter, offset: int = 0, limit: int = 100) -> tuple[list[TaskRow], int]:
+        """One page of tasks, newest first, and the total matching."""
+        with self.session() as s:
+            conds = _conditions(flt)
+            total = s.exec(select(func.count()).select_from(TaskRow).where(*conds)).one()
+            stmt = (
+                select(TaskRow)
+                .where(*conds)
+                .order_by(col(TaskRow.created_at).desc(), col(TaskRow.id))
+                .offset(offset)
+                .limit(limit)
+            )
+            return list(s.exec(stmt)), int(total)
+
+    def events(self, task_id: str) -> list[TaskEventRow]:
+        with self.session() as s:
+            stmt = (
+                select(TaskEventRow)
+                .where(TaskEventRow.task_id == task_id)
+                .order_by(col(TaskEventRow.id))
+            )
+            return list(s.exec(stmt))
+
+    # ---- changing -------------------------------------------------------
+    def transition(
+        self,
+        task_id: str,
+        expect: TaskState,
+        target: TaskState,
+        *,
+        kind: str | None = None,
+        detail: str = "",
+        **fields: Any,
+    ) -> None:
+        """Compare-and-set the state of one task; raises ConcurrentChange if it moved."""
+        self.transition_many([task_id], expect, target, kind=kind, detail=detail, **fields)
+
+    def transition_many(
+        self,
+        task_ids: Sequence[str],
+        expect: TaskState,
+        target: TaskState,
+        *,
+        kind: str | None = None,
+        detail: str = "",
+        **fields: Any,
+    ) -> None:
+        """The same transition for several tasks in one transaction: all or none."""
+        if expect != target:
+            check_transition(",".join(task_ids[:3]), expect, target)
+        values = {"state": str(target), "updated_at": utcnow(), **fields}
+        with self.session() as s:
+            for chunk in _chunks(list(task_ids)):
+                stmt = (
+                    update(TaskRow)
+                    .where(col(TaskRow.id).in_(chunk), col(TaskRow.state) == str(expect))
+                    .values(**values)
+                )
+                if s.execute(stmt).rowcount != len(chunk):  # type: ignore[attr-defined]
+                    s.rollback()
+                    raise ConcurrentChange(f"tasks changed state while becoming {target}")
+            s.add_all(
+                TaskEventRow(task_id=t, kind=kind or str(target).upper(), state=str(target),
+                             detail=detail)
+                for t in task_ids
+            )
+            s.commit()
+
+    def update_fields(self, task_id: str, expect: TaskState, **fields: Any) -> bool:
+        """Update fields without a state change, only if the state is still ``expect``."""
+        with self.session() as s:
+            stmt = (
+                update(TaskRow)
+                .where(col(TaskRow.id) == task_id, col(TaskRow.state) == str(expect))
+                .values(updated_at=utcnow(), **fields)
+            )
+            ok = bool(s.execute(stmt).rowcount)  # type: ignore[attr-defined]
+            s.commit()
+            return ok
+
+    def add_event(self, task_id: str, kind: str, detail: str = "", state: str | None = None) -> None:
+        with self.session() as s:
+            s.add(TaskEventRow(task_id=task_id, kind=kind, state=state, detail=detail))
+            s.commit()
+
+    # ---- meta -----------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        with self.session() as s:
+            row = s.get(MetaRow, key)
+            return row.value if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.session() as s:
+            row = s.get(MetaRow, key) or MetaRow(key=key)
+            row.value = value
+            s.add(row)
+            s.commit()
+
+
+def _conditions(flt: TaskFilter) -> list[Any]:
+    conds: list[Any] = []
+    if flt.owner_dn is not None:
+        conds.append(TaskRow.owner_dn == flt.owner_dn)
+    if flt.owner_vo is not None:
+        conds.append(TaskRow.owner_vo == flt.owner_vo)
+    if flt.states:
+        conds.append(col(TaskRow.state).in_([str(x) for x in flt.states]))
+    if flt.tool is not None:
+        conds.append(TaskRow.tool == flt.tool)
+    if flt.created_after is not None:
+        conds.append(col(TaskRow.created_at) >= flt.created_after)
+    if flt.created_before is not None:
+        conds.append(col(TaskRow.created_at) < flt.created_before)
+    return conds
+
+
+def _chunks(items: list[Any]) -> Iterator[list[Any]]:
+    for i in range(0, len(items), _CHUNK):
+        yield items[i : i + _CHUNK]
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))

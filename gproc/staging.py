@@ -1,0 +1,128 @@
+"""Task directories, input staging and output checksums.
+
+Each task owns ``<tasks_dir>/<task_id>/``: ``in/`` holds the staged inputs
+under connector-chosen sandbox names (never user strings), ``out/`` the
+retrieved outputs. A registered task is therefore self-contained: it can be
+submitted, resubmitted or recovered without the caller's files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import zlib
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from gproc.domain import InvalidTaskRequest, LimitExceeded
+
+SAFE_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+
+InputResolver = Callable[[str, Path], None]
+"""Copies the data a source reference names into the given file, or raises."""
+
+
+def check_sandbox_name(name: str) -> str:
+    """Sandbox file names come from connectors; refuse anything that is not a plain name."""
+    if not name or name.startswith(".") or not set(name) <= SAFE_NAME_CHARS or len(name) > 128:
+        raise ValueError(f"unsafe sandbox file name {name!r}")
+    return name
+
+
+class TaskDirs:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+
+    def task(self, task_id: str) -> Path:
+        return self.root / task_id
+
+    def inputs(self, task_id: str) -> Path:
+        return self.task(task_id) / "in"
+
+    def outputs(self, task_id: str) -> Path:
+        return self.task(task_id) / "out"
+
+    def remove(self, task_id: str) -> None:
+        shutil.rmtree(self.task(task_id), ignore_errors=True)
+
+
+def local_file_resolver(allowed_roots: tuple[Path, ...] | None) -> InputResolver:
+    """Resolve ``file://`` URLs and absolute paths, optionally only below some roots.
+
+    The CLI acts for the local user and allows any readable file; network
+    entry points pass ``allowed_roots=()`` so no caller can read server files.
+    """
+
+    def resolve(source: str, dest: Path) -> None:
+        path = _local_path(source)
+        real = path.resolve(strict=False)
+        if allowed_roots is not None and not any(real.is_relative_to(r) for r in allowed_roots):
+            raise InvalidTaskRequest("inputs", f"local path {source!r} is not allowed here")
+        if not real.is_file():
+            raise InvalidTaskRequest("inputs", f"input {source!r} is not a readable file")
+        shutil.copyfile(real, dest)
+
+    return resolve
+
+
+def _local_path(source: str) -> Path:
+    if "\x00" in source:
+        raise InvalidTaskRequest("inputs", "input reference contains a NUL byte")
+    if source.startswith("file://"):
+        parsed = urlparse(source)
+        if parsed.netloc not in ("", "localhost"):
+            raise InvalidTaskRequest("inputs", f"file URL with a host is not local: {source!r}")
+        return Path(unquote(parsed.path))
+    path = Path(source)
+    if not path.is_absolute():
+        raise InvalidTaskRequest("inputs", f"input {source!r} must be an absolute path or URL")
+    return path
+
+
+def stage_inputs(
+    dest_dir: Path,
+    names: Mapping[str, str | tuple[str, ...]],
+    sources: Mapping[str, str | tuple[str, ...]],
+    inline: Mapping[str, bytes],
+    resolve: InputResolver,
+    max_inline: int,
+) -> None:
+    """Put every input port's data into ``dest_dir`` under its sandbox name(s)."""
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    for port, name in names.items():
+        sandbox = (name,) if isinstance(name, str) else tuple(name)
+        if port in inline:
+            if len(inline[port]) > max_inline:
+                raise LimitExceeded(f"inline input {port!r} exceeds {max_inline} bytes")
+            (dest_dir / check_sandbox_name(sandbox[0])).write_bytes(inline[port])
+            continue
+        src = sources.get(port)
+        refs = (src,) if isinstance(src, str) else tuple(src or ())
+        if len(refs) != len(sandbox):
+            raise InvalidTaskRequest(f"inputs.{port}", f"expected {len(sandbox)} file(s)")
+        for ref, fname in zip(refs, sandbox, strict=True):
+            resolve(ref, dest_dir / check_sandbox_name(fname))
+
+
+def checksums(path: Path) -> tuple[int, str, str]:
+    """(size, adler32 as 8 hex digits — the grid convention, sha256 hex)."""
+    adler = 1
+    sha = hashlib.sha256()
+    size = 0
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            adler = zlib.adler32(chunk, adler)
+            sha.update(chunk)
+            size += len(chunk)
+    return size, f"{adler & 0xFFFFFFFF:08x}", sha.hexdigest()
+
+
+def tail(path: Path, max_bytes: int = 16384) -> str:
+    """The last ``max_bytes`` of a text file, decoded leniently."""
+    if not path.is_file():
+        return ""
+    with path.open("rb") as fh:
+        fh.seek(max(0, path.stat().st_size - max_bytes))
+        return fh.read().decode("utf-8", errors="replace")

@@ -1,0 +1,40 @@
+"""The ``gproc`` command: entry point over the core, the pool, PKI and the services."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+import click
+
+from services.cli_tasks import task_group, tools_cmd, tracker_group
+
+# groups that other packages own, mounted when importable
+_MOUNTS = {
+    "pool": "wrappers.htcondor.cli:pool",
+    "pki": "security.cli:pki",
+}
+
+
+@click.group()
+@click.option("-v", "--verbose", count=True, help="More logging (-vv for debug).")
+def main(verbose: int) -> None:
+    """gproc: Earth-observation processing tasks on an HTCondor grid pool."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+main.add_command(tools_cmd)
+main.add_command(task_group)
+main.add_command(tracker_group)
+
+for _name, _target in _MOUNTS.items():
+    _module, _attr = _target.split(":")
+    try:
+        main.add_command(getattr(importlib.import_module(_module), _attr), _name)
+    except (ImportError, AttributeError) as _exc:  # pragma: no cover - partial installs
+        logging.getLogger("gproc.cli").debug("command group %s unavailable: %s", _name, _exc)
+
+
+if __name__ == "__main__":
+    main()
