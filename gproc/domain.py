@@ -119,7 +119,7 @@ class TaskView:
         d["outputs"] = [o.__dict__ for o in self.outputs]
         for k, v in d.items():
             if isinstance(v, datetime):
-                d[k] = v.isoformat() + "Z"
+                d[k] = v.isoformat()
         return d
 
 

@@ -228,7 +228,7 @@ class TaskService:
             "task_id": task_id,
             "state": row.state,
             "events": [
-                {"time": e.time.isoformat() + "Z", "kind": e.kind, "state": e.state,
+                {"time": e.time.isoformat(), "kind": e.kind, "state": e.state,
                  "detail": e.detail}
                 for e in self.registry.events(task_id)
             ],

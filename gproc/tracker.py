@@ -61,7 +61,7 @@ class Tracker:
         """Run cycles in a background thread (one at a time, late runs coalesced)."""
         self._scheduler = BackgroundScheduler(daemon=True)
         self._scheduler.add_job(self._safe_cycle, "interval", seconds=self.interval_s,
-                                max_instances=1, coalesce=True, next_run_time=utcnow_local())
+                                max_instances=1, coalesce=True, next_run_time=utcnow())
         self._scheduler.start()
 
     def stop(self) -> None:
@@ -267,9 +267,3 @@ def _cluster_proc(job_id: str) -> tuple[int, int] | None:
         return int(cluster), int(proc)
     except (IndexError, ValueError):
         return None
-
-
-def utcnow_local() -> Any:
-    from datetime import datetime
-
-    return datetime.now()
