@@ -1,0 +1,1 @@
+"""One module per processing tool; register new ones in ``connectors/registry.py``."""
