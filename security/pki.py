@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import os
+import re
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -313,15 +314,23 @@ def write_crl(directory: Path, ca: Credential, crl: x509.CertificateRevocationLi
     return path
 
 
-def write_vomsdir(directory: Path, vo: str, server: Credential, *, host: str = "vm",
-                  ca: x509.Certificate | None = None, pem: bool = False) -> Path:
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def write_vomsdir(directory: Path, vo: str, server: Credential | x509.Certificate, *,
+                  host: str = "vm", ca: x509.Certificate | None = None,
+                  pem: bool = False) -> Path:
     """`vomsdir/<vo>/<host>.lsc` (server DN, CA DN); with pem=True also `<host>.pem`."""
+    for value in (vo, host):
+        if not _SAFE_NAME.match(value):
+            raise ValueError(f"unsafe VO or host name for a vomsdir path: {value!r}")
+    cert = server.cert if isinstance(server, Credential) else server
     vodir = directory / vo
     vodir.mkdir(parents=True, exist_ok=True)
-    issuer_dn = grid_dn(ca.subject) if ca else grid_dn(server.cert.issuer)
-    (vodir / f"{host}.lsc").write_text(f"{server.dn}\n{issuer_dn}\n")
+    issuer_dn = grid_dn(ca.subject) if ca else grid_dn(cert.issuer)
+    (vodir / f"{host}.lsc").write_text(f"{grid_dn(cert.subject)}\n{issuer_dn}\n")
     if pem:
-        (vodir / f"{host}.pem").write_bytes(server.cert_pem())
+        (vodir / f"{host}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return vodir
 
 
@@ -407,3 +416,13 @@ def _make_proxies(pki: TestPKI, users: dict[str, Credential], mallory: Credentia
     }
     for label, cred in made.items():
         pki.proxies[label] = cred.write_proxy(pdir / f"{label}.pem")
+
+
+def load_credential(cert_path: Path, key_path: Path | None = None) -> Credential:
+    """Read a cert+key pair, or a proxy file (cert, key, chain) when key_path is None."""
+    data = cert_path.read_bytes()
+    certs = x509.load_pem_x509_certificates(data)
+    key = serialization.load_pem_private_key(key_path.read_bytes() if key_path else data, None)
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise ValueError(f"{key_path or cert_path}: only RSA keys are supported")
+    return Credential(certs[0], key, tuple(certs[1:]))
