@@ -1,0 +1,184 @@
+"""HTTPS with client certificates (RFC 3820 proxies included) on cheroot + pyOpenSSL.
+
+Used by the SOAP service and the storage gateway's HTTPS front. The handshake asks
+for the client chain and checks it against the CA directory with OpenSSL's
+ALLOW_PROXY_CERTS (a first, cheap refusal of strangers); the full peer chain then goes
+to the application-level validator (CRLs, namespaces, VOMS) via
+security.wsgi_auth.IdentityMiddleware. cheroot's stock pyOpenSSL adapter does not
+expose the peer chain, so a small gateway subclass adds it to the WSGI environ.
+Behind a TLS-terminating reverse proxy, run with ``tls=None`` and list the proxy's
+address in ``trusted_proxies``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from cheroot import wsgi
+from cheroot.ssl.pyopenssl import pyOpenSSLAdapter
+from cryptography import x509
+from OpenSSL import SSL
+from OpenSSL.crypto import X509StoreFlags
+
+from security.wsgi_auth import (
+    DEFAULT_CHAIN_HEADER,
+    ENV_PEER_CHAIN,
+    IdentityMiddleware,
+    Validator,
+    WSGIApp,
+)
+
+_SESSION_ID = b"gproc-x509"
+
+
+@dataclass(frozen=True)
+class TLSConfig:
+    """Server credentials and client-certificate requirements.
+
+    ``ca_dir`` is an OpenSSL hashed CA directory (X509_CERT_DIR); ``chain_file`` holds
+    intermediate CA certificates of the server, if any."""
+
+    cert_file: Path
+    key_file: Path
+    ca_dir: Path
+    client_cert: Literal["required", "optional"] = "required"
+    chain_file: Path | None = None
+    verify_depth: int = 16  # EEC + intermediates + a stack of proxies
+    ciphers: str | None = None
+
+
+def make_context(cfg: TLSConfig) -> SSL.Context:
+    """A server context that requests client chains and accepts RFC 3820 proxies."""
+    ctx = SSL.Context(SSL.TLS_SERVER_METHOD)
+    ctx.set_min_proto_version(SSL.TLS1_2_VERSION)
+    ctx.set_options(SSL.OP_NO_COMPRESSION | SSL.OP_CIPHER_SERVER_PREFERENCE)
+    if cfg.ciphers:
+        ctx.set_cipher_list(cfg.ciphers.encode())
+    ctx.use_certificate_chain_file(str(cfg.cert_file))
+    ctx.use_privatekey_file(str(cfg.key_file))
+    ctx.check_privatekey()
+    if cfg.chain_file:
+        ctx.load_verify_locations(str(cfg.chain_file))
+    ctx.load_verify_locations(None, str(cfg.ca_dir))
+    ctx.get_cert_store().set_flags(X509StoreFlags.ALLOW_PROXY_CERTS)  # type: ignore[union-attr]
+    mode = SSL.VERIFY_PEER
+    if cfg.client_cert == "required":
+        mode |= SSL.VERIFY_FAIL_IF_NO_PEER_CERT
+    ctx.set_verify(mode, _keep_openssl_verdict)
+    ctx.set_verify_depth(cfg.verify_depth)
+    ctx.set_session_id(_SESSION_ID)  # needed for session resumption with client certs
+    return ctx
+
+
+def _keep_openssl_verdict(_conn: SSL.Connection, _cert: Any, _err: int, _depth: int,
+                          ok: int) -> bool:
+    return bool(ok)
+
+
+def peer_chain(conn: SSL.Connection) -> tuple[x509.Certificate, ...]:
+    """The client's chain, leaf first (OpenSSL omits the leaf on the server side)."""
+    leaf = conn.get_peer_certificate(as_cryptography=True)
+    if leaf is None:
+        return ()
+    rest = conn.get_peer_cert_chain(as_cryptography=True) or []
+    if rest and rest[0] == leaf:
+        return tuple(rest)
+    return (leaf, *rest)
+
+
+class _ClientChainGateway(wsgi.Gateway_10):
+    """WSGI 1.0 gateway that adds the verified TLS peer chain to the environ."""
+
+    def get_environ(self) -> dict[str, Any]:  # type: ignore[override]
+        env: dict[str, Any] = super().get_environ()
+        sock = self.req.conn.socket
+        env.pop(ENV_PEER_CHAIN, None)
+        if isinstance(sock, SSL.Connection):
+            env[ENV_PEER_CHAIN] = _cached_chain(self.req.conn, sock)
+        return env
+
+
+def _cached_chain(conn: Any, sock: SSL.Connection) -> tuple[x509.Certificate, ...]:
+    """The chain once per TLS connection (keep-alive requests reuse it)."""
+    chain = getattr(conn, "_gproc_peer_chain", None)
+    if chain is None:
+        chain = peer_chain(sock)
+        conn._gproc_peer_chain = chain
+    return chain
+
+
+class _Adapter(pyOpenSSLAdapter):
+    """cheroot's pyOpenSSL adapter with a prepared context."""
+
+    def __init__(self, cfg: TLSConfig) -> None:
+        super().__init__(str(cfg.cert_file), str(cfg.key_file))
+        self.context = make_context(cfg)
+
+
+class GridServer:
+    """A cheroot WSGI server run in a background thread (start/stop from tests/CLI)."""
+
+    def __init__(self, server: wsgi.Server, tls: bool) -> None:
+        self.server = server
+        self.tls = tls
+        self._thread: threading.Thread | None = None
+
+    @property
+    def host(self) -> str:
+        return str(self.server.bind_addr[0])
+
+    @property
+    def port(self) -> int:
+        return int(self.server.bind_addr[1])
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
+
+    def start(self) -> GridServer:
+        """Bind (the real port is known afterwards) and serve in a daemon thread."""
+        self.server.prepare()
+        self._thread = threading.Thread(target=self.server.serve, name="gproc-https",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        """Serve in the calling thread until stop() (for the service entry point)."""
+        self.server.safe_start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop accepting, finish workers and join the thread."""
+        self.server.stop()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def __enter__(self) -> GridServer:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+
+def make_server(app: WSGIApp, host: str, port: int, tls: TLSConfig | None,
+                validator: Validator, *, trusted_proxies: Iterable[str] = (),
+                header: str = DEFAULT_CHAIN_HEADER, require_identity: bool = True,
+                threads: int = 10, timeout_s: int = 30) -> GridServer:
+    """A server whose app sees ``environ["gproc.identity"]`` (see wsgi_auth).
+
+    ``tls=None`` serves plain HTTP, meant only behind a TLS-terminating proxy whose
+    address is in ``trusted_proxies``; port 0 picks a free port (read ``.port``
+    after ``start()``)."""
+    wrapped = IdentityMiddleware(app, validator, trusted_proxies=trusted_proxies,
+                                 header=header, require=require_identity)
+    server = wsgi.Server((host, port), wrapped, numthreads=threads, timeout=timeout_s,
+                         shutdown_timeout=5)
+    server.gateway = _ClientChainGateway
+    if tls is not None:
+        server.ssl_adapter = _Adapter(tls)
+    return GridServer(server, tls is not None)

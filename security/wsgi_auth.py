@@ -1,0 +1,134 @@
+"""WSGI middleware that turns the client's certificate chain into a validated Identity.
+
+The chain comes from the TLS connection (put into the environ by security.tls) or,
+only for connections from configured reverse-proxy addresses, from a header holding
+the URL-encoded PEM chain (nginx: ``proxy_set_header X-SSL-Client-Chain
+$ssl_client_escaped_cert``, extended to the whole chain). Identity never comes from
+the request body. The application reads ``environ["gproc.identity"]``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Protocol
+from urllib.parse import unquote
+
+from cryptography import x509
+
+from security.errors import CredentialError
+from security.identity import Identity
+
+log = logging.getLogger(__name__)
+
+ENV_IDENTITY = "gproc.identity"  # Identity | None
+ENV_AUTH_ERROR = "gproc.auth_error"  # why there is no identity (str), or None
+ENV_PEER_CHAIN = "gproc.peer_chain"  # tuple[x509.Certificate, ...] from the TLS layer
+ENV_IDENTITY_SOURCE = "gproc.identity_source"  # "tls" | "proxy-header" | None
+DEFAULT_CHAIN_HEADER = "X-SSL-Client-Chain"
+MAX_HEADER_CHAIN = 64 * 1024
+
+
+class ChainValidator(Protocol):
+    """What security.chain.Validator offers: chain (leaf first) -> Identity, raising
+    CredentialError on refusal. It caches per chain and trust-store generation."""
+
+    def validate(self, chain: Sequence[x509.Certificate]) -> Identity: ...
+
+
+Validator = ChainValidator | Callable[[Sequence[x509.Certificate]], Identity]
+
+
+def validate_with(validator: Validator, chain: Sequence[x509.Certificate]) -> Identity:
+    """Call either form of validator."""
+    if callable(validator):
+        return validator(chain)
+    return validator.validate(chain)
+
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def _environ_key(header: str) -> str:
+    return "HTTP_" + header.upper().replace("-", "_")
+
+
+def parse_trusted(addresses: Iterable[str]) -> tuple[ipaddress.IPv4Network |
+                                                     ipaddress.IPv6Network, ...]:
+    """Parse proxy addresses/networks ("127.0.0.1", "10.0.0.0/8"); bad ones raise."""
+    return tuple(ipaddress.ip_network(a.strip(), strict=False) for a in addresses)
+
+
+def chain_from_header(value: str) -> tuple[x509.Certificate, ...]:
+    """Decode a URL-encoded PEM chain (leaf first); ValueError when unusable."""
+    if len(value) > MAX_HEADER_CHAIN:
+        raise ValueError("client chain header too large")
+    pem = unquote(value).encode("ascii", "strict")
+    certs = tuple(x509.load_pem_x509_certificates(pem))
+    if not certs:
+        raise ValueError("client chain header holds no certificate")
+    return certs
+
+
+class IdentityMiddleware:
+    """Validates the caller's chain and exposes the Identity to the wrapped app.
+
+    With ``require=True`` requests without a valid identity get 403 and never reach
+    the app; with ``require=False`` the app sees ``gproc.identity = None`` and the
+    reason in ``gproc.auth_error`` (e.g. to answer with a SOAP fault)."""
+
+    def __init__(self, app: WSGIApp, validator: Validator, *,
+                 trusted_proxies: Iterable[str] = (), header: str = DEFAULT_CHAIN_HEADER,
+                 require: bool = True) -> None:
+        self.app = app
+        self.validator = validator
+        self.trusted = parse_trusted(trusted_proxies)
+        self.header_key = _environ_key(header)
+        self.require = require
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
+                 ) -> Iterable[bytes]:
+        identity, source, error = self._identify(environ)
+        environ[ENV_IDENTITY] = identity
+        environ[ENV_IDENTITY_SOURCE] = source if identity else None
+        environ[ENV_AUTH_ERROR] = error
+        if identity is None and self.require:
+            body = f"403 Forbidden: {error}\n".encode()
+            start_response("403 Forbidden", [("Content-Type", "text/plain; charset=utf-8"),
+                                             ("Content-Length", str(len(body)))])
+            return [body]
+        return self.app(environ, start_response)
+
+    def _identify(self, environ: dict[str, Any]) -> tuple[Identity | None, str, str | None]:
+        """(identity, source, error); the forwarded header is removed in every case."""
+        forwarded = environ.pop(self.header_key, None)
+        remote = environ.get("REMOTE_ADDR", "")
+        if forwarded is not None and self._is_trusted(remote):
+            try:
+                chain = chain_from_header(forwarded)
+            except ValueError as exc:
+                return None, "proxy-header", f"bad forwarded client chain: {exc}"
+            return self._validate(chain, "proxy-header")
+        if forwarded is not None:
+            log.warning("ignored client-chain header from untrusted address %s", remote)
+        chain = environ.get(ENV_PEER_CHAIN) or ()
+        if not chain:
+            return None, "tls", "no client certificate"
+        return self._validate(chain, "tls")
+
+    def _validate(self, chain: Sequence[x509.Certificate], source: str
+                  ) -> tuple[Identity | None, str, str | None]:
+        try:
+            identity = validate_with(self.validator, chain)
+        except CredentialError as exc:
+            return None, source, f"credential refused: {exc}"
+        return identity, source, None
+
+    def _is_trusted(self, remote: str) -> bool:
+        try:
+            addr = ipaddress.ip_address(remote)
+        except ValueError:
+            return False
+        return any(addr in net for net in self.trusted)
+
