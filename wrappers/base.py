@@ -64,7 +64,7 @@ class JobSpec:
     labels: Mapping[str, str] = field(default_factory=dict)  # extra Gproc* attributes
 
     def __post_init__(self) -> None:
-        if not TASK_ID_RE.match(self.task_id):
+        if not TASK_ID_RE.fullmatch(self.task_id):
             raise ValueError(f"task id {self.task_id!r} is not a uuid4 hex string")
 
 
@@ -106,6 +106,7 @@ class JobEvent:
     state: JobState | None  # the state the event implies, if any
     detail: str = ""
     exit_code: int | None = None
+    task_id: str | None = None  # gproc task id, when the event log carries it
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,135 @@
+"""Event-log reader: typed events, task ids from job-ad-information entries, cursor, rotation.
+
+The logs are written in HTCondor's own text format and parsed by the real
+``htcondor2.JobEventLog``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from wrappers.base import JobState
+from wrappers.htcondor.events import Cursor, EventLogReader
+
+TASK_A = "a" * 32
+TASK_B = "b" * 32
+USAGE = (
+    "\t\tUsr 0 00:00:00, Sys 0 00:00:00  -  Run Remote Usage\n"
+    "\t\tUsr 0 00:00:00, Sys 0 00:00:00  -  Run Local Usage\n"
+    "\t\tUsr 0 00:00:00, Sys 0 00:00:00  -  Total Remote Usage\n"
+    "\t\tUsr 0 00:00:00, Sys 0 00:00:00  -  Total Local Usage\n"
+    "\t0  -  Run Bytes Sent By Job\n\t0  -  Run Bytes Received By Job\n"
+    "\t0  -  Total Bytes Sent By Job\n\t0  -  Total Bytes Received By Job\n"
+)
+
+
+def ev(code: int, cluster: int, text: str, body: str = "") -> str:
+    return f"{code:03d} ({cluster:03d}.000.000) 11/21 06:07:08 {text}\n{body}...\n"
+
+
+def info(cluster: int, task: str, instance: str) -> str:
+    body = f'GprocTaskId = "{task}"\nGprocInstance = "{instance}"\n'
+    return ev(28, cluster, "Job ad information event triggered.", body)
+
+
+def submitted(cluster: int, task: str, instance: str = "inst") -> str:
+    head = ev(0, cluster, "Job submitted from host: <127.0.0.1:9618>")
+    return head + info(cluster, task, instance)
+
+
+def terminated(cluster: int, code: int) -> str:
+    body = f"\t(1) Normal termination (return value {code})\n" + USAGE
+    return ev(5, cluster, "Job terminated.", body)
+
+
+def write(path: Path, *chunks: str, mode: str = "w") -> None:
+    with path.open(mode) as fh:
+        fh.write("".join(chunks))
+
+
+def test_events_are_typed_with_implied_state_and_task(tmp_path: Path) -> None:
+    log = tmp_path / "EventLog"
+    write(
+        log,
+        submitted(1, TASK_A),
+        ev(1, 1, "Job executing on host: <127.0.0.1:9618>"),
+        terminated(1, 3),
+        submitted(2, TASK_B),
+        ev(12, 2, "Job was held.", "\tinput missing\n\tCode 13 Subcode 2\n"),
+        ev(13, 2, "Job was released.", "\tby admin\n"),
+        ev(9, 2, "Job was aborted.", "\tcancelled by user\n"),
+    )
+    events, cursor = EventLogReader(log, "inst").read(None, {(1, 0): "s#1.0#5"})
+    got = [(e.cluster, e.kind, e.state, e.task_id) for e in events]
+    assert got == [
+        (1, "SUBMIT", JobState.IDLE, TASK_A),
+        (1, "EXECUTE", JobState.RUNNING, TASK_A),
+        (1, "JOB_TERMINATED", JobState.FAILED, TASK_A),
+        (2, "SUBMIT", JobState.IDLE, TASK_B),
+        (2, "JOB_HELD", JobState.HELD, TASK_B),
+        (2, "JOB_RELEASED", JobState.IDLE, TASK_B),
+        (2, "JOB_ABORTED", JobState.REMOVED, TASK_B),
+    ]
+    assert events[2].exit_code == 3
+    assert events[0].job_id == "s#1.0#5" and events[3].job_id is None
+    assert events[4].detail == "input missing"
+    assert events[6].detail == "cancelled by user"
+    assert cursor is not None and Cursor.parse(cursor).offset == log.stat().st_size
+
+
+def test_exit_zero_is_completed_and_signal_is_failed(tmp_path: Path) -> None:
+    log = tmp_path / "EventLog"
+    killed = ev(5, 2, "Job terminated.",
+                "\t(0) Abnormal termination (signal 9)\n\t(0) No core file\n" + USAGE)
+    write(log, terminated(1, 0), killed)
+    events, _ = EventLogReader(log, "inst").read(None)
+    assert [(e.state, e.exit_code) for e in events] == [
+        (JobState.COMPLETED, 0),
+        (JobState.FAILED, None),
+    ]
+    assert "signal 9" in events[1].detail
+
+
+def test_other_instances_are_filtered_out(tmp_path: Path) -> None:
+    log = tmp_path / "EventLog"
+    write(log, submitted(1, TASK_A, "other"), submitted(2, TASK_B, "inst"))
+    events, _ = EventLogReader(log, "inst").read(None)
+    assert [(e.cluster, e.task_id) for e in events] == [(2, TASK_B)]
+
+
+def test_cursor_resumes_after_appended_events(tmp_path: Path) -> None:
+    log = tmp_path / "EventLog"
+    reader = EventLogReader(log, "inst")
+    write(log, submitted(1, TASK_A))
+    first, cursor = reader.read(None)
+    write(log, terminated(1, 0), mode="a")
+    second, cursor2 = reader.read(cursor)
+    assert [e.kind for e in first] == ["SUBMIT"]
+    assert [(e.kind, e.task_id) for e in second] == [("JOB_TERMINATED", TASK_A)]
+    assert reader.read(cursor2)[0] == []
+    # a fresh reader (service restart) resumes from the same cursor too
+    again, _ = EventLogReader(log, "inst").read(cursor)
+    assert [e.kind for e in again] == ["JOB_TERMINATED"]
+
+
+def test_rotation_reads_rest_of_old_file_then_new(tmp_path: Path) -> None:
+    log = tmp_path / "EventLog"
+    reader = EventLogReader(log, "inst")
+    write(log, submitted(1, TASK_A))
+    _, cursor = reader.read(None)
+    write(log, terminated(1, 0), mode="a")  # written before rotation, not yet read
+    log.rename(tmp_path / "EventLog.old")
+    write(log, submitted(2, TASK_B))
+    events, new_cursor = reader.read(cursor)
+    assert [(e.cluster, e.kind) for e in events] == [(1, "JOB_TERMINATED"), (2, "SUBMIT")]
+    assert Cursor.parse(new_cursor).inode == log.stat().st_ino
+
+
+def test_missing_log_and_bad_cursor(tmp_path: Path) -> None:
+    reader = EventLogReader(tmp_path / "absent", "inst")
+    assert reader.read("12:34") == ([], "12:34")
+    log = tmp_path / "EventLog"
+    write(log, submitted(1, TASK_A))
+    events, _ = EventLogReader(log, "inst").read("not-a-cursor")
+    assert [e.kind for e in events] == ["SUBMIT"]
+    assert Cursor.parse("1:x") is None and Cursor.parse(None) is None

@@ -1,0 +1,359 @@
+"""``HTCondorWMS``: the gproc job life cycle on one HTCondor schedd (htcondor2 bindings).
+
+Every job is spooled: inputs are uploaded to the schedd after submission and
+outputs stay in the schedd's spool until :meth:`HTCondorWMS.retrieve` fetches
+them, which the bindings write into the job's submit-side ``initialdir``
+(``<sandbox_root>/<task id>`` on this host), from where they are moved to the
+caller's ``dest``. The schedd may live elsewhere (even in a chroot): no path
+is shared with it.
+
+``CONDOR_CONFIG`` (security, collector) is set up by the caller.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import classad2
+import htcondor2
+
+from wrappers.base import (
+    TASK_ID_RE,
+    JobEvent,
+    JobInfo,
+    JobSpec,
+    JobState,
+    PoolInfo,
+    SubmittedJob,
+    WmsRejected,
+    WmsUnavailable,
+    WorkloadManager,
+)
+from wrappers.htcondor.events import EventLogReader
+from wrappers.htcondor.states import STATE_ATTRS, job_info
+from wrappers.htcondor.submit import (
+    STDERR_NAME,
+    STDOUT_NAME,
+    SubmitValueError,
+    checked_instance,
+    description_text,
+    itemdata_groups,
+    job_description,
+)
+
+JOB_ID_RE = re.compile(r"^[A-Za-z0-9_.@:-]+#\d+\.\d+#\d+$")
+MAX_LISTED_IDS = 1000  # beyond this, filter client-side instead of a huge constraint
+INFO_ATTRS = [*STATE_ATTRS, "GlobalJobId", "GprocTaskId", "GprocAttempt", "ClusterId", "ProcId"]
+_UNREACHABLE = ("connect", "locate", "timed out", "timeout", "refused", "no route", "reset")
+
+
+def _unreachable(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return isinstance(exc, OSError | TimeoutError) or any(w in text for w in _UNREACHABLE)
+
+
+@contextmanager
+def _errors(what: str, rejectable: bool = False) -> Iterator[None]:
+    """Binding failures as ``WmsUnavailable`` (retry later) or ``WmsRejected``."""
+    try:
+        yield
+    except SubmitValueError as exc:
+        raise WmsRejected(f"{what}: {exc}") from exc
+    except (htcondor2.HTCondorException, classad2.ClassAdException, OSError, RuntimeError,
+            ValueError) as exc:
+        if rejectable and not _unreachable(exc):
+            raise WmsRejected(f"{what} refused by HTCondor: {exc}") from exc
+        raise WmsUnavailable(f"{what}: HTCondor unreachable or failing: {exc}") from exc
+
+
+def _set(values: Iterable[str]) -> str:
+    """A ClassAd list literal of strings, each quoted by classad2."""
+    return "{" + ", ".join(classad2.quote(v) for v in values) + "}"
+
+
+def _chunks(items: Sequence[str], size: int = MAX_LISTED_IDS) -> Iterator[Sequence[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _checked_job_ids(job_ids: Iterable[str]) -> list[str]:
+    ids = list(dict.fromkeys(job_ids))
+    for job_id in ids:
+        if not JOB_ID_RE.fullmatch(job_id):
+            raise WmsRejected(f"{job_id!r} is not an HTCondor global job id")
+    return ids
+
+
+def _better(new: JobInfo, old: JobInfo | None) -> bool:
+    """Higher attempt wins; on a tie the earlier source (the queue) stays."""
+    return old is None or (new.attempt or 0) > (old.attempt or 0)
+
+
+class HTCondorWMS(WorkloadManager):
+    """One gproc instance's jobs on one HTCondor schedd."""
+
+    name = "htcondor"
+
+    def __init__(
+        self,
+        instance: str,
+        schedd_name: str | None = None,
+        collector: str | None = None,
+        event_log: Path | None = None,
+        sandbox_root: Path | None = None,
+        itemdata: bool = True,
+    ) -> None:
+        """``sandbox_root`` holds one submit-side directory per task (default: a temp dir).
+
+        ``itemdata`` submits a batch as one cluster per job shape (``QUEUE FROM``);
+        ``False`` makes one cluster per job (kept for comparison in bench/).
+        """
+        self.instance = checked_instance(instance)
+        self.schedd_name = schedd_name
+        self.collector = collector
+        self.event_log = event_log
+        root = sandbox_root or Path(tempfile.gettempdir()) / f"gproc-{instance}-sandboxes"
+        self.sandbox_root = root.resolve()
+        self.itemdata = itemdata
+        self._schedd: htcondor2.Schedd | None = None
+        self._events = EventLogReader(event_log, instance) if event_log else None
+        self._job_ids: dict[tuple[int, int], str] = {}  # (cluster, proc) -> GlobalJobId
+
+    # ------------------------------------------------------------ plumbing
+    def _collector(self) -> htcondor2.Collector:
+        return htcondor2.Collector(self.collector) if self.collector else htcondor2.Collector()
+
+    def _get_schedd(self) -> htcondor2.Schedd:
+        if self._schedd is None:
+            with _errors("locating the schedd"):
+                ad = self._collector().locate(htcondor2.DaemonType.Schedd, self.schedd_name)
+                self._schedd = htcondor2.Schedd(ad)
+        return self._schedd
+
+    @contextmanager
+    def _call(self, what: str, rejectable: bool = False) -> Iterator[htcondor2.Schedd]:
+        """The schedd for one call; forget its address if the call cannot reach it."""
+        schedd = self._get_schedd()
+        try:
+            with _errors(what, rejectable):
+                yield schedd
+        except WmsUnavailable:
+            self._schedd = None
+            raise
+
+    def _mine(self) -> str:
+        return f"GprocInstance == {classad2.quote(self.instance)}"
+
+    def _remember(self, ads: Iterable[Mapping[str, Any]]) -> None:
+        for ad in ads:
+            if "GlobalJobId" in ad and "ClusterId" in ad:
+                self._job_ids[(int(ad["ClusterId"]), int(ad.get("ProcId", 0)))] = ad["GlobalJobId"]
+
+    def sandbox_dir(self, task_id: str) -> Path:
+        """The submit-side directory (``initialdir``) of a task's job."""
+        if not TASK_ID_RE.fullmatch(task_id):
+            raise WmsRejected(f"task id {task_id!r} is not a uuid4 hex string")
+        return self.sandbox_root / task_id
+
+    # ------------------------------------------------------------ submit
+    def _description(self, spec: JobSpec) -> dict[str, str]:
+        with _errors(f"job description of task {spec.task_id}"):
+            return job_description(spec, self.instance, self.sandbox_dir(spec.task_id))
+
+    def describe(self, spec: JobSpec) -> str:
+        return description_text(self._description(spec))
+
+    def submit(self, specs: Sequence[JobSpec]) -> list[SubmittedJob]:
+        if not specs:
+            return []
+        descs = [self._description(spec) for spec in specs]
+        for spec in specs:
+            self.sandbox_dir(spec.task_id).mkdir(parents=True, exist_ok=True)
+        if self.itemdata:
+            batches = [(t, items) for t, items, _ in itemdata_groups(descs)]
+        else:
+            batches = [(dict(d), [{}]) for d in descs]
+        clusters = [self._submit_one(template, items) for template, items in batches]
+        return self._global_ids(specs, clusters)
+
+    def _submit_one(self, template: dict[str, str], items: list[dict[str, str]]) -> int:
+        """Submit one cluster (spooled) and upload its inputs; its cluster id."""
+        with self._call("submitting jobs", rejectable=True) as schedd:
+            description = htcondor2.Submit(template)
+            if items[0]:
+                result = schedd.submit(description, spool=True, itemdata=iter(items))
+            else:
+                result = schedd.submit(description, count=1, spool=True)
+        try:
+            with self._call("uploading job inputs") as schedd:
+                schedd.spool(result)
+        except WmsUnavailable:
+            self._drop_cluster(result.cluster())
+            raise
+        return result.cluster()
+
+    def _drop_cluster(self, cluster: int) -> None:
+        """Best effort: a cluster whose inputs never arrived would stay held forever."""
+        try:
+            with self._call("removing a half-submitted cluster") as schedd:
+                schedd.act(htcondor2.JobAction.Remove, f"ClusterId == {int(cluster)}",
+                           "gproc: input upload failed")
+        except WmsUnavailable:
+            pass
+
+    def _global_ids(self, specs: Sequence[JobSpec], clusters: list[int]) -> list[SubmittedJob]:
+        constraint = f"member(ClusterId, {{{', '.join(str(c) for c in clusters)}}})"
+        with self._call("reading new job ids") as schedd:
+            ads = schedd.query(constraint, ["ClusterId", "ProcId", "GlobalJobId", "GprocTaskId"])
+        self._remember(ads)
+        by_task = {ad["GprocTaskId"]: ad["GlobalJobId"] for ad in ads if "GprocTaskId" in ad}
+        missing = [s.task_id for s in specs if s.task_id not in by_task]
+        if missing:
+            raise WmsUnavailable(f"submitted jobs not found in the queue for tasks {missing}")
+        return [SubmittedJob(s.task_id, by_task[s.task_id]) for s in specs]
+
+    # ------------------------------------------------------------ lookups
+    def _lookup(
+        self, key: str, wanted: list[str] | None, history_match: int
+    ) -> Iterator[tuple[bool, Mapping[str, Any]]]:
+        """Ads of this instance with ``key`` in ``wanted``: queue first, then history.
+
+        Exactly one queue query; one history query only for what the queue lacks.
+        """
+        constraint = self._mine()
+        listed = wanted is not None and len(wanted) <= MAX_LISTED_IDS
+        if listed:
+            constraint += f" && member({key}, {_set(wanted or [])})"
+        with self._call("querying the queue") as schedd:
+            queue = schedd.query(constraint, INFO_ATTRS)
+        wanted_set = set(wanted) if wanted is not None else None
+        found = set()
+        for ad in queue:
+            if wanted_set is None or ad.get(key) in wanted_set:
+                found.add(ad.get(key))
+                yield True, ad
+        if wanted_set is not None and not (wanted_set - found):
+            return
+        if listed and wanted_set is not None:
+            constraint = self._mine() + f" && member({key}, {_set(sorted(wanted_set - found))})"
+        with self._call("querying the job history") as schedd:
+            history = schedd.history(constraint, INFO_ATTRS, match=history_match)
+        for ad in history:
+            if wanted_set is None or ad.get(key) in wanted_set:
+                yield False, ad
+
+    def find_jobs(
+        self, task_ids: Iterable[str] | None = None, history_limit: int = 10000
+    ) -> dict[str, JobInfo]:
+        wanted = None if task_ids is None else list(dict.fromkeys(task_ids))
+        for task_id in wanted or []:
+            if not TASK_ID_RE.fullmatch(task_id):
+                raise WmsRejected(f"task id {task_id!r} is not a uuid4 hex string")
+        if wanted == []:
+            return {}
+        match = history_limit if wanted is None else min(history_limit, 4 * len(wanted) + 16)
+        out: dict[str, JobInfo] = {}
+        for _in_queue, ad in self._lookup("GprocTaskId", wanted, match):
+            info = job_info(ad)
+            if info.task_id and _better(info, out.get(info.task_id)):
+                out[info.task_id] = info
+        return out
+
+    def query(self, job_ids: Iterable[str]) -> dict[str, JobInfo]:
+        ids = _checked_job_ids(job_ids)
+        if not ids:
+            return {}
+        out: dict[str, JobInfo] = {}
+        ads = list(self._lookup("GlobalJobId", ids, len(ids)))
+        self._remember(ad for _, ad in ads)
+        for _in_queue, ad in ads:
+            out.setdefault(str(ad["GlobalJobId"]), job_info(ad))
+        for job_id in ids:
+            out.setdefault(job_id, JobInfo(job_id=job_id, task_id=None, state=JobState.UNKNOWN))
+        return out
+
+    # ------------------------------------------------------------ events
+    def read_events(self, cursor: str | None) -> tuple[list[JobEvent], str | None]:
+        if self._events is None:
+            return [], cursor
+        with _errors("reading the event log"):
+            return self._events.read(cursor, self._job_ids)
+
+    # ------------------------------------------------------------ output
+    def retrieve(self, job_id: str, dest: Path) -> list[Path]:
+        (job_id,) = _checked_job_ids([job_id])
+        constraint = f"GlobalJobId == {classad2.quote(job_id)} && {self._mine()}"
+        with self._call("looking up the job to retrieve") as schedd:
+            ads = schedd.query(constraint, ["GprocTaskId", "GprocOutputs", "JobStatus"])
+        if not ads:
+            raise WmsRejected(f"job {job_id} is not in the queue (forgotten or never there)")
+        with self._call(f"retrieving the output of {job_id}", rejectable=True) as schedd:
+            schedd.retrieve(constraint)
+        return self._collect(ads[0], dest)
+
+    def _collect(self, ad: Mapping[str, Any], dest: Path) -> list[Path]:
+        """Move the declared outputs from the task's initialdir to ``dest``; drop the rest."""
+        source = self.sandbox_dir(str(ad.get("GprocTaskId", "")))
+        names = [n for n in str(ad.get("GprocOutputs") or "").split(",") if n]
+        names += [STDOUT_NAME, STDERR_NAME]
+        dest.mkdir(parents=True, exist_ok=True)
+        same = source.resolve() == dest.resolve()
+        present = []
+        for name in dict.fromkeys(names):
+            if not (source / name).is_file():
+                continue
+            if not same:
+                shutil.move(str(source / name), str(dest / name))
+            present.append(dest / name)
+        if not same:
+            shutil.rmtree(source, ignore_errors=True)
+        return present
+
+    # ------------------------------------------------------------ actions
+    def _act(self, action: Any, job_ids: Sequence[str], reason: str | None) -> None:
+        ids = _checked_job_ids(job_ids)
+        for chunk in _chunks(ids):
+            constraint = f"{self._mine()} && member(GlobalJobId, {_set(chunk)})"
+            with self._call(f"{action.name} of {len(chunk)} jobs", rejectable=True) as schedd:
+                schedd.act(action, constraint, reason)
+
+    def cancel(self, job_ids: Sequence[str], reason: str) -> None:
+        self._act(htcondor2.JobAction.Remove, job_ids, reason)
+
+    def hold(self, job_ids: Sequence[str], reason: str) -> None:
+        self._act(htcondor2.JobAction.Hold, job_ids, reason)
+
+    def release(self, job_ids: Sequence[str]) -> None:
+        self._act(htcondor2.JobAction.Release, job_ids, None)
+
+    def forget(self, job_ids: Sequence[str]) -> None:
+        """Mark finished jobs retrieved; completed ones are removed, removed ones purged."""
+        ids = _checked_job_ids(job_ids)
+        for chunk in _chunks(ids):
+            constraint = f"{self._mine()} && member(GlobalJobId, {_set(chunk)})"
+            with self._call(f"forgetting {len(chunk)} jobs") as schedd:
+                schedd.edit(constraint, "GprocRetrieved", classad2.ExprTree("true"))
+                schedd.act(htcondor2.JobAction.Remove, f"({constraint}) && JobStatus == 4",
+                           "gproc: output retrieved")
+                schedd.act(htcondor2.JobAction.RemoveX, f"({constraint}) && JobStatus == 3",
+                           "gproc: forgotten")
+
+    # ------------------------------------------------------------ health
+    def ping(self) -> PoolInfo:
+        try:
+            with _errors("pinging the pool"):
+                coll = self._collector()
+                slots = coll.query(htcondor2.AdType.Startd, projection=["Name"])
+                ad = coll.locate(htcondor2.DaemonType.Schedd, self.schedd_name)
+                htcondor2.Schedd(ad).query("false", ["ClusterId"], limit=1)
+            version = str(ad.get("CondorVersion", ""))
+            return PoolInfo(True, self.name, version=version, slots=len(slots),
+                            detail=f"schedd {ad.get('Name', '?')}")
+        except Exception as exc:  # ping never raises
+            return PoolInfo(False, self.name, detail=str(exc))
