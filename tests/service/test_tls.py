@@ -7,7 +7,9 @@ module."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -217,3 +219,32 @@ def test_forwarded_private_key_is_not_needed(front_server: GridServer, test_pki:
     r = requests.get(front_server.url + "/whoami", headers={"X-SSL-Client-Chain": value},
                      timeout=TIMEOUT)
     assert r.json()["dn"] == test_pki.users["alice"].dn
+
+
+@pytest.fixture(scope="module")
+def fake_voms_proxy(test_pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A proxy made by the real voms-proxy-fake, with long-form FQANs like a VOMS server."""
+    out = tmp_path_factory.mktemp("vpf") / "proxy.pem"
+    cmd = ["voms-proxy-fake", "-cert", str(test_pki.user_cert["alice"]),
+           "-key", str(test_pki.user_key["alice"]), "-hostcert", str(test_pki.voms_cert),
+           "-hostkey", str(test_pki.voms_key), "-certdir", str(test_pki.ca_dir),
+           "-voms", "testvo", "-uri", test_pki.voms_uri,
+           "-fqan", "/testvo/Role=NULL/Capability=NULL",
+           "-fqan", "/testvo/grid/Role=NULL/Capability=NULL",
+           "-hours", "2", "-newformat", "-rfc", "-out", str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, **test_pki.env(), "RANDFILE": str(out) + ".rnd"})
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+def test_curl_with_voms_proxy_fake_proxy(tls_server: GridServer, ca_file: str,
+                                         fake_voms_proxy: Path, test_pki: TestPKI) -> None:
+    """Grid tools' proxy file + a non-Python client (curl sends the whole proxy chain)."""
+    done = subprocess.run(["curl", "-sS", "--max-time", str(TIMEOUT), "--cacert", ca_file,
+                           "--cert", str(fake_voms_proxy), f"https://localhost:{tls_server.port}/"],
+                          capture_output=True, text=True, timeout=TIMEOUT + 5)
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout)
+    assert seen["dn"] == test_pki.users["alice"].dn
+    assert seen["fqans"] == ["/testvo", "/testvo/grid"]
