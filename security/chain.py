@@ -226,7 +226,7 @@ def _check_proxies(proxies: list[x509.Certificate], eec: x509.Certificate) -> li
         kind = _proxy_kind(proxy, lang, critical)
         _check_proxy_subject(proxy, parent)
         for above, limit in enumerate(limits):
-            if limit is not None and depth - above - 1 > limit:
+            if limit is not None and depth - above > limit:
                 raise ProxyError(Reason.PROXY_PATH_LENGTH,
                                  f"proxy {grid_dn(proxy.subject)} exceeds the proxy path "
                                  f"length {limit} set by an issuing proxy")

@@ -156,8 +156,8 @@ class TrustStore:
     def _dir_signature(self) -> tuple[object, ...]:
         try:
             st = self.path.stat()
-            entries = sorted((e.name, e.stat().st_mtime_ns, e.stat().st_size)
-                             for e in os.scandir(self.path) if not e.name.startswith("."))
+            entries = sorted(_entry_signature(e) for e in os.scandir(self.path)
+                             if not e.name.startswith("."))
         except OSError as exc:
             raise TrustStoreError(f"CA directory {self.path} is unreadable: {exc}") from exc
         return (st.st_mtime_ns, tuple(entries))
@@ -217,6 +217,15 @@ class TrustStore:
             except (OSError, ValueError) as exc:
                 self.problems.append(f"bad policy file {f.name}: {exc}")
         return {**sp, **ns}
+
+
+def _entry_signature(entry: os.DirEntry[str]) -> tuple[str, int, int]:
+    """(name, mtime, size) of a file or its link target; dangling links still count."""
+    try:
+        st = entry.stat()
+    except OSError:
+        return (entry.name, -1, -1)
+    return (entry.name, st.st_mtime_ns, st.st_size)
 
 
 def _merge(into: dict[DnKey, list[NamespaceRule]], new: dict[DnKey, list[NamespaceRule]]) -> None:

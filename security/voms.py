@@ -94,8 +94,18 @@ class VomsTrust:
         self._sig: object = None
         self._checked = 0.0
         self._vos: dict[str, VoTrust] = {}
-        self.generation = 0
+        self._generation = 0
         self.refresh(force=True)
+
+    @property
+    def generation(self) -> int:
+        """Increments whenever the vomsdir content is reloaded (after a change check)."""
+        self._maybe_refresh()
+        return self._generation
+
+    def _maybe_refresh(self) -> None:
+        if time.monotonic() - self._checked >= self.check_interval:
+            self.refresh()
 
     def refresh(self, force: bool = False) -> bool:
         """Reload if any file under the vomsdir changed; True when reloaded."""
@@ -106,7 +116,7 @@ class VomsTrust:
                 return False
             self._vos = {d.name: self._load_vo(d) for d in sorted(self.path.iterdir())
                          if d.is_dir()}
-            self._sig, self.generation = sig, self.generation + 1
+            self._sig, self._generation = sig, self._generation + 1
             return True
 
     def _signature(self) -> object:
@@ -128,8 +138,7 @@ class VomsTrust:
 
     def vo(self, name: str) -> VoTrust | None:
         """Trust entries of VO `name`, or None if the VO is not configured."""
-        if time.monotonic() - self._checked >= self.check_interval:
-            self.refresh()
+        self._maybe_refresh()
         return self._vos.get(name)
 
     def verify(self, acs: list[cms.AttributeCertificateV2], holder: x509.Certificate,
