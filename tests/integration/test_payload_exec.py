@@ -114,3 +114,31 @@ def test_payload_reports_missing_band(
     assert done.returncode == 1
     assert "band 9 does not exist" in done.stderr
     assert not (sandbox / "out.tif").exists()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["canny", "--in-image=../../etc/passwd", "--out-output=out.tif"],
+        ["canny", "--in-image=/etc/passwd", "--out-output=out.tif"],
+        ["canny", "--in-image=in_image.tif", "--out-output=$(id).tif"],
+        ["canny", "--in-image=in_image.tif", "--out-output=out.tif", "--canny1=nan"],
+        ["canny", "--in-image=in_image.tif", "--out-output=out.tif", "--aperture_size=4"],
+        ["warp", "--in-image=in_image.tif", "--out-output=out.tif", "--resampling=;id"],
+    ],
+    ids=["traversal", "absolute", "subst", "nan", "aperture", "choice"],
+)
+def test_payload_refuses_unsafe_arguments(
+    argv: list[str], sandbox: Path, execute_root: tuple[Path, Runner]
+) -> None:
+    """The payload re-checks what the connector produced: no file outside the sandbox,
+    no value outside its type."""
+    root, run = execute_root
+    shutil.copy2(EOTOOL, sandbox / EOTOOL.name)
+    inside = "/" + str(sandbox.relative_to(root))
+
+    done = run(["env", "-C", inside, f"./{EOTOOL.name}", *argv])
+
+    assert done.returncode == 2, done.stderr
+    assert "error: argument" in done.stderr
+    assert sorted(p.name for p in sandbox.iterdir()) == [EOTOOL.name]
