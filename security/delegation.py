@@ -150,6 +150,18 @@ class DelegationStore:
                                   f"delegated proxy {delegation_id!r} expired {info.not_after}")
         return info
 
+    def list_for(self, who: Identity | str) -> list[DelegationInfo]:
+        """The caller's unexpired delegations (scan of metadata; stores are small)."""
+        dn = who.subject_grid if isinstance(who, Identity) else who
+        now, out = datetime.now(UTC), []
+        for meta_path in self.root.glob("*.json"):
+            meta = json.loads(meta_path.read_text())
+            not_after = datetime.fromisoformat(meta["not_after"])
+            if same_dn(meta["dn"], dn) and not_after > now:
+                out.append(DelegationInfo(meta["id"], meta["dn"], not_after,
+                                          meta_path.with_suffix(".pem")))
+        return sorted(out, key=lambda i: i.delegation_id)
+
     def destroy(self, who: Identity | str, delegation_id: str) -> bool:
         """Remove a delegation and any pending request; True when something existed."""
         dn = who.subject_grid if isinstance(who, Identity) else who

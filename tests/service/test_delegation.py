@@ -212,6 +212,8 @@ def test_same_id_for_two_users_is_two_delegations(store: DelegationStore, test_p
     pa = delegate(store, alice, "same", test_pki.proxies["alice-voms"])
     pb = delegate(store, bob, "same", test_pki.proxies["bob-voms"])
     assert pa != pb
+    assert [i.path for i in store.list_for(alice)] == [pa]
+    assert [i.delegation_id for i in store.list_for(bob.subject_grid)] == ["same"]
     assert validator.validate(certs_of(pb.read_bytes())).subject_grid == bob.subject_grid
     assert validator.validate(certs_of(pa.read_bytes())).subject_grid == alice.subject_grid
 

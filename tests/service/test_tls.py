@@ -81,6 +81,17 @@ def front_server(validator: Validator, app: Recorder) -> Iterator[GridServer]:
 
 
 @pytest.fixture(scope="module")
+def optional_server(test_pki: TestPKI, validator: Validator, app: Recorder
+                    ) -> Iterator[GridServer]:
+    """TLS where the certificate is optional: a TLS-speaking front proxy may connect
+    without one and forward the client chain instead."""
+    cfg = TLSConfig(test_pki.host_cert, test_pki.host_key, test_pki.ca_dir,
+                    client_cert="optional")
+    with make_server(app, "127.0.0.1", 0, cfg, validator, trusted_proxies=["127.0.0.1"]) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
 def ca_file(test_pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> str:
     path = tmp_path_factory.mktemp("tls") / "ca.pem"
     path.write_bytes(test_pki.ca.cert_pem())
@@ -248,3 +259,16 @@ def test_curl_with_voms_proxy_fake_proxy(tls_server: GridServer, ca_file: str,
     seen = json.loads(done.stdout)
     assert seen["dn"] == test_pki.users["alice"].dn
     assert seen["fqans"] == ["/testvo", "/testvo/grid"]
+
+
+def test_optional_client_certificate(optional_server: GridServer, ca_file: str,
+                                     test_pki: TestPKI, rogue_proxy: Path) -> None:
+    r = get(optional_server, ca_file)
+    assert (r.status_code, "no client certificate" in r.text) == (403, True)
+    seen = get(optional_server, ca_file, str(test_pki.proxies["bob-voms"])).json()
+    assert (seen["dn"], seen["source"]) == (test_pki.users["bob"].dn, "tls")
+    hdr = {"X-SSL-Client-Chain": chain_header(test_pki.proxies["alice-voms"])}
+    seen = get(optional_server, ca_file, headers=hdr).json()
+    assert (seen["dn"], seen["source"]) == (test_pki.users["alice"].dn, "proxy-header")
+    with pytest.raises(requests.exceptions.RequestException):
+        get(optional_server, ca_file, str(rogue_proxy))  # a presented bad chain still fails
