@@ -18,8 +18,8 @@ import numpy as np
 import rasterio
 from rasterio.crs import CRS
 from rasterio.transform import from_origin
+from rasterio.warp import Resampling, reproject, transform_bounds
 from rasterio.warp import transform as warp_points
-from rasterio.warp import transform_bounds
 
 from connectors import ToolRequest
 
@@ -300,8 +300,15 @@ def _check_reproject(out: Mapping[str, Path]) -> None:
         left, top = TRANSFORM @ (0, 0)
         right, bottom = TRANSFORM @ (cols, rows)
         expected = transform_bounds(UTM, dst.crs, left, bottom, right, top)
-        tol = 2 * max(abs(dst.res[0]), abs(dst.res[1]))
-        assert np.allclose(tuple(dst.bounds), expected, atol=tol), (dst.bounds, expected)
+        px = abs(dst.res[0])
+        offsets = [(got - want) / px for got, want in zip(dst.bounds, expected, strict=True)]
+        assert abs(offsets[0]) <= 0.5 and abs(offsets[3]) <= 0.5, offsets  # left, top anchored
+        assert -0.5 <= offsets[2] <= 1.0 and -1.0 <= offsets[1] <= 0.5, offsets  # whole pixels
+        # every pixel against an independent nearest-neighbour warp onto the same grid
+        want = np.zeros(dst.shape, dtype=np.uint8)
+        reproject(_quadrants_data(), want, src_transform=TRANSFORM, src_crs=UTM,
+                  dst_transform=dst.transform, dst_crs=dst.crs, resampling=Resampling.nearest)
+        assert (dst.read(1) == want).mean() >= 0.995
 
 
 def _tiles(tmp: Path) -> Inputs:
