@@ -123,7 +123,8 @@ class Validator:
         ca = _check_namespaces(verified, snap)
         acs: list[AcInfo] = []
         rejected: list[AcRejection] = []
-        ac_source = next((p for p in proxies if extract_acs_safe(p, rejected)), None)
+        # VOMS ACs come from the proxy nearest the leaf that carries them (as VOMS does)
+        ac_source = next((p for p in proxies if _has_acs(p, rejected)), None)
         if ac_source is not None and self.voms is not None:
             acs, more = self.voms.verify(extract_acs(ac_source), eec, snap, now)
             rejected.extend(more)
@@ -150,7 +151,7 @@ class Validator:
             raise _map_openssl_error(exc) from exc
 
 
-def extract_acs_safe(proxy: x509.Certificate, rejected: list[AcRejection]) -> bool:
+def _has_acs(proxy: x509.Certificate, rejected: list[AcRejection]) -> bool:
     """True if `proxy` carries parseable ACs; a garbled AC extension is recorded."""
     try:
         return bool(extract_acs(proxy))
@@ -288,9 +289,10 @@ def _check_namespaces(verified: list[x509.Certificate], snap: TrustSnapshot) -> 
 
 
 def _map_openssl_error(exc: crypto.X509StoreContextError) -> CredentialError:
-    code, depth, text = (exc.errors + [None, None, None])[:3] if isinstance(exc.errors, list) \
-        else (None, None, str(exc))
-    reason, cls = _OSSL_ERRORS.get(code, (Reason.UNTRUSTED, UntrustedCredential))  # type: ignore[arg-type]
+    """OpenSSL's (code, depth, text) -> typed error naming the offending certificate."""
+    errors = list(exc.errors) if isinstance(exc.errors, list | tuple) else []
+    code, depth, text = (errors + [-1, -1, str(exc)])[:3]
+    reason, cls = _OSSL_ERRORS.get(int(code), (Reason.UNTRUSTED, UntrustedCredential))
     who = grid_dn(exc.certificate.to_cryptography().subject) if exc.certificate else "?"
     return cls(reason, f"{text} (certificate {who}, depth {depth})")
 

@@ -85,7 +85,7 @@ class Credential:
         return self.cert.public_bytes(serialization.Encoding.PEM)
 
     def key_pem(self) -> bytes:
-        """Unencrypted PKCS#8 PEM of the key (grid tools accept it)."""
+        """Unencrypted traditional (PKCS#1) PEM of the key, as grid tools write it."""
         return self.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat
                                       .TraditionalOpenSSL, serialization.NoEncryption())
 

@@ -22,6 +22,7 @@ from OpenSSL import crypto
 
 from security.errors import TrustStoreError
 from security.identity import grid_dn, normalise_grid_dn
+from security.pki import subject_hash
 
 log = logging.getLogger(__name__)
 
@@ -202,8 +203,6 @@ class TrustStore:
     def _read_policies(self, files: list[Path], cas: list[x509.Certificate]
                        ) -> dict[DnKey, list[NamespaceRule]]:
         """`.namespaces` rules win over `.signing_policy` for the same CA."""
-        from security.pki import subject_hash  # hashing helpers live with the PKI tooling
-
         by_hash = {subject_hash(c, old=o): grid_dn(c.subject) for c in cas for o in (False, True)}
         sp: dict[DnKey, list[NamespaceRule]] = {}
         ns: dict[DnKey, list[NamespaceRule]] = {}

@@ -166,3 +166,17 @@ def test_identity_is_immutable(test_pki: TestPKI, pki_validator: Validator) -> N
     ident = pki_validator.validate(test_pki.proxies["alice"].read_bytes())
     with pytest.raises(AttributeError):
         ident.subject = "CN=mallory"  # type: ignore[misc]
+
+
+def test_chain_sent_with_ca_certificate(test_pki: TestPKI, pki_validator: Validator) -> None:
+    pem = test_pki.proxies["alice"].read_bytes() + test_pki.ca.cert_pem()
+    assert pki_validator.validate(pem).issuer_grid == test_pki.ca.dn
+
+
+def test_chain_sent_with_forged_root_is_refused(test_pki: TestPKI,
+                                                pki_validator: Validator) -> None:
+    forged_ca = pki.make_ca("gproc Test CA")  # same DN, attacker's key
+    eve = pki.make_user_cert(forged_ca, "eve")
+    with pytest.raises(UntrustedCredential) as info:
+        pki_validator.validate(pki.make_proxy(eve).chain_pem() + forged_ca.cert_pem())
+    assert info.value.reason is Reason.UNKNOWN_CA and "self-signed" in info.value.message
