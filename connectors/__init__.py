@@ -1,4 +1,10 @@
-"""Processing tool connectors: typed tool interfaces that become jobs (see base.py)."""
+"""Processing tool connectors: typed tool interfaces that become jobs (see base.py).
+
+API: ``get_connector(name)`` (raises UnknownTool), ``list_connectors()``,
+``connector.plan(ToolRequest) -> JobPlan`` (raises InvalidRequest naming the field),
+``connector.describe() -> dict``; ``connectors.gisheo.parse`` turns GiSHEO notation
+into a ToolRequest. Every plan runs ``connectors/payload/eotool.py`` on the execute side.
+"""
 
 from connectors.base import (
     Connector,
