@@ -97,7 +97,9 @@ class Validator:
         ident = self.cache.get(key, datetime.now(UTC)) if now is None else None
         if ident is None:
             ident = self._validate_cold(ders, digest, snap, now)
-            if now is None:
+            # an AC that becomes valid later must not stay rejected in the cache
+            if now is None and all(r.reason is not Reason.AC_NOT_YET_VALID
+                                   for r in ident.rejected_acs):
                 self.cache.put(key, ident)
         self._check_policy(ident, require_full_proxy)
         return ident

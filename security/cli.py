@@ -10,7 +10,8 @@ import click
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from security import pki
+from security import pki as tools
+from security.chain import proxy_language
 from security.identity import ProxyType
 
 _CA_FILES = ("cacert.pem", "cakey.pem", "crl.pem", "revoked.txt")
@@ -25,7 +26,7 @@ def pki_group() -> None:
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 def test_pki_cmd(directory: Path) -> None:
     """Build a complete test PKI (CA dir, vomsdir, users alice/bob, proxies) in DIRECTORY."""
-    made = pki.make_test_pki(directory)
+    made = tools.make_test_pki(directory)
     click.echo(f"X509_CERT_DIR={made.ca_dir}\nX509_VOMS_DIR={made.vomsdir}")
     for label, path in made.proxies.items():
         click.echo(f"proxy {label}: {path}")
@@ -43,7 +44,7 @@ def ca_group() -> None:
 def ca_create(workdir: Path, cn: str, org: str) -> None:
     """Create a CA and an empty CRL in WORKDIR."""
     workdir.mkdir(parents=True, exist_ok=True)
-    ca = pki.make_ca(cn, org)
+    ca = tools.make_ca(cn, org)
     ca.write(workdir / "cacert.pem", workdir / "cakey.pem")
     (workdir / "revoked.txt").write_text("")
     _write_crl(workdir, ca)
@@ -62,13 +63,13 @@ def ca_revoke(workdir: Path, cert: Path) -> None:
     click.echo(f"revoked serial {serial:x}")
 
 
-def _load_ca(workdir: Path) -> pki.Credential:
-    return pki.load_credential(workdir / "cacert.pem", workdir / "cakey.pem")
+def _load_ca(workdir: Path) -> tools.Credential:
+    return tools.load_credential(workdir / "cacert.pem", workdir / "cakey.pem")
 
 
-def _write_crl(workdir: Path, ca: pki.Credential) -> None:
+def _write_crl(workdir: Path, ca: tools.Credential) -> None:
     serials = [int(s, 16) for s in (workdir / "revoked.txt").read_text().split()]
-    crl = pki.make_crl(ca, serials)
+    crl = tools.make_crl(ca, serials)
     (workdir / "crl.pem").write_bytes(crl.public_bytes(serialization.Encoding.PEM))
 
 
@@ -80,7 +81,7 @@ def _write_crl(workdir: Path, ca: pki.Credential) -> None:
 def cadir_cmd(workdir: Path, out: Path, hash_style: str) -> None:
     """Write the grid CA directory OUT (<hash>.0, .r0, .signing_policy) for WORKDIR's CA."""
     crl = x509.load_pem_x509_crl((workdir / "crl.pem").read_bytes())
-    pki.write_ca_dir(out, [(_load_ca(workdir), crl)], hashes_=hash_style)
+    tools.write_ca_dir(out, [(_load_ca(workdir), crl)], hashes_=hash_style)
     click.echo(str(out))
 
 
@@ -103,7 +104,7 @@ def host_cmd(workdir: Path, hostname: str, san: tuple[str, ...], days: int, out_
              out_key: Path) -> None:
     """Issue a host/service certificate for HOSTNAME."""
     sans = san or ("vm", "localhost", "127.0.0.1")
-    cred = pki.make_host_cert(_load_ca(workdir), hostname, sans=sans, days=days)
+    cred = tools.make_host_cert(_load_ca(workdir), hostname, sans=sans, days=days)
     cred.write(out_cert, out_key)
     click.echo(cred.dn)
 
@@ -114,7 +115,7 @@ def host_cmd(workdir: Path, hostname: str, san: tuple[str, ...], days: int, out_
 @_issue_options
 def user_cmd(workdir: Path, cn: str, days: int, out_cert: Path, out_key: Path) -> None:
     """Issue a user certificate /C=XX/O=gproc-test/OU=users/CN=CN."""
-    cred = pki.make_user_cert(_load_ca(workdir), cn, days=days)
+    cred = tools.make_user_cert(_load_ca(workdir), cn, days=days)
     cred.write(out_cert, out_key)
     click.echo(cred.dn)
 
@@ -138,24 +139,22 @@ def proxy_cmd(cert: Path, key: Path | None, out: Path, kind: str, path_length: i
               hours: float, voms_cert: Path | None, voms_key: Path | None, vo: str | None,
               fqan: tuple[str, ...], uri: str) -> None:
     """Make an RFC 3820 proxy, optionally with a VOMS AC signed by a VOMS host cert."""
-    issuer = pki.load_credential(cert, key)
+    issuer = tools.load_credential(cert, key)
     acs = []
     if vo:
         if not (voms_cert and voms_key):
             raise click.UsageError("--vo needs --voms-cert and --voms-key")
         eec = next((c for c in (issuer.cert, *issuer.chain) if not _is_proxy(c)), issuer.cert)
-        signer = pki.load_credential(voms_cert, voms_key)
-        acs.append(pki.make_voms_ac(eec, signer, vo, list(fqan) or [f"/{vo}"], uri=uri,
+        signer = tools.load_credential(voms_cert, voms_key)
+        acs.append(tools.make_voms_ac(eec, signer, vo, list(fqan) or [f"/{vo}"], uri=uri,
                                     hours=hours))
-    proxy = pki.make_proxy(issuer, kind=ProxyType(kind), path_length=path_length, hours=hours,
+    proxy = tools.make_proxy(issuer, kind=ProxyType(kind), path_length=path_length, hours=hours,
                            acs=acs)
     proxy.write_proxy(out)
     click.echo(f"{proxy.dn} -> {out}")
 
 
 def _is_proxy(cert: x509.Certificate) -> bool:
-    from security.chain import proxy_language
-
     return proxy_language(cert) is not None
 
 
@@ -169,11 +168,12 @@ def vomsdir_cmd(out: Path, vo: str, voms_cert: Path, host: str) -> None:
     """Write OUT/<vo>/<host>.lsc trusting the VOMS server certificate."""
     cert = x509.load_pem_x509_certificates(voms_cert.read_bytes())[0]
     try:
-        click.echo(str(pki.write_vomsdir(out, vo, cert, host=host)))
+        click.echo(str(tools.write_vomsdir(out, vo, cert, host=host)))
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
 
 
+pki = pki_group  # mounted as `gproc pki` (services.cli)
 main = pki_group
 
 if __name__ == "__main__":
