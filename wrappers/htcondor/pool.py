@@ -49,6 +49,7 @@ class PersonalPool:
         self.logs = self.dir / "logs"
         self.state_file = self.dir / "pool.json"
         self.cache = self.state_dir / "cache"
+        self._master_proc: subprocess.Popen[bytes] | None = None
 
     # ---------------------------------------------------------------- paths
     @property
@@ -97,7 +98,7 @@ class PersonalPool:
             self._save_state({"master_pid": pid, "started": time.time(), **info})
             return info
 
-    def down(self, timeout: float = 60.0) -> None:
+    def down(self, timeout: float = 20.0) -> None:
         """Stop every daemon of the pool and unmount what the pool mounted. Idempotent."""
         self.dir.mkdir(parents=True, exist_ok=True)
         with self._lock():
@@ -213,6 +214,7 @@ class PersonalPool:
                 start_new_session=True,
                 env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"},
             )
+        self._master_proc = proc
         time.sleep(0.5)
         if proc.poll() is not None:
             raise PoolError(f"start: condor_master exited at once; read {log} and "
@@ -250,6 +252,7 @@ class PersonalPool:
             f"NETWORK_INTERFACE = {COLLECTOR[0]}\n"
             "BIND_ALL_INTERFACES = False\n"
             "ENABLE_IPV6 = False\n"
+            "JOB_DEFAULT_LEASE_DURATION = 120\n"
             f"UID_DOMAIN = {UID_DOMAIN}\n"
             f"LOG = {self.client_dir / 'log'}\n"
             "SEC_CLIENT_AUTHENTICATION = REQUIRED\n"
@@ -316,19 +319,26 @@ class PersonalPool:
                 pids.append(int(entry))
         return pids
 
-    def _stop_daemons(self, timeout: float = 60.0) -> None:
-        """Graceful shutdown via SIGTERM to the master, then SIGKILL whatever is left."""
+    def _stop_daemons(self, timeout: float = 20.0) -> None:
+        """Fast shutdown (SIGQUIT) of the master and its daemons, then SIGKILL what is left.
+
+        Not the graceful SIGTERM: a starter that lost its shadow would hold it for the
+        whole job lease; jobs killed here are re-run by the schedd after the next ``up``.
+        """
         if not self.root.is_dir():
             return
         pid = self._master_pid()
         if pid is not None:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGTERM)
+                os.kill(pid, signal.SIGQUIT)
             _wait(lambda: not self._root_pids(), timeout, None)
         for left in self._root_pids():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(left, signal.SIGKILL)
         _wait(lambda: not self._root_pids(), 10.0, "down: processes survived SIGKILL in the root")
+        if self._master_proc is not None:  # reap our own child
+            self._master_proc.poll()
+            self._master_proc = None
 
     # ---------------------------------------------------------------- state
     def _read_state(self) -> dict[str, Any]:
@@ -378,6 +388,41 @@ def _client_env(config: Path) -> Iterator[Any]:
             else:
                 os.environ["CONDOR_CONFIG"] = before
             htcondor2.reload_config()
+
+
+class ExternalPool:
+    """A pool gproc does not manage (settings ``[htcondor]``): same read-only surface."""
+
+    root = None
+
+    def __init__(self, client_config: Path | str, event_log: Path | None = None,
+                 collector: str | None = None) -> None:
+        self.client_config = Path(client_config)
+        self.event_log = event_log
+        self.collector = collector
+
+    def is_up(self) -> bool:
+        return bool(self.status()["up"])
+
+    def status(self) -> dict[str, Any]:
+        """Collector/schedd reachability and slots, through the client config."""
+        out: dict[str, Any] = {"up": False, "external": True,
+                               "client_config": str(self.client_config)}
+        try:
+            with _client_env(self.client_config) as htcondor2:
+                coll = htcondor2.Collector(self.collector) if self.collector else \
+                    htcondor2.Collector()
+                out["slots"] = len(coll.query(htcondor2.AdType.Startd, projection=["Name"]))
+                htcondor2.Schedd().query(constraint="false", projection=["ClusterId"])
+                out["schedd_reachable"] = True
+                out["bindings_version"] = htcondor2.version()
+        except Exception as exc:  # diagnostic
+            out["error"] = f"{type(exc).__name__}: {exc}"
+        out["up"] = bool(out.get("schedd_reachable")) and out.get("slots", 0) > 0
+        return out
+
+    def activate_client(self) -> None:
+        activate_client_config(self.client_config)
 
 
 def default_pool() -> PersonalPool:
