@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build the trixie root of the gproc personal pool: debootstrap, HTCondor, the
 # execute-side processing tools and the service account. Idempotent; downloads are
-# cached under CACHE so a re-creation needs no network.
+# cached under CACHE and the finished root is kept there as a tarball (named after
+# the package list), so a re-creation is an extraction of a few seconds.
 # Usage: build_root.sh ROOT CACHE SERVICE_USER
 # Each step prints "STEP: <name>" so a failure can be named by the caller.
 set -euo pipefail
@@ -11,6 +12,7 @@ SERVICE_USER=$3
 PACKAGES=(condor gdal-bin python3-gdal python3-numpy python3-opencv)
 export DEBIAN_FRONTEND=noninteractive LANG=C.UTF-8 PATH=/usr/sbin:/usr/bin:/sbin:/bin
 mkdir -p "$CACHE/debootstrap" "$CACHE/pool-apt/partial"
+TARBALL="$CACHE/pool-root-$(echo "trixie ${PACKAGES[*]} $SERVICE_USER" | sha256sum | cut -c1-12).tar"
 
 mirror() {
   # The machine's own Debian mirror (first URIs: line that is not the security archive).
@@ -42,6 +44,14 @@ mount_once() { # mount_once TARGET ARGS...
     MOUNTED+=("$target")
   fi
 }
+
+echo "STEP: extract cached root $TARBALL"
+if [ -f "$TARBALL" ] && [ ! -f "$ROOT/.gproc-root-ready" ]; then
+  rm -rf --one-file-system "$ROOT"
+  mkdir -p "$ROOT"
+  timeout 600 tar -C "$ROOT" -xf "$TARBALL"
+  [ -f "$ROOT/.gproc-root-ready" ] && { echo "STEP: done (from cache)"; exit 0; }
+fi
 
 echo "STEP: install debootstrap"
 if ! command -v debootstrap >/dev/null; then
@@ -80,5 +90,10 @@ if ! chroot "$ROOT" id -u "$SERVICE_USER" >/dev/null 2>&1; then
   chroot "$ROOT" useradd -m -s /bin/bash "$SERVICE_USER"
 fi
 
-echo "STEP: done"
 touch "$ROOT/.gproc-root-ready"
+echo "STEP: keep the root as $TARBALL"
+cleanup
+MOUNTED=()
+timeout 600 tar -C "$ROOT" --one-file-system -cf "$TARBALL.tmp" .
+mv "$TARBALL.tmp" "$TARBALL"
+echo "STEP: done"

@@ -140,7 +140,8 @@ class PersonalPool:
         if user is not None:
             cmd.append(f"--userspec={_checked_name(user)}")
         cmd += [str(self.root), *argv]
-        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": "/root"}
+        home = "/root" if user in (None, "root") else f"/home/{user}"
+        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": home}
         return subprocess.run(
             cmd, capture_output=True, text=True, timeout=timeout, env=env, check=False
         )
