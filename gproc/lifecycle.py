@@ -6,6 +6,7 @@ keeps the registry and the WMS consistent.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -34,6 +35,7 @@ from gproc.states import ACTIVE, TERMINAL, TaskState
 from gproc.staging import InputResolver, TaskDirs, stage_inputs, tail
 from wrappers.base import JobSpec, WmsError, WmsRejected, WorkloadManager
 
+log = logging.getLogger("gproc.lifecycle")
 S = TaskState
 STDOUT, STDERR = "_gproc.out", "_gproc.err"
 
@@ -279,8 +281,7 @@ class TaskService:
         if state not in (S.FAILED, S.CANCELLED):
             raise TaskStateConflict(f"task {task_id} is {state}; only failed or cancelled "
                                     "tasks can be resubmitted")
-        if row.job_id:
-            self._wms_call(self.wms.forget, [row.job_id])
+        self._forget(row)
         self._move(row, state, S.REGISTERED, "resubmit", job_id=None, exit_code=None,
                    hold_reason=None, hold_code=None, outputs_json=None, finished_at=None,
                    started_at=None, retrieved_at=None)
@@ -293,8 +294,7 @@ class TaskService:
         state = S(row.state)
         if state not in TERMINAL | {S.REGISTERED}:
             raise TaskStateConflict(f"task {task_id} is {state}; cancel it before purging")
-        if row.job_id:
-            self._wms_call(self.wms.forget, [row.job_id])
+        self._forget(row)
         self._move(row, state, S.PURGED, "purged", outputs_json=None)
         self.dirs.remove(task_id)
         return self.get(task_id)
@@ -307,6 +307,16 @@ class TaskService:
                                      state_reason=detail, **fields)
         except ConcurrentChange as exc:
             raise TaskStateConflict(f"task {row.id} changed state meanwhile; retry") from exc
+
+    def _forget(self, row: TaskRow) -> None:
+        """Let the old job leave the queue. Not fatal: a newer attempt number makes an
+        old job irrelevant, and a lingering finished job harms nothing."""
+        if not row.job_id:
+            return
+        try:
+            self.wms.forget([row.job_id])
+        except WmsError as exc:
+            log.warning("task %s: could not forget job %s: %s", row.id, row.job_id, exc)
 
     @staticmethod
     def _wms_call(fn: Callable[..., None], *args: Any) -> None:

@@ -237,7 +237,10 @@ class Tracker:
                 self.svc.adopt_or_keep([row])
                 stats.recovered += 1
                 continue
-            if job is not None and job.attempt == row.attempt:  # upload died with its process
+            if job is not None and job.attempt == row.attempt:
+                # still spooling: an upload may be finishing; only an old one is orphaned
+                if job.submitted_at is None or job.submitted_at > cutoff:
+                    continue
                 try:
                     self.svc.wms.cancel([job.job_id], "gproc: input upload was interrupted")
                 except WmsError as exc:

@@ -19,7 +19,6 @@ from rich.console import Console
 from rich.table import Table
 
 import connectors
-from connectors import gisheo
 from connectors.base import InvalidRequest, ToolRequest, UnknownTool
 from gproc.app import build_service, build_tracker
 from gproc.domain import GprocError, Owner, TaskRequest, TaskResult, TaskView
@@ -171,6 +170,8 @@ def register_cmd(tool: str | None, inputs: tuple[str, ...], params: tuple[str, .
 def _tool_request(tool: str | None, inputs: dict[str, Any], params: dict[str, Any],
                   processing: str | None, argument_list: str) -> ToolRequest:
     if processing:
+        from connectors import gisheo
+
         if tool or params:
             raise click.UsageError("--processing replaces TOOL and --param")
         return gisheo.parse(processing, argument_list, inputs)

@@ -11,6 +11,7 @@ pytest_plugins = [
     "tests.fixtures.pool",
     "tests.fixtures.pki",
     "tests.fixtures.postgres",
+    "tests.fixtures.core",
 ]
 
 _TIERS = {"unit": "unit", "service": "service", "integration": "integration"}

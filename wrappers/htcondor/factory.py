@@ -1,0 +1,32 @@
+"""Build the HTCondor WMS from gproc's ``[htcondor]`` settings (entry point ``gproc.wms``).
+
+With no ``condor_config`` configured, gproc uses the personal pool that
+``gproc pool up`` keeps under the state directory, and follows its schedd
+event log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from wrappers.htcondor.pool import PersonalPool, activate_client_config
+from wrappers.htcondor.schedd import HTCondorWMS
+
+
+def create(config: Mapping[str, Any], state_dir: Path) -> HTCondorWMS:
+    condor_config = config.get("condor_config")
+    event_log = config.get("event_log")
+    if condor_config is None:
+        pool = PersonalPool(state_dir)
+        condor_config = pool.client_config
+        event_log = event_log or pool.event_log
+    activate_client_config(condor_config)
+    return HTCondorWMS(
+        instance=config.get("instance", "gproc"),
+        schedd_name=config.get("schedd_name"),
+        collector=config.get("collector"),
+        event_log=Path(event_log) if event_log else None,
+        sandbox_root=Path(state_dir).resolve() / "sandboxes",
+    )
