@@ -66,10 +66,12 @@ class TaskService:
     def register(self, requests: Sequence[TaskRequest]) -> list[TaskView]:
         """Validate, stage inputs and record tasks; all or none. Idempotent per request id."""
         self._check_batch(requests)
-        rows = [self._prepare(req) for req in requests]
+        rows: list[TaskRow] = []
         try:
+            for req in requests:
+                rows.append(self._prepare(req))
             stored = self.registry.insert_tasks(rows)
-        except Exception:
+        except BaseException:
             for row in rows:
                 self.dirs.remove(row.id)
             raise
@@ -160,14 +162,12 @@ class TaskService:
             self.adopt_or_keep(rows)
             return
         now = utcnow()
-        for job in submitted:
-            try:
-                self.registry.transition(
-                    job.task_id, S.SUBMITTING, S.SUBMITTED, detail=job.job_id,
-                    job_id=job.job_id, submitted_at=now,
-                )
-            except ConcurrentChange:
-                pass  # already adopted by a concurrent recovery
+        # one transaction for the batch; a task already adopted by a concurrent
+        # recovery is skipped
+        self.registry.transition_each(
+            {job.task_id: {"job_id": job.job_id, "submitted_at": now} for job in submitted},
+            S.SUBMITTING, S.SUBMITTED, details={job.task_id: job.job_id for job in submitted},
+        )
 
     def adopt_or_keep(self, rows: Sequence[TaskRow]) -> set[str]:
         """Adopt WMS jobs of the current attempt; returns the task ids adopted."""

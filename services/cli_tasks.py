@@ -27,8 +27,9 @@ from gproc.registry import TaskFilter, TaskNotFound
 from gproc.settings import get_settings
 from gproc.states import TERMINAL, TaskState
 
-out = Console()
-err = Console(stderr=True)
+# wide enough for full task and job ids when output goes to a file or a pipe
+out = Console(width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 json_opt = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 
 
@@ -57,6 +58,7 @@ def _emit(data: Any, as_json: bool, render: Callable[[], None]) -> None:
 
 def _task_table(views: Sequence[TaskView]) -> Table:
     t = Table("task id", "tool", "state", "job id", "exit", "reason", "updated")
+    t.columns[0].no_wrap = t.columns[3].no_wrap = True
     for v in views:
         reason = v.hold_reason or v.state_reason or ""
         t.add_row(v.id, v.tool, str(v.state), v.job_id or "", _s(v.exit_code), reason,
