@@ -163,6 +163,9 @@ class HTCondorWMS(WorkloadManager):
         return f"GprocInstance == {classad2.quote(self.instance)}"
 
     def _remember(self, ads: Iterable[Mapping[str, Any]]) -> None:
+        """Keep (cluster, proc) -> global id so events can carry job ids; bounded."""
+        if len(self._job_ids) > 200_000:
+            self._job_ids.clear()
         for ad in ads:
             if "GlobalJobId" in ad and "ClusterId" in ad:
                 self._job_ids[(int(ad["ClusterId"]), int(ad.get("ProcId", 0)))] = ad["GlobalJobId"]
