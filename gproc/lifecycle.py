@@ -17,6 +17,7 @@ from typing import Any
 import connectors
 from connectors.base import InvalidRequest, JobPlan, ToolRequest, UnknownTool
 from gproc.domain import (
+    CLIENT_REQUEST_ID_RE,
     GprocError,
     InvalidTaskRequest,
     LimitExceeded,
@@ -263,6 +264,13 @@ class TaskService:
         state = S(row.state)
         if state not in (S.SUBMITTED, S.IDLE, S.RUNNING) or not row.job_id:
             raise TaskStateConflict(f"task {task_id} is {state}; only queued or running tasks hold")
+        try:
+            info = self.wms.query([row.job_id]).get(row.job_id)
+        except WmsError as exc:
+            raise WmsUnavailableError(str(exc)) from exc
+        if info is not None and info.spooling:  # the WMS would drop the hold silently
+            raise TaskStateConflict(f"task {task_id}: its inputs are still being uploaded; "
+                                    "hold it again in a moment")
         self._wms_call(self.wms.hold, [row.job_id], reason)
         self._move(row, state, S.HELD, reason, hold_reason=reason)
         return self.get(task_id)
@@ -344,9 +352,7 @@ def plan_request(request: ToolRequest) -> JobPlan:
 
 
 def _check_request_id(value: str | None) -> None:
-    from gproc.domain import CLIENT_REQUEST_ID_RE
-
-    if value is not None and not CLIENT_REQUEST_ID_RE.match(value):
+    if value is not None and not CLIENT_REQUEST_ID_RE.fullmatch(value):
         raise InvalidTaskRequest("client_request_id", "1-128 of [A-Za-z0-9._:-], starting "
                                  "with a letter or digit")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -131,6 +132,16 @@ def test_restarting_the_tracker_resumes_tracking(make_core: MakeCore, tmp_path: 
     assert kinds[0] == "REGISTERED" and "STAGED_OUT" in kinds
 
 
+def _wait_inputs_uploaded(svc: TaskService, task_id: str) -> None:
+    job_id = svc.get(task_id).job_id or ""
+    for _ in range(240):  # a job whose inputs are still spooling cannot be held yet
+        info = svc.wms.query([job_id])[job_id]
+        if not info.spooling:
+            return
+        time.sleep(0.25)
+    raise AssertionError("inputs never finished uploading")
+
+
 def test_hold_release_and_a_wms_side_hold_reports_its_reason(
     make_core: MakeCore, tmp_path: Path
 ) -> None:
@@ -139,26 +150,37 @@ def test_hold_release_and_a_wms_side_hold_reports_its_reason(
     a, b = svc.register(requests_for([_ndvi_request(tmp_path / "a"),
                                       _ndvi_request(tmp_path / "b")]))
     svc.submit([a.id, b.id])
-    held = svc.hold(a.id, "portal asked to wait")
+    # an administrator pins b in the queue (it cannot match while its inputs spool,
+    # so this always lands before it could run), then holds it in the schedd
+    schedd = htcondor2.Schedd()
+    job_b = f'GlobalJobId == "{svc.get(b.id).job_id}"'
+    schedd.edit(job_b, "Requirements", "false")
+    try:
+        svc.hold(a.id, "portal asked to wait")
+    except TaskStateConflict as exc:  # refused clearly while uploading, never lost
+        assert "uploaded" in str(exc)
+        _wait_inputs_uploaded(svc, a.id)
+        svc.hold(a.id, "portal asked to wait")
+    held = svc.get(a.id)
     assert held.state == S.HELD and held.hold_reason == "portal asked to wait"
-    # an administrator holds b directly in the schedd; the tracker must report why
-    job_b = svc.get(b.id).job_id
-    htcondor2.Schedd().act(htcondor2.JobAction.Hold, f'GlobalJobId == "{job_b}"',
-                           "site maintenance")
-    seen = wait_for(tracker, svc, [b.id], until=lambda v: v.state == S.HELD, timeout=60)[0]
+    _wait_inputs_uploaded(svc, b.id)
+    res = schedd.act(htcondor2.JobAction.Hold, job_b, ("site maintenance", 0))
+    assert res["TotalSuccess"] == 1, res
+    seen = wait_for(tracker, svc, [b.id], until=lambda v: v.state == S.HELD, timeout=120)[0]
     assert seen.hold_reason and "site maintenance" in seen.hold_reason
-    assert svc.get(a.id).state == S.HELD
+    assert svc.get(a.id).state == S.HELD  # the user hold stays until released
     svc.release(a.id)
-    svc.release(b.id)
-    done = wait_for(tracker, svc, [a.id, b.id])
-    assert [v.state for v in done] == [S.COMPLETED, S.COMPLETED]
+    assert svc.cancel(b.id).state == S.CANCELLED
+    done = wait_for(tracker, svc, [a.id])[0]
+    assert done.state == S.COMPLETED
 
 
 def test_cancel_then_resubmit_runs_a_new_attempt(make_core: MakeCore, tmp_path: Path) -> None:
     svc = make_core()
     task = svc.register(requests_for([_ndvi_request(tmp_path)]))[0]
     svc.submit([task.id])
-    svc.hold(task.id, "keep it from running")
+    job = f'GlobalJobId == "{svc.get(task.id).job_id}"'
+    htcondor2.Schedd().edit(job, "Requirements", "false")  # keep it from running
     cancelled = svc.cancel(task.id)
     assert cancelled.state == S.CANCELLED
     with pytest.raises(TaskStateConflict):

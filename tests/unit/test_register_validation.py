@@ -110,7 +110,7 @@ def test_batch_and_inline_limits(tmp_path: Path, tif: Path) -> None:
         svc.register([big])
 
 
-@pytest.mark.parametrize("rid", ["", "a b", "x" * 129, "../x", "id\n+Owner=1", "-lead"])
+@pytest.mark.parametrize("rid", ["", "a b", "abc\n", "x" * 129, "../x", "id\n+Owner=1", "-lead"])
 def test_bad_client_request_ids(tmp_path: Path, tif: Path, rid: str) -> None:
     with pytest.raises(InvalidTaskRequest) as exc:
         _svc(tmp_path).register([_req("band", {"image": str(tif)}, client_request_id=rid)])
