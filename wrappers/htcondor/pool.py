@@ -27,7 +27,8 @@ from typing import Any
 
 UID_DOMAIN = "gproc.pool"
 SERVICE_USER = "gproc"
-COLLECTOR = ("127.0.0.1", 9618)
+HOST = "127.0.0.1"
+DEFAULT_PORT = 9618
 READY_MARK = ".gproc-root-ready"
 BUILD_TIMEOUT = 2400.0
 
@@ -39,8 +40,11 @@ class PoolError(RuntimeError):
 class PersonalPool:
     """Life cycle of the personal pool kept under ``<state_dir>/pool``."""
 
-    def __init__(self, state_dir: Path | str) -> None:
+    def __init__(self, state_dir: Path | str, port: int | None = None) -> None:
+        """``port`` (default ``$GPROC_POOL_PORT`` or 9618) is the collector's and shared
+        port's; another value lets a second pool run beside one on the default."""
         self.state_dir = Path(state_dir).resolve()
+        self.port = port or int(os.environ.get("GPROC_POOL_PORT") or DEFAULT_PORT)
         self.dir = self.state_dir / "pool"
         self.root = self.dir / "root"
         self.client_dir = self.dir / "client"
@@ -63,7 +67,7 @@ class PersonalPool:
 
     @property
     def collector(self) -> str:
-        return f"{COLLECTOR[0]}:{COLLECTOR[1]}"
+        return f"{HOST}:{self.port}"
 
     @property
     def identity(self) -> str:
@@ -73,7 +77,7 @@ class PersonalPool:
     def is_up(self) -> bool:
         """True when our condor_master runs in our root and the collector port answers."""
         pid = self._master_pid()
-        return pid is not None and _port_open(*COLLECTOR)
+        return pid is not None and _port_open(HOST, self.port)
 
     def up(self, timeout: float = 120.0) -> dict[str, Any]:
         """Build the root if needed, start the daemons, wait until jobs can be submitted.
@@ -119,7 +123,7 @@ class PersonalPool:
             "event_log": str(self.event_log),
             "collector": self.collector,
             "master_pid": pid,
-            "collector_reachable": _port_open(*COLLECTOR),
+            "collector_reachable": _port_open(HOST, self.port),
         }
         if pid is None or not out["collector_reachable"] or not self.client_config.is_file():
             return out
@@ -171,7 +175,8 @@ class PersonalPool:
         text = resources.files("wrappers.htcondor").joinpath("pool.conf").read_text()
         conf_dir = self.root / "etc/condor/config.d"
         conf_dir.mkdir(parents=True, exist_ok=True)
-        (conf_dir / "50-gproc.conf").write_text(text.replace("@UID_DOMAIN@", UID_DOMAIN))
+        text = text.replace("@UID_DOMAIN@", UID_DOMAIN).replace("@PORT@", str(self.port))
+        (conf_dir / "50-gproc.conf").write_text(text)
 
     def _mount_all(self) -> None:
         for target, cmd in (
@@ -202,7 +207,7 @@ class PersonalPool:
         self.logs.mkdir(parents=True, exist_ok=True)
 
     def _start_master(self) -> int:
-        if _port_open(*COLLECTOR):
+        if _port_open(HOST, self.port):
             raise PoolError(
                 f"start: {self.collector} is already in use by a process that is not this "
                 f"pool's condor_master (another pool?); stop it first"
@@ -247,10 +252,10 @@ class PersonalPool:
         (self.client_dir / "log").mkdir(exist_ok=True)
         self.client_config.write_text(
             "# Host-side client config of the gproc personal pool (generated).\n"
-            f"CONDOR_HOST = {COLLECTOR[0]}\n"
+            f"CONDOR_HOST = {HOST}\n"
             f"COLLECTOR_HOST = {self.collector}\n"
             f"SCHEDD_HOST = \n"
-            f"NETWORK_INTERFACE = {COLLECTOR[0]}\n"
+            f"NETWORK_INTERFACE = {HOST}\n"
             "BIND_ALL_INTERFACES = False\n"
             "ENABLE_IPV6 = False\n"
             "JOB_DEFAULT_LEASE_DURATION = 120\n"
