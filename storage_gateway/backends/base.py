@@ -10,7 +10,9 @@ partial data and the final name never shows a partial file.
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import os
 import secrets
 import zlib
 from abc import ABC, abstractmethod
@@ -134,6 +136,26 @@ def verify(hasher: Hasher, expected: Checksums | None) -> Checksums:
         if expected.sha256 and expected.sha256.lower() != got.sha256:
             raise ChecksumMismatch("sha256 differs from the announced value")
     return got
+
+
+def from_oserror(exc: OSError, path: str) -> StorageError:
+    """Translate an OSError into the backend error hierarchy (message names the path)."""
+    code = exc.errno
+    if code == errno.ENOENT:
+        return NotFound(f"{path}: no such file or directory")
+    if code == errno.EEXIST:
+        return AlreadyExists(f"{path}: already exists")
+    if code == errno.ELOOP:
+        return InvalidPath(f"{path}: crosses a symbolic link")
+    if code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return PermissionDenied(f"{path}: permission denied by the storage")
+    if code in (errno.ENOTEMPTY, errno.EISDIR, errno.ENOTDIR, errno.EINVAL):
+        return Conflict(f"{path}: {os.strerror(code or 0).lower()}")
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        return QuotaExceeded(f"{path}: storage full")
+    if code in (errno.EIO, errno.ENOTCONN, errno.ESTALE, errno.EHOSTDOWN):
+        return BackendUnavailable(f"{path}: storage unavailable ({os.strerror(code or 0)})")
+    return StorageError(f"{path}: {os.strerror(code or 0)}")
 
 
 class Backend(ABC):

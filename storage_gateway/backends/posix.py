@@ -32,10 +32,9 @@ from storage_gateway.backends.base import (
     InvalidPath,
     InvalidRange,
     NotFound,
-    PermissionDenied,
-    QuotaExceeded,
     StorageError,
     WriteOptions,
+    from_oserror,
     metered,
     temp_name,
     verify,
@@ -45,26 +44,6 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _RENAME_NOREPLACE = 1
 _libc = ctypes.CDLL(None, use_errno=True)
 _renameat2 = getattr(_libc, "renameat2", None)
-
-
-def _error(exc: OSError, path: str) -> StorageError:
-    """Translate an OSError into the backend error hierarchy (message names the path)."""
-    code = exc.errno
-    if code == errno.ENOENT:
-        return NotFound(f"{path}: no such file or directory")
-    if code == errno.EEXIST:
-        return AlreadyExists(f"{path}: already exists")
-    if code == errno.ELOOP:
-        return InvalidPath(f"{path}: crosses a symbolic link")
-    if code in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return PermissionDenied(f"{path}: permission denied by the storage")
-    if code in (errno.ENOTEMPTY, errno.EISDIR, errno.ENOTDIR, errno.EINVAL):
-        return Conflict(f"{path}: {os.strerror(code or 0).lower()}")
-    if code in (errno.ENOSPC, errno.EDQUOT):
-        return QuotaExceeded(f"{path}: storage full")
-    if code in (errno.EIO, errno.ENOTCONN, errno.ESTALE, errno.EHOSTDOWN):
-        return BackendUnavailable(f"{path}: storage unavailable ({os.strerror(code or 0)})")
-    return StorageError(f"{path}: {os.strerror(code or 0)}")
 
 
 class PosixBackend(Backend):
@@ -96,12 +75,12 @@ class PosixBackend(Backend):
                 try:
                     fd = os.open(name, _DIR_FLAGS, dir_fd=fd)
                 except OSError as exc:
-                    raise self._walk_error(exc, fd, name, display) from None
+                    raise self._walkfrom_oserror(exc, fd, name, display) from None
                 stack.callback(os.close, fd)
             yield fd
 
     @staticmethod
-    def _walk_error(exc: OSError, dir_fd: int, name: str, display: str) -> StorageError:
+    def _walkfrom_oserror(exc: OSError, dir_fd: int, name: str, display: str) -> StorageError:
         if exc.errno in (errno.ENOTDIR, errno.ELOOP):
             try:
                 mode = os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode
@@ -110,7 +89,7 @@ class PosixBackend(Backend):
             if st.S_ISLNK(mode):
                 return InvalidPath(f"{display}: crosses a symbolic link")
             return Conflict(f"{display}: a path component is not a directory")
-        return _error(exc, display)
+        return from_oserror(exc, display)
 
     @contextmanager
     def _parent(self, path: str) -> Iterator[tuple[int, str]]:
@@ -125,7 +104,7 @@ class PosixBackend(Backend):
         try:
             info = os.stat(name, dir_fd=fd, follow_symlinks=False)
         except OSError as exc:
-            raise _error(exc, display) from None
+            raise from_oserror(exc, display) from None
         if st.S_ISLNK(info.st_mode):
             raise InvalidPath(f"{display}: is a symbolic link")
         if not (st.S_ISREG(info.st_mode) or st.S_ISDIR(info.st_mode)):
@@ -168,7 +147,7 @@ class PosixBackend(Backend):
                 fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
                              dir_fd=dfd)
             except OSError as exc:
-                raise self._walk_error(exc, dfd, name, path) from None
+                raise self._walkfrom_oserror(exc, dfd, name, path) from None
         mode = os.fstat(fd).st_mode
         if not st.S_ISREG(mode):
             os.close(fd)
@@ -200,7 +179,7 @@ class PosixBackend(Backend):
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
                              | os.O_CLOEXEC, 0o644, dir_fd=dfd)
             except OSError as exc:
-                raise _error(exc, path) from None
+                raise from_oserror(exc, path) from None
             try:
                 sums = self._fill(fd, chunks, options, path)
                 self._publish(dfd, tmp, name, options.overwrite, path)
@@ -219,7 +198,7 @@ class PosixBackend(Backend):
                     view = view[os.write(fd, view):]
             os.fsync(fd)
         except OSError as exc:
-            raise _error(exc, path) from None
+            raise from_oserror(exc, path) from None
         finally:
             os.close(fd)
         return verify(hasher, options.expected)
@@ -243,7 +222,7 @@ class PosixBackend(Backend):
         try:
             os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
         except OSError as exc:
-            raise _error(exc, path) from None
+            raise from_oserror(exc, path) from None
 
     def delete(self, path: str) -> None:
         with self._parent(path) as (fd, name):
@@ -254,7 +233,7 @@ class PosixBackend(Backend):
                 else:
                     os.unlink(name, dir_fd=fd)
             except OSError as exc:
-                raise _error(exc, path) from None
+                raise from_oserror(exc, path) from None
 
     def mkdir(self, path: str, parents: bool = False) -> None:
         parts = paths.split(path)
@@ -278,7 +257,7 @@ class PosixBackend(Backend):
                 if not st.S_ISDIR(self._lstat(fd, parts[-1], display).st_mode):
                     raise Conflict(f"{display}: exists and is not a directory") from None
             except OSError as exc:
-                raise _error(exc, display) from None
+                raise from_oserror(exc, display) from None
 
     def rename(self, src: str, dst: str) -> None:
         sp, dp = paths.split(src), paths.split(dst)
@@ -304,9 +283,9 @@ def _rename_noreplace(sfd: int, sname: str, dfd: int, dname: str, display: str) 
             return
         code = ctypes.get_errno()
         if code not in (errno.EINVAL, errno.ENOSYS):
-            raise _error(OSError(code, os.strerror(code)), display)
+            raise from_oserror(OSError(code, os.strerror(code)), display)
     try:  # filesystems without RENAME_NOREPLACE: link() never replaces
         os.link(sname, dname, src_dir_fd=sfd, dst_dir_fd=dfd, follow_symlinks=False)
         os.unlink(sname, dir_fd=sfd)
     except OSError as exc:
-        raise _error(exc, display) from None
+        raise from_oserror(exc, display) from None

@@ -11,10 +11,11 @@ import hashlib
 import os
 import uuid
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
 from storage_gateway.backends.base import (
     AlreadyExists,
@@ -28,7 +29,11 @@ from storage_gateway.backends.base import (
     QuotaExceeded,
     WriteOptions,
 )
+from storage_gateway.backends.glusterfs import GlusterBackend
+from storage_gateway.backends.hdfs import HdfsBackend
 from storage_gateway.backends.posix import PosixBackend
+from tests.fixtures.gluster import GlusterServer
+from tests.fixtures.hdfs import HdfsServer
 
 MiB = 1024 * 1024
 
@@ -70,6 +75,14 @@ class BackendContract:
 
     def names(self, backend: Backend, path: str = "/") -> list[str]:
         return [e.name for e in backend.listdir(path)]
+
+    def raw_names(self, backend: Backend) -> list[str]:
+        """Everything in the backend root as the server itself lists it (hidden included)."""
+        raise NotImplementedError
+
+    def assert_nothing_left(self, backend: Backend, *expected: str) -> None:
+        assert self.names(backend) == sorted(expected)
+        assert sorted(self.raw_names(backend)) == sorted(expected)  # no hidden upload left
 
     def test_write_then_read_round_trip(self, backend: Backend) -> None:
         data = payload(3 * MiB + 123)
@@ -154,13 +167,14 @@ class BackendContract:
         assert read_all(backend, "/f") == b"one"
         backend.write_stream("/f", [b"three"], WriteOptions(overwrite=True))
         assert read_all(backend, "/f") == b"three"
+        self.assert_nothing_left(backend, "f")
 
     def test_interrupted_upload_leaves_nothing(self, backend: Backend) -> None:
         data = payload(2 * MiB)
         with pytest.raises(Interrupted):
             backend.write_stream("/up.bin", broken_source(data, MiB))
         assert not backend.exists("/up.bin")
-        assert self.names(backend) == []
+        self.assert_nothing_left(backend)
 
     def test_interrupted_overwrite_keeps_old_content(self, backend: Backend) -> None:
         backend.write_stream("/keep", [b"original"])
@@ -168,7 +182,7 @@ class BackendContract:
             backend.write_stream("/keep", broken_source(b"new" * 1000, 10),
                                  WriteOptions(overwrite=True))
         assert read_all(backend, "/keep") == b"original"
-        assert self.names(backend) == ["keep"]
+        self.assert_nothing_left(backend, "keep")
 
     def test_checksum_mismatch_refused_and_nothing_kept(self, backend: Backend) -> None:
         data = b"payload" * 100
@@ -177,13 +191,13 @@ class BackendContract:
         bad = Checksums("00000001", "")
         with pytest.raises(ChecksumMismatch):
             backend.write_stream("/bad", [data], WriteOptions(expected=bad))
-        assert self.names(backend) == ["ok"]
+        self.assert_nothing_left(backend, "ok")
 
     def test_byte_budget_enforced_while_streaming(self, backend: Backend) -> None:
         data = payload(300_000)
         with pytest.raises(QuotaExceeded):
             backend.write_stream("/big", chunked(data, 50_000), WriteOptions(max_bytes=120_000))
-        assert self.names(backend) == []
+        self.assert_nothing_left(backend)
         backend.write_stream("/fits", chunked(data[:120_000]), WriteOptions(max_bytes=120_000))
         assert backend.stat("/fits").size == 120_000
 
@@ -251,6 +265,9 @@ class TestPosix(BackendContract):
         assert isinstance(backend, PosixBackend)
         return backend.root
 
+    def raw_names(self, backend: Backend) -> list[str]:
+        return os.listdir(self.root(backend))
+
     def test_final_symlink_refused(self, backend: Backend, outside: Path) -> None:
         os.symlink(outside / "secret", self.root(backend) / "link")
         for op in (lambda: backend.stat("/link"), lambda: read_all(backend, "/link"),
@@ -307,4 +324,68 @@ class TestPosix(BackendContract):
             gone.stat("/")
 
 
-BackendFactory = Callable[[str], Backend]
+class TestHDFS(BackendContract):
+    """A real NameNode + DataNode, through WebHDFS."""
+
+    @pytest.fixture
+    def backend(self, hdfs_server: HdfsServer) -> Iterator[Backend]:
+        root = f"/gproc/{uuid.uuid4().hex}"
+        HdfsBackend(hdfs_server.http_url, "/", user=hdfs_server.user).mkdir(root)
+        backend = HdfsBackend(hdfs_server.http_url, root, user=hdfs_server.user)
+        yield backend
+        backend.close()
+
+    def raw_names(self, backend: Backend) -> list[str]:
+        assert isinstance(backend, HdfsBackend)
+        resp = requests.get(backend._endpoint("/" + "/".join(backend.root)),
+                            params={"op": "LISTSTATUS", "user.name": backend.user}, timeout=10)
+        return [s["pathSuffix"] for s in resp.json()["FileStatuses"]["FileStatus"]]
+
+    def test_hdfs_down_is_unavailable(self) -> None:
+        from storage_gateway.backends.base import BackendUnavailable
+        from tests.fixtures.hdfs import _free_ports
+        down = HdfsBackend(f"http://127.0.0.1:{_free_ports(1)[0]}", "/gproc")
+        with pytest.raises(BackendUnavailable):
+            down.stat("/")
+        with pytest.raises(BackendUnavailable):
+            down.write_stream("/f", [b"x"])
+
+
+class TestGlusterFS(BackendContract):
+    """A real GlusterFS volume served by glusterd, through libgfapi."""
+
+    @pytest.fixture
+    def backend(self, gluster_server: GlusterServer) -> Backend:
+        root = f"/gproc/{uuid.uuid4().hex}"
+        GlusterBackend(gluster_server.host, gluster_server.volume).mkdir(root, parents=True)
+        return GlusterBackend(gluster_server.host, gluster_server.volume, root)
+
+    def raw_names(self, backend: Backend) -> list[str]:
+        from storage_gateway.backends.glusterfs import volume
+        assert isinstance(backend, GlusterBackend)
+        return list(volume(backend.host, backend.volume_name).listdir(
+            "/" + "/".join(backend.root)))
+
+    def test_symlinks_in_the_volume_refused(self, backend: Backend) -> None:
+        from storage_gateway.backends.glusterfs import volume
+        assert isinstance(backend, GlusterBackend)
+        vol = volume(backend.host, backend.volume_name)
+        base = "/" + "/".join(backend.root)
+        backend.mkdir("/real")
+        vol.symlink("/etc", base + "/dirlink")
+        vol.symlink("/etc/passwd", base + "/filelink")
+        with pytest.raises(InvalidPath):
+            backend.stat("/dirlink/passwd")
+        with pytest.raises(InvalidPath):
+            read_all(backend, "/filelink")
+        with pytest.raises(InvalidPath):
+            backend.write_stream("/dirlink/x", [b"x"])
+        assert self.names(backend) == ["real"]
+
+    def test_missing_volume_is_unavailable(self, gluster_server: GlusterServer) -> None:
+        from storage_gateway.backends.base import BackendUnavailable
+        down = GlusterBackend(gluster_server.host, "no-such-volume")
+        with pytest.raises(BackendUnavailable):
+            down.stat("/")
+        with pytest.raises(BackendUnavailable):
+            down.write_stream("/f", [b"x"])
