@@ -141,6 +141,8 @@ def verify(hasher: Hasher, expected: Checksums | None) -> Checksums:
 def from_oserror(exc: OSError, path: str) -> StorageError:
     """Translate an OSError into the backend error hierarchy (message names the path)."""
     code = exc.errno
+    if code is None:
+        return StorageError(f"{path}: {exc}")
     if code == errno.ENOENT:
         return NotFound(f"{path}: no such file or directory")
     if code == errno.EEXIST:

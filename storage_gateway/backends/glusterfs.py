@@ -240,20 +240,24 @@ class GlusterBackend(Backend):
         except OSError as exc:
             raise from_oserror(exc, display) from None
         handle = gfapi.File(fd)
-        try:
+        try:  # errors raised by the source itself (client gone...) pass through as they are
             for data in metered(chunks, hasher, options.max_bytes):
-                view = memoryview(data)
-                while view:
-                    view = view[handle.write(bytes(view)):]
+                self._write_all(handle, data, display)
             if _glfs_fsync(fd) < 0:
                 err = ctypes.get_errno()
-                raise OSError(err, os.strerror(err))
-        except OSError as exc:
-            raise from_oserror(exc, display) from None
+                raise from_oserror(OSError(err, os.strerror(err)), display)
         finally:
             with suppress(OSError, ValueError):
                 handle.close()
         return verify(hasher, options.expected)
+
+    @staticmethod
+    def _write_all(handle: Any, data: bytes, display: str) -> None:
+        try:
+            while data:
+                data = data[handle.write(data):]
+        except OSError as exc:
+            raise from_oserror(exc, display) from None
 
     def _publish(self, tmp: str, parts: tuple[str, ...], overwrite: bool, display: str) -> None:
         final = self._full(parts)

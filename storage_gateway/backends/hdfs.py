@@ -58,6 +58,22 @@ _EXCEPTIONS: dict[str, type[StorageError]] = {
 }
 
 
+class _Recorder:
+    """Remembers an exception raised by the upload source, which requests would
+    otherwise report as its own ConnectionError."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self.chunks = chunks
+        self.error: BaseException | None = None
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            yield from self.chunks
+        except BaseException as exc:
+            self.error = exc
+            raise
+
+
 class HdfsBackend(Backend):
     """A directory tree of one HDFS namespace, addressed through WebHDFS."""
 
@@ -212,7 +228,13 @@ class HdfsBackend(Backend):
         and the file then reappears. With a completed empty CREATE, a late APPEND on a
         deleted file just fails, so cleanup is final."""
         self._to_datanode("CREATE", tmp, iter(()), display, overwrite="false", permission="644")
-        self._to_datanode("APPEND", tmp, body, display)
+        source = _Recorder(body)
+        try:
+            self._to_datanode("APPEND", tmp, iter(source), display)
+        except StorageError:
+            if source.error is not None:  # the source failed, not HDFS: re-raise as is
+                raise source.error from None
+            raise
 
     def _to_datanode(self, op: str, tmp: str, body: Iterator[bytes], display: str,
                      **params: Any) -> None:

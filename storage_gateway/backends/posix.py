@@ -191,14 +191,10 @@ class PosixBackend(Backend):
     @staticmethod
     def _fill(fd: int, chunks: Iterable[bytes], options: WriteOptions, path: str) -> Checksums:
         hasher = Hasher()
-        try:
+        try:  # errors raised by the source itself (client gone...) pass through as they are
             for data in metered(chunks, hasher, options.max_bytes):
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
-            os.fsync(fd)
-        except OSError as exc:
-            raise from_oserror(exc, path) from None
+                _write_all(fd, data, path)
+            _fsync(fd, path)
         finally:
             os.close(fd)
         return verify(hasher, options.expected)
@@ -268,6 +264,22 @@ class PosixBackend(Backend):
         with self._parent(src) as (sfd, sname), self._parent(dst) as (dfd, dname):
             self._lstat(sfd, sname, src)
             _rename_noreplace(sfd, sname, dfd, dname, dst)
+
+
+def _write_all(fd: int, data: bytes, display: str) -> None:
+    view = memoryview(data)
+    try:
+        while view:
+            view = view[os.write(fd, view):]
+    except OSError as exc:
+        raise from_oserror(exc, display) from None
+
+
+def _fsync(fd: int, display: str) -> None:
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        raise from_oserror(exc, display) from None
 
 
 def _unlink_quietly(dfd: int, name: str) -> None:

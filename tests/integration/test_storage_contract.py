@@ -61,8 +61,9 @@ def read_all(backend: Backend, path: str, offset: int = 0, length: int | None = 
     return b"".join(backend.open_read(path, offset, length))
 
 
-class Interrupted(Exception):
-    """Raised by a test upload source to simulate a client that went away."""
+class Interrupted(ConnectionResetError):
+    """Raised by a test upload source to simulate a client that went away (an OSError,
+    which a backend must not mistake for one of its own I/O errors)."""
 
 
 def broken_source(data: bytes, after: int) -> Iterator[bytes]:
