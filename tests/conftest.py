@@ -12,6 +12,8 @@ pytest_plugins = [
     "tests.fixtures.pki",
     "tests.fixtures.postgres",
     "tests.fixtures.core",
+    "tests.fixtures.hdfs",
+    "tests.fixtures.gluster",
 ]
 
 _TIERS = {"unit": "unit", "service": "service", "integration": "integration"}

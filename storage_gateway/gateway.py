@@ -1,0 +1,168 @@
+"""Storage operations on logical paths for an authenticated identity.
+
+This is what the transfer fronts (HTTPS, SFTP) and task staging call: every
+operation validates the path, resolves it through the namespace, checks the area
+rules, applies quotas, and only then touches a backend. Virtual directories (``/``,
+``/groups``, the bare ``/private``) are listed from the mount table and show only
+what the caller may read; another user's private area is reported as NotFound.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+
+from security.identity import Identity
+from storage_gateway import paths
+from storage_gateway.access import AreaKind, Op, user_key
+from storage_gateway.backends.base import (
+    AlreadyExists,
+    Checksums,
+    Conflict,
+    Entry,
+    NotFound,
+    PermissionDenied,
+    QuotaExceeded,
+    WriteOptions,
+)
+from storage_gateway.namespace import Area, Namespace, Resolved
+
+_ROOT_CACHE_S = 60.0
+
+
+class StorageGateway:
+    """Identity-aware facade over a :class:`Namespace` (thread-safe: no mutable state
+    besides a cache of area roots known to exist)."""
+
+    def __init__(self, namespace: Namespace) -> None:
+        self.namespace = namespace
+        self._roots_made: dict[tuple[str, str], float] = {}
+
+    # -- resolution + access --------------------------------------------------------
+    def _target(self, identity: Identity, path: str, op: Op) -> Resolved:
+        resolved = self.namespace.resolve(path)
+        if resolved is None:
+            if op is Op.WRITE:
+                raise PermissionDenied(f"{path}: virtual directory, not writable")
+            raise Conflict(f"{path}: virtual directory")  # callers handle listing/stat
+        rules = resolved.area.rules
+        decision = rules.decide(identity, op, resolved.owner)
+        if not decision:
+            if resolved.area.kind is AreaKind.PRIVATE and resolved.owner is not None:
+                raise NotFound(f"{path}: no such file or directory")
+            raise PermissionDenied(f"{path}: denied by rule '{decision.rule}': "
+                                   f"{decision.message}")
+        self._ensure_root(resolved)
+        return resolved
+
+    def _ensure_root(self, resolved: Resolved) -> None:
+        """Create the area root (and a private area on its owner's first use)."""
+        key = (resolved.area.backend, resolved.area_root)
+        if time.monotonic() - self._roots_made.get(key, -_ROOT_CACHE_S) < _ROOT_CACHE_S:
+            return
+        resolved.backend.mkdir(resolved.area_root, parents=True)
+        self._roots_made[key] = time.monotonic()
+
+    def home(self, identity: Identity) -> str | None:
+        """Logical path of the caller's private area (None when none is configured)."""
+        for area in self.namespace.areas:
+            if area.kind is AreaKind.PRIVATE and area.rules.members.covers(identity):
+                return paths.join((*area.mount, user_key(identity)))
+        return None
+
+    # -- read operations -----------------------------------------------------------
+    def stat(self, identity: Identity, path: str) -> Entry:
+        parts = paths.split(path)
+        if self.namespace.resolve(path) is None:
+            if self._virtual_entries(identity, parts) is None:
+                raise NotFound(f"{path}: no such file or directory")
+            return Entry(parts[-1] if parts else "", True, 0, 0.0)
+        resolved = self._target(identity, path, Op.READ)
+        entry = resolved.backend.stat(resolved.backend_path)
+        return Entry(parts[-1], entry.is_dir, entry.size, entry.mtime)
+
+    def listdir(self, identity: Identity, path: str) -> list[Entry]:
+        parts = paths.split(path)
+        if self.namespace.resolve(path) is None:
+            entries = self._virtual_entries(identity, parts)
+            if entries is None:
+                raise NotFound(f"{path}: no such file or directory")
+            return entries
+        resolved = self._target(identity, path, Op.READ)
+        return resolved.backend.listdir(resolved.backend_path)
+
+    def _virtual_entries(self, identity: Identity, parts: tuple[str, ...]) -> list[Entry] | None:
+        """Entries of a virtual directory the caller can see (None: no such directory)."""
+        area = self.namespace.find(parts)
+        if area is not None and area.kind is AreaKind.PRIVATE and parts == area.mount:
+            if not area.rules.members.covers(identity):
+                return None
+            return [Entry(user_key(identity), True, 0, 0.0)]
+        children = self.namespace.children(parts)
+        if not children:
+            return None
+        names = sorted({name for name, a in children if self._can_see(identity, a)})
+        return [Entry(n, True, 0, 0.0) for n in names]
+
+    @staticmethod
+    def _can_see(identity: Identity, area: Area) -> bool:
+        return bool(area.rules.decide(identity, Op.READ))
+
+    def open_read(self, identity: Identity, path: str, offset: int = 0,
+                  length: int | None = None) -> Iterator[bytes]:
+        resolved = self._target(identity, path, Op.READ)
+        return resolved.backend.open_read(resolved.backend_path, offset, length)
+
+    def checksum(self, identity: Identity, path: str) -> Checksums:
+        resolved = self._target(identity, path, Op.READ)
+        return resolved.backend.checksum(resolved.backend_path)
+
+    # -- write operations -------------------------------------------------------------
+    def _writable(self, identity: Identity, path: str) -> Resolved:
+        resolved = self._target(identity, path, Op.WRITE)
+        if not resolved.rest:
+            raise PermissionDenied(f"{path}: the area root itself cannot be changed")
+        return resolved
+
+    def write(self, identity: Identity, path: str, chunks: Iterable[bytes], *,
+              overwrite: bool = False, expected: Checksums | None = None) -> Checksums:
+        """Atomic upload; quota and announced checksums enforced while streaming."""
+        resolved = self._writable(identity, path)
+        budget = self._budget(resolved, overwrite)
+        return resolved.backend.write_stream(
+            resolved.backend_path, chunks, WriteOptions(overwrite, budget, expected))
+
+    def _budget(self, resolved: Resolved, overwrite: bool) -> int | None:
+        """Bytes this upload may still use (None: no quota). Counted, not reserved:
+        concurrent uploads to one area can overshoot by at most their own sizes."""
+        quota = resolved.area.quota
+        if quota is None:
+            return None
+        used = resolved.backend.usage(resolved.area_root)
+        if overwrite:
+            try:
+                entry = resolved.backend.stat(resolved.backend_path)
+                used -= 0 if entry.is_dir else entry.size
+            except NotFound:
+                pass
+        if used >= quota:
+            raise QuotaExceeded(f"{resolved.area.name}: quota of {quota} bytes used up")
+        return quota - used
+
+    def mkdir(self, identity: Identity, path: str, parents: bool = False) -> None:
+        resolved = self._writable(identity, path)
+        resolved.backend.mkdir(resolved.backend_path, parents)
+
+    def delete(self, identity: Identity, path: str) -> None:
+        resolved = self._writable(identity, path)
+        resolved.backend.delete(resolved.backend_path)
+
+    def rename(self, identity: Identity, src: str, dst: str) -> None:
+        """Rename within one area (and one private owner); never replaces ``dst``."""
+        source = self._writable(identity, src)
+        target = self._writable(identity, dst)
+        if (source.area, source.owner) != (target.area, target.owner):
+            raise Conflict(f"{src} -> {dst}: renames cannot cross areas")
+        if source.backend_path == target.backend_path:
+            raise AlreadyExists(f"{dst}: already exists")
+        source.backend.rename(source.backend_path, target.backend_path)
