@@ -6,6 +6,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from connectors.base import ToolRequest
@@ -64,6 +65,7 @@ class TaskRequest:
     owner: Owner
     client_request_id: str | None = None
     inline_inputs: dict[str, bytes] = field(default_factory=dict)  # port -> content
+    x509_proxy: Path | None = None  # a delegated proxy the job gets as x509userproxy
 
 
 @dataclass(frozen=True)

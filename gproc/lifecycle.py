@@ -95,6 +95,7 @@ class TaskService:
                 owner_vo=req.owner.vo, owner_fqans=json.dumps(list(req.owner.fqans)),
                 tool=req.tool_request.tool, request_json=dumps(_request_record(req)),
                 plan_json=dumps(_plan_record(plan)), accounting_group=req.owner.accounting_group,
+                x509_proxy=str(req.x509_proxy) if req.x509_proxy else None,
                 state=str(S.REGISTERED), wms=self.wms.name,
             )
             row.job_description = self.wms.describe(self.job_spec(row))
@@ -202,6 +203,7 @@ class TaskService:
             output_files=tuple(plan["outputs"].values()),
             request_cpus=plan["request_cpus"], request_memory_mb=plan["request_memory_mb"],
             request_disk_mb=plan["request_disk_mb"], accounting_group=row.accounting_group,
+            x509_proxy=Path(row.x509_proxy) if row.x509_proxy else None,
         )
 
     # ---- reading --------------------------------------------------------

@@ -26,6 +26,7 @@ class TaskRow(SQLModel, table=True):
     plan_json: str  # the connector's job plan as JSON
     job_description: str = ""  # the WMS's native description, shown at registration
     accounting_group: str | None = Field(default=None, max_length=128)
+    x509_proxy: str | None = None  # the owner's delegated proxy, handed to the job
     state: str = Field(index=True, max_length=16)
     state_reason: str | None = None
     attempt: int = 0

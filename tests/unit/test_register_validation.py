@@ -126,3 +126,16 @@ def test_a_good_registration_records_a_safe_job_description(tmp_path: Path, tif:
     staged = sorted(p.name for p in svc.dirs.inputs(view.id).iterdir())
     assert staged == ["in_image.tif"]  # a connector-chosen name, not the caller's
     assert (svc.dirs.inputs(view.id) / "in_image.tif").read_bytes() == tif.read_bytes()
+
+
+def test_accounting_group_and_delegated_proxy_reach_the_job_description(
+    tmp_path: Path, tif: Path
+) -> None:
+    proxy = tmp_path / "delegated.pem"
+    proxy.write_text("not read at registration")
+    owner = Owner(dn="/C=RO/O=GiSHEO/CN=ann", vo="testvo", accounting_group="group_testvo.grid")
+    req = TaskRequest(ToolRequest(tool="band", inputs={"image": str(tif)}), owner,
+                      x509_proxy=proxy)
+    desc = _svc(tmp_path).register([req])[0].job_description
+    assert f"x509userproxy = {proxy}" in desc
+    assert "accounting_group = group_testvo.grid" in desc
