@@ -127,13 +127,17 @@ class Tracker:
         except WmsError as exc:
             stats.errors.append(f"reconcile: {exc}")
             return
+        fresh = self.svc.registry.get_many([r.id for r in by_job.values()])  # after events
         for job_id, row in by_job.items():
+            current = fresh.get(row.id)
+            if current is None or current.job_id != job_id:
+                continue
             info = infos.get(job_id)
             if info is None or info.state == JobState.UNKNOWN:
-                self._note_missing(row, stats)
+                self._note_missing(current, stats)
                 continue
             self._missing.pop(row.id, None)
-            self._apply(self.svc.registry.get(row.id), info, stats, kind="RECONCILE")
+            self._apply(current, info, stats, kind="RECONCILE")
 
     def _note_missing(self, row: TaskRow, stats: CycleStats) -> None:
         n = self._missing[row.id] = self._missing.get(row.id, 0) + 1
