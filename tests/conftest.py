@@ -12,6 +12,7 @@ pytest_plugins = [
     "tests.fixtures.pki",
     "tests.fixtures.postgres",
     "tests.fixtures.core",
+    "tests.fixtures.soap",
 ]
 
 _TIERS = {"unit": "unit", "service": "service", "integration": "integration"}
