@@ -69,7 +69,7 @@ def main(n: int = 200) -> None:
     print(f"itemdata, 1 cluster : {t_batch:7.2f} s  {n / t_batch:8.1f} jobs/s  "
           f"x{t_per_job / t_batch:.1f} vs baseline")
     print(f"query({len(ids)} ids)      : {t_query * 1000:7.1f} ms (1 queue query)")
-    print(f"find_jobs(all)      : {t_find * 1000:7.1f} ms (1 queue query)")
+    print(f"find_jobs(all)      : {t_find * 1000:7.1f} ms (1 queue + 1 history query)")
 
 
 if __name__ == "__main__":

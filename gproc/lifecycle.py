@@ -22,7 +22,6 @@ from gproc.domain import (
     LimitExceeded,
     NotReady,
     OutputFile,
-    Owner,
     TaskRequest,
     TaskResult,
     TaskStateConflict,
@@ -31,8 +30,8 @@ from gproc.domain import (
 )
 from gproc.models import TaskRow, utcnow
 from gproc.registry import ConcurrentChange, Registry, TaskFilter, dumps
-from gproc.states import ACTIVE, TERMINAL, TaskState
 from gproc.staging import InputResolver, TaskDirs, stage_inputs, tail
+from gproc.states import ACTIVE, TERMINAL, TaskState
 from wrappers.base import JobSpec, WmsError, WmsRejected, WorkloadManager
 
 log = logging.getLogger("gproc.lifecycle")
@@ -87,7 +86,7 @@ class TaskService:
         task_id = uuid.uuid4().hex
         try:
             stage_inputs(
-                self.dirs.inputs(task_id), plan.inputs, req.tool_request.inputs,
+                self.dirs.inputs(task_id), plan.inputs, req.tool_request.inputs,  # type: ignore[arg-type]
                 req.inline_inputs, self.resolve_input, self.max_inline,
             )
             row = TaskRow(
@@ -218,8 +217,10 @@ class TaskService:
     def get(self, task_id: str) -> TaskView:
         return TaskView.from_row(self.registry.get(task_id))
 
-    def list(self, flt: TaskFilter, offset: int = 0, limit: int = 100) -> tuple[list[TaskView], int]:
-        rows, total = self.registry.list(flt, offset, min(limit, self.max_batch))
+    def list_tasks(
+        self, flt: TaskFilter, offset: int = 0, limit: int = 100
+    ) -> tuple[list[TaskView], int]:
+        rows, total = self.registry.list_tasks(flt, offset, min(limit, self.max_batch))
         return [TaskView.from_row(r) for r in rows], total
 
     def log(self, task_id: str, max_bytes: int = 16384) -> dict[str, Any]:

@@ -16,13 +16,13 @@ cost of one fsync per transaction, which batching amortises;
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event, func, update
+from sqlalchemy import bindparam, event, func, insert, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col, create_engine, select
@@ -113,10 +113,8 @@ class Registry:
                     if key:
                         seen[key] = row
             s.add_all(fresh)
-            s.add_all(
-                TaskEventRow(task_id=r.id, kind="REGISTERED", state=r.state, detail=r.tool)
-                for r in fresh
-            )
+            s.flush()  # the task rows are written before their events
+            _add_events(s, [(r.id, "REGISTERED", r.state, r.tool) for r in fresh])
             s.commit()
             return out
 
@@ -155,7 +153,9 @@ class Registry:
             stmt = select(TaskRow).where(col(TaskRow.state).in_([str(x) for x in states]))
             return list(s.exec(stmt))
 
-    def list(self, flt: TaskFilter, offset: int = 0, limit: int = 100) -> tuple[list[TaskRow], int]:
+    def list_tasks(
+        self, flt: TaskFilter, offset: int = 0, limit: int = 100
+    ) -> tuple[list[TaskRow], int]:
         """One page of tasks, newest first, and the total matching."""
         with self.session() as s:
             conds = _conditions(flt)
@@ -216,12 +216,48 @@ class Registry:
                 if s.execute(stmt).rowcount != len(chunk):  # type: ignore[attr-defined]
                     s.rollback()
                     raise ConcurrentChange(f"tasks changed state while becoming {target}")
-            s.add_all(
-                TaskEventRow(task_id=t, kind=kind or str(target).upper(), state=str(target),
-                             detail=detail)
-                for t in task_ids
-            )
+            _add_events(s, [(t, kind or str(target).upper(), str(target), detail)
+                            for t in task_ids])
             s.commit()
+
+    def transition_each(
+        self,
+        changes: Mapping[str, Mapping[str, Any]],
+        expect: TaskState,
+        target: TaskState,
+        *,
+        kind: str | None = None,
+        details: Mapping[str, str] | None = None,
+    ) -> set[str]:
+        """Compare-and-set of several tasks, each with its own fields, in one transaction
+        (one commit instead of one per task). Unlike ``transition_many`` a task that
+        moved meanwhile is skipped, not an error; returns the ids that moved."""
+        if not changes:
+            return set()
+        if expect != target:
+            check_transition(",".join(list(changes)[:3]), expect, target)
+        now = utcnow()
+        moved: list[str] = []
+        stmts: dict[tuple[str, ...], Any] = {}  # one statement per set of field names
+        with self.session() as s:
+            conn = s.connection()
+            for task_id, fields in changes.items():
+                keys = tuple(sorted(fields))
+                if keys not in stmts:
+                    stmts[keys] = (
+                        update(TaskRow)
+                        .where(col(TaskRow.id) == bindparam("p_id"),
+                               col(TaskRow.state) == str(expect))
+                        .values(state=str(target), updated_at=now,
+                                **{k: bindparam(f"p_{k}") for k in keys})
+                    )
+                params = {"p_id": task_id, **{f"p_{k}": v for k, v in fields.items()}}
+                if conn.execute(stmts[keys], params).rowcount:
+                    moved.append(task_id)
+            _add_events(s, [(t, kind or str(target).upper(), str(target),
+                             (details or {}).get(t, "")) for t in moved])
+            s.commit()
+        return set(moved)
 
     def update_fields(self, task_id: str, expect: TaskState, **fields: Any) -> bool:
         """Update fields without a state change, only if the state is still ``expect``."""
@@ -235,7 +271,9 @@ class Registry:
             s.commit()
             return ok
 
-    def add_event(self, task_id: str, kind: str, detail: str = "", state: str | None = None) -> None:
+    def add_event(
+        self, task_id: str, kind: str, detail: str = "", state: str | None = None
+    ) -> None:
         with self.session() as s:
             s.add(TaskEventRow(task_id=task_id, kind=kind, state=state, detail=detail))
             s.commit()
@@ -252,6 +290,18 @@ class Registry:
             row.value = value
             s.add(row)
             s.commit()
+
+
+def _add_events(s: Session, events: Sequence[tuple[str, str, str | None, str]]) -> None:
+    """Append (task id, kind, state, detail) events as one multi-row INSERT: building
+    an ORM object per event costs more than the insert itself."""
+    if not events:
+        return
+    now = utcnow()
+    s.execute(insert(TaskEventRow), [
+        {"task_id": t, "time": now, "kind": k, "state": st, "detail": d}
+        for t, k, st, d in events
+    ])
 
 
 def _conditions(flt: TaskFilter) -> list[Any]:

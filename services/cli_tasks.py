@@ -296,10 +296,13 @@ def list_cmd(states: tuple[str, ...], tool: str | None, owner_dn: str | None, of
     """List tasks, newest first."""
     with _service() as svc:
         flt = TaskFilter(owner_dn=owner_dn, states=tuple(TaskState(s) for s in states), tool=tool)
-        views, total = svc.list(flt, offset, limit)
-        _emit({"total": total, "tasks": [v.as_dict() for v in views]}, as_json,
-              lambda: (out.print(_task_table(views)),
-                       out.print(f"{len(views)} of {total} task(s)")))
+        views, total = svc.list_tasks(flt, offset, limit)
+
+        def render() -> None:
+            out.print(_task_table(views))
+            out.print(f"{len(views)} of {total} task(s)")
+
+        _emit({"total": total, "tasks": [v.as_dict() for v in views]}, as_json, render)
 
 
 # ---- tracker ------------------------------------------------------------

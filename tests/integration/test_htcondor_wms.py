@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,11 +62,29 @@ def wait_for(
         time.sleep(1.0)
 
 
+def all_events(wms: HTCondorWMS, cursor: str | None = None) -> tuple[list[Any], str | None]:
+    """Every event from ``cursor`` on (one read is bounded, so read until it stops moving)."""
+    out: list[Any] = []
+    for _ in range(1000):
+        events, new = wms.read_events(cursor)
+        out += events
+        if new == cursor:
+            break
+        cursor = new
+    return out, cursor
+
+
 @pytest.fixture(scope="module")
-def wms(pool: Any, tmp_path_factory: pytest.TempPathFactory) -> HTCondorWMS:
+def wms(pool: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[HTCondorWMS]:
     instance = f"itest-{uuid.uuid4().hex[:8]}"  # isolates this run's jobs in a shared pool
     sandboxes = tmp_path_factory.mktemp("sandboxes")
-    return HTCondorWMS(instance, event_log=Path(pool.event_log), sandbox_root=sandboxes)
+    event_log = Path(pool.event_log) if pool.event_log else None
+    wms = HTCondorWMS(instance, event_log=event_log, sandbox_root=sandboxes)
+    yield wms
+    left = [i.job_id for i in wms.find_jobs(None).values()]  # leave the pool clean
+    if left:
+        wms.cancel(left, "test cleanup")
+        wms.forget(left)
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +178,7 @@ def test_find_jobs_reconciles_by_task_id(wms: HTCondorWMS, batch: Batch) -> None
 
 
 def test_events_are_read_and_typed(wms: HTCondorWMS, batch: Batch) -> None:
-    events, cursor = wms.read_events(None)
+    events, cursor = all_events(wms)
     assert cursor is not None
     by_task: dict[str, list[str]] = {}
     for ev in events:
@@ -174,7 +192,7 @@ def test_events_are_read_and_typed(wms: HTCondorWMS, batch: Batch) -> None:
     assert ends[batch.jobs[3].task_id].exit_code == 3
     assert ends[batch.jobs[0].task_id].state is JobState.COMPLETED
     assert ends[batch.jobs[0].task_id].job_id == batch.jobs[0].job_id
-    again, _ = wms.read_events(cursor)  # resumes: nothing already read comes back
+    again, _ = all_events(wms, cursor)  # resumes: nothing already read comes back
     tasks = {j.task_id for j in batch.jobs}
     assert not [e for e in again if e.task_id in tasks and e.kind in ("SUBMIT", "EXECUTE")]
 
@@ -193,27 +211,42 @@ def test_forget_lets_completed_jobs_leave_the_queue(wms: HTCondorWMS, batch: Bat
         wms.retrieve(job.job_id, Path("/tmp/unused"))
 
 
+def wait_event(wms: HTCondorWMS, task_id: str, kind: str, timeout: float = 60.0) -> Any:
+    """The first ``kind`` event of ``task_id`` in the event log, waiting for it to appear."""
+    deadline = time.monotonic() + timeout
+    events, cursor = all_events(wms)
+    while True:
+        found = [e for e in events if e.task_id == task_id and e.kind == kind]
+        if found:
+            return found[0]
+        if time.monotonic() > deadline:
+            pytest.fail(f"no {kind} event for task {task_id}")
+        time.sleep(1.0)
+        more, cursor = all_events(wms, cursor)
+        events += more
+
+
 def test_hold_release_cancel(wms: HTCondorWMS, script: Path) -> None:
     (job,) = wms.submit([make_spec(script, environment={"GP_SLEEP": "300"})])
-    wait_for(wms, [job.job_id], {JobState.IDLE, JobState.RUNNING})
+    # a job still spooling is already held by the schedd: hold it once it runs
+    wait_for(wms, [job.job_id], {JobState.RUNNING})
     wms.hold([job.job_id], "operator says wait")
     held = wait_for(wms, [job.job_id], {JobState.HELD})[job.job_id]
-    assert held.hold_reason == "operator says wait" and held.hold_code == 1
+    assert held.hold_reason and held.hold_reason.startswith("operator says wait")
+    assert held.hold_code == 1  # UserRequest
+    held_ev = wait_event(wms, job.task_id, "JOB_HELD")
+    assert held_ev.state is JobState.HELD and held_ev.detail.startswith("operator says wait")
     wms.release([job.job_id])
     wait_for(wms, [job.job_id], {JobState.IDLE, JobState.RUNNING})
+    assert wait_event(wms, job.task_id, "JOB_RELEASED").state is JobState.IDLE
     wms.cancel([job.job_id], "user cancelled")
     removed = wait_for(wms, [job.job_id], {JobState.REMOVED})[job.job_id]
     assert removed.raw_status == 3
-    events, _ = wms.read_events(None)
-    mine = [e for e in events if e.task_id == removed.task_id]
-    held_ev = [e for e in mine if e.kind == "JOB_HELD"]
-    assert held_ev and held_ev[0].state is JobState.HELD
-    assert held_ev[0].detail == "operator says wait"
-    assert [e.kind for e in mine if e.kind in ("JOB_RELEASED", "JOB_ABORTED")] == [
-        "JOB_RELEASED", "JOB_ABORTED"]
+    aborted = wait_event(wms, job.task_id, "JOB_ABORTED")
+    assert aborted.state is JobState.REMOVED and aborted.detail.startswith("user cancelled")
     wms.forget([job.job_id])
-    found = wms.find_jobs([removed.task_id or ""])
-    assert found[removed.task_id or ""].state is JobState.REMOVED
+    found = wms.find_jobs([job.task_id])
+    assert found[job.task_id].state is JobState.REMOVED
 
 
 def test_periodic_style_hold_reason_is_reported(wms: HTCondorWMS, tmp_path: Path) -> None:
@@ -226,6 +259,31 @@ def test_periodic_style_hold_reason_is_reported(wms: HTCondorWMS, tmp_path: Path
     assert held.hold_reason and held.hold_code not in (None, 16)
     wms.cancel([job.job_id], "cleanup")
     wms.forget([job.job_id])
+
+
+def test_proxy_and_accounting_reach_the_job(
+    wms: HTCondorWMS, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from security.pki import make_test_pki
+
+    pki = make_test_pki(tmp_path_factory.mktemp("pki"))
+    proxy = pki.proxies["alice-voms"]
+    probe = tmp_path / "probe.sh"
+    probe.write_text(
+        '#!/bin/sh\n[ -s "$X509_USER_PROXY" ] && echo "proxy $(basename "$X509_USER_PROXY")"\n'
+    )
+    probe.chmod(0o755)
+    spec = make_spec(probe, x509_proxy=proxy, accounting_group="group_testvo.grid",
+                     accounting_user="alice")
+    (job,) = wms.submit([spec])
+    info = wait_for(wms, [job.job_id], ENDED)[job.job_id]
+    assert info.state is JobState.COMPLETED
+    wms.retrieve(job.job_id, tmp_path / "out")
+    assert (tmp_path / "out" / "_gproc.out").read_text() == f"proxy {proxy.name}\n"
+    ad = wms._get_schedd().query(f'GlobalJobId == "{job.job_id}"',
+                                 ["AcctGroup", "AcctGroupUser", "AccountingGroup"])
+    assert ad[0]["AcctGroup"] == "group_testvo.grid" and ad[0]["AcctGroupUser"] == "alice"
+    assert ad[0]["AccountingGroup"] == "group_testvo.grid.alice"
 
 
 def test_unsafe_spec_is_rejected_before_submission(wms: HTCondorWMS, script: Path) -> None:

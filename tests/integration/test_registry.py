@@ -58,14 +58,14 @@ def test_same_request_id_returns_the_existing_task(registry: Registry) -> None:
     assert again.id == first.id
     other_owner = registry.insert_tasks([_row(owner="/CN=bob", request_id="req-1")])[0]
     assert other_owner.id != first.id  # request ids are per owner
-    rows, total = registry.list(TaskFilter(owner_dn="/CN=ann"))
+    rows, total = registry.list_tasks(TaskFilter(owner_dn="/CN=ann"))
     assert total == 1
 
 
 def test_duplicate_request_ids_within_one_batch_make_one_task(registry: Registry) -> None:
     out = registry.insert_tasks([_row(request_id="r"), _row(request_id="r")])
     assert out[0].id == out[1].id
-    assert registry.list(TaskFilter())[1] == 1
+    assert registry.list_tasks(TaskFilter())[1] == 1
 
 
 def test_concurrent_registrations_with_one_request_id_make_one_task(registry: Registry) -> None:
@@ -80,7 +80,7 @@ def test_concurrent_registrations_with_one_request_id_make_one_task(registry: Re
     for t in threads:
         t.join()
     assert len(set(results)) == 1
-    assert registry.list(TaskFilter())[1] == 1
+    assert registry.list_tasks(TaskFilter())[1] == 1
 
 
 def test_transition_is_compare_and_set(registry: Registry) -> None:
@@ -114,11 +114,11 @@ def test_attempt_increments_in_sql(registry: Registry) -> None:
 
 def test_list_filters_and_pages(registry: Registry) -> None:
     registry.insert_tasks([_row(tool="ndvi") for _ in range(5)] + [_row(tool="canny")])
-    page, total = registry.list(TaskFilter(tool="ndvi"), offset=0, limit=2)
+    page, total = registry.list_tasks(TaskFilter(tool="ndvi"), offset=0, limit=2)
     assert total == 5 and len(page) == 2
-    rest, _ = registry.list(TaskFilter(tool="ndvi"), offset=2, limit=10)
+    rest, _ = registry.list_tasks(TaskFilter(tool="ndvi"), offset=2, limit=10)
     assert len(rest) == 3 and not {r.id for r in page} & {r.id for r in rest}
-    assert registry.list(TaskFilter(states=(S.RUNNING,)))[1] == 0
+    assert registry.list_tasks(TaskFilter(states=(S.RUNNING,)))[1] == 0
     assert len(registry.in_states([S.REGISTERED])) == 6
 
 

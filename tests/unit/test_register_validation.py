@@ -61,7 +61,7 @@ def test_bad_requests_name_the_field(tmp_path: Path, tif: Path, tool: str,
     with pytest.raises(InvalidTaskRequest) as exc:
         svc.register([_req(tool, {"image": str(tif)}, params)])
     assert exc.value.field == field
-    assert svc.registry.list(TaskFilter())[1] == 0
+    assert svc.registry.list_tasks(TaskFilter())[1] == 0
 
 
 @pytest.mark.parametrize(
@@ -94,7 +94,7 @@ def test_a_batch_is_all_or_none(tmp_path: Path, tif: Path) -> None:
     bad = _req("band", {"image": "/no/such.tif"})
     with pytest.raises(InvalidTaskRequest):
         svc.register([good, bad])
-    assert svc.registry.list(TaskFilter())[1] == 0
+    assert svc.registry.list_tasks(TaskFilter())[1] == 0
     assert not any((tmp_path / "tasks").iterdir())  # staged files of the good one are gone
 
 

@@ -90,6 +90,18 @@ def _checked_job_ids(job_ids: Iterable[str]) -> list[str]:
     return ids
 
 
+def _reason(text: str | None) -> tuple[str, int] | None:
+    """``act`` reason: htcondor2 25.x drops a plain ``str`` and only sends a (text, code) pair."""
+    return None if text is None else (text, 0)
+
+
+def _copy_proxies_on_spool() -> None:
+    """Send proxies as files when spooling: the X.509 delegation handshake fails
+    against HTCondor 23.9 schedds ("X509Credential::Request() failed")."""
+    if str(htcondor2.param.get("DELEGATE_JOB_GSI_CREDENTIALS", "")).lower() not in ("false", "0"):
+        htcondor2.param["DELEGATE_JOB_GSI_CREDENTIALS"] = "False"
+
+
 def _better(new: JobInfo, old: JobInfo | None) -> bool:
     """Higher attempt wins; on a tie the earlier source (the queue) stays."""
     return old is None or (new.attempt or 0) > (old.attempt or 0)
@@ -151,6 +163,9 @@ class HTCondorWMS(WorkloadManager):
         return f"GprocInstance == {classad2.quote(self.instance)}"
 
     def _remember(self, ads: Iterable[Mapping[str, Any]]) -> None:
+        """Keep (cluster, proc) -> global id so events can carry job ids; bounded."""
+        if len(self._job_ids) > 200_000:
+            self._job_ids.clear()
         for ad in ads:
             if "GlobalJobId" in ad and "ClusterId" in ad:
                 self._job_ids[(int(ad["ClusterId"]), int(ad.get("ProcId", 0)))] = ad["GlobalJobId"]
@@ -190,6 +205,8 @@ class HTCondorWMS(WorkloadManager):
                 result = schedd.submit(description, spool=True, itemdata=iter(items))
             else:
                 result = schedd.submit(description, count=1, spool=True)
+        if template.get("x509userproxy"):
+            _copy_proxies_on_spool()
         try:
             with self._call("uploading job inputs") as schedd:
                 schedd.spool(result)
@@ -203,7 +220,7 @@ class HTCondorWMS(WorkloadManager):
         try:
             with self._call("removing a half-submitted cluster") as schedd:
                 schedd.act(htcondor2.JobAction.Remove, f"ClusterId == {int(cluster)}",
-                           "gproc: input upload failed")
+                           _reason("gproc: input upload failed"))
         except WmsUnavailable:
             pass
 
@@ -321,7 +338,7 @@ class HTCondorWMS(WorkloadManager):
         for chunk in _chunks(ids):
             constraint = f"{self._mine()} && member(GlobalJobId, {_set(chunk)})"
             with self._call(f"{action.name} of {len(chunk)} jobs", rejectable=True) as schedd:
-                schedd.act(action, constraint, reason)
+                schedd.act(action, constraint, _reason(reason))
 
     def cancel(self, job_ids: Sequence[str], reason: str) -> None:
         self._act(htcondor2.JobAction.Remove, job_ids, reason)
@@ -340,9 +357,9 @@ class HTCondorWMS(WorkloadManager):
             with self._call(f"forgetting {len(chunk)} jobs") as schedd:
                 schedd.edit(constraint, "GprocRetrieved", classad2.ExprTree("true"))
                 schedd.act(htcondor2.JobAction.Remove, f"({constraint}) && JobStatus == 4",
-                           "gproc: output retrieved")
+                           _reason("gproc: output retrieved"))
                 schedd.act(htcondor2.JobAction.RemoveX, f"({constraint}) && JobStatus == 3",
-                           "gproc: forgotten")
+                           _reason("gproc: forgotten"))
 
     # ------------------------------------------------------------ health
     def ping(self) -> PoolInfo:

@@ -159,6 +159,9 @@ def _optional(spec: JobSpec) -> dict[str, str]:
         out["accounting_group_user"] = spec.accounting_user
     if spec.x509_proxy is not None:
         out["x509userproxy"] = checked_path(spec.x509_proxy)
+        # copy the proxy file with the sandbox: X.509 delegation on spool fails with
+        # HTCondor 23.9 daemons ("X509Credential::Request() failed")
+        out["delegate_job_GSI_credentials"] = "False"
     if spec.environment:
         out["environment"] = quote_environment(spec.environment)
     if spec.input_files:
