@@ -11,13 +11,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 from spyne import DateTime, Integer, ServiceBase, Unicode, rpc
 
 import connectors
 from gproc import __version__
-from gproc.domain import InvalidTaskRequest, OutputFile, Owner, TaskView
+from gproc.domain import InvalidTaskRequest, Owner, TaskView
 from gproc.lifecycle import TaskService
 from gproc.registry import TaskFilter
 from gproc.settings import Settings
@@ -198,7 +198,7 @@ class ProcessingService(ServiceBase):
         flt = TaskFilter(owner_dn=None if admin else ident.subject_grid,
                          owner_vo=ident.vo if admin else None, states=wanted, tool=tool,
                          created_after=created_after, created_before=created_before)
-        views, total = gp.core.list(flt, offset or 0, limit or 100)
+        views, total = gp.core.list_tasks(flt, offset or 0, limit or 100)
         return w.TaskPage(total=total, offset=offset or 0,
                           tasks=[convert.task_status(v) for v in views])
 
@@ -214,9 +214,8 @@ class ProcessingService(ServiceBase):
         view = _authorised_tasks(ctx, "retrieve", [task_id])[0]
         gp = _gp(ctx)
         svc = gp.settings.service
-        files = cast("list[OutputFile]", gp.core.outputs(task_id))
         outs = [convert.task_output(task_id, o, svc.max_inline_output_bytes, svc.output_url_base)
-                for o in files]
+                for o in gp.core.outputs(task_id)]
         return w.TaskOutputs(task_id=task_id, state=str(view.state), outputs=outs)
 
     # ---- control ------------------------------------------------------------
