@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import select
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from cheroot.ssl.pyopenssl import SSLFileobjectStreamReader
+from OpenSSL import SSL
 from spyne import Application
 from spyne.protocol.soap import Soap11
 from spyne.server.wsgi import WsgiApplication
@@ -94,10 +96,34 @@ def make_soap_server(gp: ServiceContext, validator: Validator, tls: TLSConfig | 
 
 
 class _BodyReader(SSLFileobjectStreamReader):
-    """cheroot's pyOpenSSL reader retries WantReadError in recv/readline but not in
-    read(), so a request body arriving in a later TLS record than the headers (what
-    most HTTP clients send) fails. Read with read1 (at most one raw read, so a retry
-    never loses buffered bytes) under the same retry loop."""
+    """Two fixes to cheroot's pyOpenSSL reader. It retries WantReadError in
+    recv/readline but not in read(), so a body arriving in a later TLS record than the
+    headers (what most HTTP clients send) failed: read() now uses read1 (one raw read
+    at a time, so a retry never loses buffered bytes) under the retry loop. And it
+    retried by sleeping 10 ms, adding up to 10 ms per wait to every call: it now waits
+    for the socket to become readable instead."""
+
+    def _safe_call(self, is_reader: bool, call: Any, *args: Any, **kwargs: Any) -> Any:
+        return super()._safe_call(is_reader, self._patient(call), *args, **kwargs)  # type: ignore[misc]
+
+    def _patient(self, call: Any) -> Any:
+        sock = self.raw._sock  # type: ignore[attr-defined]  # the SSL connection
+        limit = float(self.ssl_timeout or 30)  # type: ignore[attr-defined]
+
+        def run(*args: Any, **kwargs: Any) -> Any:
+            deadline = time.monotonic() + limit
+            while True:
+                try:
+                    return call(*args, **kwargs)
+                except (SSL.WantReadError, SSL.WantWriteError) as exc:
+                    left = deadline - time.monotonic()
+                    reading = isinstance(exc, SSL.WantReadError)
+                    if left <= 0 or not any(select.select([sock] if reading else [],
+                                                          [] if reading else [sock], [],
+                                                          left)):
+                        raise TimeoutError("TLS read timed out") from None
+
+        return run
 
     def read(self, size: int | None = -1) -> bytes:
         if size is None or size < 0:
@@ -111,8 +137,7 @@ class _BodyReader(SSLFileobjectStreamReader):
         return bytes(out)
 
     def _read_some(self, size: int) -> bytes:
-        safe_call = self._safe_call  # type: ignore[attr-defined]  # untyped cheroot mixin
-        chunk: bytes = safe_call(True, super().read1, size)
+        chunk: bytes = self._safe_call(True, super().read1, size)
         return chunk
 
 
