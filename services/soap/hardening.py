@@ -105,6 +105,8 @@ class HardeningMiddleware:
         if length is None:
             return _http(start_response, "411 Length Required", "a Content-Length is required")
         if length > self.max_bytes:
+            if length <= 2 * self.max_bytes:  # read and drop it, so the client sees the 413
+                _drain(environ["wsgi.input"], length)
             return _http(start_response, "413 Payload Too Large",
                          f"the body exceeds {self.max_bytes} bytes")
         body = _read(environ["wsgi.input"], length)
@@ -141,6 +143,15 @@ def _read(stream: Any, length: int) -> bytes:
         chunks.append(chunk)
         left -= len(chunk)
     return b"".join(chunks)
+
+
+def _drain(stream: Any, length: int) -> None:
+    left = length
+    while left > 0:
+        chunk = stream.read(min(left, 1 << 16))
+        if not chunk:
+            return
+        left -= len(chunk)
 
 
 def _http(start_response: Callable[..., Any], status: str, text: str) -> list[bytes]:

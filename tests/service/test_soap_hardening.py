@@ -97,6 +97,13 @@ def test_oversized_body(soap_offline: SoapServer) -> None:
     good_call_works(soap_offline)
 
 
+def test_huge_announced_body_is_refused_without_reading_it(soap_offline: SoapServer) -> None:
+    head = (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n"
+            b"Content-Length: 10000000000\r\n\r\n<soap:Envelope>")
+    assert _raw_exchange(soap_offline, head).startswith(b"HTTP/1.1 413")
+    good_call_works(soap_offline)
+
+
 def test_body_without_length(soap_offline: SoapServer) -> None:
     def chunks() -> object:
         yield envelope("ListTools")
@@ -119,15 +126,27 @@ def test_get_without_wsdl_and_truncated_body(soap_offline: SoapServer) -> None:
     good_call_works(soap_offline)
 
 
-def _send_truncated(srv: SoapServer) -> None:
-    """Announce 1000 bytes, send 10 and hang up."""
+def _tls(srv: SoapServer) -> ssl.SSLContext:
     ctx = ssl.create_default_context(cafile=str(srv.ca_file))
     ctx.load_cert_chain(str(srv.pki.proxies["alice-voms"]))
     ctx.check_hostname = False
+    return ctx
+
+
+def _send_truncated(srv: SoapServer) -> None:
+    """Announce 1000 bytes, send 10 and hang up."""
     with socket.create_connection((srv.server.host, srv.server.port), timeout=10) as raw, \
-            ctx.wrap_socket(raw) as tls:
+            _tls(srv).wrap_socket(raw) as tls:
         tls.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n"
                     b"Content-Length: 1000\r\n\r\n<soap:Env>")
+
+
+def _raw_exchange(srv: SoapServer, data: bytes) -> bytes:
+    """Send raw bytes over TLS and return what comes back first."""
+    with socket.create_connection((srv.server.host, srv.server.port), timeout=10) as raw, \
+            _tls(srv).wrap_socket(raw) as tls:
+        tls.sendall(data)
+        return tls.recv(4096)
 
 
 @pytest.mark.parametrize("who", ["alice", "alice-voms"])
