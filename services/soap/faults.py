@@ -99,9 +99,12 @@ ALL_FAULTS: tuple[type[GprocFault], ...] = (
 )
 CODES = {f.CODE: f for f in ALL_FAULTS}
 
-TASK_FAULTS = [UnknownTaskFault, NotAuthenticatedFault, NotAuthorisedFault, StateConflictFault,
-               NotReadyFault, LimitExceededFault, WmsUnavailableFault, InvalidRequestFault,
-               ValidationFault, InternalFault]
+COMMON_FAULTS = [MalformedRequestFault, UnknownOperationFault, ValidationFault, LimitExceededFault,
+                 NotAuthenticatedFault, InternalFault]
+"""What any call may get (the first two come from the guard, before dispatch)."""
+
+TASK_FAULTS = [*COMMON_FAULTS, UnknownTaskFault, NotAuthorisedFault, StateConflictFault,
+               NotReadyFault, WmsUnavailableFault, InvalidRequestFault]
 """What operations on tasks may raise (declared per operation in the WSDL)."""
 
 

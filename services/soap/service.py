@@ -130,13 +130,13 @@ class ProcessingService(ServiceBase):
 
     # ---- tools -------------------------------------------------------------
     @rpc(_returns=w.many(w.ToolSummary), _out_variable_name="tool",
-         _throws=[f.NotAuthenticatedFault])
+         _throws=f.COMMON_FAULTS)
     def ListTools(ctx: Any) -> list[w.ToolSummary]:  # noqa: N802,N805
         _caller(ctx)
         return [convert.tool_summary(c) for c in connectors.list_connectors()]
 
     @rpc(Unicode(max_len=64, min_occurs=1, nillable=False), _returns=w.ToolInfo,
-         _out_variable_name="tool", _throws=[f.NotAuthenticatedFault, f.InvalidRequestFault])
+         _out_variable_name="tool", _throws=[*f.COMMON_FAULTS, f.InvalidRequestFault])
     def DescribeTool(ctx: Any, name: str) -> w.ToolInfo:  # noqa: N802,N805
         _caller(ctx)
         return convert.tool_info(connectors.get_connector(name))
@@ -250,8 +250,8 @@ class ProcessingService(ServiceBase):
     @rpc(Unicode(min_occurs=1, nillable=False, max_len=16),
          Unicode(min_occurs=1, nillable=False, max_len=128), Unicode(max_len=65536),
          _returns=w.DelegationResult, _out_variable_name="delegation",
-         _throws=[f.NotAuthenticatedFault, f.NotAuthorisedFault, f.InvalidRequestFault,
-                  f.CredentialFault, f.InternalFault])
+         _throws=[*f.COMMON_FAULTS, f.NotAuthorisedFault, f.InvalidRequestFault,
+                  f.CredentialFault])
     def DelegateProxy(ctx: Any, action: str, delegation_id: str,  # noqa: N802,N805
                       proxy: str | None) -> w.DelegationResult:
         gp, ident = _gp(ctx), _caller(ctx)
@@ -274,7 +274,7 @@ class ProcessingService(ServiceBase):
         result.certificate_request = store.get_request(ident, delegation_id).decode()
         return result
 
-    @rpc(_returns=w.ServiceInfo, _out_variable_name="info", _throws=[f.NotAuthenticatedFault])
+    @rpc(_returns=w.ServiceInfo, _out_variable_name="info", _throws=f.COMMON_FAULTS)
     def GetServiceInfo(ctx: Any) -> w.ServiceInfo:  # noqa: N802,N805
         gp, ident = _gp(ctx), _caller(ctx)
         pool = gp.pool_info()
