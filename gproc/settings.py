@@ -53,6 +53,36 @@ class LimitsSettings(BaseModel):
     max_inline_input_bytes: int = Field(default=16 * 1024 * 1024, ge=0)
 
 
+class ServiceSettings(BaseModel):
+    """The SOAP service (``gproc serve``). Paths may be relative to the working directory."""
+
+    host: str = Field(default="127.0.0.1", description="Address to listen on")
+    port: int = Field(default=8443, ge=0, le=65535)
+    cert: Path | None = Field(default=None, description="Host certificate (PEM)")
+    key: Path | None = Field(default=None, description="Host key (PEM)")
+    ca_dir: Path | None = Field(default=None, description="Hashed CA directory (X509_CERT_DIR)")
+    vomsdir: Path | None = Field(default=None, description="VOMS LSC directory (X509_VOMS_DIR)")
+    policy: Path = Field(default=Path("etc/policy.toml"), description="Authorisation policy")
+    threads: int = Field(default=16, ge=1, le=512, description="Worker threads")
+    request_timeout_s: int = Field(default=60, ge=1)
+    max_message_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    max_depth: int = Field(default=32, ge=8, le=256, description="XML element depth limit")
+    max_inline_output_bytes: int = Field(default=1024 * 1024, ge=0)
+    output_url_base: str | None = Field(
+        default=None, description="Data gateway URL prefix for outputs above the inline cap"
+    )
+    allowed_input_dirs: list[Path] = Field(
+        default_factory=list, description="Server directories callers may name as file:// inputs"
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list, description="Reverse-proxy addresses allowed to forward chains"
+    )
+    delegation_dir: Path | None = Field(
+        default=None, description="Delegated proxies; default <state_dir>/delegation"
+    )
+    run_tracker: bool = Field(default=True, description="Run the tracker in the same process")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GPROC_", env_nested_delimiter="__")
 
@@ -62,6 +92,7 @@ class Settings(BaseSettings):
     tracker: TrackerSettings = TrackerSettings()
     database: DatabaseSettings = DatabaseSettings()
     limits: LimitsSettings = LimitsSettings()
+    service: ServiceSettings = ServiceSettings()
 
     @classmethod
     def settings_customise_sources(

@@ -7,6 +7,7 @@ import logging
 
 import click
 
+from services.cli_serve import serve_cmd
 from services.cli_tasks import task_group, tools_cmd, tracker_group
 
 # groups that other packages own, mounted when importable
@@ -27,6 +28,7 @@ def main(verbose: int) -> None:
 main.add_command(tools_cmd)
 main.add_command(task_group)
 main.add_command(tracker_group)
+main.add_command(serve_cmd)
 
 for _name, _target in _MOUNTS.items():
     _module, _attr = _target.split(":")

@@ -14,6 +14,7 @@ pytest_plugins = [
     "tests.fixtures.core",
     "tests.fixtures.hdfs",
     "tests.fixtures.gluster",
+    "tests.fixtures.soap",
 ]
 
 _TIERS = {"unit": "unit", "service": "service", "integration": "integration"}

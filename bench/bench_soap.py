@@ -1,0 +1,305 @@
+"""SOAP service throughput and latency, against baselines measured in the same run.
+
+(a) register+submit throughput: raw spooled htcondor2 submission (the WMS layer),
+    the core (TaskService.register + submit) and the SOAP service over HTTPS with a
+    VOMS proxy (zeep, one client); ratios SOAP/raw and SOAP/core.
+(b) the same through SOAP with 16 concurrent clients.
+(c) GetTaskStatus latency (one id per call, keep-alive HTTPS) with 100,000 tasks in
+    the registry: p50/p99 over many calls.
+
+The service runs in its own process (as `gproc serve` does, tracker included) so
+client and server do not share an interpreter. Every mode submits the same batches
+(B tasks per call, two small inline inputs each) to the personal pool; the jobs are
+never matched (they ask for 100 TB of memory) so the benchmark does not load the
+execute slots; they are removed at the end.
+
+Run: GPROC_STATE_DIR=<dir with the personal pool> .venv/bin/python bench/bench_soap.py
+     [tasks-per-mode] [batch] [registry-size]
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import requests  # noqa: E402
+import zeep  # noqa: E402
+from zeep.transports import Transport  # noqa: E402
+
+from connectors import ToolRequest  # noqa: E402
+from gproc.app import build_service, build_tracker  # noqa: E402
+from gproc.domain import Owner, TaskRequest  # noqa: E402
+from gproc.models import TaskRow  # noqa: E402
+from gproc.registry import Registry  # noqa: E402
+from gproc.settings import HTCondorSettings, ServiceSettings, Settings  # noqa: E402
+from security.pki import make_test_pki  # noqa: E402
+from wrappers.base import JobSpec  # noqa: E402
+from wrappers.htcondor.pool import PersonalPool, activate_client_config  # noqa: E402
+from wrappers.htcondor.schedd import HTCondorWMS  # noqa: E402
+
+TIF = b"II*\x00" + bytes(2048)
+ENVELOPE = ('<?xml version="1.0"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/'
+            'envelope/" xmlns:g="urn:gproc:processing:1"><s:Body><g:GetTaskStatus>'
+            "<g:task_ids>{}</g:task_ids></g:GetTaskStatus></s:Body></s:Envelope>")
+
+
+class IdleWMS(HTCondorWMS):
+    """Submits exactly as the service does, but asks for more memory than any slot has
+    (spooled jobs cannot be submitted on hold): submission cost without runs."""
+
+    def _description(self, spec: JobSpec) -> dict[str, str]:
+        return {**super()._description(spec), "request_memory": str(10**8)}
+
+
+def _pool() -> PersonalPool:
+    pool = PersonalPool(Path(os.environ.get("GPROC_STATE_DIR", ".state")))
+    if not pool.is_up():
+        sys.exit("the personal pool is not up (gproc pool up)")
+    activate_client_config(pool.client_config)
+    return pool
+
+
+def _settings(state: Path, pki_root: Path, instance: str) -> Settings:
+    pool = _pool()
+    return Settings(state_dir=state, htcondor=HTCondorSettings(
+        condor_config=pool.client_config, event_log=pool.event_log, instance=instance),
+        service=ServiceSettings(host="127.0.0.1", port=0, cert=pki_root / "hostcert.pem",
+                                key=pki_root / "hostkey.pem", ca_dir=pki_root / "certificates",
+                                vomsdir=pki_root / "vomsdir", policy=REPO / "etc/policy.toml",
+                                threads=32))
+
+
+def _wms(settings: Settings) -> IdleWMS:
+    return IdleWMS(settings.htcondor.instance, event_log=settings.htcondor.event_log,
+                   sandbox_root=settings.state_dir / "sandboxes")
+
+
+# ---- the server process ------------------------------------------------------------
+def serve(state: Path, pki_root: Path, instance: str) -> None:
+    from security.tls import TLSConfig
+    from services.soap.app import build_context, build_validator, make_soap_server
+
+    settings = _settings(state, pki_root, instance)
+    access = logging.getLogger("gproc.soap.access")
+    access.addHandler(logging.FileHandler(state / "access.log"))
+    access.setLevel(logging.INFO)
+    access.propagate = False
+    svc = settings.service
+    validator = build_validator(svc.ca_dir, svc.vomsdir)  # type: ignore[arg-type]
+    gp = build_context(settings, validator, wms=_wms(settings))
+    server = make_soap_server(gp, validator, TLSConfig(svc.cert, svc.key, svc.ca_dir))  # type: ignore[arg-type]
+    tracker = build_tracker(gp.core, settings)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    server.start()
+    if os.environ.get("BENCH_TRACKER", "1") == "1":
+        tracker.start()
+    print(server.url + "/", flush=True)
+    stop.wait()
+    server.stop()
+    tracker.stop()
+
+
+class Server:
+    def __init__(self, state: Path, pki_root: Path, instance: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "serve", str(state), str(pki_root), instance],
+            stdout=subprocess.PIPE, text=True, cwd=REPO)
+        assert self.proc.stdout is not None
+        self.url = self.proc.stdout.readline().strip()
+        if not self.url.startswith("https://"):
+            raise RuntimeError("the service did not start")
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(60)
+
+
+# ---- measurements --------------------------------------------------------------------
+def _session(pki: Any, ca_file: Path) -> requests.Session:
+    s = requests.Session()
+    s.trust_env = False
+    s.cert = str(pki.proxies["alice-voms"])
+    s.verify = str(ca_file)
+    return s
+
+
+def _spec() -> dict[str, Any]:
+    return {"tool": "ndvi", "inputs": [{"name": "red", "content": TIF},
+                                       {"name": "nir", "content": TIF}]}
+
+
+def soap_batches(url: str, session: requests.Session, batches: int, size: int) -> list[str]:
+    client = zeep.Client(url + "?wsdl", transport=Transport(session=session))
+    ids: list[str] = []
+    for _ in range(batches):
+        tasks = client.service.RegisterTask(tasks=[_spec() for _ in range(size)])
+        batch = [t.task_id for t in tasks]
+        states = {t.state for t in client.service.SubmitTask(task_ids=batch)}
+        assert states <= {"submitted", "idle"}, states
+        ids += batch
+    return ids
+
+
+def core_batches(settings: Settings, batches: int, size: int, owner: Owner) -> float:
+    core = build_service(settings, wms=_wms(settings), local_roots=())
+    req = TaskRequest(ToolRequest("ndvi", {"red": "inline:red", "nir": "inline:nir"}), owner,
+                      inline_inputs={"red": TIF, "nir": TIF})
+    t0 = time.perf_counter()
+    for _ in range(batches):
+        views = core.register([req] * size)
+        results = core.submit([v.id for v in views])
+        assert all(r.task and r.task.job_id for r in results)
+    elapsed = time.perf_counter() - t0
+    core.registry.close()
+    return elapsed
+
+
+def raw_batches(settings: Settings, batches: int, size: int, work: Path) -> float:
+    wms = _wms(settings)
+    red, nir = work / "red.tif", work / "nir.tif"
+    red.write_bytes(TIF)
+    nir.write_bytes(TIF)
+    script = REPO / "connectors/payload/eotool.py"
+    t0 = time.perf_counter()
+    for _ in range(batches):
+        specs = [JobSpec(task_id=uuid.uuid4().hex, executable=script,
+                         arguments=("ndvi", "--in-red=red.tif"), input_files=(red, nir),
+                         output_files=("out.tif",)) for _ in range(size)]
+        wms.submit(specs)
+    return time.perf_counter() - t0
+
+
+def fill_registry(url: str, n: int, dn: str) -> list[str]:
+    reg = Registry(url)
+    ids = [uuid.uuid4().hex for _ in range(n)]
+    for i in range(0, n, 5000):
+        reg.insert_tasks([TaskRow(id=t, owner_dn=dn, owner_vo="testvo", tool="ndvi",
+                                  request_json="{}", plan_json="{}", state="completed",
+                                  exit_code=0, attempt=1) for t in ids[i:i + 5000]])
+    reg.close()
+    return ids
+
+
+def status_latency(url: str, session: requests.Session, ids: list[str], calls: int
+                   ) -> list[float]:
+    headers = {"Content-Type": "text/xml; charset=utf-8"}
+    times: list[float] = []
+    for i in range(calls + 50):
+        body = ENVELOPE.format(random.choice(ids)).encode()
+        t0 = time.perf_counter()
+        r = session.post(url, data=body, headers=headers, timeout=30)
+        elapsed = time.perf_counter() - t0
+        assert r.status_code == 200 and b"completed" in r.content, r.text[:300]
+        if i >= 50:  # warm-up excluded
+            times.append(elapsed * 1000)
+    return times
+
+
+def _cleanup(settings: Settings) -> None:
+    wms = _wms(settings)
+    jobs = wms.find_jobs()
+    if jobs:
+        ids = [j.job_id for j in jobs.values()]
+        wms.cancel(ids, "benchmark cleanup")
+        wms.forget(ids)
+
+
+def main(n: int = 200, batch: int = 10, registry_size: int = 100_000) -> None:
+    batches = n // batch
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        pki = make_test_pki(root / "pki")
+        ca_file = root / "ca.pem"
+        ca_file.write_bytes(pki.ca.cert_pem())
+        instance = f"bench{uuid.uuid4().hex[:8]}"
+        local = _settings(root / "core", root / "pki", instance)
+        owner = Owner(pki.users["alice"].dn, "testvo", ("/testvo",), "group_testvo")
+        server_state = root / "server"
+        server_state.mkdir()
+        settings = _settings(server_state, root / "pki", instance)
+        t_fill = time.perf_counter()
+        ids = fill_registry(settings.database_url, registry_size, pki.users["alice"].dn)
+        t_fill = time.perf_counter() - t_fill
+        server = Server(server_state, root / "pki", instance)
+        try:
+            t_raw = raw_batches(local, batches, batch, root)
+            t_core = core_batches(local, batches, batch, owner)
+            t0 = time.perf_counter()
+            soap_batches(server.url, _session(pki, ca_file), batches, batch)
+            t_soap = time.perf_counter() - t0
+            t_conc, n_conc = _concurrent(server.url, pki, ca_file, 16, batch)
+            lat = status_latency(server.url, _session(pki, ca_file), ids, 2000)
+        finally:
+            server.stop()
+            _cleanup(local)
+        served = _server_times(server_state / "access.log", len(lat))
+    _report(n, batch, t_raw, t_core, t_soap, t_conc, n_conc, lat, registry_size, t_fill)
+    q = statistics.quantiles(served, n=100)
+    print(f"  inside the service (access log, request read to response written): "
+          f"p50 {q[49]:.2f} ms  p99 {q[98]:.2f} ms")
+
+
+def _server_times(log: Path, last: int) -> list[float]:
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    return [e["ms"] for e in lines if e["operation"] == "GetTaskStatus"][-last:]
+
+
+def _concurrent(url: str, pki: Any, ca_file: Path, clients: int, batch: int
+                ) -> tuple[float, int]:
+    done: list[int] = []
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            done.append(len(soap_batches(url, _session(pki, ca_file), 2, batch)))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return time.perf_counter() - t0, sum(done)
+
+
+def _report(n: int, batch: int, t_raw: float, t_core: float, t_soap: float, t_conc: float,
+            n_conc: int, lat: list[float], registry_size: int, t_fill: float) -> None:
+    raw, core, soap, conc = n / t_raw, n / t_core, n / t_soap, n_conc / t_conc
+    q = statistics.quantiles(lat, n=100)
+    print(f"register+submit, {n} tasks per mode, {batch} tasks per call, 2 inline inputs each")
+    print(f"  raw htcondor2 spooled submit : {raw:7.1f} tasks/s  (baseline)")
+    print(f"  core register+submit         : {core:7.1f} tasks/s  x{core / raw:.2f} of raw")
+    print(f"  SOAP, 1 client (zeep)        : {soap:7.1f} tasks/s  x{soap / raw:.2f} of raw, "
+          f"x{soap / core:.2f} of core")
+    print(f"  SOAP, 16 clients             : {conc:7.1f} tasks/s  x{conc / raw:.2f} of raw "
+          f"({n_conc} tasks)")
+    print(f"GetTaskStatus, 1 id per call, {registry_size} tasks in the registry "
+          f"(filled in {t_fill:.0f} s), {len(lat)} calls")
+    print(f"  p50 {q[49]:.2f} ms  p90 {q[89]:.2f} ms  p99 {q[98]:.2f} ms  max {max(lat):.2f} ms")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 5 and sys.argv[1] == "serve":
+        serve(Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4])
+    else:
+        main(*(int(a) for a in sys.argv[1:4]))

@@ -1,0 +1,212 @@
+"""Assemble the SOAP service: spyne application, WSGI guards, access log, HTTPS server.
+
+Request path: cheroot TLS (client chain) -> IdentityMiddleware (validated
+Identity in the environ) -> AccessLog (request id, one JSON log line per call)
+-> HardeningMiddleware (size, XML, depth, operation) -> spyne (Soap11, soft
+validation) -> ProcessingService -> the core.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import select
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from cheroot.ssl.pyopenssl import SSLFileobjectStreamReader
+from OpenSSL import SSL
+from spyne import Application
+from spyne.protocol.soap import Soap11
+from spyne.server.wsgi import WsgiApplication
+
+from gproc.app import build_service
+from gproc.settings import Settings
+from security.chain import Validator
+from security.delegation import DelegationStore
+from security.policy import Policy
+from security.tls import GridServer, TLSConfig, make_server
+from security.truststore import TrustStore
+from security.voms import VomsTrust
+from services.soap.hardening import ENV_REQUEST_ID, HardeningMiddleware, WSGIApp
+from services.soap.service import (
+    ENV_FAULT,
+    ENV_IDENTITY,
+    OPERATIONS,
+    ProcessingService,
+    ServiceContext,
+)
+from services.soap.types import NS
+from wrappers.base import WorkloadManager
+
+access_log = logging.getLogger("gproc.soap.access")
+SERVICE_NAME = "GprocProcessing"
+
+# spyne logs every fault with a traceback; the access log records them once instead
+for _name in ("spyne.application.client", "spyne.application.server", "spyne.application"):
+    logging.getLogger(_name).setLevel(logging.CRITICAL)
+
+
+def build_application(gp: ServiceContext) -> Application:
+    app = Application([ProcessingService], tns=NS, name=SERVICE_NAME,
+                      in_protocol=Soap11(validator="soft"), out_protocol=Soap11())
+    app.gproc = gp
+    return app
+
+
+def build_wsgi(gp: ServiceContext) -> WSGIApp:
+    """The WSGI stack below identity: access log, hardening, spyne."""
+    svc = gp.settings.service
+    spyne_app = WsgiApplication(build_application(gp), max_content_length=svc.max_message_bytes)
+    guarded = HardeningMiddleware(spyne_app, max_bytes=svc.max_message_bytes,
+                                  max_depth=svc.max_depth, operations=OPERATIONS, namespace=NS)
+    return AccessLog(guarded)
+
+
+def build_validator(ca_dir: Path, vomsdir: Path | None) -> Validator:
+    return Validator(TrustStore(ca_dir), VomsTrust(vomsdir) if vomsdir else None)
+
+
+def build_context(settings: Settings, validator: Validator, *,
+                  wms: WorkloadManager | None = None, policy: Policy | None = None
+                  ) -> ServiceContext:
+    """The core for network callers: inputs only inline or under allowed directories."""
+    svc = settings.service
+    allowed = tuple(p.resolve() for p in svc.allowed_input_dirs)
+    core = build_service(settings, wms=wms, local_roots=allowed)
+    store = DelegationStore(svc.delegation_dir or settings.state_dir.resolve() / "delegation",
+                            validator)
+    return ServiceContext(core=core, policy=policy or Policy.load(svc.policy),
+                          settings=settings, delegations=store)
+
+
+def make_soap_server(gp: ServiceContext, validator: Validator, tls: TLSConfig | None
+                     ) -> GridServer:
+    """The HTTPS server (not started). Identity is optional at the HTTP layer so a
+    caller without a usable credential gets a typed fault, and ``?wsdl`` is readable."""
+    svc = gp.settings.service
+    server = make_server(build_wsgi(gp), svc.host, svc.port, tls, validator,
+                         trusted_proxies=svc.trusted_proxies, require_identity=False,
+                         threads=svc.threads, timeout_s=svc.request_timeout_s)
+    _retry_tls_body_reads(server)
+    return server
+
+
+class _BodyReader(SSLFileobjectStreamReader):
+    """Two fixes to cheroot's pyOpenSSL reader. It retries WantReadError in
+    recv/readline but not in read(), so a body arriving in a later TLS record than the
+    headers (what most HTTP clients send) failed: read() now uses read1 (one raw read
+    at a time, so a retry never loses buffered bytes) under the retry loop. And it
+    retried by sleeping 10 ms, adding up to 10 ms per wait to every call: it now waits
+    for the socket to become readable instead."""
+
+    def _safe_call(self, is_reader: bool, call: Any, *args: Any, **kwargs: Any) -> Any:
+        return super()._safe_call(is_reader, self._patient(call), *args, **kwargs)  # type: ignore[misc]
+
+    def _patient(self, call: Any) -> Any:
+        sock = self.raw._sock  # type: ignore[attr-defined]  # the SSL connection
+        limit = float(self.ssl_timeout or 30)  # type: ignore[attr-defined]
+
+        def run(*args: Any, **kwargs: Any) -> Any:
+            deadline = time.monotonic() + limit
+            while True:
+                try:
+                    return call(*args, **kwargs)
+                except (SSL.WantReadError, SSL.WantWriteError) as exc:
+                    left = deadline - time.monotonic()
+                    reading = isinstance(exc, SSL.WantReadError)
+                    if left <= 0 or not any(select.select([sock] if reading else [],
+                                                          [] if reading else [sock], [],
+                                                          left)):
+                        raise TimeoutError("TLS read timed out") from None
+
+        return run
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            return b"".join(iter(lambda: self._read_some(1 << 16), b""))
+        out = bytearray()
+        while len(out) < size:
+            chunk = self._read_some(size - len(out))
+            if not chunk:
+                break
+            out += chunk
+        return bytes(out)
+
+    def _read_some(self, size: int) -> bytes:
+        chunk: bytes = self._safe_call(True, super().read1, size)
+        return chunk
+
+
+def _retry_tls_body_reads(server: GridServer) -> None:
+    adapter = server.server.ssl_adapter
+    if adapter is None:
+        return
+    original = adapter.makefile
+
+    def makefile(sock: Any, mode: str = "r", bufsize: int = -1) -> Any:
+        stream = original(sock, mode, bufsize)
+        if type(stream) is SSLFileobjectStreamReader:
+            stream.__class__ = _BodyReader
+        return stream
+
+    adapter.makefile = makefile
+
+
+class AccessLog:
+    """A request id per call (``X-Request-Id`` header, fault detail) and one JSON log
+    line with caller, operation, HTTP status, fault code and duration."""
+
+    def __init__(self, app: WSGIApp) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
+                 ) -> Iterable[bytes]:
+        rid = uuid.uuid4().hex[:16]
+        environ[ENV_REQUEST_ID] = rid
+        started = time.perf_counter()
+        status: list[str] = []
+
+        def _start(code: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            status.append(code)
+            return start_response(code, [*headers, ("X-Request-Id", rid)], exc_info)
+
+        body = self.app(environ, _start)
+        return _Logged(body, lambda: self._log(environ, rid, status, started))
+
+    @staticmethod
+    def _log(environ: dict[str, Any], rid: str, status: list[str], started: float) -> None:
+        ident = environ.get(ENV_IDENTITY)
+        access_log.info(json.dumps({
+            "request_id": rid,
+            "method": environ.get("REQUEST_METHOD"),
+            "operation": environ.get("gproc.operation"),
+            "dn": ident.subject_grid if ident else None,
+            "remote": environ.get("REMOTE_ADDR"),
+            "status": int(status[0].split()[0]) if status else None,
+            "fault": environ.get(ENV_FAULT),
+            "ms": round((time.perf_counter() - started) * 1000, 2),
+        }))
+
+
+class _Logged:
+    """Iterates a WSGI body and logs once it is done (or closed)."""
+
+    def __init__(self, body: Iterable[bytes], done: Callable[[], None]) -> None:
+        self.body = body
+        self.done = done
+        self._logged = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self.body
+
+    def close(self) -> None:
+        close = getattr(self.body, "close", None)
+        if close is not None:
+            close()
+        if not self._logged:
+            self._logged = True
+            self.done()

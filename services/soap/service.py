@@ -1,0 +1,302 @@
+"""The G-PROC processing service: each operation authenticates (TLS identity from
+the WSGI environ, never the envelope), authorises with the policy, converts wire
+types and calls the core. Errors become declared faults in ``call_wrapper``.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from spyne import DateTime, Integer, ServiceBase, Unicode, rpc
+
+import connectors
+from gproc import __version__
+from gproc.domain import InvalidTaskRequest, Owner, TaskView
+from gproc.lifecycle import TaskService
+from gproc.registry import TaskFilter
+from gproc.settings import Settings
+from gproc.states import TaskState
+from security.delegation import DELEGATION_ID, DelegationStore
+from security.identity import Identity
+from security.policy import Policy
+from services.soap import convert
+from services.soap import faults as f
+from services.soap import types as w
+from wrappers.base import PoolInfo
+
+ENV_IDENTITY = "gproc.identity"
+ENV_AUTH_ERROR = "gproc.auth_error"
+ENV_FAULT = "gproc.fault"
+ENV_REQUEST_ID = "gproc.request_id"
+MAX_LOG_BYTES = 1 << 20
+PARSER_TEXT_LIMIT = 7_500_000  # decoded bytes whose base64 fits lxml's 10 MB text node
+_REASON = re.compile(r"^[\x20-\x7e]{1,200}$")
+_ACTIONS = ("get-request", "put-proxy", "renew")
+
+
+@dataclass
+class ServiceContext:
+    """What the operations share; one per process, safe across threads."""
+
+    core: TaskService
+    policy: Policy
+    settings: Settings
+    delegations: DelegationStore | None = None
+    ping_ttl_s: float = 5.0
+    _ping: tuple[float, PoolInfo] | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def pool_info(self) -> PoolInfo:
+        """WMS reachability, cached briefly so GetServiceInfo stays cheap under load."""
+        with self._lock:
+            if self._ping and time.monotonic() - self._ping[0] < self.ping_ttl_s:
+                return self._ping[1]
+        info = self.core.wms.ping()
+        with self._lock:
+            self._ping = (time.monotonic(), info)
+        return info
+
+    @property
+    def inline_input_cap(self) -> int:
+        return min(self.core.max_inline, PARSER_TEXT_LIMIT)
+
+
+def _gp(ctx: Any) -> ServiceContext:
+    gp: ServiceContext = ctx.app.gproc
+    return gp
+
+
+def _caller(ctx: Any) -> Identity:
+    env = ctx.transport.req_env
+    ident: Identity | None = env.get(ENV_IDENTITY)
+    if ident is None:
+        raise f.NotAuthenticatedFault(env.get(ENV_AUTH_ERROR) or "no valid client credential")
+    return ident
+
+
+def owner_of(ident: Identity, policy: Policy) -> Owner:
+    return Owner(dn=ident.subject_grid, vo=ident.vo, fqans=tuple(str(q) for q in ident.fqans),
+                 accounting_group=policy.accounting_group(ident))
+
+
+def _authorised_tasks(ctx: Any, operation: str, task_ids: Sequence[str]) -> list[TaskView]:
+    """The tasks, once the caller may do ``operation`` on every one of them (all or none)."""
+    gp, ident = _gp(ctx), _caller(ctx)
+    views: list[TaskView] = []
+    for result in gp.core.status(task_ids):
+        if result.task is None:
+            raise f.UnknownTaskFault(f"unknown task {result.task_id}", task_id=result.task_id)
+        view = result.task
+        gp.policy.require(ident, operation, view.tool)
+        gp.policy.may_act_on(ident, view.owner_dn, view.owner_vo).require()
+        views.append(view)
+    return views
+
+
+def _reason(reason: str | None, default: str) -> str:
+    if reason is None:
+        return default
+    if not _REASON.match(reason):
+        raise InvalidTaskRequest("reason", "1-200 printable ASCII characters")
+    return reason
+
+
+TASK_IDS = w.TASK_ID.customize(min_occurs=1, max_occurs="unbounded", nillable=False)
+ONE_TASK = w.TASK_ID.customize(min_occurs=1, nillable=False)
+REASON = Unicode(max_len=200)
+
+
+class ProcessingService(ServiceBase):
+    """G-PROC: register and run Earth-observation processing tasks on the grid."""
+
+    @classmethod
+    def call_wrapper(cls, ctx: Any, args: Any = None) -> Any:
+        """Map every error to its declared fault, tagged with the request id."""
+        try:
+            return super().call_wrapper(ctx, args)
+        except Exception as exc:  # noqa: BLE001 - all errors become faults
+            fault = f.to_fault(exc)
+            env = ctx.transport.req_env
+            if isinstance(fault, f.GprocFault):
+                fault.set_request_id(env.get(ENV_REQUEST_ID, ""))
+            env[ENV_FAULT] = fault.faultcode
+            raise fault from None
+
+    # ---- tools -------------------------------------------------------------
+    @rpc(_returns=w.many(w.ToolSummary), _out_variable_name="tool",
+         _throws=f.COMMON_FAULTS)
+    def ListTools(ctx: Any) -> list[w.ToolSummary]:  # noqa: N802,N805
+        _caller(ctx)
+        return [convert.tool_summary(c) for c in connectors.list_connectors()]
+
+    @rpc(Unicode(max_len=64, min_occurs=1, nillable=False), _returns=w.ToolInfo,
+         _out_variable_name="tool", _throws=[*f.COMMON_FAULTS, f.InvalidRequestFault])
+    def DescribeTool(ctx: Any, name: str) -> w.ToolInfo:  # noqa: N802,N805
+        _caller(ctx)
+        return convert.tool_info(connectors.get_connector(name))
+
+    # ---- registration and submission -----------------------------------------
+    @rpc(w.many(w.TaskSpec, required=True), _returns=w.many(w.RegisteredTask),
+         _out_variable_name="task", _throws=f.TASK_FAULTS)
+    def RegisterTask(ctx: Any, tasks: list[w.TaskSpec]) -> list[w.RegisteredTask]:  # noqa: N802,N805
+        gp, ident = _gp(ctx), _caller(ctx)
+        owner = owner_of(ident, gp.policy)
+        if len(tasks) > gp.core.max_batch:
+            raise f.LimitExceededFault(f"batch of {len(tasks)} exceeds {gp.core.max_batch}")
+        requests = []
+        for i, spec in enumerate(tasks):
+            try:
+                req = convert.task_request(spec, owner)
+            except InvalidTaskRequest as exc:
+                raise f.InvalidRequestFault(f"task {i}: {exc}", field=exc.field) from exc
+            for port, data in req.inline_inputs.items():
+                if len(data) > gp.inline_input_cap:
+                    raise f.LimitExceededFault(f"task {i}: inline input {port!r} exceeds "
+                                               f"{gp.inline_input_cap} bytes")
+            gp.policy.require(ident, "register", req.tool_request.tool)
+            requests.append(req)
+        views = gp.core.register(requests)
+        return [convert.registered(v, owner.accounting_group) for v in views]
+
+    @rpc(TASK_IDS, _returns=w.many(w.TaskStatus), _out_variable_name="task",
+         _throws=f.TASK_FAULTS)
+    def SubmitTask(ctx: Any, task_ids: list[str]) -> list[w.TaskStatus]:  # noqa: N802,N805
+        _authorised_tasks(ctx, "submit", task_ids)
+        out = []
+        for result in _gp(ctx).core.submit(task_ids):
+            if result.task is None:
+                raise f.UnknownTaskFault(str(result.error), task_id=result.task_id)
+            out.append(convert.task_status(result.task))
+        return out
+
+    # ---- reading -------------------------------------------------------------
+    @rpc(TASK_IDS, _returns=w.many(w.TaskStatus), _out_variable_name="task",
+         _throws=f.TASK_FAULTS)
+    def GetTaskStatus(ctx: Any, task_ids: list[str]) -> list[w.TaskStatus]:  # noqa: N802,N805
+        return [convert.task_status(v) for v in _authorised_tasks(ctx, "status", task_ids)]
+
+    @rpc(w.many(Unicode(max_len=16)), Unicode(max_len=64), DateTime, DateTime,
+         Integer(ge=0), Integer(ge=1), _returns=w.TaskPage, _out_variable_name="page",
+         _throws=f.TASK_FAULTS)
+    def ListTasks(ctx: Any, states: list[str] | None, tool: str | None,  # noqa: N802,N805
+                  created_after: datetime | None, created_before: datetime | None,
+                  offset: int | None, limit: int | None) -> w.TaskPage:
+        gp, ident = _gp(ctx), _caller(ctx)
+        gp.policy.require(ident, "list", tool)
+        try:
+            wanted = tuple(TaskState(s) for s in states or [])
+        except ValueError as exc:
+            raise InvalidTaskRequest("states", f"known states: {[str(s) for s in TaskState]}"
+                                     ) from exc
+        admin = bool(ident.vo) and gp.policy.is_vo_admin(ident, ident.vo or "")
+        flt = TaskFilter(owner_dn=None if admin else ident.subject_grid,
+                         owner_vo=ident.vo if admin else None, states=wanted, tool=tool,
+                         created_after=created_after, created_before=created_before)
+        views, total = gp.core.list_tasks(flt, offset or 0, limit or 100)
+        return w.TaskPage(total=total, offset=offset or 0,
+                          tasks=[convert.task_status(v) for v in views])
+
+    @rpc(ONE_TASK, Integer(ge=0), _returns=w.TaskLog, _out_variable_name="log",
+         _throws=f.TASK_FAULTS)
+    def GetTaskLog(ctx: Any, task_id: str, max_bytes: int | None) -> w.TaskLog:  # noqa: N802,N805
+        _authorised_tasks(ctx, "log", [task_id])
+        size = min(max_bytes if max_bytes is not None else 16384, MAX_LOG_BYTES)
+        return convert.task_log(_gp(ctx).core.log(task_id, size))
+
+    @rpc(ONE_TASK, _returns=w.TaskOutputs, _out_variable_name="result", _throws=f.TASK_FAULTS)
+    def RetrieveTaskOutput(ctx: Any, task_id: str) -> w.TaskOutputs:  # noqa: N802,N805
+        view = _authorised_tasks(ctx, "retrieve", [task_id])[0]
+        gp = _gp(ctx)
+        svc = gp.settings.service
+        outs = [convert.task_output(task_id, o, svc.max_inline_output_bytes, svc.output_url_base)
+                for o in gp.core.outputs(task_id)]
+        return w.TaskOutputs(task_id=task_id, state=str(view.state), outputs=outs)
+
+    # ---- control ------------------------------------------------------------
+    @rpc(TASK_IDS, REASON, _returns=w.many(w.TaskStatus), _out_variable_name="task",
+         _throws=f.TASK_FAULTS)
+    def CancelTask(ctx: Any, task_ids: list[str], reason: str | None) -> list[w.TaskStatus]:  # noqa: N802,N805
+        why = _reason(reason, "cancelled by the owner")
+        return _each(ctx, "cancel", task_ids, lambda core, t: core.cancel(t, why))
+
+    @rpc(TASK_IDS, REASON, _returns=w.many(w.TaskStatus), _out_variable_name="task",
+         _throws=f.TASK_FAULTS)
+    def HoldTask(ctx: Any, task_ids: list[str], reason: str | None) -> list[w.TaskStatus]:  # noqa: N802,N805
+        why = _reason(reason, "held by the owner")
+        return _each(ctx, "hold", task_ids, lambda core, t: core.hold(t, why))
+
+    @rpc(TASK_IDS, _returns=w.many(w.TaskStatus), _out_variable_name="task",
+         _throws=f.TASK_FAULTS)
+    def ReleaseTask(ctx: Any, task_ids: list[str]) -> list[w.TaskStatus]:  # noqa: N802,N805
+        return _each(ctx, "release", task_ids, lambda core, t: core.release(t))
+
+    @rpc(TASK_IDS, _returns=w.many(w.TaskStatus), _out_variable_name="task",
+         _throws=f.TASK_FAULTS)
+    def ResubmitTask(ctx: Any, task_ids: list[str]) -> list[w.TaskStatus]:  # noqa: N802,N805
+        return _each(ctx, "resubmit", task_ids, lambda core, t: core.resubmit(t))
+
+    @rpc(TASK_IDS, _returns=w.many(w.TaskStatus), _out_variable_name="task",
+         _throws=f.TASK_FAULTS)
+    def PurgeTask(ctx: Any, task_ids: list[str]) -> list[w.TaskStatus]:  # noqa: N802,N805
+        return _each(ctx, "purge", task_ids, lambda core, t: core.purge(t))
+
+    # ---- credentials and service -------------------------------------------------
+    @rpc(Unicode(min_occurs=1, nillable=False, max_len=16),
+         Unicode(min_occurs=1, nillable=False, max_len=128), Unicode(max_len=65536),
+         _returns=w.DelegationResult, _out_variable_name="delegation",
+         _throws=[*f.COMMON_FAULTS, f.NotAuthorisedFault, f.InvalidRequestFault,
+                  f.CredentialFault])
+    def DelegateProxy(ctx: Any, action: str, delegation_id: str,  # noqa: N802,N805
+                      proxy: str | None) -> w.DelegationResult:
+        gp, ident = _gp(ctx), _caller(ctx)
+        gp.policy.require(ident, "delegate")
+        store = gp.delegations
+        if store is None:
+            raise f.InternalFault("delegation is not configured on this service")
+        if action not in _ACTIONS:
+            raise InvalidTaskRequest("action", f"one of {', '.join(_ACTIONS)}")
+        if not DELEGATION_ID.match(delegation_id):
+            raise InvalidTaskRequest("delegation_id", f"must match {DELEGATION_ID.pattern}")
+        result = w.DelegationResult(delegation_id=delegation_id, dn=ident.subject_grid)
+        if action == "put-proxy":
+            if not proxy:
+                raise InvalidTaskRequest("proxy", "the signed proxy chain (PEM) is required")
+            result.expires = store.put_proxy(ident, delegation_id, proxy).not_after
+            return result
+        if action == "renew":
+            store.info(ident, delegation_id)  # renewing needs an existing delegation
+        result.certificate_request = store.get_request(ident, delegation_id).decode()
+        return result
+
+    @rpc(_returns=w.ServiceInfo, _out_variable_name="info", _throws=f.COMMON_FAULTS)
+    def GetServiceInfo(ctx: Any) -> w.ServiceInfo:  # noqa: N802,N805
+        gp, ident = _gp(ctx), _caller(ctx)
+        pool = gp.pool_info()
+        svc = gp.settings.service
+        return w.ServiceInfo(
+            version=__version__, wms=pool.wms, wms_reachable=pool.reachable,
+            wms_version=pool.version, wms_detail=pool.detail, pool_slots=pool.slots,
+            caller_dn=ident.subject_grid, caller_fqans=[str(q) for q in ident.fqans],
+            accounting_group=gp.policy.accounting_group(ident),
+            limits=w.Limits(max_batch=gp.core.max_batch,
+                            max_inline_input_bytes=gp.inline_input_cap,
+                            max_inline_output_bytes=svc.max_inline_output_bytes,
+                            max_message_bytes=svc.max_message_bytes, max_depth=svc.max_depth),
+        )
+
+
+def _each(ctx: Any, operation: str, task_ids: list[str], act: Any) -> list[w.TaskStatus]:
+    """Authorise the whole batch first, then act task by task (the first error stops)."""
+    _authorised_tasks(ctx, operation, task_ids)
+    core = _gp(ctx).core
+    return [convert.task_status(act(core, t)) for t in dict.fromkeys(task_ids)]
+
+
+OPERATIONS = tuple(ProcessingService.public_methods)
+__all__ = ["OPERATIONS", "ProcessingService", "ServiceContext", "owner_of"]
