@@ -9,7 +9,7 @@ import re
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -17,12 +17,12 @@ from spyne import DateTime, Integer, ServiceBase, Unicode, rpc
 
 import connectors
 from gproc import __version__
-from gproc.domain import InvalidTaskRequest, Owner, TaskView
+from gproc.domain import InvalidTaskRequest, Owner, TaskRequest, TaskView
 from gproc.lifecycle import TaskService
 from gproc.registry import TaskFilter
 from gproc.settings import Settings
 from gproc.states import TaskState
-from security.delegation import DELEGATION_ID, DelegationStore
+from security.delegation import DELEGATION_ID, DelegationError, DelegationStore
 from security.identity import Identity
 from security.policy import Policy
 from services.soap import convert
@@ -160,6 +160,8 @@ class ProcessingService(ServiceBase):
                     raise f.LimitExceededFault(f"task {i}: inline input {port!r} exceeds "
                                                f"{gp.inline_input_cap} bytes")
             gp.policy.require(ident, "register", req.tool_request.tool)
+            if spec.delegation_id:
+                req = _with_delegated_proxy(gp, ident, req, spec.delegation_id, i)
             requests.append(req)
         views = gp.core.register(requests)
         return [convert.registered(v, owner.accounting_group) for v in views]
@@ -300,3 +302,18 @@ def _each(ctx: Any, operation: str, task_ids: list[str], act: Any) -> list[w.Tas
 
 OPERATIONS = tuple(ProcessingService.public_methods)
 __all__ = ["OPERATIONS", "ProcessingService", "ServiceContext", "owner_of"]
+
+
+def _with_delegated_proxy(gp: Any, ident: Identity, req: TaskRequest, delegation_id: str,
+                          index: int) -> TaskRequest:
+    """Hand the caller's delegated proxy to the task's job (refused if unknown/expired)."""
+    if gp.delegations is None:
+        raise f.InvalidRequestFault(f"task {index}: delegation is not configured here",
+                                    field="delegation_id")
+    if not DELEGATION_ID.match(delegation_id):
+        raise f.InvalidRequestFault(f"task {index}: bad delegation id", field="delegation_id")
+    try:
+        path = gp.delegations.path_for(ident, delegation_id)
+    except DelegationError as exc:
+        raise f.InvalidRequestFault(f"task {index}: {exc}", field="delegation_id") from exc
+    return replace(req, x509_proxy=path)

@@ -112,6 +112,8 @@ class TaskSpec(Model):
     outputs = many(OutputLabel)
     processing = Unicode(max_len=1024)
     argument_list = Unicode(max_len=4096)
+    # a proxy delegated earlier (DelegateProxy): the job gets it as x509userproxy
+    delegation_id = Unicode(max_len=128)
 
 
 class RegisteredTask(Model):

@@ -243,6 +243,25 @@ def test_delegation_round_trip(soap_offline: SoapServer, alice: zeep.Client) -> 
     assert code == "Client.CredentialRefused"
 
 
+def test_a_task_can_carry_the_callers_delegated_proxy(
+    soap_offline: SoapServer, alice: zeep.Client, bob: zeep.Client
+) -> None:
+    req = alice.service.DelegateProxy(action="get-request", delegation_id="jobs")
+    proxy = soap_offline.pki.proxies["alice-voms"].read_bytes()
+    alice.service.DelegateProxy(action="put-proxy", delegation_id="jobs",
+                                proxy=sign_request(req.certificate_request.encode(),
+                                                   proxy).decode())
+    task = alice.service.RegisterTask(tasks=[ndvi_spec(delegation_id="jobs")])[0]
+    assert "x509userproxy = " in task.job_description
+    stored = soap_offline.gp.delegations.path_for(soap_offline.pki.users["alice"].dn, "jobs")
+    assert str(stored) in task.job_description
+    # bob cannot use alice's delegation, nor name one that does not exist
+    code, detail = fault(bob.service.RegisterTask, tasks=[ndvi_spec(delegation_id="jobs")])
+    assert code == "Client.InvalidRequest" and detail.get("field") == "delegation_id"
+    code, _ = fault(alice.service.RegisterTask, tasks=[ndvi_spec(delegation_id="none")])
+    assert code == "Client.InvalidRequest"
+
+
 def test_many_clients_at_once(soap_offline: SoapServer) -> None:
     errors: list[BaseException] = []
     done: list[str] = []
