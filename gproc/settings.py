@@ -83,6 +83,28 @@ class ServiceSettings(BaseModel):
     run_tracker: bool = Field(default=True, description="Run the tracker in the same process")
 
 
+class GatewaySettings(BaseModel):
+    """The data gateway (``gproc gateway serve``) and task data through it."""
+
+    namespace: Path | None = Field(
+        default=None, description="Namespace TOML (etc/gateway.toml); None: no gateway"
+    )
+    host: str = Field(default="127.0.0.1", description="Address of the HTTPS and SFTP fronts")
+    port: int = Field(default=8444, ge=0, le=65535, description="HTTPS front port")
+    sftp_port: int | None = Field(default=2222, ge=0, le=65535, description="None: no SFTP")
+    threads: int = Field(default=16, ge=1, le=512, description="HTTPS worker threads")
+    sftp_sessions: int = Field(default=32, ge=1, le=1024, description="Concurrent SFTP sessions")
+    sshkeys_dir: Path | None = Field(
+        default=None, description="Registered SSH keys; default <state_dir>/sshkeys"
+    )
+    sftp_host_key: Path | None = Field(
+        default=None, description="SFTP host key; default <state_dir>/sftp_host_key (made once)"
+    )
+    task_outputs: str = Field(
+        default="tasks", description="Folder of the owner's private area receiving outputs"
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GPROC_", env_nested_delimiter="__")
 
@@ -93,6 +115,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = DatabaseSettings()
     limits: LimitsSettings = LimitsSettings()
     service: ServiceSettings = ServiceSettings()
+    gateway: GatewaySettings = GatewaySettings()
 
     @classmethod
     def settings_customise_sources(

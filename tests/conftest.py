@@ -15,6 +15,7 @@ pytest_plugins = [
     "tests.fixtures.hdfs",
     "tests.fixtures.gluster",
     "tests.fixtures.soap",
+    "tests.fixtures.gateway",
 ]
 
 _TIERS = {"unit": "unit", "service": "service", "integration": "integration"}
