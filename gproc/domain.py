@@ -57,6 +57,9 @@ class Owner:
     vo: str | None = None
     fqans: tuple[str, ...] = ()
     accounting_group: str | None = None
+    # the entry point's validated credential (opaque to the core): owner-aware input
+    # resolvers read data with it; never stored
+    credential: Any = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,7 @@ class OutputFile:
     adler32: str
     sha256: str
     path: str
+    stored_at: str | None = None  # where an output sink stored it (e.g. a gateway path)
 
 
 @dataclass(frozen=True)

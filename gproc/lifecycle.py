@@ -23,6 +23,7 @@ from gproc.domain import (
     LimitExceeded,
     NotReady,
     OutputFile,
+    Owner,
     TaskRequest,
     TaskResult,
     TaskStateConflict,
@@ -31,7 +32,7 @@ from gproc.domain import (
 )
 from gproc.models import TaskRow, utcnow
 from gproc.registry import ConcurrentChange, Registry, TaskFilter, dumps
-from gproc.staging import InputResolver, TaskDirs, stage_inputs, tail
+from gproc.staging import InputResolver, OutputSink, TaskDirs, stage_inputs, tail
 from gproc.states import ACTIVE, TERMINAL, TaskState
 from wrappers.base import JobSpec, WmsError, WmsRejected, WorkloadManager
 
@@ -52,11 +53,16 @@ class TaskService:
         *,
         max_batch: int = 1000,
         max_inline: int = 16 << 20,
+        resolver_for: Callable[[Owner], InputResolver] | None = None,
+        output_sink: OutputSink | None = None,
     ) -> None:
         self.registry = registry
         self.wms = wms
         self.dirs = task_dirs
         self.resolve_input = resolve_input
+        # entry points may read inputs with the owner's rights and store outputs for them
+        self.resolver_for = resolver_for
+        self.output_sink = output_sink
         self.max_batch = max_batch
         self.max_inline = max_inline
         self.in_flight: set[str] = set()  # tasks this process is submitting right now
@@ -88,7 +94,7 @@ class TaskService:
         try:
             stage_inputs(
                 self.dirs.inputs(task_id), plan.inputs, req.tool_request.inputs,  # type: ignore[arg-type]
-                req.inline_inputs, self.resolve_input, self.max_inline,
+                req.inline_inputs, self._resolver(req.owner), self.max_inline,
             )
             row = TaskRow(
                 id=task_id, client_request_id=req.client_request_id, owner_dn=req.owner.dn,
@@ -103,6 +109,9 @@ class TaskService:
         except BaseException:
             self.dirs.remove(task_id)
             raise
+
+    def _resolver(self, owner: Owner) -> InputResolver:
+        return self.resolver_for(owner) if self.resolver_for else self.resolve_input
 
     # ---- submit ---------------------------------------------------------
     def submit(self, task_ids: Sequence[str]) -> list[TaskResult]:

@@ -13,6 +13,7 @@ import shutil
 import zlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 from gproc.domain import InvalidTaskRequest, LimitExceeded
@@ -21,6 +22,11 @@ SAFE_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXY
 
 InputResolver = Callable[[str, Path], None]
 """Copies the data a source reference names into the given file, or raises."""
+
+OutputSink = Callable[[Any, list[dict[str, Any]]], dict[str, str]]
+"""Stores a finished task's outputs for its owner: (task row, output records with
+``port``/``name``/``path``) -> {port: where it is stored}. Raising means "try again
+at the next tracker cycle" (the task completes only once its outputs are stored)."""
 
 
 def check_sandbox_name(name: str) -> str:

@@ -192,6 +192,8 @@ class Tracker:
             outputs.append({"port": port, "name": name, "size": size, "adler32": adler,
                             "sha256": sha, "path": str(path)})
         target = S.COMPLETED if info.state == JobState.COMPLETED and not missing else S.FAILED
+        if target == S.COMPLETED and not self._sink(row, outputs, stats):
+            return
         reason = None
         if info.state == JobState.FAILED:
             reason = f"job exited with code {info.exit_code}"
@@ -206,6 +208,22 @@ class Tracker:
                 self.svc.wms.forget([row.job_id or ""])
             except WmsError as exc:  # harmless: the job lingers until the next forget
                 stats.errors.append(f"forget {row.id}: {exc}")
+
+    def _sink(self, row: TaskRow, outputs: list[dict[str, Any]], stats: CycleStats) -> bool:
+        """Hand outputs to the service's sink (e.g. the owner's gateway area); False:
+        it failed, the task stays as it is and the next cycle tries again."""
+        sink = self.svc.output_sink
+        if sink is None or not outputs:
+            return True
+        try:
+            stored = sink(row, outputs)
+        except Exception as exc:  # noqa: BLE001 - any sink failure is retried
+            stats.errors.append(f"store outputs of {row.id}: {exc}")
+            return False
+        for out in outputs:
+            if out["port"] in stored:
+                out["stored_at"] = stored[out["port"]]
+        return True
 
     def _try_move(self, row: TaskRow, target: TaskState, stats: CycleStats, *, kind: str,
                   detail: str = "", **fields: Any) -> bool:

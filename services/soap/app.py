@@ -31,6 +31,7 @@ from security.policy import Policy
 from security.tls import GridServer, TLSConfig, make_server
 from security.truststore import TrustStore
 from security.voms import VomsTrust
+from services.gateway_tasks import TaskData
 from services.soap.hardening import ENV_REQUEST_ID, HardeningMiddleware, WSGIApp
 from services.soap.service import (
     ENV_FAULT,
@@ -40,6 +41,8 @@ from services.soap.service import (
     ServiceContext,
 )
 from services.soap.types import NS
+from storage_gateway.gateway import StorageGateway
+from storage_gateway.namespace import Namespace
 from wrappers.base import WorkloadManager
 
 access_log = logging.getLogger("gproc.soap.access")
@@ -71,16 +74,25 @@ def build_validator(ca_dir: Path, vomsdir: Path | None) -> Validator:
 
 
 def build_context(settings: Settings, validator: Validator, *,
-                  wms: WorkloadManager | None = None, policy: Policy | None = None
-                  ) -> ServiceContext:
-    """The core for network callers: inputs only inline or under allowed directories."""
+                  wms: WorkloadManager | None = None, policy: Policy | None = None,
+                  gateway: StorageGateway | None = None) -> ServiceContext:
+    """The core for network callers: inputs inline, under allowed directories, or data
+    -gateway paths read as the caller (``gateway``, else ``[gateway] namespace``)."""
     svc = settings.service
     allowed = tuple(p.resolve() for p in svc.allowed_input_dirs)
     core = build_service(settings, wms=wms, local_roots=allowed)
     store = DelegationStore(svc.delegation_dir or settings.state_dir.resolve() / "delegation",
                             validator)
+    if gateway is None and settings.gateway.namespace is not None:
+        gateway = StorageGateway(Namespace.load(settings.gateway.namespace))
+    task_data = None
+    if gateway is not None:
+        task_data = TaskData(gateway, core.resolve_input, url_base=svc.output_url_base,
+                             outputs_dir=settings.gateway.task_outputs, validator=validator)
+        core.resolver_for = task_data.resolver_for
+        core.output_sink = task_data.output_sink
     return ServiceContext(core=core, policy=policy or Policy.load(svc.policy),
-                          settings=settings, delegations=store)
+                          settings=settings, delegations=store, task_data=task_data)
 
 
 def make_soap_server(gp: ServiceContext, validator: Validator, tls: TLSConfig | None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -96,9 +96,11 @@ def _inputs(items: Sequence[Any]) -> tuple[dict[str, list[str]], dict[str, bytes
             continue
         if item.name in inline:
             raise InvalidTaskRequest(where, "inline content is for single-file inputs")
-        if not item.location.startswith("file://"):
-            raise InvalidTaskRequest(where, "locations must be file:// URLs under a directory "
-                                     "the service allows (or send the content inline)")
+        if not item.location.startswith(("file://", "gateway://", "https://")):
+            raise InvalidTaskRequest(where, "locations must be data-gateway paths "
+                                     "(gateway:///area/path or the gateway's https URL) or "
+                                     "file:// URLs under a directory the service allows "
+                                     "(or send the content inline)")
         sources.setdefault(item.name, []).append(item.location)
     return sources, inline
 
@@ -149,11 +151,15 @@ def task_log(data: dict[str, Any]) -> w.TaskLog:
     )
 
 
-def task_output(task_id: str, out: OutputFile, cap: int, url_base: str | None) -> w.TaskOutput:
-    """Checksums always; the bytes when small, else where the data gateway serves them."""
+def task_output(task_id: str, out: OutputFile, cap: int, url_base: str | None,
+                gateway_location: Callable[[str], str] | None = None) -> w.TaskOutput:
+    """Checksums always; the bytes when small; the gateway location of an output stored
+    in the owner's area (else, for large ones, where ``url_base`` serves them)."""
     small = out.size <= cap
     location = None
-    if not small and url_base:
+    if out.stored_at and gateway_location is not None:
+        location = gateway_location(out.stored_at)
+    elif not small and url_base:
         location = f"{url_base.rstrip('/')}/{quote(task_id)}/{quote(out.name)}"
     return w.TaskOutput(port=out.port, name=out.name, size=out.size, adler32=out.adler32,
                         sha256=out.sha256, inline=small,

@@ -48,6 +48,7 @@ class ServiceContext:
     policy: Policy
     settings: Settings
     delegations: DelegationStore | None = None
+    task_data: Any = None  # services.gateway_tasks.TaskData when a gateway is configured
     ping_ttl_s: float = 5.0
     _ping: tuple[float, PoolInfo] | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -82,7 +83,7 @@ def _caller(ctx: Any) -> Identity:
 
 def owner_of(ident: Identity, policy: Policy) -> Owner:
     return Owner(dn=ident.subject_grid, vo=ident.vo, fqans=tuple(str(q) for q in ident.fqans),
-                 accounting_group=policy.accounting_group(ident))
+                 accounting_group=policy.accounting_group(ident), credential=ident)
 
 
 def _authorised_tasks(ctx: Any, operation: str, task_ids: Sequence[str]) -> list[TaskView]:
@@ -216,8 +217,9 @@ class ProcessingService(ServiceBase):
         view = _authorised_tasks(ctx, "retrieve", [task_id])[0]
         gp = _gp(ctx)
         svc = gp.settings.service
-        outs = [convert.task_output(task_id, o, svc.max_inline_output_bytes, svc.output_url_base)
-                for o in gp.core.outputs(task_id)]
+        where = gp.task_data.location if gp.task_data is not None else None
+        outs = [convert.task_output(task_id, o, svc.max_inline_output_bytes, svc.output_url_base,
+                                    where) for o in gp.core.outputs(task_id)]
         return w.TaskOutputs(task_id=task_id, state=str(view.state), outputs=outs)
 
     # ---- control ------------------------------------------------------------
