@@ -132,6 +132,14 @@ class StorageGateway:
         return resolved.backend.write_stream(
             resolved.backend_path, chunks, WriteOptions(overwrite, budget, expected))
 
+    def check_write(self, identity: Identity, path: str, overwrite: bool = False) -> None:
+        """Refuse now what :meth:`write` would refuse before reading any data (for fronts
+        that open a file before the data arrives, like SFTP)."""
+        resolved = self._writable(identity, path)
+        self._budget(resolved, overwrite)
+        if not overwrite and resolved.backend.exists(resolved.backend_path):
+            raise AlreadyExists(f"{path}: already exists")
+
     def _budget(self, resolved: Resolved, overwrite: bool) -> int | None:
         """Bytes this upload may still use (None: no quota). Counted, not reserved:
         concurrent uploads to one area can overshoot by at most their own sizes."""

@@ -173,7 +173,7 @@ class SshKeyStore:
         """The identity an SFTP session acts as, re-validated now (see module doc)."""
         try:
             chain = x509.load_pem_x509_certificates(record.chain_pem.encode())
-            identity = validate_with(self.validator, chain)
+            identity = self._validate_now(chain)
         except (CredentialError, ValueError) as exc:
             raise SessionRefused(f"the credential registered with this key is no longer "
                                  f"valid ({exc}); register the key again") from None
@@ -185,6 +185,15 @@ class SshKeyStore:
                                  f"{', '.join(lost)}; register the key again with a fresh "
                                  "VOMS proxy")
         return identity
+
+    def _validate_now(self, chain: Sequence[x509.Certificate]) -> Identity:
+        """Validate at this moment, bypassing any identity cache (an AC that expired
+        since the last validation must be noticed)."""
+        validate = getattr(self.validator, "validate", None)
+        if validate is not None:
+            ident: Identity = validate(chain, now=datetime.now(UTC))
+            return ident
+        return validate_with(self.validator, chain)
 
     @staticmethod
     def _load(path: Path) -> KeyRecord | None:
