@@ -7,6 +7,7 @@ import logging
 
 import click
 
+from services.cli_data import data_group, gateway_group
 from services.cli_serve import serve_cmd
 from services.cli_tasks import task_group, tools_cmd, tracker_group
 
@@ -29,6 +30,8 @@ main.add_command(tools_cmd)
 main.add_command(task_group)
 main.add_command(tracker_group)
 main.add_command(serve_cmd)
+main.add_command(data_group)
+main.add_command(gateway_group)
 
 for _name, _target in _MOUNTS.items():
     _module, _attr = _target.split(":")
