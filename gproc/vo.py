@@ -446,6 +446,20 @@ class VoStore:
                           tuple(Membership(g, r or None) for g, r in held))
 
 
+def membership_refusal(store: VoStore, vos: Iterable[str], dn: str, ca_dn: str) -> str | None:
+    """Why a caller presenting attributes of ``vos`` must be refused now, or None.
+
+    For services (processing, gateway) that trust ACs of VOs this database manages: an
+    unexpired AC does not outlive a suspension or a removal. VOs managed elsewhere are
+    left to the AC alone."""
+    for vo in dict.fromkeys(vos):
+        if store.manages(vo):
+            reason = store.standing(vo, dn, ca_dn)
+            if reason is not None:
+                return reason
+    return None
+
+
 def _ca_key(ca_dn: str) -> str:
     try:
         return dn_key(ca_dn)

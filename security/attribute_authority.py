@@ -35,8 +35,11 @@ DEFAULT_LIFETIME_S = 12 * 3600
 
 
 class MemberView(Protocol):
-    suspended: bool
-    suspended_reason: str | None
+    @property
+    def suspended(self) -> bool: ...
+
+    @property
+    def suspended_reason(self) -> str | None: ...
 
     def holds(self, group: str, role: str | None) -> bool: ...
 

@@ -15,6 +15,7 @@ pytest_plugins = [
     "tests.fixtures.hdfs",
     "tests.fixtures.gluster",
     "tests.fixtures.soap",
+    "tests.fixtures.vo",
 ]
 
 _TIERS = {"unit": "unit", "service": "service", "integration": "integration"}

@@ -25,6 +25,7 @@ from spyne.server.wsgi import WsgiApplication
 
 from gproc.app import build_service
 from gproc.settings import Settings
+from gproc.vo import VoStore
 from security.chain import Validator
 from security.delegation import DelegationStore
 from security.policy import Policy
@@ -79,8 +80,11 @@ def build_context(settings: Settings, validator: Validator, *,
     core = build_service(settings, wms=wms, local_roots=allowed)
     store = DelegationStore(svc.delegation_dir or settings.state_dir.resolve() / "delegation",
                             validator)
+    vo_store = (VoStore(settings.vo_database_url, admins=settings.vo.admins,
+                        admin_role=settings.vo.admin_role)
+                if settings.vo.enforce_membership else None)
     return ServiceContext(core=core, policy=policy or Policy.load(svc.policy),
-                          settings=settings, delegations=store)
+                          settings=settings, delegations=store, vo_store=vo_store)
 
 
 def make_soap_server(gp: ServiceContext, validator: Validator, tls: TLSConfig | None

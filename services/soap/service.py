@@ -22,6 +22,7 @@ from gproc.lifecycle import TaskService
 from gproc.registry import TaskFilter
 from gproc.settings import Settings
 from gproc.states import TaskState
+from gproc.vo import VoStore, membership_refusal
 from security.delegation import DELEGATION_ID, DelegationError, DelegationStore
 from security.identity import Identity
 from security.policy import Policy
@@ -48,6 +49,7 @@ class ServiceContext:
     policy: Policy
     settings: Settings
     delegations: DelegationStore | None = None
+    vo_store: VoStore | None = None  # local VO database: refuse suspended/removed members
     ping_ttl_s: float = 5.0
     _ping: tuple[float, PoolInfo] | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -77,6 +79,12 @@ def _caller(ctx: Any) -> Identity:
     ident: Identity | None = env.get(ENV_IDENTITY)
     if ident is None:
         raise f.NotAuthenticatedFault(env.get(ENV_AUTH_ERROR) or "no valid client credential")
+    store = _gp(ctx).vo_store
+    if store is not None and ident.acs:
+        refusal = membership_refusal(store, (ac.vo for ac in ident.acs), ident.subject_grid,
+                                     ident.issuer_grid)
+        if refusal is not None:
+            raise f.NotAuthorisedFault(refusal, rule="vo-membership")
     return ident
 
 
