@@ -115,7 +115,8 @@ class AttributeAuthority:
         root = Fqan(vo)
         if any(r.strip().lower() == "all" for r in requested):
             held = [Fqan.parse(_fqan_text(m)) for m in member.memberships]
-            return [root] + sorted(f for f in held if f != root)
+            return [root] + sorted((f for f in held if f != root),
+                                   key=lambda f: (f.group, f.role or ""))
         asked = [_parse(r, vo) for r in requested if r.strip()]
         missing = [str(f) for f in asked if not member.holds(f.group, f.role)]
         if missing:
