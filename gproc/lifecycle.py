@@ -200,6 +200,11 @@ class TaskService:
                 pass
         return adopted
 
+    def in_flight_ids(self) -> set[str]:
+        """Tasks this process is submitting right now (recovery leaves them alone)."""
+        with self._lock:
+            return set(self.in_flight)
+
     def job_spec(self, row: TaskRow) -> JobSpec:
         plan = json.loads(row.plan_json)
         in_dir = self.dirs.inputs(row.id)

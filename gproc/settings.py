@@ -90,7 +90,7 @@ class GatewaySettings(BaseModel):
         default=None, description="Namespace TOML (etc/gateway.toml); None: no gateway"
     )
     host: str = Field(default="127.0.0.1", description="Address of the HTTPS and SFTP fronts")
-    port: int = Field(default=8444, ge=0, le=65535, description="HTTPS front port")
+    port: int = Field(default=8446, ge=0, le=65535, description="HTTPS front port")
     sftp_port: int | None = Field(default=2222, ge=0, le=65535, description="None: no SFTP")
     threads: int = Field(default=16, ge=1, le=512, description="HTTPS worker threads")
     sftp_sessions: int = Field(default=32, ge=1, le=1024, description="Concurrent SFTP sessions")
@@ -105,6 +105,33 @@ class GatewaySettings(BaseModel):
     )
 
 
+class VoSettings(BaseModel):
+    """VO administration and the attribute authority (``gproc vo serve``)."""
+
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default: the task registry's database"
+    )
+    admins: list[str] = Field(
+        default_factory=list, description="DNs that administer every VO and may create VOs"
+    )
+    admin_role: str = Field(default="VO-Admin", description="Role in /<vo> that makes an admin")
+    vo: str | None = Field(default=None, description="VO served by the VOMS endpoint")
+    aa_cert: Path | None = Field(default=None, description="Attribute authority certificate")
+    aa_key: Path | None = Field(default=None, description="Attribute authority key")
+    aa_uri_host: str = Field(
+        default="localhost", description="Host in the AC URI: relying parties' <host>.lsc"
+    )
+    voms_host: str = Field(default="127.0.0.1", description="VOMS endpoint listen address")
+    voms_port: int = Field(default=15000, ge=0, le=65535)
+    admin_host: str = Field(default="127.0.0.1", description="Admin SOAP listen address")
+    admin_port: int = Field(default=8444, ge=0, le=65535)
+    max_ac_lifetime_s: int = Field(default=24 * 3600, ge=60)
+    enforce_membership: bool = Field(
+        default=False,
+        description="Services refuse suspended/removed members of VOs in this database",
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GPROC_", env_nested_delimiter="__")
 
@@ -116,6 +143,7 @@ class Settings(BaseSettings):
     limits: LimitsSettings = LimitsSettings()
     service: ServiceSettings = ServiceSettings()
     gateway: GatewaySettings = GatewaySettings()
+    vo: VoSettings = VoSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -137,6 +165,10 @@ class Settings(BaseSettings):
         if self.database.url:
             return self.database.url
         return f"sqlite:///{self.state_dir.resolve() / 'gproc.db'}"
+
+    @property
+    def vo_database_url(self) -> str:
+        return self.vo.database_url or self.database_url
 
     @property
     def tasks_dir(self) -> Path:

@@ -241,8 +241,7 @@ class Tracker:
     # ---- recovering submissions -------------------------------------------
     def _recover_submitting(self, rows: Sequence[TaskRow], first: bool, stats: CycleStats) -> None:
         cutoff = utcnow() - self.submit_grace
-        with self.svc._lock:
-            busy = set(self.svc.in_flight)
+        busy = self.svc.in_flight_ids()
         stale = [r for r in rows if r.id not in busy and (first or r.updated_at < cutoff)]
         if not stale:
             return

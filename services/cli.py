@@ -10,6 +10,7 @@ import click
 from services.cli_data import data_group, gateway_group
 from services.cli_serve import serve_cmd
 from services.cli_tasks import task_group, tools_cmd, tracker_group
+from services.cli_vo import proxy_init_cmd, vo_group
 
 # groups that other packages own, mounted when importable
 _MOUNTS = {
@@ -32,6 +33,8 @@ main.add_command(tracker_group)
 main.add_command(serve_cmd)
 main.add_command(data_group)
 main.add_command(gateway_group)
+main.add_command(vo_group)
+main.add_command(proxy_init_cmd)
 
 for _name, _target in _MOUNTS.items():
     _module, _attr = _target.split(":")

@@ -16,6 +16,7 @@ pytest_plugins = [
     "tests.fixtures.gluster",
     "tests.fixtures.soap",
     "tests.fixtures.gateway",
+    "tests.fixtures.vo",
 ]
 
 _TIERS = {"unit": "unit", "service": "service", "integration": "integration"}

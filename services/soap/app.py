@@ -25,6 +25,7 @@ from spyne.server.wsgi import WsgiApplication
 
 from gproc.app import build_service
 from gproc.settings import Settings
+from gproc.vo import VoStore
 from security.chain import Validator
 from security.delegation import DelegationStore
 from security.policy import Policy
@@ -91,8 +92,12 @@ def build_context(settings: Settings, validator: Validator, *,
                              outputs_dir=settings.gateway.task_outputs, validator=validator)
         core.resolver_for = task_data.resolver_for
         core.output_sink = task_data.output_sink
+    vo_store = (VoStore(settings.vo_database_url, admins=settings.vo.admins,
+                        admin_role=settings.vo.admin_role)
+                if settings.vo.enforce_membership else None)
     return ServiceContext(core=core, policy=policy or Policy.load(svc.policy),
-                          settings=settings, delegations=store, task_data=task_data)
+                          settings=settings, delegations=store, task_data=task_data,
+                          vo_store=vo_store)
 
 
 def make_soap_server(gp: ServiceContext, validator: Validator, tls: TLSConfig | None

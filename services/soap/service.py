@@ -22,6 +22,7 @@ from gproc.lifecycle import TaskService
 from gproc.registry import TaskFilter
 from gproc.settings import Settings
 from gproc.states import TaskState
+from gproc.vo import VoStore, membership_refusal
 from security.delegation import DELEGATION_ID, DelegationError, DelegationStore
 from security.identity import Identity
 from security.policy import Policy
@@ -49,6 +50,7 @@ class ServiceContext:
     settings: Settings
     delegations: DelegationStore | None = None
     task_data: Any = None  # services.gateway_tasks.TaskData when a gateway is configured
+    vo_store: VoStore | None = None  # local VO database: refuse suspended/removed members
     ping_ttl_s: float = 5.0
     _ping: tuple[float, PoolInfo] | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -78,6 +80,12 @@ def _caller(ctx: Any) -> Identity:
     ident: Identity | None = env.get(ENV_IDENTITY)
     if ident is None:
         raise f.NotAuthenticatedFault(env.get(ENV_AUTH_ERROR) or "no valid client credential")
+    store = _gp(ctx).vo_store
+    if store is not None and ident.acs:
+        refusal = membership_refusal(store, (ac.vo for ac in ident.acs), ident.subject_grid,
+                                     ident.issuer_grid)
+        if refusal is not None:
+            raise f.NotAuthorisedFault(refusal, rule="vo-membership")
     return ident
 
 

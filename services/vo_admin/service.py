@@ -1,0 +1,185 @@
+"""The VO administration service: every operation authenticates the caller from the
+TLS identity (never the envelope), then calls :class:`gproc.vo.VoStore`, which checks
+that the caller administers the VO and audits the change. Errors become declared
+faults in ``call_wrapper``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime
+from typing import Any
+
+from spyne import Boolean, DateTime, Fault, Integer, ServiceBase, Unicode, rpc
+
+from gproc.vo import (
+    Actor,
+    MemberInfo,
+    VoConflict,
+    VoDenied,
+    VoError,
+    VoInvalid,
+    VoNotFound,
+    VoStore,
+)
+from gproc.vo_transfer import dumps, export_vo, import_vo
+from security.identity import Identity
+from services.vo_admin import types as w
+
+log = logging.getLogger("gproc.vo_admin")
+ENV_IDENTITY = "gproc.identity"
+ENV_AUTH_ERROR = "gproc.auth_error"
+ENV_FAULT = "gproc.fault"
+ENV_REQUEST_ID = "gproc.request_id"
+MAX_DOCUMENT = 16 * 1024 * 1024
+_F = w.ADMIN_FAULTS
+
+
+def _store(ctx: Any) -> VoStore:
+    store: VoStore = ctx.app.vo_store
+    return store
+
+
+def _actor(ctx: Any) -> Actor:
+    env = ctx.transport.req_env
+    ident: Identity | None = env.get(ENV_IDENTITY)
+    if ident is None:
+        raise w.NotAuthenticatedFault(env.get(ENV_AUTH_ERROR) or "no valid client credential")
+    return Actor(ident.subject_grid, ident.issuer_grid)
+
+
+def to_fault(exc: BaseException) -> w.VoAdminFault:
+    """The declared fault for a VO error (anything else is logged, Server.Internal)."""
+    if isinstance(exc, w.VoAdminFault):
+        return exc
+    if isinstance(exc, VoDenied):
+        return w.NotAuthorisedFault(str(exc), rule=exc.rule)
+    mapped = {VoNotFound: w.NotFoundFault, VoConflict: w.ConflictFault,
+              VoInvalid: w.InvalidRequestFault}
+    for kind, fault in mapped.items():
+        if isinstance(exc, kind):
+            return fault(str(exc), field=exc.field if isinstance(exc, VoError) else None)
+    log.error("internal error", exc_info=exc)
+    return w.InternalFault("internal error; the service log has the details")
+
+
+def member(m: MemberInfo) -> w.Member:
+    return w.Member(vo=m.vo, dn=m.dn, ca_dn=m.ca_dn, email=m.email, suspended=m.suspended,
+                    suspended_reason=m.suspended_reason, suspended_at=m.suspended_at,
+                    created_at=m.created_at, fqans=[x.fqan for x in m.memberships])
+
+
+class VoAdminService(ServiceBase):
+    """VO administration: VOs, groups, roles, members, memberships, audit log."""
+
+    @classmethod
+    def call_wrapper(cls, ctx: Any, args: Any = None) -> Any:
+        try:
+            return super().call_wrapper(ctx, args)
+        except Exception as exc:  # noqa: BLE001 - all errors become faults
+            env = ctx.transport.req_env
+            fault = exc if isinstance(exc, Fault) else to_fault(exc)
+            if isinstance(fault, w.VoAdminFault):
+                fault.set_request_id(env.get(ENV_REQUEST_ID, ""))
+            env[ENV_FAULT] = fault.faultcode
+            raise fault from None
+
+    # ---- VOs, groups, roles ----------------------------------------------------
+    @rpc(w.NAME, w.TEXT, _returns=Unicode, _out_variable_name="vo", _throws=_F)
+    def CreateVO(ctx: Any, name: str, description: str | None) -> str:  # noqa: N802,N805
+        _store(ctx).create_vo(_actor(ctx), name, description or "")
+        return name
+
+    @rpc(w.NAME, w.GROUP, w.TEXT, _returns=Unicode, _out_variable_name="group", _throws=_F)
+    def CreateGroup(ctx: Any, vo: str, group: str, description: str | None) -> str:  # noqa: N802,N805
+        _store(ctx).create_group(_actor(ctx), vo, group, description or "")
+        return group
+
+    @rpc(w.NAME, w.NAME, w.TEXT, _returns=Unicode, _out_variable_name="role", _throws=_F)
+    def CreateRole(ctx: Any, vo: str, role: str, description: str | None) -> str:  # noqa: N802,N805
+        _store(ctx).create_role(_actor(ctx), vo, role, description or "")
+        return role
+
+    @rpc(_returns=w.many(w.VoInfo), _out_variable_name="vo", _throws=_F)
+    def ListVOs(ctx: Any) -> list[w.VoInfo]:  # noqa: N802,N805
+        return [w.VoInfo(name=n, description=d) for n, d in _store(ctx).list_vos(_actor(ctx))]
+
+    @rpc(w.NAME, _returns=w.many(Unicode), _out_variable_name="group", _throws=_F)
+    def ListGroups(ctx: Any, vo: str) -> list[str]:  # noqa: N802,N805
+        return _store(ctx).list_groups(_actor(ctx), vo)
+
+    @rpc(w.NAME, _returns=w.many(Unicode), _out_variable_name="role", _throws=_F)
+    def ListRoles(ctx: Any, vo: str) -> list[str]:  # noqa: N802,N805
+        return _store(ctx).list_roles(_actor(ctx), vo)
+
+    # ---- members -----------------------------------------------------------------
+    @rpc(w.NAME, w.DN, w.DN, Unicode(max_len=254), _returns=w.Member,
+         _out_variable_name="member", _throws=_F)
+    def AddMember(ctx: Any, vo: str, dn: str, ca_dn: str, email: str | None) -> w.Member:  # noqa: N802,N805
+        return member(_store(ctx).add_member(_actor(ctx), vo, dn, ca_dn, email))
+
+    @rpc(w.NAME, w.DN, Unicode(max_len=500, min_occurs=1, nillable=False), w.OPT_DN,
+         _returns=w.Member, _out_variable_name="member", _throws=_F)
+    def SuspendMember(ctx: Any, vo: str, dn: str, reason: str,  # noqa: N802,N805
+                      ca_dn: str | None) -> w.Member:
+        return member(_store(ctx).suspend_member(_actor(ctx), vo, dn, reason, ca_dn))
+
+    @rpc(w.NAME, w.DN, w.OPT_DN, _returns=w.Member, _out_variable_name="member", _throws=_F)
+    def RestoreMember(ctx: Any, vo: str, dn: str, ca_dn: str | None) -> w.Member:  # noqa: N802,N805
+        return member(_store(ctx).restore_member(_actor(ctx), vo, dn, ca_dn))
+
+    @rpc(w.NAME, w.DN, w.OPT_DN, _returns=Unicode, _out_variable_name="dn", _throws=_F)
+    def RemoveMember(ctx: Any, vo: str, dn: str, ca_dn: str | None) -> str:  # noqa: N802,N805
+        _store(ctx).remove_member(_actor(ctx), vo, dn, ca_dn)
+        return dn
+
+    @rpc(w.NAME, w.DN, w.GROUP, w.ROLE, w.OPT_DN, _returns=w.Member,
+         _out_variable_name="member", _throws=_F)
+    def GrantMembership(ctx: Any, vo: str, dn: str, group: str, role: str | None,  # noqa: N802,N805
+                        ca_dn: str | None) -> w.Member:
+        return member(_store(ctx).grant(_actor(ctx), vo, dn, group, role or None, ca_dn))
+
+    @rpc(w.NAME, w.DN, w.GROUP, w.ROLE, w.OPT_DN, _returns=w.Member,
+         _out_variable_name="member", _throws=_F)
+    def RevokeMembership(ctx: Any, vo: str, dn: str, group: str, role: str | None,  # noqa: N802,N805
+                         ca_dn: str | None) -> w.Member:
+        return member(_store(ctx).revoke(_actor(ctx), vo, dn, group, role or None, ca_dn))
+
+    @rpc(w.NAME, Unicode(max_len=200), Boolean, _returns=w.many(w.Member),
+         _out_variable_name="member", _throws=_F)
+    def ListMembers(ctx: Any, vo: str, search: str | None,  # noqa: N802,N805
+                    suspended: bool | None) -> list[w.Member]:
+        return [member(m) for m in _store(ctx).list_members(_actor(ctx), vo, search, suspended)]
+
+    @rpc(w.NAME, w.DN, w.OPT_DN, _returns=w.Member, _out_variable_name="member", _throws=_F)
+    def GetMember(ctx: Any, vo: str, dn: str, ca_dn: str | None) -> w.Member:  # noqa: N802,N805
+        return member(_store(ctx).get_member(_actor(ctx), vo, dn, ca_dn))
+
+    # ---- bulk and audit --------------------------------------------------------------
+    @rpc(w.NAME, _returns=Unicode, _out_variable_name="document", _throws=_F)
+    def ExportVO(ctx: Any, vo: str) -> str:  # noqa: N802,N805
+        return dumps(export_vo(_store(ctx), _actor(ctx), vo))
+
+    @rpc(Unicode(max_len=MAX_DOCUMENT, min_occurs=1, nillable=False), Boolean,
+         _returns=w.ImportResult, _out_variable_name="result", _throws=_F)
+    def ImportVO(ctx: Any, document: str, prune: bool | None) -> w.ImportResult:  # noqa: N802,N805
+        try:
+            doc = json.loads(document)
+        except ValueError as exc:
+            raise VoInvalid(f"not JSON: {exc}", field="document") from None
+        counts = import_vo(_store(ctx), _actor(ctx), doc, prune=bool(prune))
+        return w.ImportResult(vo=str(doc["vo"]["name"]), **counts)
+
+    @rpc(w.NAME, DateTime, Integer(ge=1, le=10000), _returns=w.many(w.AuditEntry),
+         _out_variable_name="entry", _throws=_F)
+    def GetAuditLog(ctx: Any, vo: str, since: datetime | None,  # noqa: N802,N805
+                    limit: int | None) -> list[w.AuditEntry]:
+        rows = _store(ctx).audit_log(_actor(ctx), vo, since, limit or 1000)
+        return [w.AuditEntry(id=r.id, time=r.time, actor=r.actor, vo=r.vo, action=r.action,
+                             target=r.target, detail=json.dumps(r.detail, sort_keys=True))
+                for r in rows]
+
+
+OPERATIONS = tuple(VoAdminService.public_methods)
+__all__ = ["OPERATIONS", "VoAdminService"]
