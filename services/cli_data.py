@@ -252,7 +252,8 @@ def serve_cmd(**opts: Any) -> None:
     sftp = None
     if gw.sftp_port is not None:
         sftp = SftpFront(parts.gateway, parts.keys, load_host_key(host_key_path(settings)),
-                         gw.host, gw.sftp_port, max_sessions=gw.sftp_sessions).start()
+                         gw.host, gw.sftp_port, max_sessions=gw.sftp_sessions,
+                         admit=parts.admit).start()
     click.echo(f"gproc gateway: HTTPS {https.url}"
                + (f", SFTP {gw.host}:{sftp.port}" if sftp else ""))
     sys.stdout.flush()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import select
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,9 @@ from cheroot.ssl.pyopenssl import SSLFileobjectStreamWriter
 from OpenSSL import SSL
 
 from gproc.settings import Settings
+from gproc.vo import VoStore, membership_refusal
 from security.chain import Validator
+from security.identity import Identity
 from security.tls import GridServer, TLSConfig, make_server
 from services.soap.app import _retry_tls_body_reads
 from storage_gateway.gateway import StorageGateway
@@ -32,6 +35,7 @@ class GatewayParts:
 
     gateway: StorageGateway
     keys: SshKeyStore
+    admit: Callable[[Identity], str | None] | None = None  # VO standing, when enforced
 
 
 def build_parts(settings: Settings, validator: Validator,
@@ -45,15 +49,34 @@ def build_parts(settings: Settings, validator: Validator,
     if any(a.mount[:1] == (KEYS_PATH.strip("/"),) for a in namespace.areas):
         raise ValueError(f"{KEYS_PATH} is reserved for key registration; mount areas elsewhere")
     keys_dir = conf.sshkeys_dir or settings.state_dir.resolve() / "sshkeys"
-    return GatewayParts(StorageGateway(namespace), SshKeyStore(keys_dir, validator))
+    return GatewayParts(StorageGateway(namespace), SshKeyStore(keys_dir, validator),
+                        vo_admission(settings))
+
+
+def vo_admission(settings: Settings) -> Callable[[Identity], str | None] | None:
+    """With ``[vo] enforce_membership``, refuse members the local VO database has since
+    suspended or removed, whatever their unexpired AC says (as the processing service does)."""
+    if not settings.vo.enforce_membership:
+        return None
+    store = VoStore(settings.vo_database_url, admins=settings.vo.admins,
+                    admin_role=settings.vo.admin_role)
+
+    def admit(ident: Identity) -> str | None:
+        if not ident.acs:
+            return None
+        return membership_refusal(store, (ac.vo for ac in ident.acs), ident.subject_grid,
+                                  ident.issuer_grid)
+
+    return admit
 
 
 def make_https_front(parts: GatewayParts, validator: Validator, tls: TLSConfig | None,
                      host: str, port: int, *, threads: int = 16,
                      timeout_s: int = 60) -> GridServer:
     """The HTTPS front (not started); port 0 picks a free port."""
-    server = make_server(GatewayApp(parts.gateway, parts.keys), host, port, tls, validator,
-                         require_identity=True, threads=threads, timeout_s=timeout_s)
+    app = GatewayApp(parts.gateway, parts.keys, parts.admit)
+    server = make_server(app, host, port, tls, validator, require_identity=True,
+                         threads=threads, timeout_s=timeout_s)
     _retry_tls_body_reads(server)
     _patient_tls_writes(server, timeout_s)
     return server

@@ -81,14 +81,19 @@ class BodyTruncated(ConnectionError):
 
 
 StartResponse = Callable[..., Any]
+Admission = Callable[[Identity], "str | None"]
 
 
 class GatewayApp:
     """WSGI app; thread-safe (no per-request state on the instance)."""
 
-    def __init__(self, gateway: StorageGateway, keys: SshKeyStore | None = None) -> None:
+    def __init__(self, gateway: StorageGateway, keys: SshKeyStore | None = None,
+                 admit: Admission | None = None) -> None:
+        """``admit`` returns why a validated identity must still be refused (e.g. a VO
+        member suspended since their AC was issued), or None."""
         self.gateway = gateway
         self.keys = keys
+        self.admit = admit
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse
                  ) -> Iterable[bytes]:
@@ -96,6 +101,10 @@ class GatewayApp:
         if identity is None:
             return _json(start_response, "401 Unauthorized",
                          {"error": "NotAuthenticated", "message": "no valid client proxy"})
+        refusal = self.admit(identity) if self.admit else None
+        if refusal is not None:
+            return _json(start_response, "403 Forbidden",
+                         {"error": "NotAuthorised", "message": refusal})
         try:
             path = _logical_path(environ)
             query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)

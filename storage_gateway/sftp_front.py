@@ -29,7 +29,7 @@ import queue
 import socket
 import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -90,8 +90,10 @@ def _attrs(entry: Entry) -> SFTPAttributes:
 class _Auth(paramiko.ServerInterface):
     """Public-key authentication against the key store; one instance per connection."""
 
-    def __init__(self, keys: SshKeyStore) -> None:
+    def __init__(self, keys: SshKeyStore,
+                 admit: Callable[[Identity], str | None] | None = None) -> None:
         self.keys = keys
+        self.admit = admit
         self.identity: Identity | None = None
 
     def get_allowed_auths(self, username: str) -> str:
@@ -105,6 +107,11 @@ class _Auth(paramiko.ServerInterface):
             self.identity = self.keys.session_identity(record)
         except SessionRefused as exc:
             log.info("sftp session refused for %s: %s", record.dn, exc)
+            self.identity = None
+            return paramiko.AUTH_FAILED
+        refusal = self.admit(self.identity) if self.admit else None
+        if refusal is not None:  # e.g. suspended in the VO since the AC was issued
+            log.info("sftp session refused for %s: %s", record.dn, refusal)
             self.identity = None
             return paramiko.AUTH_FAILED
         return paramiko.AUTH_SUCCESSFUL
@@ -364,8 +371,10 @@ class SftpFront:
     """Accepts SSH connections and runs one paramiko transport per session."""
 
     def __init__(self, gateway: StorageGateway, keys: SshKeyStore, host_key: paramiko.PKey,
-                 host: str = "127.0.0.1", port: int = 0, *, max_sessions: int = 32) -> None:
+                 host: str = "127.0.0.1", port: int = 0, *, max_sessions: int = 32,
+                 admit: Callable[[Identity], str | None] | None = None) -> None:
         self.gateway, self.keys, self.host_key = gateway, keys, host_key
+        self.admit = admit
         self._slots = threading.BoundedSemaphore(max_sessions)
         self._sock = socket.create_server((host, port), reuse_port=False)
         self._sock.settimeout(0.5)
@@ -412,7 +421,7 @@ class SftpFront:
                                             gateway=self.gateway)
             with self._lock:
                 self._transports.add(transport)
-            transport.start_server(server=_Auth(self.keys))
+            transport.start_server(server=_Auth(self.keys, self.admit))
             transport.join()
         except Exception as exc:  # noqa: BLE001 - one broken session must not stop others
             log.info("sftp session ended: %s", exc)

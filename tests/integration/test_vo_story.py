@@ -22,6 +22,8 @@ from click.testing import CliRunner
 from zeep.transports import Transport
 
 from services.cli import main
+from gproc.vo import membership_refusal
+from tests.fixtures.gateway import GatewayServer, start_gateway
 from tests.fixtures.soap import SoapServer
 from tests.fixtures.vo import VoStack
 from tests.service.soap_helpers import zeep_fault
@@ -41,6 +43,19 @@ def enforcing(soap_offline: SoapServer, vo_stack: VoStack) -> Iterator[SoapServe
         yield soap_offline
     finally:
         soap_offline.gp.vo_store = None
+
+
+def story_namespace(root: Path) -> dict[str, Any]:
+    return {"backends": {"local": {"type": "posix", "root": str(root / "data"), "create": True}},
+            "area": [{"path": "/public", "backend": "local", "root": "/public",
+                      "read": [f"/{VO}/*"], "write": [f"/{VO}/Role=admin"]}]}
+
+
+def gateway_get(gw: GatewayServer, proxy: Path) -> requests.Response:
+    s = requests.Session()
+    s.trust_env = False
+    s.cert, s.verify = str(proxy), str(gw.ca_file)
+    return s.get(f"{gw.url}/public", timeout=30)
 
 
 def processing_client(srv: SoapServer, proxy: Path) -> zeep.Client:
@@ -87,7 +102,8 @@ def refused(call: object, *args: object, **kw: object) -> dict[str, str]:
     return detail
 
 
-def test_vo_story(vo_stack: VoStack, enforcing: SoapServer, tmp_path: Path) -> None:
+def test_vo_story(vo_stack: VoStack, enforcing: SoapServer, tmp_path: Path,
+                  request: pytest.FixtureRequest) -> None:
     admin = vo_stack.admin_client("voadmin").service
     carol = vo_stack.users["carol"].dn
     vo_stack.vomses(VO)  # the endpoint; relying parties get vomsdir/storyvo/vm.lsc
@@ -118,6 +134,14 @@ def test_vo_story(vo_stack: VoStack, enforcing: SoapServer, tmp_path: Path) -> N
         assert task.accounting_group == f"group_{VO}"
         assert c.service.GetTaskStatus(task_ids=[task.task_id])[0].state == "registered"
 
+    # 3b. and on the data gateway, which checks the same VO database
+    gateway = start_gateway(vo_stack.pki, tmp_path / "gw", story_namespace(tmp_path / "gw"),
+                            admit=lambda ident: membership_refusal(
+                                vo_stack.store, (ac.vo for ac in ident.acs),
+                                ident.subject_grid, ident.issuer_grid))
+    request.addfinalizer(gateway.server.stop)
+    assert gateway_get(gateway, real).status_code == 200
+
     # 4. a role change shows in the next AC; asking for a role not held is refused
     admin.GrantMembership(VO, carol, f"/{VO}/eo", None, None)
     eo = tmp_path / "eo.pem"
@@ -140,6 +164,8 @@ def test_vo_story(vo_stack: VoStack, enforcing: SoapServer, tmp_path: Path) -> N
                                     {"name": "nir", "content": TIF}]}])
     res = real_voms_proxy_init(vo_stack, "carol", tmp_path / "s.pem", f"/{VO}")
     assert res.returncode != 0 and "security incident 42" in res.stdout + res.stderr
+    refusal = gateway_get(gateway, real)
+    assert refusal.status_code == 403 and "security incident 42" in refusal.json()["message"]
 
     # 6. restored: accepted again; removed: refused again
     admin.RestoreMember(VO, carol, None)
