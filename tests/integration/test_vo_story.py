@@ -21,8 +21,8 @@ import zeep
 from click.testing import CliRunner
 from zeep.transports import Transport
 
-from services.cli import main
 from gproc.vo import membership_refusal
+from services.cli import main
 from tests.fixtures.gateway import GatewayServer, start_gateway
 from tests.fixtures.soap import SoapServer
 from tests.fixtures.vo import VoStack
