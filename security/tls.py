@@ -19,11 +19,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 from cheroot import wsgi
-from cheroot.ssl.pyopenssl import pyOpenSSLAdapter
+from cheroot.ssl.pyopenssl import (
+    SSLFileobjectStreamReader,
+    SSLFileobjectStreamWriter,
+    pyOpenSSLAdapter,
+)
 from cryptography import x509
 from OpenSSL import SSL
 from OpenSSL.crypto import X509StoreFlags
 
+from security.tls_streams import PatientReader, PatientWriter
 from security.wsgi_auth import (
     DEFAULT_CHAIN_HEADER,
     ENV_PEER_CHAIN,
@@ -112,11 +117,21 @@ def _cached_chain(conn: Any, sock: SSL.Connection) -> tuple[x509.Certificate, ..
 
 
 class _Adapter(pyOpenSSLAdapter):
-    """cheroot's pyOpenSSL adapter with a prepared context."""
+    """cheroot's pyOpenSSL adapter with a prepared context and patient streams."""
 
-    def __init__(self, cfg: TLSConfig) -> None:
+    def __init__(self, cfg: TLSConfig, write_timeout_s: float = 60.0) -> None:
         super().__init__(str(cfg.cert_file), str(cfg.key_file))
         self.context = make_context(cfg)
+        self.write_timeout_s = write_timeout_s
+
+    def makefile(self, sock: Any, mode: str = "r", bufsize: int = -1) -> Any:
+        stream = super().makefile(sock, mode, bufsize)
+        if type(stream) is SSLFileobjectStreamReader:
+            stream.__class__ = PatientReader
+        elif type(stream) is SSLFileobjectStreamWriter:
+            stream.__class__ = PatientWriter
+            stream._gproc_timeout = self.write_timeout_s  # type: ignore[attr-defined]
+        return stream
 
 
 class GridServer:
@@ -180,5 +195,5 @@ def make_server(app: WSGIApp, host: str, port: int, tls: TLSConfig | None,
                          shutdown_timeout=5)
     server.gateway = _ClientChainGateway
     if tls is not None:
-        server.ssl_adapter = _Adapter(tls)
+        server.ssl_adapter = _Adapter(tls, float(timeout_s))
     return GridServer(server, tls is not None)

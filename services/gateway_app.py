@@ -7,22 +7,15 @@ never reaches the app). The SFTP front is ``storage_gateway.sftp_front``.
 
 from __future__ import annotations
 
-import select
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from cheroot.ssl.pyopenssl import SSLFileobjectStreamWriter
-from OpenSSL import SSL
 
 from gproc.settings import Settings
 from gproc.vo import VoStore, membership_refusal
 from security.chain import Validator
 from security.identity import Identity
 from security.tls import GridServer, TLSConfig, make_server
-from services.soap.app import _retry_tls_body_reads
 from storage_gateway.gateway import StorageGateway
 from storage_gateway.https_front import KEYS_PATH, GatewayApp
 from storage_gateway.namespace import Namespace
@@ -77,58 +70,7 @@ def make_https_front(parts: GatewayParts, validator: Validator, tls: TLSConfig |
     app = GatewayApp(parts.gateway, parts.keys, parts.admit)
     server = make_server(app, host, port, tls, validator, require_identity=True,
                          threads=threads, timeout_s=timeout_s)
-    _retry_tls_body_reads(server)
-    _patient_tls_writes(server, timeout_s)
     return server
-
-
-class _PatientWriter(SSLFileobjectStreamWriter):
-    """cheroot's TLS writer hands pyOpenSSL's WantWriteError (a full socket buffer on
-    the non-blocking socket) straight up, which drops the connection in the middle
-    of any large response. This writer waits for the socket to become writable and
-    resends the rest (pyOpenSSL enables partial and moving-buffer writes)."""
-
-    _gproc_timeout = 60.0
-
-    def _flush_unlocked(self) -> None:
-        self._checkClosed("flush of closed file")  # type: ignore[call-arg]
-        if not self._write_buf:  # type: ignore[attr-defined]
-            return
-        data = bytes(self._write_buf)  # type: ignore[attr-defined]
-        self._write_buf.clear()  # type: ignore[attr-defined]
-        sock = self.raw._sock  # type: ignore[attr-defined]
-        view, offset = memoryview(data), 0
-        deadline = time.monotonic() + self._gproc_timeout
-        while offset < len(data):
-            try:
-                offset += sock.send(view[offset:])
-                deadline = time.monotonic() + self._gproc_timeout
-            except (SSL.WantWriteError, SSL.WantReadError) as exc:
-                left = deadline - time.monotonic()
-                writing = isinstance(exc, SSL.WantWriteError)
-                if left <= 0 or not any(select.select([] if writing else [sock],
-                                                      [sock] if writing else [], [], left)):
-                    raise TimeoutError("TLS write timed out") from None
-            except SSL.SysCallError as exc:
-                raise ConnectionError(f"client went away: {exc}") from None
-            except SSL.Error as exc:
-                raise ConnectionError(f"TLS error: {exc}") from None
-
-
-def _patient_tls_writes(server: GridServer, timeout_s: float) -> None:
-    adapter = server.server.ssl_adapter
-    if adapter is None:
-        return
-    original = adapter.makefile
-
-    def makefile(sock: Any, mode: str = "r", bufsize: int = -1) -> Any:
-        stream = original(sock, mode, bufsize)
-        if type(stream) is SSLFileobjectStreamWriter:
-            stream.__class__ = _PatientWriter
-            stream._gproc_timeout = float(timeout_s)  # type: ignore[attr-defined]
-        return stream
-
-    adapter.makefile = makefile
 
 
 def host_key_path(settings: Settings) -> Path:

@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import json
 import logging
-import select
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from cheroot.ssl.pyopenssl import SSLFileobjectStreamReader
-from OpenSSL import SSL
 from spyne import Application
 from spyne.protocol.soap import Soap11
 from spyne.server.wsgi import WsgiApplication
@@ -108,69 +105,7 @@ def make_soap_server(gp: ServiceContext, validator: Validator, tls: TLSConfig | 
     server = make_server(build_wsgi(gp), svc.host, svc.port, tls, validator,
                          trusted_proxies=svc.trusted_proxies, require_identity=False,
                          threads=svc.threads, timeout_s=svc.request_timeout_s)
-    _retry_tls_body_reads(server)
     return server
-
-
-class _BodyReader(SSLFileobjectStreamReader):
-    """Two fixes to cheroot's pyOpenSSL reader. It retries WantReadError in
-    recv/readline but not in read(), so a body arriving in a later TLS record than the
-    headers (what most HTTP clients send) failed: read() now uses read1 (one raw read
-    at a time, so a retry never loses buffered bytes) under the retry loop. And it
-    retried by sleeping 10 ms, adding up to 10 ms per wait to every call: it now waits
-    for the socket to become readable instead."""
-
-    def _safe_call(self, is_reader: bool, call: Any, *args: Any, **kwargs: Any) -> Any:
-        return super()._safe_call(is_reader, self._patient(call), *args, **kwargs)  # type: ignore[misc]
-
-    def _patient(self, call: Any) -> Any:
-        sock = self.raw._sock  # type: ignore[attr-defined]  # the SSL connection
-        limit = float(self.ssl_timeout or 30)  # type: ignore[attr-defined]
-
-        def run(*args: Any, **kwargs: Any) -> Any:
-            deadline = time.monotonic() + limit
-            while True:
-                try:
-                    return call(*args, **kwargs)
-                except (SSL.WantReadError, SSL.WantWriteError) as exc:
-                    left = deadline - time.monotonic()
-                    reading = isinstance(exc, SSL.WantReadError)
-                    if left <= 0 or not any(select.select([sock] if reading else [],
-                                                          [] if reading else [sock], [],
-                                                          left)):
-                        raise TimeoutError("TLS read timed out") from None
-
-        return run
-
-    def read(self, size: int | None = -1) -> bytes:
-        if size is None or size < 0:
-            return b"".join(iter(lambda: self._read_some(1 << 16), b""))
-        out = bytearray()
-        while len(out) < size:
-            chunk = self._read_some(size - len(out))
-            if not chunk:
-                break
-            out += chunk
-        return bytes(out)
-
-    def _read_some(self, size: int) -> bytes:
-        chunk: bytes = self._safe_call(True, super().read1, size)
-        return chunk
-
-
-def _retry_tls_body_reads(server: GridServer) -> None:
-    adapter = server.server.ssl_adapter
-    if adapter is None:
-        return
-    original = adapter.makefile
-
-    def makefile(sock: Any, mode: str = "r", bufsize: int = -1) -> Any:
-        stream = original(sock, mode, bufsize)
-        if type(stream) is SSLFileobjectStreamReader:
-            stream.__class__ = _BodyReader
-        return stream
-
-    adapter.makefile = makefile
 
 
 class AccessLog:

@@ -15,7 +15,7 @@ from spyne.server.wsgi import WsgiApplication
 from gproc.vo import VoStore
 from security.chain import Validator
 from security.tls import GridServer, TLSConfig, make_server
-from services.soap.app import AccessLog, _retry_tls_body_reads
+from services.soap.app import AccessLog
 from services.soap.hardening import HardeningMiddleware, WSGIApp
 from services.vo_admin.service import OPERATIONS, VoAdminService
 from services.vo_admin.types import NS
@@ -47,5 +47,4 @@ def make_admin_server(store: VoStore, validator: Validator, tls: TLSConfig | Non
     server = make_server(build_wsgi(store), host, port, tls, validator,
                          trusted_proxies=trusted_proxies, require_identity=False,
                          threads=threads, timeout_s=60)
-    _retry_tls_body_reads(server)
     return server
