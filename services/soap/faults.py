@@ -30,6 +30,7 @@ from gproc.registry import TaskNotFound
 from security.delegation import DelegationError
 from security.errors import CredentialError
 from security.policy import Denied
+from services.fault_detail import init_fault, set_request_id
 from services.soap.types import NS
 from wrappers.base import WmsError
 
@@ -51,23 +52,10 @@ class GprocFault(Fault):
     CODE: str  # the stable fault code, set by each declared fault type
 
     def __init__(self, message: str, **extra: str | None) -> None:
-        self.info = {"code": self.CODE, "message": message,
-                     **{k: v for k, v in extra.items() if v is not None}}
-        super().__init__(self.CODE, message, detail=self._detail())
-        for name in _DETAIL_FIELDS:  # members feed the WSDL only, never the wire
-            setattr(self, name, None)
-
-    def _detail(self) -> etree._Element:
-        root = etree.Element(f"{{{NS}}}{self.get_type_name()}")
-        for name in _DETAIL_FIELDS:
-            value = self.info.get(name)
-            if value is not None:
-                etree.SubElement(root, f"{{{NS}}}{name}").text = str(value)
-        return root
+        init_fault(self, message, extra, NS, _DETAIL_FIELDS)
 
     def set_request_id(self, request_id: str) -> None:
-        self.info["request_id"] = request_id
-        self.detail = self._detail()
+        set_request_id(self, request_id, NS, _DETAIL_FIELDS)
 
 
 def _fault(type_name: str, code: str) -> type[GprocFault]:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import warnings
 
-from lxml import etree
 from spyne import Boolean, ComplexModel, DateTime, Fault, Integer, Unicode
+
+from services.fault_detail import init_fault, set_request_id
 
 NS = "urn:gproc:vo-admin:1"
 _DETAIL_FIELDS = ("code", "message", "field", "rule", "request_id")
@@ -80,23 +81,10 @@ class VoAdminFault(Fault):
     CODE: str
 
     def __init__(self, message: str, **extra: str | None) -> None:
-        self.info = {"code": self.CODE, "message": message,
-                     **{k: v for k, v in extra.items() if v is not None}}
-        super().__init__(self.CODE, message, detail=self._detail())
-        for name in _DETAIL_FIELDS:
-            setattr(self, name, None)
-
-    def _detail(self) -> etree._Element:
-        root = etree.Element(f"{{{NS}}}{self.get_type_name()}")
-        for name in _DETAIL_FIELDS:
-            value = self.info.get(name)
-            if value is not None:
-                etree.SubElement(root, f"{{{NS}}}{name}").text = str(value)
-        return root
+        init_fault(self, message, extra, NS, _DETAIL_FIELDS)
 
     def set_request_id(self, request_id: str) -> None:
-        self.info["request_id"] = request_id
-        self.detail = self._detail()
+        set_request_id(self, request_id, NS, _DETAIL_FIELDS)
 
 
 def _fault(type_name: str, code: str) -> type[VoAdminFault]:
