@@ -31,20 +31,24 @@ from pathlib import Path
 import classad2
 import htcondor2
 
-from connectors import ToolRequest
+from gproc.connectors import ToolRequest
 from gproc.domain import Owner, TaskRequest
 from gproc.lifecycle import TaskService, plan_request
 from gproc.models import TaskRow
 from gproc.registry import Registry
 from gproc.settings import LimitsSettings, Settings
 from gproc.staging import TaskDirs, local_file_resolver
-from wrappers.base import JobSpec, SubmittedJob
-from wrappers.htcondor.pool import PersonalPool
-from wrappers.htcondor.schedd import HTCondorWMS
+from gproc.wrappers.base import JobSpec, SubmittedJob
+from gproc.wrappers.htcondor.pool import PersonalPool
+from gproc.wrappers.htcondor.schedd import HTCondorWMS
 
 NEVER_MATCHES_MB = 10**8  # no slot has 100 TB of memory: jobs stay idle
-OWNER = Owner(dn="/C=RO/O=GiSHEO/CN=bench", vo="benchvo", fqans=("/benchvo",),
-              accounting_group="group_benchvo")
+OWNER = Owner(
+    dn="/C=RO/O=GiSHEO/CN=bench",
+    vo="benchvo",
+    fqans=("/benchvo",),
+    accounting_group="group_benchvo",
+)
 DRAIN_TIMEOUT_S = 180.0
 
 
@@ -66,15 +70,19 @@ class Rep:
         return self.register_s + self.submit_s
 
 
-def never_runs_service(root: Path, instance: str, max_batch: int, src_dir: Path,
-                       event_log: Path | None = None) -> NeverRunsService:
+def never_runs_service(
+    root: Path, instance: str, max_batch: int, src_dir: Path, event_log: Path | None = None
+) -> NeverRunsService:
     """The core over a fresh SQLite state dir under ``root``, as build_service makes it."""
     settings = Settings(state_dir=root / "state", limits=LimitsSettings(max_batch=max_batch))
     settings.state_dir.mkdir(parents=True)
     wms = HTCondorWMS(instance, event_log=event_log, sandbox_root=root / "sandboxes")
     return NeverRunsService(
-        Registry(settings.database_url), wms, TaskDirs(settings.tasks_dir),
-        local_file_resolver((src_dir,)), max_batch=max_batch,
+        Registry(settings.database_url),
+        wms,
+        TaskDirs(settings.tasks_dir),
+        local_file_resolver((src_dir,)),
+        max_batch=max_batch,
     )
 
 
@@ -91,8 +99,10 @@ def run_gproc(root: Path, instance: str, n: int, image: Path) -> Rep:
             in_wms[0] += time.perf_counter() - t
 
     svc.wms.submit = timed_submit  # type: ignore[method-assign]
-    requests = [TaskRequest(ToolRequest("band", {"image": str(image)}, {"band": 2}), OWNER)
-                for _ in range(n)]
+    requests = [
+        TaskRequest(ToolRequest("band", {"image": str(image)}, {"band": 2}), OWNER)
+        for _ in range(n)
+    ]
     try:
         t0 = time.perf_counter()
         views = svc.register(requests)
@@ -118,23 +128,25 @@ def run_direct(root: Path, instance: str, n: int, image: Path) -> Rep:
     out_dir.mkdir()
     schedd = htcondor2.Schedd()
     t0 = time.perf_counter()
-    sub = htcondor2.Submit({
-        "universe": "vanilla",
-        "executable": str(plan.executable),
-        "arguments": '"' + " ".join(plan.arguments) + '"',
-        "initialdir": str(out_dir),
-        "output": "$(ProcId).out",
-        "error": "$(ProcId).err",
-        "should_transfer_files": "YES",
-        "when_to_transfer_output": "ON_EXIT",
-        "transfer_input_files": str(staged / str(name)),
-        "request_cpus": str(plan.request_cpus),
-        "request_memory": str(NEVER_MATCHES_MB),
-        "request_disk": str(plan.request_disk_mb * 1024),
-        "accounting_group": str(OWNER.accounting_group),
-        "MY.GprocInstance": classad2.quote(instance),
-        "MY.GprocTaskId": "$(tid)",
-    })
+    sub = htcondor2.Submit(
+        {
+            "universe": "vanilla",
+            "executable": str(plan.executable),
+            "arguments": '"' + " ".join(plan.arguments) + '"',
+            "initialdir": str(out_dir),
+            "output": "$(ProcId).out",
+            "error": "$(ProcId).err",
+            "should_transfer_files": "YES",
+            "when_to_transfer_output": "ON_EXIT",
+            "transfer_input_files": str(staged / str(name)),
+            "request_cpus": str(plan.request_cpus),
+            "request_memory": str(NEVER_MATCHES_MB),
+            "request_disk": str(plan.request_disk_mb * 1024),
+            "accounting_group": str(OWNER.accounting_group),
+            "MY.GprocInstance": classad2.quote(instance),
+            "MY.GprocTaskId": "$(tid)",
+        }
+    )
     items = [{"tid": classad2.quote(uuid.uuid4().hex)} for _ in range(n)]
     result = schedd.submit(sub, spool=True, itemdata=iter(items))
     schedd.spool(result)
@@ -207,22 +219,25 @@ def main(argv: list[str] | None = None) -> None:
 def report(n: int, gp: list[Rep], direct: list[Rep]) -> None:
     g_total = statistics.median(r.total_s for r in gp)
     d_total = statistics.median(r.total_s for r in direct)
-    print(f"\ntasks per batch: {n} (band connector, one tiny input each, spooled); "
-          f"reps: {len(gp)}")
+    print(f"\ntasks per batch: {n} (band connector, one tiny input each, spooled); reps: {len(gp)}")
     print(f"gproc register       : {_rate(n, [r.register_s for r in gp])}")
     print(f"gproc submit         : {_rate(n, [r.submit_s for r in gp])}")
     print(f"  of which schedd    : {_rate(n, [r.schedd_s for r in gp])}")
     print(f"gproc register+submit: {_rate(n, [r.total_s for r in gp])}")
-    print(f"gproc own work       : {_rate(n, [r.total_s - r.schedd_s for r in gp])}"
-          "  (outside schedd calls)")
+    print(
+        f"gproc own work       : {_rate(n, [r.total_s - r.schedd_s for r in gp])}"
+        "  (outside schedd calls)"
+    )
     print(f"direct htcondor2     : {_rate(n, [r.total_s for r in direct])}  (baseline)")
     ratio = d_total / g_total
     pairs = ", ".join(f"{d.total_s / g.total_s:.2f}" for g, d in zip(gp, direct, strict=True))
     verdict = "met" if ratio >= 0.5 else "NOT met"
     print(f"ratio gproc/direct   : {ratio:.2f} (per rep: {pairs}); goal >= 0.5: {verdict}")
     rate = n / g_total
-    print(f"gproc >= 1000 tasks/s: {'yes' if rate >= 1000 else 'no'} ({rate:.0f} tasks/s; "
-          f"the direct baseline itself: {n / d_total:.0f} tasks/s)")
+    print(
+        f"gproc >= 1000 tasks/s: {'yes' if rate >= 1000 else 'no'} ({rate:.0f} tasks/s; "
+        f"the direct baseline itself: {n / d_total:.0f} tasks/s)"
+    )
 
 
 if __name__ == "__main__":

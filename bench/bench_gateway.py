@@ -34,18 +34,28 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from gproc.security.chain import Validator  # noqa: E402
+from gproc.security.pki import make_test_pki  # noqa: E402
+from gproc.security.tls import TLSConfig  # noqa: E402
+from gproc.security.truststore import TrustStore  # noqa: E402
+from gproc.security.voms import VomsTrust  # noqa: E402
+from gproc.services.gateway_app import build_parts, make_https_front  # noqa: E402
 from gproc.settings import GatewaySettings, Settings  # noqa: E402
-from security.chain import Validator  # noqa: E402
-from security.pki import make_test_pki  # noqa: E402
-from security.tls import TLSConfig  # noqa: E402
-from security.truststore import TrustStore  # noqa: E402
-from security.voms import VomsTrust  # noqa: E402
-from services.gateway_app import build_parts, make_https_front  # noqa: E402
-from storage_gateway.namespace import Namespace  # noqa: E402
-from storage_gateway.sftp_front import SftpFront, load_host_key  # noqa: E402
+from gproc.storage_gateway.namespace import Namespace  # noqa: E402
+from gproc.storage_gateway.sftp_front import SftpFront, load_host_key  # noqa: E402
 
-SSH_OPTS = ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-            "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "-o", "IdentitiesOnly=yes"]
+SSH_OPTS = [
+    "-o",
+    "StrictHostKeyChecking=no",
+    "-o",
+    "UserKnownHostsFile=/dev/null",
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "LogLevel=ERROR",
+    "-o",
+    "IdentitiesOnly=yes",
+]
 
 
 def free_port() -> int:
@@ -86,13 +96,18 @@ def start_sshd(base: Path, pubkey: Path) -> tuple[subprocess.Popen[bytes], int]:
     shutil.copy(pubkey, auth)
     port = free_port()
     conf = base / "sshd_config"
-    conf.write_text(f"Port {port}\nListenAddress 127.0.0.1\nHostKey {hostkey}\n"
-                    f"AuthorizedKeysFile {auth}\nStrictModes no\nPermitRootLogin yes\n"
-                    "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n"
-                    f"PidFile {base / 'sshd.pid'}\n"
-                    "Subsystem sftp /usr/lib/openssh/sftp-server\n")
-    proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(conf)],
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    conf.write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {hostkey}\n"
+        f"AuthorizedKeysFile {auth}\nStrictModes no\nPermitRootLogin yes\n"
+        "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n"
+        f"PidFile {base / 'sshd.pid'}\n"
+        "Subsystem sftp /usr/lib/openssh/sftp-server\n"
+    )
+    proc = subprocess.Popen(
+        ["/usr/sbin/sshd", "-D", "-e", "-f", str(conf)],
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     for _ in range(100):
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
@@ -104,8 +119,21 @@ def start_sshd(base: Path, pubkey: Path) -> tuple[subprocess.Popen[bytes], int]:
 def sftp_batch(port: int, key: Path, user: str, commands: str, cwd: Path) -> None:
     batch = cwd / "batch.txt"
     batch.write_text(commands)
-    run(["sftp", "-q", "-i", str(key), "-P", str(port), *SSH_OPTS, "-b", str(batch),
-         f"{user}@127.0.0.1"], cwd=cwd)
+    run(
+        [
+            "sftp",
+            "-q",
+            "-i",
+            str(key),
+            "-P",
+            str(port),
+            *SSH_OPTS,
+            "-b",
+            str(batch),
+            f"{user}@127.0.0.1",
+        ],
+        cwd=cwd,
+    )
 
 
 def curl_config(path: Path, pairs: list[tuple[str, str]], upload: bool) -> Path:
@@ -138,12 +166,21 @@ def bench_local(b: Bench) -> None:
     dst = b.base / "local-dst"
     dst.mkdir()
     b.record("local", "big", "put", timed(lambda: run(["cp", str(b.big), str(dst / "a")])), big)
-    b.record("local", "big", "get", timed(lambda: run(["cp", str(dst / "a"), str(dst / "b")])),
-             big)
-    b.record("local", "small", "put",
-             timed(lambda: run(["cp", "-r", str(b.small), str(dst / "s1")])), small)
-    b.record("local", "small", "get",
-             timed(lambda: run(["cp", "-r", str(dst / "s1"), str(dst / "s2")])), small)
+    b.record("local", "big", "get", timed(lambda: run(["cp", str(dst / "a"), str(dst / "b")])), big)
+    b.record(
+        "local",
+        "small",
+        "put",
+        timed(lambda: run(["cp", "-r", str(b.small), str(dst / "s1")])),
+        small,
+    )
+    b.record(
+        "local",
+        "small",
+        "get",
+        timed(lambda: run(["cp", "-r", str(dst / "s1"), str(dst / "s2")])),
+        small,
+    )
     shutil.rmtree(dst)
 
 
@@ -152,14 +189,34 @@ def bench_sftp(b: Bench, front: str, port: int, key: Path, user: str, remote: st
     dl = b.base / f"dl-{front}"
     dl.mkdir()
     sftp_batch(port, key, user, f"mkdir {remote}\n", b.base)
-    b.record(front, "big", "put", timed(lambda: sftp_batch(
-        port, key, user, f"put {b.big} {remote}/big.bin\n", b.base)), big)
-    b.record(front, "big", "get", timed(lambda: sftp_batch(
-        port, key, user, f"get {remote}/big.bin {dl}/big.bin\n", b.base)), big)
-    b.record(front, "small", "put", timed(lambda: sftp_batch(
-        port, key, user, f"put -r {b.small} {remote}/small\n", b.base)), small)
-    b.record(front, "small", "get", timed(lambda: sftp_batch(
-        port, key, user, f"get -r {remote}/small {dl}/small\n", b.base)), small)
+    b.record(
+        front,
+        "big",
+        "put",
+        timed(lambda: sftp_batch(port, key, user, f"put {b.big} {remote}/big.bin\n", b.base)),
+        big,
+    )
+    b.record(
+        front,
+        "big",
+        "get",
+        timed(lambda: sftp_batch(port, key, user, f"get {remote}/big.bin {dl}/big.bin\n", b.base)),
+        big,
+    )
+    b.record(
+        front,
+        "small",
+        "put",
+        timed(lambda: sftp_batch(port, key, user, f"put -r {b.small} {remote}/small\n", b.base)),
+        small,
+    )
+    b.record(
+        front,
+        "small",
+        "get",
+        timed(lambda: sftp_batch(port, key, user, f"get -r {remote}/small {dl}/small\n", b.base)),
+        small,
+    )
     assert (dl / "small").is_dir() and len(list((dl / "small").iterdir())) == b.count
     assert (dl / "big.bin").stat().st_size == big
     shutil.rmtree(dl)
@@ -172,18 +229,33 @@ def bench_https(b: Bench, url: str, proxy: Path, ca: Path, remote: str) -> None:
     curl = ["curl", "-sS", "-f", "--cert", str(proxy), "--cacert", str(ca)]
     run([*curl, "-X", "MKCOL", f"{url}{remote}"])
     run([*curl, "-X", "MKCOL", f"{url}{remote}/small"])
-    b.record("gw-https", "big", "put", timed(lambda: run(
-        [*curl, "-T", str(b.big), f"{url}{remote}/big.bin"])), big)
-    b.record("gw-https", "big", "get", timed(lambda: run(
-        [*curl, "-o", str(dl / "big.bin"), f"{url}{remote}/big.bin"])), big)
+    b.record(
+        "gw-https",
+        "big",
+        "put",
+        timed(lambda: run([*curl, "-T", str(b.big), f"{url}{remote}/big.bin"])),
+        big,
+    )
+    b.record(
+        "gw-https",
+        "big",
+        "get",
+        timed(lambda: run([*curl, "-o", str(dl / "big.bin"), f"{url}{remote}/big.bin"])),
+        big,
+    )
     names = sorted(p.name for p in b.small.iterdir())
-    up = curl_config(b.base / "up.cfg", [(str(b.small / n), f"{url}{remote}/small/{n}")
-                                         for n in names], upload=True)
+    up = curl_config(
+        b.base / "up.cfg",
+        [(str(b.small / n), f"{url}{remote}/small/{n}") for n in names],
+        upload=True,
+    )
     b.record("gw-https", "small", "put", timed(lambda: run([*curl, "-K", str(up)])), small)
     (dl / "small").mkdir()
-    down = curl_config(b.base / "down.cfg", [(str(dl / "small" / n),
-                                              f"{url}{remote}/small/{n}") for n in names],
-                       upload=False)
+    down = curl_config(
+        b.base / "down.cfg",
+        [(str(dl / "small" / n), f"{url}{remote}/small/{n}") for n in names],
+        upload=False,
+    )
     b.record("gw-https", "small", "get", timed(lambda: run([*curl, "-K", str(down)])), small)
     assert (dl / "big.bin").stat().st_size == big
     assert len(list((dl / "small").iterdir())) == b.count
@@ -197,8 +269,10 @@ def report(b: Bench) -> None:
             r = b.results
             sftp = r[("gw-sftp", what, op)] / r[("openssh", what, op)]
             https = r[("gw-https", what, op)] / r[("local", what, op)]
-            print(f"  {what:6s} {op}: gw-sftp/openssh {sftp:5.2f} (goal >= 0.5)   "
-                  f"gw-https/local {https:5.2f} (goal >= 0.8)")
+            print(
+                f"  {what:6s} {op}: gw-sftp/openssh {sftp:5.2f} (goal >= 0.5)   "
+                f"gw-https/local {https:5.2f} (goal >= 0.8)"
+            )
 
 
 def main() -> int:
@@ -220,26 +294,58 @@ def main() -> int:
         sshd, ssh_port = start_sshd(base, key.with_suffix(".pub"))
 
         validator = Validator(TrustStore(pki.ca_dir), VomsTrust(pki.vomsdir))
-        ns = Namespace.from_dict({
-            "backends": {"local": {"type": "posix", "root": str(base / "store"),
-                                   "create": True}},
-            "area": [{"path": "/groups/grid", "backend": "local", "root": "/grid",
-                      "read": ["/testvo/grid/*"], "write": ["/testvo/grid/*"]}]})
-        settings = Settings(state_dir=base / "state",
-                            gateway=GatewaySettings(sshkeys_dir=base / "keys"))
+        ns = Namespace.from_dict(
+            {
+                "backends": {
+                    "local": {"type": "posix", "root": str(base / "store"), "create": True}
+                },
+                "area": [
+                    {
+                        "path": "/groups/grid",
+                        "backend": "local",
+                        "root": "/grid",
+                        "read": ["/testvo/grid/*"],
+                        "write": ["/testvo/grid/*"],
+                    }
+                ],
+            }
+        )
+        settings = Settings(
+            state_dir=base / "state", gateway=GatewaySettings(sshkeys_dir=base / "keys")
+        )
         parts = build_parts(settings, validator, ns)
-        https = make_https_front(parts, validator, TLSConfig(pki.host_cert, pki.host_key,
-                                                             pki.ca_dir),
-                                 "127.0.0.1", 0, threads=8).start()
-        sftp = SftpFront(parts.gateway, parts.keys, load_host_key(base / "gw_host_key"),
-                         "127.0.0.1", 0).start()
+        https = make_https_front(
+            parts,
+            validator,
+            TLSConfig(pki.host_cert, pki.host_key, pki.ca_dir),
+            "127.0.0.1",
+            0,
+            threads=8,
+        ).start()
+        sftp = SftpFront(
+            parts.gateway, parts.keys, load_host_key(base / "gw_host_key"), "127.0.0.1", 0
+        ).start()
         proxy = pki.proxies["alice-voms"]
-        run(["curl", "-sS", "-f", "--cert", str(proxy), "--cacert", str(ca), "--data-binary",
-             f"@{key.with_suffix('.pub')}", f"{https.url}/sshkeys"])
+        run(
+            [
+                "curl",
+                "-sS",
+                "-f",
+                "--cert",
+                str(proxy),
+                "--cacert",
+                str(ca),
+                "--data-binary",
+                f"@{key.with_suffix('.pub')}",
+                f"{https.url}/sshkeys",
+            ]
+        )
 
         b = Bench(base, big, small)
-        print(f"files: big {args.big_mib} MiB, small {args.small_count} x {args.small_kib} KiB;"
-              f" {os.cpu_count()} CPUs, loopback")
+        print(
+            f"files: big {args.big_mib} MiB, small {args.small_count} x {args.small_kib} KiB;"
+            f" {os.cpu_count()} CPUs, loopback"
+        )
         bench_local(b)
         bench_sftp(b, "openssh", ssh_port, key, "root", str(base / "sshd-dst"))
         bench_sftp(b, "gw-sftp", sftp.port, key, "grid", "/groups/grid/sftp")

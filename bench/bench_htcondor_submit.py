@@ -16,17 +16,22 @@ import time
 import uuid
 from pathlib import Path
 
-from wrappers.base import JobSpec
-from wrappers.htcondor import HTCondorWMS
+from gproc.wrappers.base import JobSpec
+from gproc.wrappers.htcondor import HTCondorWMS
 
 NEVER_MATCHES_MB = 10**8  # no slot has 100 TB of memory: jobs stay idle
 
 
 def _specs(n: int, script: Path, infile: Path) -> list[JobSpec]:
     return [
-        JobSpec(task_id=uuid.uuid4().hex, executable=script, arguments=("x", str(i)),
-                input_files=(infile,), output_files=("out.txt",),
-                request_memory_mb=NEVER_MATCHES_MB)
+        JobSpec(
+            task_id=uuid.uuid4().hex,
+            executable=script,
+            arguments=("x", str(i)),
+            input_files=(infile,),
+            output_files=("out.txt",),
+            request_memory_mb=NEVER_MATCHES_MB,
+        )
         for i in range(n)
     ]
 
@@ -46,7 +51,7 @@ def main(n: int = 200) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         script = root / "job.sh"
-        script.write_text("#!/bin/sh\necho \"$@\" > out.txt\n")
+        script.write_text('#!/bin/sh\necho "$@" > out.txt\n')
         script.chmod(0o755)
         infile = root / "in.txt"
         infile.write_text("input\n")
@@ -66,8 +71,10 @@ def main(n: int = 200) -> None:
         _cleanup(batched, ids)
     print(f"jobs per mode: {n} (spooled, one input file each)")
     print(f"one cluster per job : {t_per_job:7.2f} s  {n / t_per_job:8.1f} jobs/s  (baseline)")
-    print(f"itemdata, 1 cluster : {t_batch:7.2f} s  {n / t_batch:8.1f} jobs/s  "
-          f"x{t_per_job / t_batch:.1f} vs baseline")
+    print(
+        f"itemdata, 1 cluster : {t_batch:7.2f} s  {n / t_batch:8.1f} jobs/s  "
+        f"x{t_per_job / t_batch:.1f} vs baseline"
+    )
     print(f"query({len(ids)} ids)      : {t_query * 1000:7.1f} ms (1 queue query)")
     print(f"find_jobs(all)      : {t_find * 1000:7.1f} ms (1 queue + 1 history query)")
 

@@ -41,21 +41,23 @@ import requests  # noqa: E402
 import zeep  # noqa: E402
 from zeep.transports import Transport  # noqa: E402
 
-from connectors import ToolRequest  # noqa: E402
 from gproc.app import build_service, build_tracker  # noqa: E402
+from gproc.connectors import ToolRequest  # noqa: E402
 from gproc.domain import Owner, TaskRequest  # noqa: E402
 from gproc.models import TaskRow  # noqa: E402
 from gproc.registry import Registry  # noqa: E402
+from gproc.security.pki import make_test_pki  # noqa: E402
 from gproc.settings import HTCondorSettings, ServiceSettings, Settings  # noqa: E402
-from security.pki import make_test_pki  # noqa: E402
-from wrappers.base import JobSpec  # noqa: E402
-from wrappers.htcondor.pool import PersonalPool, activate_client_config  # noqa: E402
-from wrappers.htcondor.schedd import HTCondorWMS  # noqa: E402
+from gproc.wrappers.base import JobSpec  # noqa: E402
+from gproc.wrappers.htcondor.pool import PersonalPool, activate_client_config  # noqa: E402
+from gproc.wrappers.htcondor.schedd import HTCondorWMS  # noqa: E402
 
 TIF = b"II*\x00" + bytes(2048)
-ENVELOPE = ('<?xml version="1.0"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/'
-            'envelope/" xmlns:g="urn:gproc:processing:1"><s:Body><g:GetTaskStatus>'
-            "<g:task_ids>{}</g:task_ids></g:GetTaskStatus></s:Body></s:Envelope>")
+ENVELOPE = (
+    '<?xml version="1.0"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/'
+    'envelope/" xmlns:g="urn:gproc:processing:1"><s:Body><g:GetTaskStatus>'
+    "<g:task_ids>{}</g:task_ids></g:GetTaskStatus></s:Body></s:Envelope>"
+)
 
 
 class IdleWMS(HTCondorWMS):
@@ -76,23 +78,36 @@ def _pool() -> PersonalPool:
 
 def _settings(state: Path, pki_root: Path, instance: str) -> Settings:
     pool = _pool()
-    return Settings(state_dir=state, htcondor=HTCondorSettings(
-        condor_config=pool.client_config, event_log=pool.event_log, instance=instance),
-        service=ServiceSettings(host="127.0.0.1", port=0, cert=pki_root / "hostcert.pem",
-                                key=pki_root / "hostkey.pem", ca_dir=pki_root / "certificates",
-                                vomsdir=pki_root / "vomsdir", policy=REPO / "etc/policy.toml",
-                                threads=32))
+    return Settings(
+        state_dir=state,
+        htcondor=HTCondorSettings(
+            condor_config=pool.client_config, event_log=pool.event_log, instance=instance
+        ),
+        service=ServiceSettings(
+            host="127.0.0.1",
+            port=0,
+            cert=pki_root / "hostcert.pem",
+            key=pki_root / "hostkey.pem",
+            ca_dir=pki_root / "certificates",
+            vomsdir=pki_root / "vomsdir",
+            policy=REPO / "etc/policy.toml",
+            threads=32,
+        ),
+    )
 
 
 def _wms(settings: Settings) -> IdleWMS:
-    return IdleWMS(settings.htcondor.instance, event_log=settings.htcondor.event_log,
-                   sandbox_root=settings.state_dir / "sandboxes")
+    return IdleWMS(
+        settings.htcondor.instance,
+        event_log=settings.htcondor.event_log,
+        sandbox_root=settings.state_dir / "sandboxes",
+    )
 
 
 # ---- the server process ------------------------------------------------------------
 def serve(state: Path, pki_root: Path, instance: str) -> None:
-    from security.tls import TLSConfig
-    from services.soap.app import build_context, build_validator, make_soap_server
+    from gproc.security.tls import TLSConfig
+    from gproc.services.soap.app import build_context, build_validator, make_soap_server
 
     settings = _settings(state, pki_root, instance)
     access = logging.getLogger("gproc.soap.access")
@@ -119,7 +134,10 @@ class Server:
     def __init__(self, state: Path, pki_root: Path, instance: str) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, __file__, "serve", str(state), str(pki_root), instance],
-            stdout=subprocess.PIPE, text=True, cwd=REPO)
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+        )
         assert self.proc.stdout is not None
         self.url = self.proc.stdout.readline().strip()
         if not self.url.startswith("https://"):
@@ -140,8 +158,10 @@ def _session(pki: Any, ca_file: Path) -> requests.Session:
 
 
 def _spec() -> dict[str, Any]:
-    return {"tool": "ndvi", "inputs": [{"name": "red", "content": TIF},
-                                       {"name": "nir", "content": TIF}]}
+    return {
+        "tool": "ndvi",
+        "inputs": [{"name": "red", "content": TIF}, {"name": "nir", "content": TIF}],
+    }
 
 
 def soap_batches(url: str, session: requests.Session, batches: int, size: int) -> list[str]:
@@ -158,8 +178,11 @@ def soap_batches(url: str, session: requests.Session, batches: int, size: int) -
 
 def core_batches(settings: Settings, batches: int, size: int, owner: Owner) -> float:
     core = build_service(settings, wms=_wms(settings), local_roots=())
-    req = TaskRequest(ToolRequest("ndvi", {"red": "inline:red", "nir": "inline:nir"}), owner,
-                      inline_inputs={"red": TIF, "nir": TIF})
+    req = TaskRequest(
+        ToolRequest("ndvi", {"red": "inline:red", "nir": "inline:nir"}),
+        owner,
+        inline_inputs={"red": TIF, "nir": TIF},
+    )
     t0 = time.perf_counter()
     for _ in range(batches):
         views = core.register([req] * size)
@@ -178,9 +201,16 @@ def raw_batches(settings: Settings, batches: int, size: int, work: Path) -> floa
     script = REPO / "connectors/payload/eotool.py"
     t0 = time.perf_counter()
     for _ in range(batches):
-        specs = [JobSpec(task_id=uuid.uuid4().hex, executable=script,
-                         arguments=("ndvi", "--in-red=red.tif"), input_files=(red, nir),
-                         output_files=("out.tif",)) for _ in range(size)]
+        specs = [
+            JobSpec(
+                task_id=uuid.uuid4().hex,
+                executable=script,
+                arguments=("ndvi", "--in-red=red.tif"),
+                input_files=(red, nir),
+                output_files=("out.tif",),
+            )
+            for _ in range(size)
+        ]
         wms.submit(specs)
     return time.perf_counter() - t0
 
@@ -189,15 +219,27 @@ def fill_registry(url: str, n: int, dn: str) -> list[str]:
     reg = Registry(url)
     ids = [uuid.uuid4().hex for _ in range(n)]
     for i in range(0, n, 5000):
-        reg.insert_tasks([TaskRow(id=t, owner_dn=dn, owner_vo="testvo", tool="ndvi",
-                                  request_json="{}", plan_json="{}", state="completed",
-                                  exit_code=0, attempt=1) for t in ids[i:i + 5000]])
+        reg.insert_tasks(
+            [
+                TaskRow(
+                    id=t,
+                    owner_dn=dn,
+                    owner_vo="testvo",
+                    tool="ndvi",
+                    request_json="{}",
+                    plan_json="{}",
+                    state="completed",
+                    exit_code=0,
+                    attempt=1,
+                )
+                for t in ids[i : i + 5000]
+            ]
+        )
     reg.close()
     return ids
 
 
-def status_latency(url: str, session: requests.Session, ids: list[str], calls: int
-                   ) -> list[float]:
+def status_latency(url: str, session: requests.Session, ids: list[str], calls: int) -> list[float]:
     headers = {"Content-Type": "text/xml; charset=utf-8"}
     times: list[float] = []
     for i in range(calls + 50):
@@ -251,8 +293,10 @@ def main(n: int = 200, batch: int = 10, registry_size: int = 100_000) -> None:
         served = _server_times(server_state / "access.log", len(lat))
     _report(n, batch, t_raw, t_core, t_soap, t_conc, n_conc, lat, registry_size, t_fill)
     q = statistics.quantiles(served, n=100)
-    print(f"  inside the service (access log, request read to response written): "
-          f"p50 {q[49]:.2f} ms  p99 {q[98]:.2f} ms")
+    print(
+        f"  inside the service (access log, request read to response written): "
+        f"p50 {q[49]:.2f} ms  p99 {q[98]:.2f} ms"
+    )
 
 
 def _server_times(log: Path, last: int) -> list[float]:
@@ -260,8 +304,7 @@ def _server_times(log: Path, last: int) -> list[float]:
     return [e["ms"] for e in lines if e["operation"] == "GetTaskStatus"][-last:]
 
 
-def _concurrent(url: str, pki: Any, ca_file: Path, clients: int, batch: int
-                ) -> tuple[float, int]:
+def _concurrent(url: str, pki: Any, ca_file: Path, clients: int, batch: int) -> tuple[float, int]:
     done: list[int] = []
     errors: list[BaseException] = []
 
@@ -282,19 +325,35 @@ def _concurrent(url: str, pki: Any, ca_file: Path, clients: int, batch: int
     return time.perf_counter() - t0, sum(done)
 
 
-def _report(n: int, batch: int, t_raw: float, t_core: float, t_soap: float, t_conc: float,
-            n_conc: int, lat: list[float], registry_size: int, t_fill: float) -> None:
+def _report(
+    n: int,
+    batch: int,
+    t_raw: float,
+    t_core: float,
+    t_soap: float,
+    t_conc: float,
+    n_conc: int,
+    lat: list[float],
+    registry_size: int,
+    t_fill: float,
+) -> None:
     raw, core, soap, conc = n / t_raw, n / t_core, n / t_soap, n_conc / t_conc
     q = statistics.quantiles(lat, n=100)
     print(f"register+submit, {n} tasks per mode, {batch} tasks per call, 2 inline inputs each")
     print(f"  raw htcondor2 spooled submit : {raw:7.1f} tasks/s  (baseline)")
     print(f"  core register+submit         : {core:7.1f} tasks/s  x{core / raw:.2f} of raw")
-    print(f"  SOAP, 1 client (zeep)        : {soap:7.1f} tasks/s  x{soap / raw:.2f} of raw, "
-          f"x{soap / core:.2f} of core")
-    print(f"  SOAP, 16 clients             : {conc:7.1f} tasks/s  x{conc / raw:.2f} of raw "
-          f"({n_conc} tasks)")
-    print(f"GetTaskStatus, 1 id per call, {registry_size} tasks in the registry "
-          f"(filled in {t_fill:.0f} s), {len(lat)} calls")
+    print(
+        f"  SOAP, 1 client (zeep)        : {soap:7.1f} tasks/s  x{soap / raw:.2f} of raw, "
+        f"x{soap / core:.2f} of core"
+    )
+    print(
+        f"  SOAP, 16 clients             : {conc:7.1f} tasks/s  x{conc / raw:.2f} of raw "
+        f"({n_conc} tasks)"
+    )
+    print(
+        f"GetTaskStatus, 1 id per call, {registry_size} tasks in the registry "
+        f"(filled in {t_fill:.0f} s), {len(lat)} calls"
+    )
     print(f"  p50 {q[49]:.2f} ms  p90 {q[89]:.2f} ms  p99 {q[98]:.2f} ms  max {max(lat):.2f} ms")
 
 

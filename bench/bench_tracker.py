@@ -33,19 +33,30 @@ import classad2
 import htcondor2
 from bench_core_submit import OWNER, clean, never_runs_service
 
-from connectors import ToolRequest
+from gproc.connectors import ToolRequest
 from gproc.domain import TaskRequest
 from gproc.lifecycle import TaskService
 from gproc.states import TaskState
 from gproc.tracker import CURSOR_KEY, Tracker
-from wrappers.htcondor.pool import PersonalPool
-from wrappers.htcondor.schedd import INFO_ATTRS, HTCondorWMS
-from wrappers.htcondor.states import HOLD_SPOOLING_INPUT
+from gproc.wrappers.htcondor.pool import PersonalPool
+from gproc.wrappers.htcondor.schedd import INFO_ATTRS, HTCondorWMS
+from gproc.wrappers.htcondor.states import HOLD_SPOOLING_INPUT
 
 BATCH = 1000
 CATCH_UP_TIMEOUT_S = 240.0
-SCHEDD_METHODS = ("query", "history", "jobEpochHistory", "act", "edit", "submit", "spool",
-                  "retrieve", "export_jobs", "import_exported_job_results", "unexport_jobs")
+SCHEDD_METHODS = (
+    "query",
+    "history",
+    "jobEpochHistory",
+    "act",
+    "edit",
+    "submit",
+    "spool",
+    "retrieve",
+    "export_jobs",
+    "import_exported_job_results",
+    "unexport_jobs",
+)
 CALLS: Counter[str] = Counter()
 
 
@@ -56,8 +67,9 @@ def count_schedd_calls() -> None:
         if original is None:
             continue
 
-        def counted(*args: Any, __name: str = name, __fn: Callable[..., Any] = original,
-                    **kwargs: Any) -> Any:
+        def counted(
+            *args: Any, __name: str = name, __fn: Callable[..., Any] = original, **kwargs: Any
+        ) -> Any:
             CALLS[__name] += 1
             return __fn(*args, **kwargs)
 
@@ -80,8 +92,10 @@ def submit_held(svc: TaskService, n: int, image: Path) -> float:
     """n tasks registered and submitted through the core, then held; seconds taken."""
     t0 = time.perf_counter()
     for start in range(0, n, BATCH):
-        reqs = [TaskRequest(ToolRequest("band", {"image": str(image)}, {"band": 2}), OWNER)
-                for _ in range(min(BATCH, n - start))]
+        reqs = [
+            TaskRequest(ToolRequest("band", {"image": str(image)}, {"band": 2}), OWNER)
+            for _ in range(min(BATCH, n - start))
+        ]
         views = svc.register(reqs)
         results = svc.submit([v.id for v in views])
         if any(r.task is None or r.task.job_id is None for r in results):
@@ -157,19 +171,33 @@ def measure(n: int, reps: int, pool: PersonalPool, run_id: str, tmp: Path) -> di
         raise SystemExit("the queue does not hold the tracked jobs any more")
     held = len(svc.registry.in_states([TaskState.HELD]))
     svc.registry.close()
-    return {"n": n, "setup_s": setup_s, "catch_s": catch_s, "catch_cycles": catch_cycles,
-            "catch_events": catch_events, "held": held, **results}
+    return {
+        "n": n,
+        "setup_s": setup_s,
+        "catch_s": catch_s,
+        "catch_cycles": catch_cycles,
+        "catch_events": catch_events,
+        "held": held,
+        **results,
+    }
 
 
 def report(r: dict[str, Any]) -> None:
     n = r["n"]
     raw_ms = statistics.median(ms for ms, _ in r["raw"])
-    print(f"\n{n} tracked tasks (all HELD: {r['held'] == n}); setup through the core "
-          f"{r['setup_s']:.1f} s ({n / r['setup_s']:.0f} tasks/s)")
-    print(f"  catch-up  : {r['catch_cycles']} event cycles, {r['catch_events']} events applied, "
-          f"{r['catch_s']:.1f} s ({r['catch_events'] / r['catch_s']:.0f} events/s)")
-    for key, label in (("event", "event-only cycle"), ("reconcile", "reconciling cycle"),
-                       ("raw", "raw Schedd.query")):
+    print(
+        f"\n{n} tracked tasks (all HELD: {r['held'] == n}); setup through the core "
+        f"{r['setup_s']:.1f} s ({n / r['setup_s']:.0f} tasks/s)"
+    )
+    print(
+        f"  catch-up  : {r['catch_cycles']} event cycles, {r['catch_events']} events applied, "
+        f"{r['catch_s']:.1f} s ({r['catch_events'] / r['catch_s']:.0f} events/s)"
+    )
+    for key, label in (
+        ("event", "event-only cycle"),
+        ("reconcile", "reconciling cycle"),
+        ("raw", "raw Schedd.query"),
+    ):
         ms = [m for m, _ in r[key]]
         calls = sorted({c for _, c in r[key]})
         med = statistics.median(ms)

@@ -12,11 +12,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from security.cache import IdentityCache
-from security.chain import Validator
-from security.pki import make_test_pki
-from security.truststore import TrustStore
-from security.voms import VomsTrust
+from gproc.security.cache import IdentityCache
+from gproc.security.chain import Validator
+from gproc.security.pki import make_test_pki
+from gproc.security.truststore import TrustStore
+from gproc.security.voms import VomsTrust
 
 
 def _per_call_us(fn: Callable[[], object], n: int) -> tuple[float, float]:
@@ -44,8 +44,10 @@ def main(n: int = 300) -> None:
     print(f"chain: EEC + 1 RFC 3820 proxy + 1 VOMS AC ({len(chain)} bytes PEM)")
     print(f"cold (no cache): median {cold_med:8.1f} us  p95 {cold_p95:8.1f} us  ({n} runs)")
     print(f"warm (cache)   : median {warm_med:8.1f} us  p95 {warm_p95:8.1f} us  ({n * 10} runs)")
-    print(f"ratio cold/warm: {cold_med / warm_med:.1f}x   warm goal < 1000 us: "
-          f"{'met' if warm_p95 < 1000 else 'NOT met'}")
+    print(
+        f"ratio cold/warm: {cold_med / warm_med:.1f}x   warm goal < 1000 us: "
+        f"{'met' if warm_p95 < 1000 else 'NOT met'}"
+    )
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ API: ``get_connector(name)`` (raises UnknownTool), ``list_connectors()``,
 into a ToolRequest. Every plan runs ``connectors/payload/eotool.py`` on the execute side.
 """
 
-from connectors.base import (
+from gproc.connectors.base import (
     Connector,
     InputPort,
     InvalidRequest,
@@ -15,7 +15,7 @@ from connectors.base import (
     ToolRequest,
     UnknownTool,
 )
-from connectors.registry import get_connector, list_connectors
+from gproc.connectors.registry import get_connector, list_connectors
 
 __all__ = [
     "Connector",

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
-    from connectors.params import Param
+    from gproc.connectors.params import Param
 
 
 class InvalidRequest(ValueError):

@@ -27,8 +27,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
-from connectors.base import Connector, InvalidRequest, ToolRequest, UnknownTool
-from connectors.registry import get_connector
+from gproc.connectors.base import Connector, InvalidRequest, ToolRequest, UnknownTool
+from gproc.connectors.registry import get_connector
 
 MAX_PROCESSING_LEN = 512
 MAX_ARGUMENT_LIST_LEN = 2048
@@ -36,17 +36,29 @@ MAX_ARGS = 64
 
 TOOL_NAMES: dict[str, str] = {
     "canny": "canny",
-    "grayscale": "grayscale", "gray": "grayscale", "rgb2gray": "grayscale",
-    "histeq": "equalize", "equalize": "equalize", "equalizehist": "equalize",
-    "quantize": "quantize", "quantization": "quantize",
-    "threshold": "threshold", "binarize": "threshold",
-    "hough": "hough", "houghlines": "hough",
-    "band": "band", "extractband": "band",
+    "grayscale": "grayscale",
+    "gray": "grayscale",
+    "rgb2gray": "grayscale",
+    "histeq": "equalize",
+    "equalize": "equalize",
+    "equalizehist": "equalize",
+    "quantize": "quantize",
+    "quantization": "quantize",
+    "threshold": "threshold",
+    "binarize": "threshold",
+    "hough": "hough",
+    "houghlines": "hough",
+    "band": "band",
+    "extractband": "band",
     "ndvi": "ndvi",
-    "reproject": "reproject", "warp": "reproject",
+    "reproject": "reproject",
+    "warp": "reproject",
     "mosaic": "mosaic",
-    "clip": "clip", "crop": "clip",
-    "lst": "modis_lst", "modislst": "modis_lst", "modis_lst": "modis_lst",
+    "clip": "clip",
+    "crop": "clip",
+    "lst": "modis_lst",
+    "modislst": "modis_lst",
+    "modis_lst": "modis_lst",
 }
 """GiSHEO tool name (case-insensitive) -> connector name."""
 
@@ -202,8 +214,9 @@ def _bind_inputs(
     if len(in_names) != len(ports):
         wanted = ", ".join(p.name for p in ports)
         raise InvalidRequest(
-            "processing", f"{connector.name} takes {len(ports)} input(s) ({wanted}), "
-            f"the prototype names {len(in_names)}"
+            "processing",
+            f"{connector.name} takes {len(ports)} input(s) ({wanted}), "
+            f"the prototype names {len(in_names)}",
         )
     return {port.name: sources[name] for port, name in zip(ports, in_names, strict=True)}
 
@@ -211,7 +224,8 @@ def _bind_inputs(
 def _bind_outputs(connector: Connector, outs: Sequence[str]) -> dict[str, str]:
     if len(outs) > len(connector.outputs):
         raise InvalidRequest(
-            "processing", f"{connector.name} has {len(connector.outputs)} output(s), "
-            f"the prototype names {len(outs)}"
+            "processing",
+            f"{connector.name} has {len(connector.outputs)} output(s), "
+            f"the prototype names {len(outs)}",
         )
     return {port.name: out for port, out in zip(connector.outputs, outs, strict=False)}

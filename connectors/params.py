@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from connectors.base import InvalidRequest
+from gproc.connectors.base import InvalidRequest
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 """Names of parameters and ports: also the form used on payload command lines."""

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from connectors.base import Connector, UnknownTool
-from connectors.tools.band import BandConnector
-from connectors.tools.canny import CannyConnector
-from connectors.tools.equalize import EqualizeConnector
-from connectors.tools.grayscale import GrayscaleConnector
-from connectors.tools.hough import HoughConnector
-from connectors.tools.modis_lst import ModisLstConnector
-from connectors.tools.ndvi import NdviConnector
-from connectors.tools.quantize import QuantizeConnector
-from connectors.tools.threshold import ThresholdConnector
-from connectors.tools.warp import ClipConnector, MosaicConnector, ReprojectConnector
+from gproc.connectors.base import Connector, UnknownTool
+from gproc.connectors.tools.band import BandConnector
+from gproc.connectors.tools.canny import CannyConnector
+from gproc.connectors.tools.equalize import EqualizeConnector
+from gproc.connectors.tools.grayscale import GrayscaleConnector
+from gproc.connectors.tools.hough import HoughConnector
+from gproc.connectors.tools.modis_lst import ModisLstConnector
+from gproc.connectors.tools.ndvi import NdviConnector
+from gproc.connectors.tools.quantize import QuantizeConnector
+from gproc.connectors.tools.threshold import ThresholdConnector
+from gproc.connectors.tools.warp import ClipConnector, MosaicConnector, ReprojectConnector
 
 CONNECTOR_CLASSES: tuple[type[Connector], ...] = (
     GrayscaleConnector,

@@ -1,7 +1,7 @@
 """Quick-start helper: make a small red/NIR GeoTIFF pair, or check an NDVI result.
 
-    python examples/ndvi_sample.py make DIR      -> DIR/red.tif DIR/nir.tif
-    python examples/ndvi_sample.py check DIR NDVI_TIF
+python examples/ndvi_sample.py make DIR      -> DIR/red.tif DIR/nir.tif
+python examples/ndvi_sample.py check DIR NDVI_TIF
 """
 
 from __future__ import annotations
@@ -13,8 +13,15 @@ import numpy as np
 import rasterio
 from rasterio.transform import from_origin
 
-PROFILE = {"driver": "GTiff", "height": 64, "width": 64, "count": 1, "dtype": "uint16",
-           "crs": "EPSG:32635", "transform": from_origin(500000, 5000000, 30, 30)}
+PROFILE = {
+    "driver": "GTiff",
+    "height": 64,
+    "width": 64,
+    "count": 1,
+    "dtype": "uint16",
+    "crs": "EPSG:32635",
+    "transform": from_origin(500000, 5000000, 30, 30),
+}
 
 
 def make(dest: Path) -> None:
@@ -36,9 +43,11 @@ def check(src: Path, result: Path) -> int:
         got = ds.read(1).astype("float64")
         crs = ds.crs
     err = float(np.max(np.abs(got - expected)))
-    print(f"NDVI {result.name}: {got.shape[1]}x{got.shape[0]} px, CRS {crs}, "
-          f"min {got.min():.4f} mean {got.mean():.4f} max {got.max():.4f}; "
-          f"max |error| vs NumPy reference {err:.2e}")
+    print(
+        f"NDVI {result.name}: {got.shape[1]}x{got.shape[0]} px, CRS {crs}, "
+        f"min {got.min():.4f} mean {got.mean():.4f} max {got.max():.4f}; "
+        f"max |error| vs NumPy reference {err:.2e}"
+    )
     ok = err < 1e-5
     print("RESULT: correct" if ok else "RESULT: WRONG")
     return 0 if ok else 1

@@ -34,11 +34,21 @@ def connect(url: str, proxy: str, ca: str) -> zeep.Client:
     return zeep.Client(url.rstrip("/") + "/?wsdl", transport=Transport(session=session))
 
 
-def run_ndvi(client: zeep.Client, red: bytes, nir: bytes, *, request_id: str | None = None,
-             timeout: float = 600.0, poll: float = 2.0) -> dict[str, Any]:
+def run_ndvi(
+    client: zeep.Client,
+    red: bytes,
+    nir: bytes,
+    *,
+    request_id: str | None = None,
+    timeout: float = 600.0,
+    poll: float = 2.0,
+) -> dict[str, Any]:
     """Register + submit one NDVI task and follow it to the end."""
-    spec = {"tool": "ndvi", "client_request_id": request_id,
-            "inputs": [{"name": "red", "content": red}, {"name": "nir", "content": nir}]}
+    spec = {
+        "tool": "ndvi",
+        "client_request_id": request_id,
+        "inputs": [{"name": "red", "content": red}, {"name": "nir", "content": nir}],
+    }
     task = client.service.RegisterTask(tasks=[spec])[0]
     print(f"registered {task.task_id} (accounting group {task.accounting_group})")
     client.service.SubmitTask(task_ids=[task.task_id])
@@ -50,8 +60,9 @@ def run_ndvi(client: zeep.Client, red: bytes, nir: bytes, *, request_id: str | N
         if time.monotonic() > deadline:
             raise TimeoutError(f"task {task.task_id} still {status.state}")
         time.sleep(poll)
-    print(f"task {status.task_id}: {status.state} (job {status.wms_job_id}, "
-          f"exit {status.exit_code})")
+    print(
+        f"task {status.task_id}: {status.state} (job {status.wms_job_id}, exit {status.exit_code})"
+    )
     log = client.service.GetTaskLog(task_id=task.task_id)
     outputs = []
     if status.state == "completed":
@@ -62,8 +73,10 @@ def run_ndvi(client: zeep.Client, red: bytes, nir: bytes, *, request_id: str | N
 def save_output(output: Any, dest: Path) -> Path:
     """Write an inline output after checking its SHA-256 against the service's."""
     if not output.inline:
-        raise RuntimeError(f"{output.name} is {output.size} bytes: fetch it from "
-                           f"{output.location or 'the data gateway'}")
+        raise RuntimeError(
+            f"{output.name} is {output.size} bytes: fetch it from "
+            f"{output.location or 'the data gateway'}"
+        )
     if hashlib.sha256(output.content).hexdigest() != output.sha256:
         raise RuntimeError(f"{output.name}: checksum mismatch")
     dest.write_bytes(output.content)
@@ -81,8 +94,10 @@ def main() -> int:
     args = ap.parse_args()
     client = connect(args.url, args.proxy, args.ca)
     info = client.service.GetServiceInfo()
-    print(f"G-PROC {info.version} as {info.caller_dn} {list(info.caller_fqans)}; "
-          f"WMS {info.wms} reachable={info.wms_reachable}")
+    print(
+        f"G-PROC {info.version} as {info.caller_dn} {list(info.caller_fqans)}; "
+        f"WMS {info.wms} reachable={info.wms_reachable}"
+    )
     result = run_ndvi(client, args.red.read_bytes(), args.nir.read_bytes())
     for event in result["log"].events:
         print(f"  {event.time:%H:%M:%S} {event.kind:<12} {event.state or ''} {event.detail or ''}")
@@ -91,8 +106,10 @@ def main() -> int:
         return 1
     out = next(o for o in result["outputs"] if o.port == "output")
     save_output(out, args.out)
-    print(f"output {out.name}: {out.size} bytes, sha256 {out.sha256[:16]}..., "
-          f"adler32 {out.adler32} -> {args.out}")
+    print(
+        f"output {out.name}: {out.size} bytes, sha256 {out.sha256[:16]}..., "
+        f"adler32 {out.adler32} -> {args.out}"
+    )
     return 0
 
 

@@ -15,7 +15,7 @@ from gproc.registry import Registry
 from gproc.settings import Settings
 from gproc.staging import TaskDirs, local_file_resolver
 from gproc.tracker import Tracker
-from wrappers.base import WorkloadManager
+from gproc.wrappers.base import WorkloadManager
 
 
 def load_wms(settings: Settings) -> WorkloadManager:
@@ -48,5 +48,8 @@ def build_service(
 
 
 def build_tracker(service: TaskService, settings: Settings) -> Tracker:
-    return Tracker(service, interval_s=settings.tracker.interval_s,
-                   reconcile_every=settings.tracker.reconcile_every)
+    return Tracker(
+        service,
+        interval_s=settings.tracker.interval_s,
+        reconcile_every=settings.tracker.reconcile_every,
+    )

@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from connectors.base import ToolRequest
+from gproc.connectors.base import ToolRequest
 from gproc.models import TaskRow
 from gproc.states import TaskState
 
@@ -110,13 +110,25 @@ class TaskView:
     def from_row(cls, row: TaskRow) -> TaskView:
         outs = tuple(OutputFile(**o) for o in json.loads(row.outputs_json or "[]"))
         return cls(
-            id=row.id, tool=row.tool, state=TaskState(row.state), owner_dn=row.owner_dn,
-            owner_vo=row.owner_vo, client_request_id=row.client_request_id, job_id=row.job_id,
-            attempt=row.attempt, state_reason=row.state_reason, hold_reason=row.hold_reason,
-            hold_code=row.hold_code, exit_code=row.exit_code,
-            job_description=row.job_description, created_at=row.created_at,
-            updated_at=row.updated_at, submitted_at=row.submitted_at,
-            started_at=row.started_at, finished_at=row.finished_at, outputs=outs,
+            id=row.id,
+            tool=row.tool,
+            state=TaskState(row.state),
+            owner_dn=row.owner_dn,
+            owner_vo=row.owner_vo,
+            client_request_id=row.client_request_id,
+            job_id=row.job_id,
+            attempt=row.attempt,
+            state_reason=row.state_reason,
+            hold_reason=row.hold_reason,
+            hold_code=row.hold_code,
+            exit_code=row.exit_code,
+            job_description=row.job_description,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            submitted_at=row.submitted_at,
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+            outputs=outs,
         )
 
     def as_dict(self) -> dict[str, Any]:

@@ -14,8 +14,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import connectors
-from connectors.base import InvalidRequest, JobPlan, ToolRequest, UnknownTool
+from gproc import connectors
+from gproc.connectors.base import InvalidRequest, JobPlan, ToolRequest, UnknownTool
 from gproc.domain import (
     CLIENT_REQUEST_ID_RE,
     GprocError,
@@ -34,7 +34,7 @@ from gproc.models import TaskRow, utcnow
 from gproc.registry import ConcurrentChange, Registry, TaskFilter, dumps
 from gproc.staging import InputResolver, OutputSink, TaskDirs, stage_inputs, tail
 from gproc.states import ACTIVE, TERMINAL, TaskState
-from wrappers.base import JobSpec, WmsError, WmsRejected, WorkloadManager
+from gproc.wrappers.base import JobSpec, WmsError, WmsRejected, WorkloadManager
 
 log = logging.getLogger("gproc.lifecycle")
 S = TaskState
@@ -93,16 +93,26 @@ class TaskService:
         task_id = uuid.uuid4().hex
         try:
             stage_inputs(
-                self.dirs.inputs(task_id), plan.inputs, req.tool_request.inputs,  # type: ignore[arg-type]
-                req.inline_inputs, self._resolver(req.owner), self.max_inline,
+                self.dirs.inputs(task_id),
+                plan.inputs,
+                req.tool_request.inputs,  # type: ignore[arg-type]
+                req.inline_inputs,
+                self._resolver(req.owner),
+                self.max_inline,
             )
             row = TaskRow(
-                id=task_id, client_request_id=req.client_request_id, owner_dn=req.owner.dn,
-                owner_vo=req.owner.vo, owner_fqans=json.dumps(list(req.owner.fqans)),
-                tool=req.tool_request.tool, request_json=dumps(_request_record(req)),
-                plan_json=dumps(_plan_record(plan)), accounting_group=req.owner.accounting_group,
+                id=task_id,
+                client_request_id=req.client_request_id,
+                owner_dn=req.owner.dn,
+                owner_vo=req.owner.vo,
+                owner_fqans=json.dumps(list(req.owner.fqans)),
+                tool=req.tool_request.tool,
+                request_json=dumps(_request_record(req)),
+                plan_json=dumps(_plan_record(plan)),
+                accounting_group=req.owner.accounting_group,
                 x509_proxy=str(req.x509_proxy) if req.x509_proxy else None,
-                state=str(S.REGISTERED), wms=self.wms.name,
+                state=str(S.REGISTERED),
+                wms=self.wms.name,
             )
             row.job_description = self.wms.describe(self.job_spec(row))
             return row
@@ -142,7 +152,10 @@ class TaskService:
         try:
             # the durable intent comes first: a crash from here on is recovered by lookup
             self.registry.transition_many(
-                task_ids, S.REGISTERED, S.SUBMITTING, attempt=TaskRow.attempt + 1,  # type: ignore[arg-type]
+                task_ids,
+                S.REGISTERED,
+                S.SUBMITTING,
+                attempt=TaskRow.attempt + 1,  # type: ignore[arg-type]
                 state_reason=None,
             )
             rows = self.registry.get_many(task_ids)
@@ -161,8 +174,12 @@ class TaskService:
             rest = [t for t in ids if t not in adopted]
             if rest:
                 self.registry.transition_many(
-                    rest, S.SUBMITTING, S.FAILED, kind="SUBMIT_REJECTED",
-                    detail=str(exc), state_reason=f"rejected by the WMS: {exc}",
+                    rest,
+                    S.SUBMITTING,
+                    S.FAILED,
+                    kind="SUBMIT_REJECTED",
+                    detail=str(exc),
+                    state_reason=f"rejected by the WMS: {exc}",
                     finished_at=utcnow(),
                 )
             return
@@ -176,7 +193,9 @@ class TaskService:
         # recovery is skipped
         self.registry.transition_each(
             {job.task_id: {"job_id": job.job_id, "submitted_at": now} for job in submitted},
-            S.SUBMITTING, S.SUBMITTED, details={job.task_id: job.job_id for job in submitted},
+            S.SUBMITTING,
+            S.SUBMITTED,
+            details={job.task_id: job.job_id for job in submitted},
         )
 
     def adopt_or_keep(self, rows: Sequence[TaskRow]) -> set[str]:
@@ -192,8 +211,13 @@ class TaskService:
                 continue
             try:
                 self.registry.transition(
-                    row.id, S.SUBMITTING, S.SUBMITTED, kind="ADOPTED", detail=job.job_id,
-                    job_id=job.job_id, submitted_at=job.submitted_at or utcnow(),
+                    row.id,
+                    S.SUBMITTING,
+                    S.SUBMITTED,
+                    kind="ADOPTED",
+                    detail=job.job_id,
+                    job_id=job.job_id,
+                    submitted_at=job.submitted_at or utcnow(),
                 )
                 adopted.add(row.id)
             except ConcurrentChange:
@@ -212,11 +236,16 @@ class TaskService:
         for name in plan["inputs"].values():
             files.extend(in_dir / n for n in ([name] if isinstance(name, str) else name))
         return JobSpec(
-            task_id=row.id, attempt=max(row.attempt, 1), executable=Path(plan["executable"]),
-            arguments=tuple(plan["arguments"]), input_files=tuple(files),
+            task_id=row.id,
+            attempt=max(row.attempt, 1),
+            executable=Path(plan["executable"]),
+            arguments=tuple(plan["arguments"]),
+            input_files=tuple(files),
             output_files=tuple(plan["outputs"].values()),
-            request_cpus=plan["request_cpus"], request_memory_mb=plan["request_memory_mb"],
-            request_disk_mb=plan["request_disk_mb"], accounting_group=row.accounting_group,
+            request_cpus=plan["request_cpus"],
+            request_memory_mb=plan["request_memory_mb"],
+            request_disk_mb=plan["request_disk_mb"],
+            accounting_group=row.accounting_group,
             x509_proxy=Path(row.x509_proxy) if row.x509_proxy else None,
         )
 
@@ -226,7 +255,8 @@ class TaskService:
         self._check_batch(ids)
         rows = self.registry.get_many(ids)
         return [
-            TaskResult(t, task=TaskView.from_row(rows[t])) if t in rows
+            TaskResult(t, task=TaskView.from_row(rows[t]))
+            if t in rows
             else TaskResult(t, error=GprocError(f"unknown task {t}"))
             for t in ids
         ]
@@ -248,8 +278,7 @@ class TaskService:
             "task_id": task_id,
             "state": row.state,
             "events": [
-                {"time": e.time.isoformat(), "kind": e.kind, "state": e.state,
-                 "detail": e.detail}
+                {"time": e.time.isoformat(), "kind": e.kind, "state": e.state, "detail": e.detail}
                 for e in self.registry.events(task_id)
             ],
             "stdout": tail(out / STDOUT, max_bytes),
@@ -285,8 +314,9 @@ class TaskService:
         except WmsError as exc:
             raise WmsUnavailableError(str(exc)) from exc
         if info is not None and info.spooling:  # the WMS would drop the hold silently
-            raise TaskStateConflict(f"task {task_id}: its inputs are still being uploaded; "
-                                    "hold it again in a moment")
+            raise TaskStateConflict(
+                f"task {task_id}: its inputs are still being uploaded; hold it again in a moment"
+            )
         self._wms_call(self.wms.hold, [row.job_id], reason)
         self._move(row, state, S.HELD, reason, hold_reason=reason)
         return self.get(task_id)
@@ -304,12 +334,24 @@ class TaskService:
         row = self.registry.get(task_id)
         state = S(row.state)
         if state not in (S.FAILED, S.CANCELLED):
-            raise TaskStateConflict(f"task {task_id} is {state}; only failed or cancelled "
-                                    "tasks can be resubmitted")
+            raise TaskStateConflict(
+                f"task {task_id} is {state}; only failed or cancelled tasks can be resubmitted"
+            )
         self._forget(row)
-        self._move(row, state, S.REGISTERED, "resubmit", job_id=None, exit_code=None,
-                   hold_reason=None, hold_code=None, outputs_json=None, finished_at=None,
-                   started_at=None, retrieved_at=None)
+        self._move(
+            row,
+            state,
+            S.REGISTERED,
+            "resubmit",
+            job_id=None,
+            exit_code=None,
+            hold_reason=None,
+            hold_code=None,
+            outputs_json=None,
+            finished_at=None,
+            started_at=None,
+            retrieved_at=None,
+        )
         self.submit([task_id])
         return self.get(task_id)
 
@@ -325,11 +367,13 @@ class TaskService:
         return self.get(task_id)
 
     # ---- helpers --------------------------------------------------------
-    def _move(self, row: TaskRow, expect: TaskState, target: TaskState, detail: str,
-              **fields: Any) -> None:
+    def _move(
+        self, row: TaskRow, expect: TaskState, target: TaskState, detail: str, **fields: Any
+    ) -> None:
         try:
-            self.registry.transition(row.id, expect, target, detail=detail,
-                                     state_reason=detail, **fields)
+            self.registry.transition(
+                row.id, expect, target, detail=detail, state_reason=detail, **fields
+            )
         except ConcurrentChange as exc:
             raise TaskStateConflict(f"task {row.id} changed state meanwhile; retry") from exc
 
@@ -369,14 +413,19 @@ def plan_request(request: ToolRequest) -> JobPlan:
 
 def _check_request_id(value: str | None) -> None:
     if value is not None and not CLIENT_REQUEST_ID_RE.fullmatch(value):
-        raise InvalidTaskRequest("client_request_id", "1-128 of [A-Za-z0-9._:-], starting "
-                                 "with a letter or digit")
+        raise InvalidTaskRequest(
+            "client_request_id", "1-128 of [A-Za-z0-9._:-], starting with a letter or digit"
+        )
 
 
 def _request_record(req: TaskRequest) -> dict[str, Any]:
     tr = req.tool_request
-    return {"tool": tr.tool, "inputs": dict(tr.inputs), "params": dict(tr.params),
-            "inline": sorted(req.inline_inputs)}
+    return {
+        "tool": tr.tool,
+        "inputs": dict(tr.inputs),
+        "params": dict(tr.params),
+        "inline": sorted(req.inline_inputs),
+    }
 
 
 def _plan_record(plan: JobPlan) -> dict[str, Any]:

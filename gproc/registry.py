@@ -216,8 +216,9 @@ class Registry:
                 if s.execute(stmt).rowcount != len(chunk):  # type: ignore[attr-defined]
                     s.rollback()
                     raise ConcurrentChange(f"tasks changed state while becoming {target}")
-            _add_events(s, [(t, kind or str(target).upper(), str(target), detail)
-                            for t in task_ids])
+            _add_events(
+                s, [(t, kind or str(target).upper(), str(target), detail) for t in task_ids]
+            )
             s.commit()
 
     def transition_each(
@@ -246,16 +247,25 @@ class Registry:
                 if keys not in stmts:
                     stmts[keys] = (
                         update(TaskRow)
-                        .where(col(TaskRow.id) == bindparam("p_id"),
-                               col(TaskRow.state) == str(expect))
-                        .values(state=str(target), updated_at=now,
-                                **{k: bindparam(f"p_{k}") for k in keys})
+                        .where(
+                            col(TaskRow.id) == bindparam("p_id"), col(TaskRow.state) == str(expect)
+                        )
+                        .values(
+                            state=str(target),
+                            updated_at=now,
+                            **{k: bindparam(f"p_{k}") for k in keys},
+                        )
                     )
                 params = {"p_id": task_id, **{f"p_{k}": v for k, v in fields.items()}}
                 if conn.execute(stmts[keys], params).rowcount:
                     moved.append(task_id)
-            _add_events(s, [(t, kind or str(target).upper(), str(target),
-                             (details or {}).get(t, "")) for t in moved])
+            _add_events(
+                s,
+                [
+                    (t, kind or str(target).upper(), str(target), (details or {}).get(t, ""))
+                    for t in moved
+                ],
+            )
             s.commit()
         return set(moved)
 
@@ -298,10 +308,13 @@ def _add_events(s: Session, events: Sequence[tuple[str, str, str | None, str]]) 
     if not events:
         return
     now = utcnow()
-    s.execute(insert(TaskEventRow), [
-        {"task_id": t, "time": now, "kind": k, "state": st, "detail": d}
-        for t, k, st, d in events
-    ])
+    s.execute(
+        insert(TaskEventRow),
+        [
+            {"task_id": t, "time": now, "kind": k, "state": st, "detail": d}
+            for t, k, st, d in events
+        ],
+    )
 
 
 def _conditions(flt: TaskFilter) -> list[Any]:

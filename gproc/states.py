@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from wrappers.base import JobState
+from gproc.wrappers.base import JobState
 
 
 class TaskState(StrEnum):

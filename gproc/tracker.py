@@ -26,7 +26,7 @@ from gproc.models import TaskRow, utcnow
 from gproc.registry import ConcurrentChange
 from gproc.staging import checksums
 from gproc.states import ACTIVE, TaskState, can_transition, task_state_for
-from wrappers.base import JobInfo, JobState, WmsError
+from gproc.wrappers.base import JobInfo, JobState, WmsError
 
 log = logging.getLogger("gproc.tracker")
 S = TaskState
@@ -46,8 +46,14 @@ class CycleStats:
 
 
 class Tracker:
-    def __init__(self, service: TaskService, *, interval_s: float = 5.0,
-                 reconcile_every: int = 6, submit_grace_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        service: TaskService,
+        *,
+        interval_s: float = 5.0,
+        reconcile_every: int = 6,
+        submit_grace_s: float = 60.0,
+    ) -> None:
         self.svc = service
         self.interval_s = interval_s
         self.reconcile_every = reconcile_every
@@ -60,8 +66,14 @@ class Tracker:
     def start(self) -> None:
         """Run cycles in a background thread (one at a time, late runs coalesced)."""
         self._scheduler = BackgroundScheduler(daemon=True)
-        self._scheduler.add_job(self._safe_cycle, "interval", seconds=self.interval_s,
-                                max_instances=1, coalesce=True, next_run_time=utcnow())
+        self._scheduler.add_job(
+            self._safe_cycle,
+            "interval",
+            seconds=self.interval_s,
+            max_instances=1,
+            coalesce=True,
+            next_run_time=utcnow(),
+        )
         self._scheduler.start()
 
     def stop(self) -> None:
@@ -86,8 +98,11 @@ class Tracker:
         active = self.svc.registry.in_states(ACTIVE)
         by_job = {r.job_id: r for r in active if r.job_id}
         self._follow_events(by_job, stats)
-        due = reconcile if reconcile is not None else (
-            first or self._cycles % self.reconcile_every == 0 or not self._has_event_log)
+        due = (
+            reconcile
+            if reconcile is not None
+            else (first or self._cycles % self.reconcile_every == 0 or not self._has_event_log)
+        )
         if due and by_job:
             self._reconcile(by_job, stats)
         self._recover_submitting([r for r in active if r.state == S.SUBMITTING], first, stats)
@@ -111,9 +126,13 @@ class Tracker:
             if row is None or ev.state is None:
                 continue
             stats.events += 1
-            info = JobInfo(job_id=row.job_id or "", task_id=row.id, state=ev.state,
-                           exit_code=ev.exit_code,
-                           hold_reason=ev.detail if ev.state == JobState.HELD else None)
+            info = JobInfo(
+                job_id=row.job_id or "",
+                task_id=row.id,
+                state=ev.state,
+                exit_code=ev.exit_code,
+                hold_reason=ev.detail if ev.state == JobState.HELD else None,
+            )
             self._apply(row, info, stats, kind=ev.kind)
             row = self.svc.registry.get(row.id)
             by_job[row.job_id or ""] = row
@@ -143,9 +162,14 @@ class Tracker:
         n = self._missing[row.id] = self._missing.get(row.id, 0) + 1
         if n >= MISSING_LIMIT:
             self._missing.pop(row.id, None)
-            self._try_move(row, S.FAILED, stats, kind="JOB_LOST",
-                           detail=f"job {row.job_id} is no longer known to the WMS",
-                           finished_at=utcnow())
+            self._try_move(
+                row,
+                S.FAILED,
+                stats,
+                kind="JOB_LOST",
+                detail=f"job {row.job_id} is no longer known to the WMS",
+                finished_at=utcnow(),
+            )
 
     # ---- applying WMS state ---------------------------------------------
     def _apply(self, row: TaskRow, info: JobInfo, stats: CycleStats, kind: str) -> None:
@@ -189,8 +213,16 @@ class Tracker:
                 missing.append(port)
                 continue
             size, adler, sha = checksums(path)
-            outputs.append({"port": port, "name": name, "size": size, "adler32": adler,
-                            "sha256": sha, "path": str(path)})
+            outputs.append(
+                {
+                    "port": port,
+                    "name": name,
+                    "size": size,
+                    "adler32": adler,
+                    "sha256": sha,
+                    "path": str(path),
+                }
+            )
         target = S.COMPLETED if info.state == JobState.COMPLETED and not missing else S.FAILED
         if target == S.COMPLETED and not self._sink(row, outputs, stats):
             return
@@ -199,10 +231,18 @@ class Tracker:
             reason = f"job exited with code {info.exit_code}"
         elif missing:
             reason = "outputs missing: " + ", ".join(missing)
-        if self._try_move(row, target, stats, kind="STAGED_OUT", detail=reason or "",
-                          exit_code=info.exit_code, finished_at=info.finished_at or utcnow(),
-                          retrieved_at=utcnow(), outputs_json=json.dumps(outputs),
-                          state_reason=reason):
+        if self._try_move(
+            row,
+            target,
+            stats,
+            kind="STAGED_OUT",
+            detail=reason or "",
+            exit_code=info.exit_code,
+            finished_at=info.finished_at or utcnow(),
+            retrieved_at=utcnow(),
+            outputs_json=json.dumps(outputs),
+            state_reason=reason,
+        ):
             stats.staged_out += 1
             try:
                 self.svc.wms.forget([row.job_id or ""])
@@ -225,14 +265,23 @@ class Tracker:
                 out["stored_at"] = stored[out["port"]]
         return True
 
-    def _try_move(self, row: TaskRow, target: TaskState, stats: CycleStats, *, kind: str,
-                  detail: str = "", **fields: Any) -> bool:
+    def _try_move(
+        self,
+        row: TaskRow,
+        target: TaskState,
+        stats: CycleStats,
+        *,
+        kind: str,
+        detail: str = "",
+        **fields: Any,
+    ) -> bool:
         current = S(row.state)
         if not can_transition(current, target):
             return False
         try:
-            self.svc.registry.transition(row.id, current, target, kind=kind, detail=detail,
-                                         **fields)
+            self.svc.registry.transition(
+                row.id, current, target, kind=kind, detail=detail, **fields
+            )
         except ConcurrentChange:
             return False
         stats.transitions += 1
@@ -274,8 +323,9 @@ class Tracker:
     def _resend(self, rows: list[TaskRow], stats: CycleStats) -> None:
         ids = [r.id for r in rows]
         try:  # a new attempt number makes any older job of these tasks stale
-            self.svc.registry.transition_many(ids, S.SUBMITTING, S.SUBMITTING, kind="RESEND",
-                                              attempt=TaskRow.attempt + 1)  # type: ignore[arg-type]
+            self.svc.registry.transition_many(
+                ids, S.SUBMITTING, S.SUBMITTING, kind="RESEND", attempt=TaskRow.attempt + 1
+            )  # type: ignore[arg-type]
         except ConcurrentChange:
             return
         fresh = self.svc.registry.get_many(ids)

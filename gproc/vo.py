@@ -135,8 +135,7 @@ def dn_key(dn: str) -> str:
 
 def check_vo_name(name: str) -> str:
     if not VO_NAME.match(name or ""):
-        raise VoInvalid(f"bad VO name {name[:70]!r}: letters, digits, '.', '_', '-'",
-                        field="vo")
+        raise VoInvalid(f"bad VO name {name[:70]!r}: letters, digits, '.', '_', '-'", field="vo")
     return name
 
 
@@ -155,16 +154,19 @@ def check_role(role: str) -> str:
 def check_text(value: str | None, field: str, *, required: bool = False) -> str:
     text = (value or "").strip()
     if (required and not text) or not _TEXT.match(text):
-        raise VoInvalid(f"{field}: {'required, ' if required else ''}up to 500 printable "
-                        "characters", field=field)
+        raise VoInvalid(
+            f"{field}: {'required, ' if required else ''}up to 500 printable characters",
+            field=field,
+        )
     return text
 
 
 class VoStore:
     """The VO database and every administrative operation on it (thread-safe)."""
 
-    def __init__(self, url: str, *, admins: Iterable[str] = (),
-                 admin_role: str = DEFAULT_ADMIN_ROLE) -> None:
+    def __init__(
+        self, url: str, *, admins: Iterable[str] = (), admin_role: str = DEFAULT_ADMIN_ROLE
+    ) -> None:
         self.engine = make_engine(url)
         SQLModel.metadata.create_all(self.engine, tables=VO_TABLES)
         self.admins = frozenset(dn_key(d) for d in admins)
@@ -193,19 +195,22 @@ class VoStore:
             info = self.lookup(vo, actor.dn, actor.ca_dn)
         except VoError:
             return False
-        return (info is not None and not info.suspended
-                and info.holds("/" + vo, self.admin_role))
+        return info is not None and not info.suspended and info.holds("/" + vo, self.admin_role)
 
     def require_admin(self, actor: Actor, vo: str) -> None:
         if not self.is_admin(actor, vo):
-            raise VoDenied("vo-admin", f"{actor.dn} is not an administrator of VO {vo!r} "
-                           f"(needs role {self.admin_role} in /{vo} or a configured "
-                           "administrator DN)")
+            raise VoDenied(
+                "vo-admin",
+                f"{actor.dn} is not an administrator of VO {vo!r} "
+                f"(needs role {self.admin_role} in /{vo} or a configured "
+                "administrator DN)",
+            )
 
     def _require_global(self, actor: Actor, what: str) -> None:
         if not self.is_global_admin(actor):
-            raise VoDenied("configured-admin",
-                           f"{actor.dn} may not {what}: only configured administrators may")
+            raise VoDenied(
+                "configured-admin", f"{actor.dn} may not {what}: only configured administrators may"
+            )
 
     # ---- VOs, groups, roles -----------------------------------------------------
     def create_vo(self, actor: Actor, name: str, description: str = "") -> None:
@@ -257,14 +262,22 @@ class VoStore:
     def list_groups(self, actor: Actor, vo: str) -> list[str]:
         self._vo_admin(actor, vo)
         with self.session() as s:
-            return list(s.exec(select(VoGroupRow.path).where(VoGroupRow.vo == vo)
-                               .order_by(col(VoGroupRow.path))).all())
+            return list(
+                s.exec(
+                    select(VoGroupRow.path)
+                    .where(VoGroupRow.vo == vo)
+                    .order_by(col(VoGroupRow.path))
+                ).all()
+            )
 
     def list_roles(self, actor: Actor, vo: str) -> list[str]:
         self._vo_admin(actor, vo)
         with self.session() as s:
-            return list(s.exec(select(VoRoleRow.name).where(VoRoleRow.vo == vo)
-                               .order_by(col(VoRoleRow.name))).all())
+            return list(
+                s.exec(
+                    select(VoRoleRow.name).where(VoRoleRow.vo == vo).order_by(col(VoRoleRow.name))
+                ).all()
+            )
 
     def _vo_admin(self, actor: Actor, vo: str) -> None:
         """Refuse non-admins first (they learn nothing about the VO), then unknown VOs."""
@@ -275,8 +288,9 @@ class VoStore:
                 raise VoNotFound(f"unknown VO {vo!r}", field="vo")
 
     # ---- members ------------------------------------------------------------------
-    def add_member(self, actor: Actor, vo: str, dn: str, ca_dn: str,
-                   email: str | None = None) -> MemberInfo:
+    def add_member(
+        self, actor: Actor, vo: str, dn: str, ca_dn: str, email: str | None = None
+    ) -> MemberInfo:
         """A new active member of ``/vo``."""
         self._vo_admin(actor, vo)
         keys = (dn_key(dn), _ca_key(ca_dn))
@@ -285,8 +299,14 @@ class VoStore:
         with self.session() as s:
             if _find_members(s, vo, keys[0], keys[1]):
                 raise VoConflict(f"{dn} ({ca_dn}) is already a member of {vo}", field="dn")
-            row = VoMemberRow(vo=vo, dn=dn.strip(), ca_dn=ca_dn.strip(), dn_key=keys[0],
-                              ca_key=keys[1], email=email or None)
+            row = VoMemberRow(
+                vo=vo,
+                dn=dn.strip(),
+                ca_dn=ca_dn.strip(),
+                dn_key=keys[0],
+                ca_key=keys[1],
+                email=email or None,
+            )
             s.add(row)
             s.flush()
             s.add(VoMembershipRow(member_id=row.id or 0, group_path="/" + vo))
@@ -294,8 +314,9 @@ class VoStore:
             s.commit()
         return self._info(row)
 
-    def suspend_member(self, actor: Actor, vo: str, dn: str, reason: str,
-                       ca_dn: str | None = None) -> MemberInfo:
+    def suspend_member(
+        self, actor: Actor, vo: str, dn: str, reason: str, ca_dn: str | None = None
+    ) -> MemberInfo:
         self._vo_admin(actor, vo)
         why = check_text(reason, "reason", required=True)
         with self.session() as s:
@@ -308,8 +329,9 @@ class VoStore:
             s.commit()
         return self._info(row)
 
-    def restore_member(self, actor: Actor, vo: str, dn: str,
-                       ca_dn: str | None = None) -> MemberInfo:
+    def restore_member(
+        self, actor: Actor, vo: str, dn: str, ca_dn: str | None = None
+    ) -> MemberInfo:
         self._vo_admin(actor, vo)
         with self.session() as s:
             row = _member(s, vo, dn, ca_dn)
@@ -325,14 +347,24 @@ class VoStore:
         self._vo_admin(actor, vo)
         with self.session() as s:
             row = _member(s, vo, dn, ca_dn)
-            s.exec(delete(VoMembershipRow).where(  # type: ignore[call-overload]
-                col(VoMembershipRow.member_id) == row.id))
+            s.exec(
+                delete(VoMembershipRow).where(  # type: ignore[call-overload]
+                    col(VoMembershipRow.member_id) == row.id
+                )
+            )
             s.delete(row)
             _audit(s, actor, vo, "remove-member", row.dn, ca=row.ca_dn)
             s.commit()
 
-    def grant(self, actor: Actor, vo: str, dn: str, group: str, role: str | None = None,
-              ca_dn: str | None = None) -> MemberInfo:
+    def grant(
+        self,
+        actor: Actor,
+        vo: str,
+        dn: str,
+        group: str,
+        role: str | None = None,
+        ca_dn: str | None = None,
+    ) -> MemberInfo:
         """Group membership, or a role in a group (which implies the membership)."""
         self._vo_admin(actor, vo)
         check_group(vo, group)
@@ -353,14 +385,23 @@ class VoStore:
             s.commit()
         return self._info(row)
 
-    def revoke(self, actor: Actor, vo: str, dn: str, group: str, role: str | None = None,
-               ca_dn: str | None = None) -> MemberInfo:
+    def revoke(
+        self,
+        actor: Actor,
+        vo: str,
+        dn: str,
+        group: str,
+        role: str | None = None,
+        ca_dn: str | None = None,
+    ) -> MemberInfo:
         """A role in a group, or (role None) the group with its subgroups and roles."""
         self._vo_admin(actor, vo)
         check_group(vo, group)
         if role is None and group == "/" + vo:
-            raise VoInvalid(f"membership of the root group /{vo} is only ended by removing "
-                            "the member", field="group")
+            raise VoInvalid(
+                f"membership of the root group /{vo} is only ended by removing the member",
+                field="group",
+            )
         with self.session() as s:
             row = _member(s, vo, dn, ca_dn)
             held = _held(s, row.id)
@@ -370,18 +411,25 @@ class VoStore:
                 gone = [h for h in held if h[0] == group or h[0].startswith(group + "/")]
             gone = [g for g in gone if g in held]
             if not gone:
-                raise VoNotFound(f"{row.dn} does not hold {Membership(group, role).fqan}",
-                                 field="role" if role else "group")
+                raise VoNotFound(
+                    f"{row.dn} does not hold {Membership(group, role).fqan}",
+                    field="role" if role else "group",
+                )
             for g, r in gone:
-                s.exec(delete(VoMembershipRow).where(  # type: ignore[call-overload]
-                    col(VoMembershipRow.member_id) == row.id,
-                    col(VoMembershipRow.group_path) == g, col(VoMembershipRow.role) == r))
+                s.exec(
+                    delete(VoMembershipRow).where(  # type: ignore[call-overload]
+                        col(VoMembershipRow.member_id) == row.id,
+                        col(VoMembershipRow.group_path) == g,
+                        col(VoMembershipRow.role) == r,
+                    )
+                )
             _audit(s, actor, vo, "revoke", row.dn, fqan=Membership(group, role).fqan)
             s.commit()
         return self._info(row)
 
-    def list_members(self, actor: Actor, vo: str, search: str | None = None,
-                     suspended: bool | None = None) -> list[MemberInfo]:
+    def list_members(
+        self, actor: Actor, vo: str, search: str | None = None, suspended: bool | None = None
+    ) -> list[MemberInfo]:
         """Members whose DN, CA or e-mail contains ``search`` (case-insensitive)."""
         self._vo_admin(actor, vo)
         needle = check_text(search, "search").lower()
@@ -390,27 +438,38 @@ class VoStore:
             if suspended is not None:
                 q = q.where(VoMemberRow.suspended == suspended)
             rows = s.exec(q).all()
-        hits = [r for r in rows if not needle or needle in
-                f"{r.dn}\n{r.ca_dn}\n{r.email or ''}".lower()]
+        hits = [
+            r for r in rows if not needle or needle in f"{r.dn}\n{r.ca_dn}\n{r.email or ''}".lower()
+        ]
         return [self._info(r) for r in hits]
 
-    def get_member(self, actor: Actor, vo: str, dn: str, ca_dn: str | None = None
-                   ) -> MemberInfo:
+    def get_member(self, actor: Actor, vo: str, dn: str, ca_dn: str | None = None) -> MemberInfo:
         self._vo_admin(actor, vo)
         with self.session() as s:
             return self._info(_member(s, vo, dn, ca_dn))
 
     # ---- audit ----------------------------------------------------------------------
-    def audit_log(self, actor: Actor, vo: str, since: datetime | None = None,
-                  limit: int = 1000) -> list[AuditEntry]:
+    def audit_log(
+        self, actor: Actor, vo: str, since: datetime | None = None, limit: int = 1000
+    ) -> list[AuditEntry]:
         self._vo_admin(actor, vo)
         with self.session() as s:
             q = select(VoAuditRow).where(VoAuditRow.vo == vo)
             if since is not None:
                 q = q.where(col(VoAuditRow.time) >= since)
             rows = s.exec(q.order_by(col(VoAuditRow.id)).limit(max(1, min(limit, 10000))))
-            return [AuditEntry(r.id or 0, r.time, r.actor, r.vo, r.action, r.target,
-                               json.loads(r.detail or "{}")) for r in rows.all()]
+            return [
+                AuditEntry(
+                    r.id or 0,
+                    r.time,
+                    r.actor,
+                    r.vo,
+                    r.action,
+                    r.target,
+                    json.loads(r.detail or "{}"),
+                )
+                for r in rows.all()
+            ]
 
     # ---- look-ups for the attribute authority and the services ------------------------
     def manages(self, vo: str) -> bool:
@@ -423,8 +482,9 @@ class VoStore:
         with self.session() as s:
             rows = _find_members(s, vo, dn_key(dn), _ca_key(ca_dn) if ca_dn else None)
             if len(rows) > 1:
-                raise VoInvalid(f"{dn} is a member with certificates of several CAs: "
-                                "name the CA", field="ca_dn")
+                raise VoInvalid(
+                    f"{dn} is a member with certificates of several CAs: name the CA", field="ca_dn"
+                )
             return self._info(rows[0]) if rows else None
 
     def standing(self, vo: str, dn: str, ca_dn: str) -> str | None:
@@ -441,9 +501,17 @@ class VoStore:
     def _info(self, row: VoMemberRow) -> MemberInfo:
         with self.session() as s:
             held = sorted(_held(s, row.id))
-        return MemberInfo(row.vo, row.dn, row.ca_dn, row.email, row.suspended,
-                          row.suspended_reason, row.suspended_at, row.created_at,
-                          tuple(Membership(g, r or None) for g, r in held))
+        return MemberInfo(
+            row.vo,
+            row.dn,
+            row.ca_dn,
+            row.email,
+            row.suspended,
+            row.suspended_reason,
+            row.suspended_at,
+            row.created_at,
+            tuple(Membership(g, r or None) for g, r in held),
+        )
 
 
 def membership_refusal(store: VoStore, vos: Iterable[str], dn: str, ca_dn: str) -> str | None:
@@ -468,8 +536,7 @@ def _ca_key(ca_dn: str) -> str:
 
 
 def _group(s: Session, vo: str, path: str) -> VoGroupRow | None:
-    return s.exec(select(VoGroupRow).where(VoGroupRow.vo == vo, VoGroupRow.path == path)
-                  ).first()
+    return s.exec(select(VoGroupRow).where(VoGroupRow.vo == vo, VoGroupRow.path == path)).first()
 
 
 def _role(s: Session, vo: str, name: str) -> VoRoleRow | None:
@@ -488,26 +555,36 @@ def _member(s: Session, vo: str, dn: str, ca_dn: str | None) -> VoMemberRow:
     if not rows:
         raise VoNotFound(f"{dn} is not a member of VO {vo}", field="dn")
     if len(rows) > 1:
-        raise VoInvalid(f"{dn} has certificates of several CAs in {vo}: name the CA",
-                        field="ca_dn")
+        raise VoInvalid(f"{dn} has certificates of several CAs in {vo}: name the CA", field="ca_dn")
     return rows[0]
 
 
 def _held(s: Session, member_id: int | None) -> set[tuple[str, str]]:
-    rows = s.exec(select(VoMembershipRow.group_path, VoMembershipRow.role)
-                  .where(VoMembershipRow.member_id == member_id)).all()
+    rows = s.exec(
+        select(VoMembershipRow.group_path, VoMembershipRow.role).where(
+            VoMembershipRow.member_id == member_id
+        )
+    ).all()
     return {(g, r) for g, r in rows}
 
 
-def _audit(s: Session, actor: Actor, vo: str, action: str, target: str,
-           **detail: object) -> None:
-    s.add(VoAuditRow(actor=actor.dn, vo=vo, action=action, target=target[:600],
-                     detail=json.dumps({k: v for k, v in detail.items() if v is not None},
-                                       sort_keys=True, default=str)))
+def _audit(s: Session, actor: Actor, vo: str, action: str, target: str, **detail: object) -> None:
+    s.add(
+        VoAuditRow(
+            actor=actor.dn,
+            vo=vo,
+            action=action,
+            target=target[:600],
+            detail=json.dumps(
+                {k: v for k, v in detail.items() if v is not None}, sort_keys=True, default=str
+            ),
+        )
+    )
 
 
 def count_audit(store: VoStore, vo: str) -> int:
     """Number of audit entries of ``vo`` (for tests and reports)."""
     with store.session() as s:
-        return int(s.exec(select(func.count()).select_from(VoAuditRow)
-                          .where(VoAuditRow.vo == vo)).one())
+        return int(
+            s.exec(select(func.count()).select_from(VoAuditRow).where(VoAuditRow.vo == vo)).one()
+        )

@@ -67,8 +67,7 @@ class VoMemberRow(SQLModel, table=True):
 
 class VoMembershipRow(SQLModel, table=True):
     __tablename__ = "vo_memberships"
-    __table_args__ = (UniqueConstraint("member_id", "group_path", "role",
-                                       name="uq_vo_membership"),)
+    __table_args__ = (UniqueConstraint("member_id", "group_path", "role", name="uq_vo_membership"),)
 
     id: int | None = Field(default=None, primary_key=True)
     member_id: int = Field(foreign_key="vo_members.id", index=True)
@@ -91,6 +90,7 @@ class VoAuditRow(SQLModel, table=True):
     detail: str = ""  # JSON object
 
 
-VO_TABLES = [VoRow.__table__, VoGroupRow.__table__, VoRoleRow.__table__,  # type: ignore[attr-defined]
-             VoMemberRow.__table__, VoMembershipRow.__table__,  # type: ignore[attr-defined]
-             VoAuditRow.__table__]  # type: ignore[attr-defined]
+VO_TABLES = [
+    row.__table__  # type: ignore[union-attr]
+    for row in (VoRow, VoGroupRow, VoRoleRow, VoMemberRow, VoMembershipRow, VoAuditRow)
+]

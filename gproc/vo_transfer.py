@@ -51,23 +51,34 @@ def export_vo(store: VoStore, actor: Actor, vo: str) -> dict[str, Any]:
 
 
 def _member_doc(m: MemberInfo) -> dict[str, Any]:
-    return {"dn": m.dn, "ca": m.ca_dn, "email": m.email, "suspended": m.suspended,
-            "suspended_reason": m.suspended_reason,
-            "suspended_at": m.suspended_at.isoformat() if m.suspended_at else None,
-            "memberships": [{"group": x.group, "role": x.role} for x in m.memberships]}
+    return {
+        "dn": m.dn,
+        "ca": m.ca_dn,
+        "email": m.email,
+        "suspended": m.suspended,
+        "suspended_reason": m.suspended_reason,
+        "suspended_at": m.suspended_at.isoformat() if m.suspended_at else None,
+        "memberships": [{"group": x.group, "role": x.role} for x in m.memberships],
+    }
 
 
 def dumps(doc: dict[str, Any]) -> str:
     return json.dumps(doc, indent=2, sort_keys=False) + "\n"
 
 
-def import_vo(store: VoStore, actor: Actor, doc: dict[str, Any] | str, *,
-              prune: bool = False) -> dict[str, int]:
+def import_vo(
+    store: VoStore, actor: Actor, doc: dict[str, Any] | str, *, prune: bool = False
+) -> dict[str, int]:
     """Merge a ``gproc-vo/1`` document; returns counts of what changed."""
     data = json.loads(doc) if isinstance(doc, str) else doc
     vo = _check_doc(data)
-    counts = {"groups": 0, "roles": 0, "members_added": 0, "members_updated": 0,
-              "members_removed": 0}
+    counts = {
+        "groups": 0,
+        "roles": 0,
+        "members_added": 0,
+        "members_updated": 0,
+        "members_removed": 0,
+    }
     if not store.manages(vo):
         store.create_vo(actor, vo, str(data["vo"].get("description") or ""))
     store.require_admin(actor, vo)
@@ -110,14 +121,19 @@ def _check_doc(data: Any) -> str:
     for section, key in (("groups", "path"), ("roles", "name")):
         items = data.get(section, [])
         if not isinstance(items, list) or not all(
-                isinstance(i, dict) and isinstance(i.get(key), str) for i in items):
+            isinstance(i, dict) and isinstance(i.get(key), str) for i in items
+        ):
             raise VoInvalid(f"{section}: a list of objects with a {key!r}", field=section)
     for m in members:
-        if not (isinstance(m, dict) and isinstance(m.get("dn"), str)
-                and isinstance(m.get("ca"), str)
-                and isinstance(m.get("memberships", []), list)):
-            raise VoInvalid("each member needs 'dn', 'ca' and a 'memberships' list",
-                            field="members")
+        if not (
+            isinstance(m, dict)
+            and isinstance(m.get("dn"), str)
+            and isinstance(m.get("ca"), str)
+            and isinstance(m.get("memberships", []), list)
+        ):
+            raise VoInvalid(
+                "each member needs 'dn', 'ca' and a 'memberships' list", field="members"
+            )
     return str(vo["name"])
 
 
@@ -138,8 +154,9 @@ def _apply_member(store: VoStore, actor: Actor, vo: str, m: dict[str, Any]) -> b
             store.grant(actor, vo, m["dn"], group, role, m["ca"])
     cur = store.get_member(actor, vo, m["dn"], m["ca"])
     if bool(m.get("suspended")) and not cur.suspended:
-        store.suspend_member(actor, vo, m["dn"], str(m.get("suspended_reason") or "imported"),
-                             m["ca"])
+        store.suspend_member(
+            actor, vo, m["dn"], str(m.get("suspended_reason") or "imported"), m["ca"]
+        )
     elif not m.get("suspended") and cur.suspended:
         store.restore_member(actor, vo, m["dn"], m["ca"])
     return existed

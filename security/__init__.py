@@ -3,13 +3,23 @@
 Public API: `TrustStore`, `VomsTrust`, `Validator`, `validate_chain`, `Identity`,
 `Fqan`, `ProxyType` and the `CredentialError` hierarchy."""
 
-from security.chain import Validator, validate_chain
-from security.errors import CredentialError, Reason, SecurityError
-from security.identity import AcInfo, AcRejection, Fqan, Identity, ProxyType
-from security.truststore import TrustStore
-from security.voms import VomsTrust
+from gproc.security.chain import Validator, validate_chain
+from gproc.security.errors import CredentialError, Reason, SecurityError
+from gproc.security.identity import AcInfo, AcRejection, Fqan, Identity, ProxyType
+from gproc.security.truststore import TrustStore
+from gproc.security.voms import VomsTrust
 
 __all__ = [
-    "AcInfo", "AcRejection", "CredentialError", "Fqan", "Identity", "ProxyType", "Reason",
-    "SecurityError", "TrustStore", "Validator", "VomsTrust", "validate_chain",
+    "AcInfo",
+    "AcRejection",
+    "CredentialError",
+    "Fqan",
+    "Identity",
+    "ProxyType",
+    "Reason",
+    "SecurityError",
+    "TrustStore",
+    "Validator",
+    "VomsTrust",
+    "validate_chain",
 ]

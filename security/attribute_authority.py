@@ -27,9 +27,9 @@ from typing import Protocol
 
 from cryptography import x509
 
-from security.identity import Fqan, grid_dn
-from security.pki import Credential
-from security.pki_ac import make_voms_ac
+from gproc.security.identity import Fqan, grid_dn
+from gproc.security.pki import Credential
+from gproc.security.pki_ac import make_voms_ac
 
 DEFAULT_LIFETIME_S = 12 * 3600
 
@@ -79,17 +79,30 @@ class IssuedAc:
 class AttributeAuthority:
     """Issues VOMS ACs signed with ``signer`` for the VOs of ``directory``."""
 
-    def __init__(self, directory: MemberDirectory, signer: Credential, *, host: str,
-                 port: int, max_lifetime_s: int = 24 * 3600,
-                 default_lifetime_s: int = DEFAULT_LIFETIME_S) -> None:
+    def __init__(
+        self,
+        directory: MemberDirectory,
+        signer: Credential,
+        *,
+        host: str,
+        port: int,
+        max_lifetime_s: int = 24 * 3600,
+        default_lifetime_s: int = DEFAULT_LIFETIME_S,
+    ) -> None:
         self.directory = directory
         self.signer = signer
         self.uri = f"{host}:{port}"
         self.max_lifetime_s = max_lifetime_s
         self.default_lifetime_s = min(default_lifetime_s, max_lifetime_s)
 
-    def issue(self, holder: x509.Certificate, vo: str, requested: Sequence[str] = (),
-              lifetime_s: int | None = None, order: Sequence[str] = ()) -> IssuedAc:
+    def issue(
+        self,
+        holder: x509.Certificate,
+        vo: str,
+        requested: Sequence[str] = (),
+        lifetime_s: int | None = None,
+        order: Sequence[str] = (),
+    ) -> IssuedAc:
         """An AC for the end-entity certificate ``holder`` or :class:`AcRequestRefused`."""
         if not self.directory.manages(vo):
             raise AcRequestRefused("BadRequest", f"this authority does not serve VO {vo!r}")
@@ -98,31 +111,43 @@ class AttributeAuthority:
         if member is None:
             raise AcRequestRefused("NoSuchUser", f"{dn} (CA {ca}) is not a member of VO {vo}")
         if member.suspended:
-            raise AcRequestRefused("SuspendedUser", f"{dn} is suspended from VO {vo}: "
-                                   f"{member.suspended_reason}")
+            raise AcRequestRefused(
+                "SuspendedUser", f"{dn} is suspended from VO {vo}: {member.suspended_reason}"
+            )
         fqans = _order(self._granted(member, vo, requested), vo, order)
         wanted = lifetime_s if lifetime_s and lifetime_s > 0 else self.default_lifetime_s
         seconds = min(wanted, self.max_lifetime_s)
         start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
         end = start + timedelta(minutes=5, seconds=seconds)
         serial = secrets.randbits(63) | 1
-        der = make_voms_ac(holder, self.signer, vo, [f.long for f in fqans], uri=self.uri,
-                           not_before=start, not_after=end, serial=serial)
-        return IssuedAc(der, vo, tuple(f.long for f in fqans), start, end, serial,
-                        shortened=wanted > seconds)
+        der = make_voms_ac(
+            holder,
+            self.signer,
+            vo,
+            [f.long for f in fqans],
+            uri=self.uri,
+            not_before=start,
+            not_after=end,
+            serial=serial,
+        )
+        return IssuedAc(
+            der, vo, tuple(f.long for f in fqans), start, end, serial, shortened=wanted > seconds
+        )
 
     def _granted(self, member: MemberView, vo: str, requested: Sequence[str]) -> list[Fqan]:
         root = Fqan(vo)
         if any(r.strip().lower() == "all" for r in requested):
             held = [Fqan.parse(_fqan_text(m)) for m in member.memberships]
-            return [root] + sorted((f for f in held if f != root),
-                                   key=lambda f: (f.group, f.role or ""))
+            return [root] + sorted(
+                (f for f in held if f != root), key=lambda f: (f.group, f.role or "")
+            )
         asked = [_parse(r, vo) for r in requested if r.strip()]
         missing = [str(f) for f in asked if not member.holds(f.group, f.role)]
         if missing:
-            raise AcRequestRefused("NoSuchAttribute",
-                                   f"not granted in VO {vo}: {', '.join(missing)} "
-                                   "(the member does not hold it)")
+            raise AcRequestRefused(
+                "NoSuchAttribute",
+                f"not granted in VO {vo}: {', '.join(missing)} (the member does not hold it)",
+            )
         out: list[Fqan] = []
         for f in [*asked, root]:
             if f not in out:

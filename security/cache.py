@@ -9,7 +9,7 @@ import threading
 from collections import OrderedDict
 from datetime import datetime
 
-from security.identity import Identity
+from gproc.security.identity import Identity
 
 CacheKey = tuple[bytes, int, int]
 

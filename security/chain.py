@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from cryptography import x509
 from OpenSSL import crypto
 
-from security.asn1 import (
+from gproc.security.asn1 import (
     OID_INDEPENDENT,
     OID_INHERIT_ALL,
     OID_LIMITED,
@@ -22,8 +22,8 @@ from security.asn1 import (
     OID_PROXY_CERT_INFO_OLD,
     parse_proxy_cert_info,
 )
-from security.cache import IdentityCache
-from security.errors import (
+from gproc.security.cache import IdentityCache
+from gproc.security.errors import (
     BannedCredential,
     CredentialError,
     MalformedCredential,
@@ -33,7 +33,7 @@ from security.errors import (
     ValidityError,
     VomsError,
 )
-from security.identity import (
+from gproc.security.identity import (
     AcInfo,
     AcRejection,
     Identity,
@@ -42,25 +42,38 @@ from security.identity import (
     normalise_grid_dn,
     rfc2253_dn,
 )
-from security.pem import split_chain
-from security.truststore import TrustSnapshot, TrustStore
-from security.voms import VomsTrust, extract_acs
+from gproc.security.pem import split_chain
+from gproc.security.truststore import TrustSnapshot, TrustStore
+from gproc.security.voms import VomsTrust, extract_acs
 
-_LANGUAGES = {OID_INHERIT_ALL: ProxyType.IMPERSONATION, OID_LIMITED: ProxyType.LIMITED,
-              OID_INDEPENDENT: ProxyType.INDEPENDENT}
-_PCI_OIDS = (x509.ObjectIdentifier(OID_PROXY_CERT_INFO),
-             x509.ObjectIdentifier(OID_PROXY_CERT_INFO_OLD))
+_LANGUAGES = {
+    OID_INHERIT_ALL: ProxyType.IMPERSONATION,
+    OID_LIMITED: ProxyType.LIMITED,
+    OID_INDEPENDENT: ProxyType.INDEPENDENT,
+}
+_PCI_OIDS = (
+    x509.ObjectIdentifier(OID_PROXY_CERT_INFO),
+    x509.ObjectIdentifier(OID_PROXY_CERT_INFO_OLD),
+)
 _F = crypto.X509StoreFlags
 # OpenSSL X509_V_ERR_* codes -> (reason, exception class)
 _OSSL_ERRORS: dict[int, tuple[Reason, type[CredentialError]]] = {
-    2: (Reason.UNKNOWN_CA, UntrustedCredential), 3: (Reason.CRL_MISSING, UntrustedCredential),
-    7: (Reason.BAD_SIGNATURE, UntrustedCredential), 9: (Reason.NOT_YET_VALID, ValidityError),
-    10: (Reason.EXPIRED, ValidityError), 11: (Reason.CRL_EXPIRED, UntrustedCredential),
-    12: (Reason.CRL_EXPIRED, UntrustedCredential), 8: (Reason.BAD_SIGNATURE, UntrustedCredential),
-    18: (Reason.UNKNOWN_CA, UntrustedCredential), 19: (Reason.UNKNOWN_CA, UntrustedCredential),
-    20: (Reason.UNKNOWN_CA, UntrustedCredential), 21: (Reason.UNKNOWN_CA, UntrustedCredential),
-    23: (Reason.REVOKED, UntrustedCredential), 24: (Reason.INVALID_CA, UntrustedCredential),
-    38: (Reason.PROXY_PATH_LENGTH, ProxyError), 40: (Reason.PROXY_NOT_ALLOWED, ProxyError),
+    2: (Reason.UNKNOWN_CA, UntrustedCredential),
+    3: (Reason.CRL_MISSING, UntrustedCredential),
+    7: (Reason.BAD_SIGNATURE, UntrustedCredential),
+    9: (Reason.NOT_YET_VALID, ValidityError),
+    10: (Reason.EXPIRED, ValidityError),
+    11: (Reason.CRL_EXPIRED, UntrustedCredential),
+    12: (Reason.CRL_EXPIRED, UntrustedCredential),
+    8: (Reason.BAD_SIGNATURE, UntrustedCredential),
+    18: (Reason.UNKNOWN_CA, UntrustedCredential),
+    19: (Reason.UNKNOWN_CA, UntrustedCredential),
+    20: (Reason.UNKNOWN_CA, UntrustedCredential),
+    21: (Reason.UNKNOWN_CA, UntrustedCredential),
+    23: (Reason.REVOKED, UntrustedCredential),
+    24: (Reason.INVALID_CA, UntrustedCredential),
+    38: (Reason.PROXY_PATH_LENGTH, ProxyError),
+    40: (Reason.PROXY_NOT_ALLOWED, ProxyError),
     69: (Reason.PROXY_SUBJECT, ProxyError),
 }
 
@@ -72,10 +85,17 @@ class Validator:
 
     One instance per service; it is thread-safe and caches validated identities."""
 
-    def __init__(self, truststore: TrustStore, voms: VomsTrust | None = None, *,
-                 max_chain_length: int = 10, banned_dns: Iterable[str] = (),
-                 cache: IdentityCache | None = None, require_crl: bool = True,
-                 strict_voms: bool = False) -> None:
+    def __init__(
+        self,
+        truststore: TrustStore,
+        voms: VomsTrust | None = None,
+        *,
+        max_chain_length: int = 10,
+        banned_dns: Iterable[str] = (),
+        cache: IdentityCache | None = None,
+        require_crl: bool = True,
+        strict_voms: bool = False,
+    ) -> None:
         self.truststore = truststore
         self.voms = voms
         self.max_chain_length = max_chain_length
@@ -84,8 +104,9 @@ class Validator:
         self.require_crl = require_crl
         self.strict_voms = strict_voms
 
-    def validate(self, chain: ChainInput, *, require_full_proxy: bool = False,
-                 now: datetime | None = None) -> Identity:
+    def validate(
+        self, chain: ChainInput, *, require_full_proxy: bool = False, now: datetime | None = None
+    ) -> Identity:
         """Validate `chain` (PEM/DER bytes, leaf first, or certificates) -> Identity.
 
         Raises a CredentialError subclass whose `.reason` says why it was refused.
@@ -98,8 +119,9 @@ class Validator:
         if ident is None:
             ident = self._validate_cold(ders, digest, snap, now)
             # an AC that becomes valid later must not stay rejected in the cache
-            if now is None and all(r.reason is not Reason.AC_NOT_YET_VALID
-                                   for r in ident.rejected_acs):
+            if now is None and all(
+                r.reason is not Reason.AC_NOT_YET_VALID for r in ident.rejected_acs
+            ):
                 self.cache.put(key, ident)
         self._check_policy(ident, require_full_proxy)
         return ident
@@ -108,15 +130,18 @@ class Validator:
         if ident.subject in self.banned or normalise_grid_dn(ident.subject_grid) in self.banned:
             raise BannedCredential(Reason.BANNED, f"identity {ident.subject_grid} is banned")
         if require_full_proxy and ident.limited:
-            raise ProxyError(Reason.LIMITED_PROXY,
-                             f"a limited proxy of {ident.subject_grid} cannot be used here: "
-                             "a full proxy is required")
+            raise ProxyError(
+                Reason.LIMITED_PROXY,
+                f"a limited proxy of {ident.subject_grid} cannot be used here: "
+                "a full proxy is required",
+            )
         if self.strict_voms and ident.rejected_acs:
             bad = ident.rejected_acs[0]
             raise VomsError(bad.reason, bad.message)
 
-    def _validate_cold(self, ders: list[bytes], digest: bytes, snap: TrustSnapshot,
-                       now: datetime | None) -> Identity:
+    def _validate_cold(
+        self, ders: list[bytes], digest: bytes, snap: TrustSnapshot, now: datetime | None
+    ) -> Identity:
         certs = _load_certs(ders)
         ordered = _order(certs)
         proxies, eec, rest = _split_proxies(ordered)
@@ -130,23 +155,39 @@ class Validator:
         if ac_source is not None and self.voms is not None:
             acs, more = self.voms.verify(extract_acs(ac_source), eec, snap, now)
             rejected.extend(more)
-        not_after = min([c.not_valid_after_utc for c in (*proxies, eec, *rest)]
-                        + [a.not_after for a in acs])
+        not_after = min(
+            [c.not_valid_after_utc for c in (*proxies, eec, *rest)] + [a.not_after for a in acs]
+        )
         return Identity(
-            subject=rfc2253_dn(eec.subject), subject_grid=grid_dn(eec.subject),
-            issuer=rfc2253_dn(ca.subject), issuer_grid=grid_dn(ca.subject),
-            proxy_type=_overall_type(kinds), proxy_depth=len(proxies), not_after=not_after,
-            fingerprint=digest.hex(), acs=tuple(acs), rejected_acs=tuple(rejected))
+            subject=rfc2253_dn(eec.subject),
+            subject_grid=grid_dn(eec.subject),
+            issuer=rfc2253_dn(ca.subject),
+            issuer_grid=grid_dn(ca.subject),
+            proxy_type=_overall_type(kinds),
+            proxy_depth=len(proxies),
+            not_after=not_after,
+            fingerprint=digest.hex(),
+            acs=tuple(acs),
+            rejected_acs=tuple(rejected),
+        )
 
-    def _openssl_verify(self, leaf: x509.Certificate, untrusted: list[x509.Certificate],
-                        eec: x509.Certificate, snap: TrustSnapshot,
-                        now: datetime | None) -> list[x509.Certificate]:
+    def _openssl_verify(
+        self,
+        leaf: x509.Certificate,
+        untrusted: list[x509.Certificate],
+        eec: x509.Certificate,
+        snap: TrustSnapshot,
+        now: datetime | None,
+    ) -> list[x509.Certificate]:
         flags = _F.ALLOW_PROXY_CERTS
         if self.require_crl or snap.has_crl_for(eec.issuer):
             flags |= _F.CRL_CHECK | _F.CRL_CHECK_ALL
         store = snap.make_store(flags, now)
-        ctx = crypto.X509StoreContext(store, crypto.X509.from_cryptography(leaf),
-                                      [crypto.X509.from_cryptography(c) for c in untrusted])
+        ctx = crypto.X509StoreContext(
+            store,
+            crypto.X509.from_cryptography(leaf),
+            [crypto.X509.from_cryptography(c) for c in untrusted],
+        )
         try:
             return [c.to_cryptography() for c in ctx.get_verified_chain()]
         except crypto.X509StoreContextError as exc:
@@ -168,8 +209,9 @@ def _load_certs(ders: list[bytes]) -> list[x509.Certificate]:
         try:
             certs.append(x509.load_der_x509_certificate(der))
         except ValueError as exc:
-            raise MalformedCredential(Reason.MALFORMED,
-                                      f"certificate #{i} is not valid DER: {exc}") from exc
+            raise MalformedCredential(
+                Reason.MALFORMED, f"certificate #{i} is not valid DER: {exc}"
+            ) from exc
     return certs
 
 
@@ -179,14 +221,16 @@ def _order(certs: list[x509.Certificate]) -> list[x509.Certificate]:
     issued = {c.issuer.public_bytes() for c in certs if c.issuer != c.subject}
     leaves = [c for c in certs if c.subject.public_bytes() not in issued]
     if len(leaves) != 1 or len(subjects) != len(certs):
-        raise UntrustedCredential(Reason.CHAIN_BROKEN,
-                                  "the certificates do not form a single chain")
+        raise UntrustedCredential(
+            Reason.CHAIN_BROKEN, "the certificates do not form a single chain"
+        )
     ordered = [leaves[0]]
     while (nxt := subjects.get(ordered[-1].issuer.public_bytes())) and nxt not in ordered:
         ordered.append(nxt)
     if len(ordered) != len(certs):
-        raise UntrustedCredential(Reason.CHAIN_BROKEN,
-                                  "some certificates are not part of the leaf's chain")
+        raise UntrustedCredential(
+            Reason.CHAIN_BROKEN, "some certificates are not part of the leaf's chain"
+        )
     return ordered
 
 
@@ -205,18 +249,21 @@ def proxy_language(cert: x509.Certificate) -> tuple[str, int | None, bool] | Non
     return None
 
 
-def _split_proxies(ordered: list[x509.Certificate]
-                   ) -> tuple[list[x509.Certificate], x509.Certificate, list[x509.Certificate]]:
+def _split_proxies(
+    ordered: list[x509.Certificate],
+) -> tuple[list[x509.Certificate], x509.Certificate, list[x509.Certificate]]:
     """(proxies leaf first, end-entity certificate, certificates above it)."""
     n = 0
     while n < len(ordered) and proxy_language(ordered[n]) is not None:
         n += 1
     if n == len(ordered):
-        raise ProxyError(Reason.MISSING_EEC,
-                         "the chain holds only proxies: the end-entity certificate is missing")
+        raise ProxyError(
+            Reason.MISSING_EEC,
+            "the chain holds only proxies: the end-entity certificate is missing",
+        )
     if any(proxy_language(c) for c in ordered[n:]):
         raise ProxyError(Reason.CHAIN_BROKEN, "a proxy appears above the end-entity certificate")
-    return ordered[:n], ordered[n], ordered[n + 1:]
+    return ordered[:n], ordered[n], ordered[n + 1 :]
 
 
 def _check_proxies(proxies: list[x509.Certificate], eec: x509.Certificate) -> list[ProxyType]:
@@ -230,12 +277,17 @@ def _check_proxies(proxies: list[x509.Certificate], eec: x509.Certificate) -> li
         _check_proxy_subject(proxy, parent)
         for above, limit in enumerate(limits):
             if limit is not None and depth - above > limit:
-                raise ProxyError(Reason.PROXY_PATH_LENGTH,
-                                 f"proxy {grid_dn(proxy.subject)} exceeds the proxy path "
-                                 f"length {limit} set by an issuing proxy")
+                raise ProxyError(
+                    Reason.PROXY_PATH_LENGTH,
+                    f"proxy {grid_dn(proxy.subject)} exceeds the proxy path "
+                    f"length {limit} set by an issuing proxy",
+                )
         if kinds and kinds[-1] is ProxyType.LIMITED and kind is not ProxyType.LIMITED:
-            raise ProxyError(Reason.PROXY_POLICY, f"limited proxy {grid_dn(parent.subject)} "
-                             f"issued a non-limited proxy {grid_dn(proxy.subject)}")
+            raise ProxyError(
+                Reason.PROXY_POLICY,
+                f"limited proxy {grid_dn(parent.subject)} "
+                f"issued a non-limited proxy {grid_dn(proxy.subject)}",
+            )
         kinds.append(kind)
         limits.append(plen)
         parent = proxy
@@ -244,11 +296,14 @@ def _check_proxies(proxies: list[x509.Certificate], eec: x509.Certificate) -> li
 
 def _proxy_kind(proxy: x509.Certificate, lang: str, critical: bool) -> ProxyType:
     if not critical:
-        raise ProxyError(Reason.PROXY_POLICY,
-                         f"ProxyCertInfo of {grid_dn(proxy.subject)} is not marked critical")
+        raise ProxyError(
+            Reason.PROXY_POLICY, f"ProxyCertInfo of {grid_dn(proxy.subject)} is not marked critical"
+        )
     if lang not in _LANGUAGES:
-        raise ProxyError(Reason.PROXY_POLICY,
-                         f"proxy {grid_dn(proxy.subject)} uses unsupported policy language {lang}")
+        raise ProxyError(
+            Reason.PROXY_POLICY,
+            f"proxy {grid_dn(proxy.subject)} uses unsupported policy language {lang}",
+        )
     try:
         if proxy.extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
             raise ProxyError(Reason.PROXY_POLICY, f"proxy {grid_dn(proxy.subject)} claims CA=true")
@@ -259,15 +314,24 @@ def _proxy_kind(proxy: x509.Certificate, lang: str, critical: bool) -> ProxyType
 
 def _check_proxy_subject(proxy: x509.Certificate, parent: x509.Certificate) -> None:
     if proxy.issuer != parent.subject:
-        raise UntrustedCredential(Reason.CHAIN_BROKEN, f"proxy {grid_dn(proxy.subject)} names "
-                                  f"issuer {grid_dn(proxy.issuer)}, not {grid_dn(parent.subject)}")
+        raise UntrustedCredential(
+            Reason.CHAIN_BROKEN,
+            f"proxy {grid_dn(proxy.subject)} names "
+            f"issuer {grid_dn(proxy.issuer)}, not {grid_dn(parent.subject)}",
+        )
     rdns, prdns = list(proxy.subject.rdns), list(parent.subject.rdns)
     last = rdns[-1] if rdns else None
-    if (rdns[:-1] != prdns or last is None or len(last) != 1
-            or next(iter(last)).oid != x509.NameOID.COMMON_NAME):
-        raise ProxyError(Reason.PROXY_SUBJECT,
-                         f"proxy subject {grid_dn(proxy.subject)} is not its issuer's subject "
-                         f"{grid_dn(parent.subject)} plus one CN")
+    if (
+        rdns[:-1] != prdns
+        or last is None
+        or len(last) != 1
+        or next(iter(last)).oid != x509.NameOID.COMMON_NAME
+    ):
+        raise ProxyError(
+            Reason.PROXY_SUBJECT,
+            f"proxy subject {grid_dn(proxy.subject)} is not its issuer's subject "
+            f"{grid_dn(parent.subject)} plus one CN",
+        )
 
 
 def _overall_type(kinds: list[ProxyType]) -> ProxyType:
@@ -284,9 +348,11 @@ def _check_namespaces(verified: list[x509.Certificate], snap: TrustSnapshot) -> 
     non_proxy = [c for c in verified if proxy_language(c) is None]
     for cert, issuer in zip(non_proxy, non_proxy[1:], strict=False):
         if not snap.namespace_permits(grid_dn(issuer.subject), grid_dn(cert.subject)):
-            raise UntrustedCredential(Reason.NAMESPACE_VIOLATION,
-                                      f"CA {grid_dn(issuer.subject)} may not sign "
-                                      f"{grid_dn(cert.subject)} (signing policy)")
+            raise UntrustedCredential(
+                Reason.NAMESPACE_VIOLATION,
+                f"CA {grid_dn(issuer.subject)} may not sign "
+                f"{grid_dn(cert.subject)} (signing policy)",
+            )
     return non_proxy[1] if len(non_proxy) > 1 else non_proxy[0]
 
 
@@ -299,12 +365,23 @@ def _map_openssl_error(exc: crypto.X509StoreContextError) -> CredentialError:
     return cls(reason, f"{text} (certificate {who}, depth {depth})")
 
 
-def validate_chain(chain: ChainInput, truststore: TrustStore,
-                   vomsdir: VomsTrust | str | None = None, *, require_full_proxy: bool = False,
-                   now: datetime | None = None, banned_dns: Iterable[str] = (),
-                   max_chain_length: int = 10) -> Identity:
+def validate_chain(
+    chain: ChainInput,
+    truststore: TrustStore,
+    vomsdir: VomsTrust | str | None = None,
+    *,
+    require_full_proxy: bool = False,
+    now: datetime | None = None,
+    banned_dns: Iterable[str] = (),
+    max_chain_length: int = 10,
+) -> Identity:
     """One-shot validation (no cache); services should keep a Validator instead."""
     voms = VomsTrust(vomsdir) if isinstance(vomsdir, str) else vomsdir
-    v = Validator(truststore, voms, max_chain_length=max_chain_length, banned_dns=banned_dns,
-                  cache=IdentityCache(0))
+    v = Validator(
+        truststore,
+        voms,
+        max_chain_length=max_chain_length,
+        banned_dns=banned_dns,
+        cache=IdentityCache(0),
+    )
     return v.validate(chain, require_full_proxy=require_full_proxy, now=now)

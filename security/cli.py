@@ -10,9 +10,9 @@ import click
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from security import pki as tools
-from security.chain import proxy_language
-from security.identity import ProxyType
+from gproc.security import pki as tools
+from gproc.security.chain import proxy_language
+from gproc.security.identity import ProxyType
 
 _CA_FILES = ("cacert.pem", "cakey.pem", "crl.pem", "revoked.txt")
 
@@ -76,8 +76,13 @@ def _write_crl(workdir: Path, ca: tools.Credential) -> None:
 @pki_group.command("cadir")
 @click.argument("workdir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--hashes", "hash_style", type=click.Choice(["both", "new", "old"]),
-              default="both", show_default=True)
+@click.option(
+    "--hashes",
+    "hash_style",
+    type=click.Choice(["both", "new", "old"]),
+    default="both",
+    show_default=True,
+)
 def cadir_cmd(workdir: Path, out: Path, hash_style: str) -> None:
     """Write the grid CA directory OUT (<hash>.0, .r0, .signing_policy) for WORKDIR's CA."""
     crl = x509.load_pem_x509_crl((workdir / "crl.pem").read_bytes())
@@ -86,10 +91,12 @@ def cadir_cmd(workdir: Path, out: Path, hash_style: str) -> None:
 
 
 def _issue_options(fn):  # type: ignore[no-untyped-def]
-    fn = click.option("--out-key", type=click.Path(dir_okay=False, path_type=Path),
-                      required=True)(fn)
-    fn = click.option("--out-cert", type=click.Path(dir_okay=False, path_type=Path),
-                      required=True)(fn)
+    fn = click.option("--out-key", type=click.Path(dir_okay=False, path_type=Path), required=True)(
+        fn
+    )
+    fn = click.option("--out-cert", type=click.Path(dir_okay=False, path_type=Path), required=True)(
+        fn
+    )
     fn = click.option("--days", type=click.IntRange(1, 36500), default=365, show_default=True)(fn)
     return fn
 
@@ -97,11 +104,13 @@ def _issue_options(fn):  # type: ignore[no-untyped-def]
 @pki_group.command("host")
 @click.argument("workdir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.argument("hostname")
-@click.option("--san", multiple=True, help="subject alternative names (default vm, localhost, "
-              "127.0.0.1)")
+@click.option(
+    "--san", multiple=True, help="subject alternative names (default vm, localhost, 127.0.0.1)"
+)
 @_issue_options
-def host_cmd(workdir: Path, hostname: str, san: tuple[str, ...], days: int, out_cert: Path,
-             out_key: Path) -> None:
+def host_cmd(
+    workdir: Path, hostname: str, san: tuple[str, ...], days: int, out_cert: Path, out_key: Path
+) -> None:
     """Issue a host/service certificate for HOSTNAME."""
     sans = san or ("vm", "localhost", "127.0.0.1")
     cred = tools.make_host_cert(_load_ca(workdir), hostname, sans=sans, days=days)
@@ -121,13 +130,25 @@ def user_cmd(workdir: Path, cn: str, days: int, out_cert: Path, out_key: Path) -
 
 
 @pki_group.command("proxy")
-@click.option("--cert", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              required=True, help="issuer certificate, or a proxy file")
-@click.option("--key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="issuer key (omit when --cert is a proxy file)")
+@click.option(
+    "--cert",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="issuer certificate, or a proxy file",
+)
+@click.option(
+    "--key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="issuer key (omit when --cert is a proxy file)",
+)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
-@click.option("--type", "kind", type=click.Choice(["impersonation", "limited", "independent"]),
-              default="impersonation", show_default=True)
+@click.option(
+    "--type",
+    "kind",
+    type=click.Choice(["impersonation", "limited", "independent"]),
+    default="impersonation",
+    show_default=True,
+)
 @click.option("--path-length", type=click.IntRange(0, 100), default=None)
 @click.option("--hours", type=click.FloatRange(0.01, 24 * 365), default=12, show_default=True)
 @click.option("--voms-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -135,9 +156,19 @@ def user_cmd(workdir: Path, cn: str, days: int, out_cert: Path, out_key: Path) -
 @click.option("--vo", default=None, help="VO of the embedded AC (needs --voms-cert/--voms-key)")
 @click.option("--fqan", multiple=True, help="FQAN for the AC, in order")
 @click.option("--uri", default="vm:15000", show_default=True, help="VOMS server host:port")
-def proxy_cmd(cert: Path, key: Path | None, out: Path, kind: str, path_length: int | None,
-              hours: float, voms_cert: Path | None, voms_key: Path | None, vo: str | None,
-              fqan: tuple[str, ...], uri: str) -> None:
+def proxy_cmd(
+    cert: Path,
+    key: Path | None,
+    out: Path,
+    kind: str,
+    path_length: int | None,
+    hours: float,
+    voms_cert: Path | None,
+    voms_key: Path | None,
+    vo: str | None,
+    fqan: tuple[str, ...],
+    uri: str,
+) -> None:
     """Make an RFC 3820 proxy, optionally with a VOMS AC signed by a VOMS host cert."""
     issuer = tools.load_credential(cert, key)
     acs = []
@@ -146,10 +177,12 @@ def proxy_cmd(cert: Path, key: Path | None, out: Path, kind: str, path_length: i
             raise click.UsageError("--vo needs --voms-cert and --voms-key")
         eec = next((c for c in (issuer.cert, *issuer.chain) if not _is_proxy(c)), issuer.cert)
         signer = tools.load_credential(voms_cert, voms_key)
-        acs.append(tools.make_voms_ac(eec, signer, vo, list(fqan) or [f"/{vo}"], uri=uri,
-                                    hours=hours))
-    proxy = tools.make_proxy(issuer, kind=ProxyType(kind), path_length=path_length, hours=hours,
-                           acs=acs)
+        acs.append(
+            tools.make_voms_ac(eec, signer, vo, list(fqan) or [f"/{vo}"], uri=uri, hours=hours)
+        )
+    proxy = tools.make_proxy(
+        issuer, kind=ProxyType(kind), path_length=path_length, hours=hours, acs=acs
+    )
     proxy.write_proxy(out)
     click.echo(f"{proxy.dn} -> {out}")
 
@@ -161,8 +194,9 @@ def _is_proxy(cert: x509.Certificate) -> bool:
 @pki_group.command("vomsdir")
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--vo", required=True)
-@click.option("--voms-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              required=True)
+@click.option(
+    "--voms-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True
+)
 @click.option("--host", default="vm", show_default=True, help="LSC file name (server host)")
 def vomsdir_cmd(out: Path, vo: str, voms_cert: Path, host: str) -> None:
     """Write OUT/<vo>/<host>.lsc trusting the VOMS server certificate."""

@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives.asymmetric.types import (
 )
 from cryptography.x509.oid import NameOID
 
-from security.asn1 import (
+from gproc.security.asn1 import (
     OID_INHERIT_ALL,
     OID_LIMITED,
     OID_PROXY_CERT_INFO,
@@ -43,9 +43,9 @@ from security.asn1 import (
     parse_proxy_cert_info,
     proxy_cert_info_der,
 )
-from security.errors import CredentialError, SecurityError, ValidityError
-from security.identity import Identity, normalise_grid_dn, same_dn
-from security.wsgi_auth import Validator, validate_with
+from gproc.security.errors import CredentialError, SecurityError, ValidityError
+from gproc.security.identity import Identity, normalise_grid_dn, same_dn
+from gproc.security.wsgi_auth import Validator, validate_with
 
 DELEGATION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 _PEM = serialization.Encoding.PEM
@@ -87,8 +87,14 @@ class DelegationInfo:
 class DelegationStore:
     """Server side of delegation; thread-safe, state kept only in files."""
 
-    def __init__(self, root: str | Path, validator: Validator, *, key_bits: int = 2048,
-                 request_ttl: timedelta = timedelta(hours=1)) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        validator: Validator,
+        *,
+        key_bits: int = 2048,
+        request_ttl: timedelta = timedelta(hours=1),
+    ) -> None:
         self.root = Path(root)
         self.validator = validator
         self.key_bits = key_bits
@@ -105,26 +111,35 @@ class DelegationStore:
         in use until the new one arrives."""
         base = self._base(identity.subject_grid, delegation_id)
         key = rsa.generate_private_key(public_exponent=65537, key_size=self.key_bits)
-        csr = (x509.CertificateSigningRequestBuilder()
-               .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "proxy")]))
-               .sign(key, hashes.SHA256()))
+        csr = (
+            x509.CertificateSigningRequestBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "proxy")]))
+            .sign(key, hashes.SHA256())
+        )
         _write_atomic(base.with_suffix(".req"), _key_pem(key))
         return csr.public_bytes(_PEM)
 
-    def put_proxy(self, identity: Identity, delegation_id: str,
-                  chain_pem: bytes | str) -> DelegationInfo:
+    def put_proxy(
+        self, identity: Identity, delegation_id: str, chain_pem: bytes | str
+    ) -> DelegationInfo:
         """Check and store the signed chain for a pending request of this caller."""
         base = self._base(identity.subject_grid, delegation_id)
         chain = _load_chain(chain_pem)
         with self._lock:
             key = self._pending_key(base)
             if _spki(chain[0].public_key()) != _spki(key.public_key()):
-                raise DelegationError(DelegationReason.KEY_MISMATCH,
-                                      "the certificate is not for the key of this request")
+                raise DelegationError(
+                    DelegationReason.KEY_MISMATCH,
+                    "the certificate is not for the key of this request",
+                )
             self._check_chain(identity, chain)
             proxy = _cert_pem(chain[0]) + _key_pem(key) + b"".join(_cert_pem(c) for c in chain[1:])
-            info = DelegationInfo(delegation_id, identity.subject_grid,
-                                  chain[0].not_valid_after_utc, base.with_suffix(".pem"))
+            info = DelegationInfo(
+                delegation_id,
+                identity.subject_grid,
+                chain[0].not_valid_after_utc,
+                base.with_suffix(".pem"),
+            )
             _write_atomic(info.path, proxy)
             _write_atomic(base.with_suffix(".json"), _meta(info))
             base.with_suffix(".req").unlink(missing_ok=True)
@@ -141,13 +156,20 @@ class DelegationStore:
         try:
             meta = json.loads(base.with_suffix(".json").read_text())
         except FileNotFoundError:
-            raise DelegationError(DelegationReason.UNKNOWN_ID,
-                                  f"no delegated proxy {delegation_id!r}") from None
-        info = DelegationInfo(meta["id"], meta["dn"], datetime.fromisoformat(meta["not_after"]),
-                              base.with_suffix(".pem"))
+            raise DelegationError(
+                DelegationReason.UNKNOWN_ID, f"no delegated proxy {delegation_id!r}"
+            ) from None
+        info = DelegationInfo(
+            meta["id"],
+            meta["dn"],
+            datetime.fromisoformat(meta["not_after"]),
+            base.with_suffix(".pem"),
+        )
         if info.not_after <= datetime.now(UTC):
-            raise DelegationError(DelegationReason.EXPIRED,
-                                  f"delegated proxy {delegation_id!r} expired {info.not_after}")
+            raise DelegationError(
+                DelegationReason.EXPIRED,
+                f"delegated proxy {delegation_id!r} expired {info.not_after}",
+            )
         return info
 
     def list_for(self, who: Identity | str) -> list[DelegationInfo]:
@@ -158,8 +180,9 @@ class DelegationStore:
             meta = json.loads(meta_path.read_text())
             not_after = datetime.fromisoformat(meta["not_after"])
             if same_dn(meta["dn"], dn) and not_after > now:
-                out.append(DelegationInfo(meta["id"], meta["dn"], not_after,
-                                          meta_path.with_suffix(".pem")))
+                out.append(
+                    DelegationInfo(meta["id"], meta["dn"], not_after, meta_path.with_suffix(".pem"))
+                )
         return sorted(out, key=lambda i: i.delegation_id)
 
     def destroy(self, who: Identity | str, delegation_id: str) -> bool:
@@ -194,8 +217,9 @@ class DelegationStore:
     # -- helpers ------------------------------------------------------------------------
     def _base(self, dn: str, delegation_id: str) -> Path:
         if not isinstance(delegation_id, str) or not DELEGATION_ID.match(delegation_id):
-            raise DelegationError(DelegationReason.BAD_ID,
-                                  f"delegation id must match {DELEGATION_ID.pattern}")
+            raise DelegationError(
+                DelegationReason.BAD_ID, f"delegation id must match {DELEGATION_ID.pattern}"
+            )
         canon = "/".join(f"{k}={v}" for k, v in normalise_grid_dn(dn))
         digest = hashlib.sha256(f"{canon}\0{delegation_id}".encode()).hexdigest()
         return self.root / digest
@@ -205,12 +229,15 @@ class DelegationStore:
         try:
             data, mtime = req.read_bytes(), req.stat().st_mtime
         except FileNotFoundError:
-            raise DelegationError(DelegationReason.UNKNOWN_ID,
-                                  "no pending request for this delegation id") from None
+            raise DelegationError(
+                DelegationReason.UNKNOWN_ID, "no pending request for this delegation id"
+            ) from None
         if datetime.now(UTC) - datetime.fromtimestamp(mtime, UTC) > self.request_ttl:
             req.unlink(missing_ok=True)
-            raise DelegationError(DelegationReason.REQUEST_EXPIRED,
-                                  "the certificate request expired; ask for a new one")
+            raise DelegationError(
+                DelegationReason.REQUEST_EXPIRED,
+                "the certificate request expired; ask for a new one",
+            )
         key = serialization.load_pem_private_key(data, password=None)
         assert isinstance(key, rsa.RSAPrivateKey)
         return key
@@ -218,8 +245,10 @@ class DelegationStore:
     def _check_chain(self, identity: Identity, chain: Sequence[x509.Certificate]) -> None:
         now = datetime.now(UTC)
         if chain[0].not_valid_after_utc <= now:
-            raise DelegationError(DelegationReason.EXPIRED,
-                                  f"the delegated proxy expired {chain[0].not_valid_after_utc}")
+            raise DelegationError(
+                DelegationReason.EXPIRED,
+                f"the delegated proxy expired {chain[0].not_valid_after_utc}",
+            )
         try:
             delegated = validate_with(self.validator, chain)
         except ValidityError as exc:
@@ -227,19 +256,27 @@ class DelegationStore:
         except CredentialError as exc:
             raise DelegationError(DelegationReason.INVALID, str(exc)) from None
         if delegated.proxy_depth < 1:
-            raise DelegationError(DelegationReason.INVALID, "the delegated credential is "
-                                  "not a proxy")
-        if not (same_dn(delegated.subject_grid, identity.subject_grid)
-                and same_dn(delegated.issuer_grid, identity.issuer_grid)):
-            raise DelegationError(DelegationReason.DN_MISMATCH,
-                                  f"proxy of {delegated.subject_grid} offered by "
-                                  f"{identity.subject_grid}")
+            raise DelegationError(
+                DelegationReason.INVALID, "the delegated credential is not a proxy"
+            )
+        if not (
+            same_dn(delegated.subject_grid, identity.subject_grid)
+            and same_dn(delegated.issuer_grid, identity.issuer_grid)
+        ):
+            raise DelegationError(
+                DelegationReason.DN_MISMATCH,
+                f"proxy of {delegated.subject_grid} offered by {identity.subject_grid}",
+            )
 
 
 # -- client side ------------------------------------------------------------------------
-def sign_request(csr_pem: bytes | str, proxy_pem: bytes | str,
-                 lifetime: timedelta = timedelta(hours=12), *,
-                 start: datetime | None = None) -> bytes:
+def sign_request(
+    csr_pem: bytes | str,
+    proxy_pem: bytes | str,
+    lifetime: timedelta = timedelta(hours=12),
+    *,
+    start: datetime | None = None,
+) -> bytes:
     """Sign a delegation request with the caller's proxy (cert, key, chain PEM).
 
     Makes an RFC 3820 proxy of that proxy: limited stays limited, VOMS ACs are carried
@@ -252,24 +289,37 @@ def sign_request(csr_pem: bytes | str, proxy_pem: bytes | str,
     signer = certs[0]
     language = _child_policy(signer)
     begin = max(start or datetime.now(UTC) - _CLOCK_SKEW, signer.not_valid_before_utc)
-    end = min(begin + lifetime + (_CLOCK_SKEW if start is None else timedelta()),
-              signer.not_valid_after_utc)
+    end = min(
+        begin + lifetime + (_CLOCK_SKEW if start is None else timedelta()),
+        signer.not_valid_after_utc,
+    )
     serial = x509.random_serial_number()
     cn = x509.RelativeDistinguishedName(
-        [x509.NameAttribute(NameOID.COMMON_NAME, str(serial & 0x7FFFFFFF))])
-    builder = (x509.CertificateBuilder()
-               .subject_name(x509.Name([*signer.subject.rdns, cn]))
-               .issuer_name(signer.subject).public_key(csr.public_key())
-               .serial_number(serial).not_valid_before(begin).not_valid_after(end)
-               .add_extension(x509.KeyUsage(True, False, True, True, False, False, False,
-                                            False, False), critical=True)
-               .add_extension(x509.UnrecognizedExtension(
-                   x509.ObjectIdentifier(OID_PROXY_CERT_INFO), proxy_cert_info_der(language)),
-                   critical=True))
+        [x509.NameAttribute(NameOID.COMMON_NAME, str(serial & 0x7FFFFFFF))]
+    )
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([*signer.subject.rdns, cn]))
+        .issuer_name(signer.subject)
+        .public_key(csr.public_key())
+        .serial_number(serial)
+        .not_valid_before(begin)
+        .not_valid_after(end)
+        .add_extension(
+            x509.KeyUsage(True, False, True, True, False, False, False, False, False), critical=True
+        )
+        .add_extension(
+            x509.UnrecognizedExtension(
+                x509.ObjectIdentifier(OID_PROXY_CERT_INFO), proxy_cert_info_der(language)
+            ),
+            critical=True,
+        )
+    )
     acs = _extension(signer, OID_VOMS_ACSEQ)
     if acs is not None:
-        builder = builder.add_extension(x509.UnrecognizedExtension(
-            x509.ObjectIdentifier(OID_VOMS_ACSEQ), acs), critical=False)
+        builder = builder.add_extension(
+            x509.UnrecognizedExtension(x509.ObjectIdentifier(OID_VOMS_ACSEQ), acs), critical=False
+        )
     cert = builder.sign(key, hashes.SHA256())  # type: ignore[arg-type]
     return _cert_pem(cert) + b"".join(_cert_pem(c) for c in certs)
 
@@ -302,8 +352,9 @@ def _extension(cert: x509.Certificate, oid: str) -> bytes | None:
 
 def _load_credential(pem: bytes) -> tuple[list[x509.Certificate], rsa.RSAPrivateKey]:
     certs = x509.load_pem_x509_certificates(pem)
-    marker = re.search(rb"-----BEGIN (RSA )?PRIVATE KEY-----.*?-----END (RSA )?PRIVATE KEY-----",
-                       pem, re.S)
+    marker = re.search(
+        rb"-----BEGIN (RSA )?PRIVATE KEY-----.*?-----END (RSA )?PRIVATE KEY-----", pem, re.S
+    )
     if marker is None:
         raise ValueError("the proxy file holds no unencrypted private key")
     key = serialization.load_pem_private_key(marker.group(0), password=None)
@@ -323,14 +374,16 @@ def _load_chain(pem: bytes | str) -> list[x509.Certificate]:
     except ValueError as exc:
         raise DelegationError(DelegationReason.MALFORMED, str(exc)) from None
     if len(certs) < 2:
-        raise DelegationError(DelegationReason.MALFORMED,
-                              "send the new proxy followed by its signing chain")
+        raise DelegationError(
+            DelegationReason.MALFORMED, "send the new proxy followed by its signing chain"
+        )
     return certs
 
 
 def _meta(info: DelegationInfo) -> bytes:
-    return json.dumps({"id": info.delegation_id, "dn": info.dn,
-                       "not_after": info.not_after.isoformat()}).encode()
+    return json.dumps(
+        {"id": info.delegation_id, "dn": info.dn, "not_after": info.not_after.isoformat()}
+    ).encode()
 
 
 def _spki(public_key: PublicKeyTypes | CertificatePublicKeyTypes) -> bytes:
@@ -342,8 +395,9 @@ def _cert_pem(cert: x509.Certificate) -> bytes:
 
 
 def _key_pem(key: rsa.RSAPrivateKey) -> bytes:
-    return key.private_bytes(_PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                             serialization.NoEncryption())
+    return key.private_bytes(
+        _PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+    )
 
 
 def _bytes(data: bytes | str) -> bytes:

@@ -13,7 +13,7 @@ from enum import StrEnum
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from security.errors import Reason
+from gproc.security.errors import Reason
 
 _SHORT_NAMES = {
     NameOID.COUNTRY_NAME: "C",

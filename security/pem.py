@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from security.errors import MalformedCredential, Reason, UntrustedCredential
+from gproc.security.errors import MalformedCredential, Reason, UntrustedCredential
 
 _PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]*?)-----END CERTIFICATE-----")
 _BEGIN_CERT = b"-----BEGIN CERTIFICATE-----"
@@ -30,17 +30,17 @@ def split_chain(chain: bytes | str | Sequence[x509.Certificate], max_length: int
     if not ders:
         raise MalformedCredential(Reason.EMPTY_CHAIN, "no certificate found in the credential")
     if len(ders) > max_length:
-        raise UntrustedCredential(Reason.CHAIN_TOO_LONG,
-                                  f"chain of {len(ders)} certificates exceeds the limit "
-                                  f"of {max_length}")
+        raise UntrustedCredential(
+            Reason.CHAIN_TOO_LONG,
+            f"chain of {len(ders)} certificates exceeds the limit of {max_length}",
+        )
     return ders
 
 
 def _split_pem(data: bytes) -> list[bytes]:
     blocks = _PEM_CERT.findall(data)
     if len(blocks) != data.count(_BEGIN_CERT):
-        raise MalformedCredential(Reason.MALFORMED,
-                                  "truncated or corrupt PEM certificate block")
+        raise MalformedCredential(Reason.MALFORMED, "truncated or corrupt PEM certificate block")
     try:
         return [binascii.a2b_base64(b"".join(b.split())) for b in blocks]
     except binascii.Error as exc:
@@ -54,9 +54,11 @@ def _split_der(data: bytes) -> list[bytes]:
     while pos < len(data):
         end = pos + _der_length(data, pos)
         if end > len(data):
-            raise MalformedCredential(Reason.MALFORMED,
-                                      f"truncated DER: certificate #{len(out)} needs "
-                                      f"{end - pos} bytes, {len(data) - pos} left")
+            raise MalformedCredential(
+                Reason.MALFORMED,
+                f"truncated DER: certificate #{len(out)} needs "
+                f"{end - pos} bytes, {len(data) - pos} left",
+            )
         out.append(data[pos:end])
         pos = end
     return out
@@ -72,4 +74,4 @@ def _der_length(data: bytes, pos: int) -> int:
     n = first & 0x7F
     if n == 0 or n > 4 or pos + 2 + n > len(data):
         raise MalformedCredential(Reason.MALFORMED, "bad DER length")
-    return 2 + n + int.from_bytes(data[pos + 2:pos + 2 + n], "big")
+    return 2 + n + int.from_bytes(data[pos + 2 : pos + 2 + n], "big")

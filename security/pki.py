@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from OpenSSL import crypto
 
-from security.asn1 import (
+from gproc.security.asn1 import (
     OID_INDEPENDENT,
     OID_INHERIT_ALL,
     OID_LIMITED,
@@ -33,13 +33,24 @@ from security.asn1 import (
     VomsAcSequence,
     proxy_cert_info_der,
 )
-from security.identity import ProxyType, grid_dn
-from security.pki_ac import make_voms_ac
+from gproc.security.identity import ProxyType, grid_dn
+from gproc.security.pki_ac import make_voms_ac
 
 __all__ = [
-    "Credential", "TestPKI", "make_ca", "make_crl", "issue_cert", "make_host_cert",
-    "make_user_cert", "make_proxy", "make_voms_ac", "write_ca_dir", "write_vomsdir",
-    "subject_hash", "make_test_pki", "name",
+    "Credential",
+    "TestPKI",
+    "make_ca",
+    "make_crl",
+    "issue_cert",
+    "make_host_cert",
+    "make_user_cert",
+    "make_proxy",
+    "make_voms_ac",
+    "write_ca_dir",
+    "write_vomsdir",
+    "subject_hash",
+    "make_test_pki",
+    "name",
 ]
 
 KEY_SIZE = 2048
@@ -61,9 +72,15 @@ def new_key(bits: int = KEY_SIZE) -> rsa.RSAPrivateKey:
 
 def name(*rdns: tuple[str, str]) -> x509.Name:
     """x509.Name from (short key, value) pairs in slash order, e.g. ("C","XX")."""
-    oids = {"C": NameOID.COUNTRY_NAME, "O": NameOID.ORGANIZATION_NAME, "CN": NameOID.COMMON_NAME,
-            "OU": NameOID.ORGANIZATIONAL_UNIT_NAME, "DC": NameOID.DOMAIN_COMPONENT,
-            "L": NameOID.LOCALITY_NAME, "ST": NameOID.STATE_OR_PROVINCE_NAME}
+    oids = {
+        "C": NameOID.COUNTRY_NAME,
+        "O": NameOID.ORGANIZATION_NAME,
+        "CN": NameOID.COMMON_NAME,
+        "OU": NameOID.ORGANIZATIONAL_UNIT_NAME,
+        "DC": NameOID.DOMAIN_COMPONENT,
+        "L": NameOID.LOCALITY_NAME,
+        "ST": NameOID.STATE_OR_PROVINCE_NAME,
+    }
     return x509.Name([x509.NameAttribute(oids[k], v) for k, v in rdns])
 
 
@@ -86,18 +103,25 @@ class Credential:
 
     def key_pem(self) -> bytes:
         """Unencrypted traditional (PKCS#1) PEM of the key, as grid tools write it."""
-        return self.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat
-                                      .TraditionalOpenSSL, serialization.NoEncryption())
+        return self.key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
 
     def chain_pem(self) -> bytes:
         """PEM of the certificate followed by its chain (leaf first)."""
         return self.cert_pem() + b"".join(
-            c.public_bytes(serialization.Encoding.PEM) for c in self.chain)
+            c.public_bytes(serialization.Encoding.PEM) for c in self.chain
+        )
 
     def proxy_pem(self) -> bytes:
         """Globus proxy file layout: certificate, key, then the chain."""
-        return self.cert_pem() + self.key_pem() + b"".join(
-            c.public_bytes(serialization.Encoding.PEM) for c in self.chain)
+        return (
+            self.cert_pem()
+            + self.key_pem()
+            + b"".join(c.public_bytes(serialization.Encoding.PEM) for c in self.chain)
+        )
 
     def write(self, cert_path: Path, key_path: Path) -> None:
         """Write cert (0644) and key (0400, as grid tools demand)."""
@@ -120,70 +144,114 @@ def _write_private(path: Path, data: bytes, mode: int) -> None:
     path.chmod(mode)
 
 
-def _window(not_before: datetime | None, not_after: datetime | None,
-            lifetime: timedelta) -> tuple[datetime, datetime]:
+def _window(
+    not_before: datetime | None, not_after: datetime | None, lifetime: timedelta
+) -> tuple[datetime, datetime]:
     start = not_before or (_now() - timedelta(minutes=5))
     return start, not_after or (start + lifetime)
 
 
-def make_ca(cn: str = "gproc Test CA", org: str = "gproc-test", *, days: int = 3650,
-            issuer: Credential | None = None, key: rsa.RSAPrivateKey | None = None,
-            not_before: datetime | None = None, not_after: datetime | None = None) -> Credential:
+def make_ca(
+    cn: str = "gproc Test CA",
+    org: str = "gproc-test",
+    *,
+    days: int = 3650,
+    issuer: Credential | None = None,
+    key: rsa.RSAPrivateKey | None = None,
+    not_before: datetime | None = None,
+    not_after: datetime | None = None,
+) -> Credential:
     """A root CA (or an intermediate CA when `issuer` is given)."""
     key = key or new_key()
     subject = name(("C", "XX"), ("O", org), ("CN", cn))
     start, end = _window(not_before, not_after, timedelta(days=days))
     signer_key = issuer.key if issuer else key
     ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
-    b = (x509.CertificateBuilder().subject_name(subject)
-         .issuer_name(issuer.cert.subject if issuer else subject)
-         .public_key(key.public_key()).serial_number(x509.random_serial_number())
-         .not_valid_before(start).not_valid_after(end)
-         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-         .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False),
-                        critical=True)
-         .add_extension(ski, critical=False))
+    b = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer.cert.subject if issuer else subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(end)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+            critical=True,
+        )
+        .add_extension(ski, critical=False)
+    )
     if issuer:
-        b = b.add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-            issuer.key.public_key()), critical=False)
+        b = b.add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()),
+            critical=False,
+        )
     chain = (issuer.cert, *issuer.chain) if issuer else ()
     return Credential(b.sign(signer_key, hashes.SHA256()), key, chain)
 
 
-def make_crl(ca: Credential, revoked: Iterable[int] = (), *, days: int = 30,
-             last_update: datetime | None = None) -> x509.CertificateRevocationList:
+def make_crl(
+    ca: Credential,
+    revoked: Iterable[int] = (),
+    *,
+    days: int = 30,
+    last_update: datetime | None = None,
+) -> x509.CertificateRevocationList:
     """A CRL of `ca` revoking the given serial numbers."""
     start = last_update or (_now() - timedelta(minutes=5))
-    b = (x509.CertificateRevocationListBuilder().issuer_name(ca.cert.subject)
-         .last_update(start).next_update(start + timedelta(days=days))
-         .add_extension(x509.CRLNumber(secrets.randbits(31)), critical=False)
-         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()),
-                        critical=False))
+    b = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(ca.cert.subject)
+        .last_update(start)
+        .next_update(start + timedelta(days=days))
+        .add_extension(x509.CRLNumber(secrets.randbits(31)), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False
+        )
+    )
     for serial in revoked:
-        b = b.add_revoked_certificate(x509.RevokedCertificateBuilder().serial_number(serial)
-                                      .revocation_date(start).build())
+        b = b.add_revoked_certificate(
+            x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(start).build()
+        )
     return b.sign(ca.key, hashes.SHA256())
 
 
-def issue_cert(ca: Credential, subject: x509.Name, *, sans: Sequence[str] = (),
-               server: bool = False, days: int = 365, not_before: datetime | None = None,
-               not_after: datetime | None = None, key: rsa.RSAPrivateKey | None = None,
-               signer: rsa.RSAPrivateKey | None = None) -> Credential:
+def issue_cert(
+    ca: Credential,
+    subject: x509.Name,
+    *,
+    sans: Sequence[str] = (),
+    server: bool = False,
+    days: int = 365,
+    not_before: datetime | None = None,
+    not_after: datetime | None = None,
+    key: rsa.RSAPrivateKey | None = None,
+    signer: rsa.RSAPrivateKey | None = None,
+) -> Credential:
     """An end-entity certificate signed by `ca` (`signer` overrides the key: tampering)."""
     key = key or new_key()
     start, end = _window(not_before, not_after, timedelta(days=days))
     eku = [ExtendedKeyUsageOID.CLIENT_AUTH] + ([ExtendedKeyUsageOID.SERVER_AUTH] if server else [])
-    b = (x509.CertificateBuilder().subject_name(subject).issuer_name(ca.cert.subject)
-         .public_key(key.public_key()).serial_number(x509.random_serial_number())
-         .not_valid_before(start).not_valid_after(end)
-         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-         .add_extension(x509.KeyUsage(True, False, True, False, False, False, False, False, False),
-                        critical=True)
-         .add_extension(x509.ExtendedKeyUsage(eku), critical=False)
-         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
-                        critical=False)
-         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()),
-                        critical=False))
+    b = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(ca.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(end)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(True, False, True, False, False, False, False, False, False),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage(eku), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False
+        )
+    )
     if sans:
         b = b.add_extension(x509.SubjectAlternativeName([_san(s) for s in sans]), critical=False)
     return Credential(b.sign(signer or ca.key, hashes.SHA256()), key, (*(ca.chain),))
@@ -196,27 +264,39 @@ def _san(value: str) -> x509.GeneralName:
         return x509.DNSName(value)
 
 
-def make_host_cert(ca: Credential, hostname: str = "vm", *,
-                   sans: Sequence[str] = ("vm", "localhost", "127.0.0.1"),
-                   org: str = "gproc-test", **kw: object) -> Credential:
+def make_host_cert(
+    ca: Credential,
+    hostname: str = "vm",
+    *,
+    sans: Sequence[str] = ("vm", "localhost", "127.0.0.1"),
+    org: str = "gproc-test",
+    **kw: object,
+) -> Credential:
     """A host/service certificate (server+client auth, SAN vm/localhost/127.0.0.1)."""
     subject = name(("C", "XX"), ("O", org), ("OU", "hosts"), ("CN", hostname))
     return issue_cert(ca, subject, sans=sans, server=True, **kw)  # type: ignore[arg-type]
 
 
-def make_user_cert(ca: Credential, cn: str, *, org: str = "gproc-test",
-                   **kw: object) -> Credential:
+def make_user_cert(ca: Credential, cn: str, *, org: str = "gproc-test", **kw: object) -> Credential:
     """A user certificate `/C=XX/O=<org>/OU=users/CN=<cn>`."""
     subject = name(("C", "XX"), ("O", org), ("OU", "users"), ("CN", cn))
     return issue_cert(ca, subject, **kw)  # type: ignore[arg-type]
 
 
-def make_proxy(issuer: Credential, *, kind: ProxyType = ProxyType.IMPERSONATION,
-               path_length: int | None = None, hours: float = 12,
-               not_before: datetime | None = None, not_after: datetime | None = None,
-               acs: Sequence[bytes] = (), subject: x509.Name | None = None,
-               signer: rsa.RSAPrivateKey | None = None, key_size: int = KEY_SIZE,
-               policy_oid: str | None = None) -> Credential:
+def make_proxy(
+    issuer: Credential,
+    *,
+    kind: ProxyType = ProxyType.IMPERSONATION,
+    path_length: int | None = None,
+    hours: float = 12,
+    not_before: datetime | None = None,
+    not_after: datetime | None = None,
+    acs: Sequence[bytes] = (),
+    subject: x509.Name | None = None,
+    signer: rsa.RSAPrivateKey | None = None,
+    key_size: int = KEY_SIZE,
+    policy_oid: str | None = None,
+) -> Credential:
     """An RFC 3820 proxy of `issuer` (an end-entity cert or another proxy).
 
     `acs` are DER VOMS ACs to embed; `subject`/`signer`/`policy_oid` deliberately break
@@ -224,24 +304,38 @@ def make_proxy(issuer: Credential, *, kind: ProxyType = ProxyType.IMPERSONATION,
     key = new_key(key_size)
     serial = x509.random_serial_number()
     cn = str(serial & 0x7FFFFFFF)
-    subj = subject or x509.Name([*issuer.cert.subject.rdns,
-                                 x509.RelativeDistinguishedName(
-                                     [x509.NameAttribute(NameOID.COMMON_NAME, cn)])])
+    subj = subject or x509.Name(
+        [
+            *issuer.cert.subject.rdns,
+            x509.RelativeDistinguishedName([x509.NameAttribute(NameOID.COMMON_NAME, cn)]),
+        ]
+    )
     start, end = _window(not_before, not_after, timedelta(hours=hours))
     end = min(end, issuer.cert.not_valid_after_utc) if not_after is None else end
     if kind is ProxyType.NONE:
         raise ValueError("a proxy needs a proxy type")
     pci = proxy_cert_info_der(policy_oid or _LANG[kind], path_length)
-    b = (x509.CertificateBuilder().subject_name(subj).issuer_name(issuer.cert.subject)
-         .public_key(key.public_key()).serial_number(serial)
-         .not_valid_before(start).not_valid_after(end)
-         .add_extension(x509.KeyUsage(True, False, True, True, False, False, False, False, False),
-                        critical=True)
-         .add_extension(x509.UnrecognizedExtension(x509.ObjectIdentifier(OID_PROXY_CERT_INFO),
-                                                   pci), critical=True))
+    b = (
+        x509.CertificateBuilder()
+        .subject_name(subj)
+        .issuer_name(issuer.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(serial)
+        .not_valid_before(start)
+        .not_valid_after(end)
+        .add_extension(
+            x509.KeyUsage(True, False, True, True, False, False, False, False, False), critical=True
+        )
+        .add_extension(
+            x509.UnrecognizedExtension(x509.ObjectIdentifier(OID_PROXY_CERT_INFO), pci),
+            critical=True,
+        )
+    )
     if acs:
-        b = b.add_extension(x509.UnrecognizedExtension(x509.ObjectIdentifier(OID_VOMS_ACSEQ),
-                                                       _acseq_der(acs)), critical=False)
+        b = b.add_extension(
+            x509.UnrecognizedExtension(x509.ObjectIdentifier(OID_VOMS_ACSEQ), _acseq_der(acs)),
+            critical=False,
+        )
     cert = b.sign(signer or issuer.key, hashes.SHA256())
     return Credential(cert, key, (issuer.cert, *issuer.chain))
 
@@ -263,9 +357,11 @@ def subject_hash(cert: x509.Certificate, *, old: bool = False) -> str:
 def signing_policy_text(ca: x509.Certificate, namespaces: Sequence[str]) -> str:
     """Globus EACL `.signing_policy` granting `ca` the right to sign `namespaces` (globs)."""
     subjects = " ".join(namespaces)
-    return (f"access_id_CA      X509         '{grid_dn(ca.subject)}'\n"
-            "pos_rights        globus        CA:sign\n"
-            f"cond_subjects     globus       '\"{subjects}\"'\n")
+    return (
+        f"access_id_CA      X509         '{grid_dn(ca.subject)}'\n"
+        "pos_rights        globus        CA:sign\n"
+        f"cond_subjects     globus       '\"{subjects}\"'\n"
+    )
 
 
 def default_namespace(ca: x509.Certificate) -> str:
@@ -274,9 +370,13 @@ def default_namespace(ca: x509.Certificate) -> str:
     return dn.rsplit("/CN=", 1)[0] + "/*"
 
 
-def write_ca_dir(directory: Path, cas: Sequence[tuple[Credential, x509.CertificateRevocationList
-                                                      | None]], *, hashes_: str = "both",
-                 namespaces: dict[str, Sequence[str]] | None = None) -> Path:
+def write_ca_dir(
+    directory: Path,
+    cas: Sequence[tuple[Credential, x509.CertificateRevocationList | None]],
+    *,
+    hashes_: str = "both",
+    namespaces: dict[str, Sequence[str]] | None = None,
+) -> Path:
     """A grid CA directory: `<hash>.0`, `<hash>.r0`, `<hash>.signing_policy`.
 
     hashes_ is "new", "old" or "both" (new-hash files plus old-hash symlinks)."""
@@ -284,8 +384,10 @@ def write_ca_dir(directory: Path, cas: Sequence[tuple[Credential, x509.Certifica
     for ca, crl in cas:
         primary = subject_hash(ca.cert, old=hashes_ == "old")
         ns = (namespaces or {}).get(ca.dn, [default_namespace(ca.cert)])
-        files = {f"{primary}.0": ca.cert_pem(),
-                 f"{primary}.signing_policy": signing_policy_text(ca.cert, ns).encode()}
+        files = {
+            f"{primary}.0": ca.cert_pem(),
+            f"{primary}.signing_policy": signing_policy_text(ca.cert, ns).encode(),
+        }
         if crl is not None:
             files[f"{primary}.r0"] = crl.public_bytes(serialization.Encoding.PEM)
         for fname, data in files.items():
@@ -295,8 +397,9 @@ def write_ca_dir(directory: Path, cas: Sequence[tuple[Credential, x509.Certifica
     return directory
 
 
-def _link_old_hash(directory: Path, cert: x509.Certificate, primary: str,
-                   files: dict[str, bytes]) -> None:
+def _link_old_hash(
+    directory: Path, cert: x509.Certificate, primary: str, files: dict[str, bytes]
+) -> None:
     old = subject_hash(cert, old=True)
     for fname in files:
         link = directory / fname.replace(primary, old, 1)
@@ -317,9 +420,15 @@ def write_crl(directory: Path, ca: Credential, crl: x509.CertificateRevocationLi
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
-def write_vomsdir(directory: Path, vo: str, server: Credential | x509.Certificate, *,
-                  host: str = "vm", ca: x509.Certificate | None = None,
-                  pem: bool = False) -> Path:
+def write_vomsdir(
+    directory: Path,
+    vo: str,
+    server: Credential | x509.Certificate,
+    *,
+    host: str = "vm",
+    ca: x509.Certificate | None = None,
+    pem: bool = False,
+) -> Path:
     """`vomsdir/<vo>/<host>.lsc` (server DN, CA DN); with pem=True also `<host>.pem`."""
     for value in (vo, host):
         if not _SAFE_NAME.match(value):
@@ -385,10 +494,22 @@ def make_test_pki(root: Path, *, vo: str = "testvo", uri: str = "vm:15000") -> T
     mallory = make_user_cert(ca, "mallory")
     crl = make_crl(ca, [mallory.cert.serial_number])
     ca_dir = write_ca_dir(root / "certificates", [(ca, crl)])
-    pki = TestPKI(root=root, ca=ca, crl=crl, ca_dir=ca_dir,
-                  vomsdir=root / "vomsdir", host=host, host_cert=root / "hostcert.pem",
-                  host_key=root / "hostkey.pem", voms=voms, voms_cert=root / "vomscert.pem",
-                  voms_key=root / "vomskey.pem", revoked=mallory, vo=vo, voms_uri=uri)
+    pki = TestPKI(
+        root=root,
+        ca=ca,
+        crl=crl,
+        ca_dir=ca_dir,
+        vomsdir=root / "vomsdir",
+        host=host,
+        host_cert=root / "hostcert.pem",
+        host_key=root / "hostkey.pem",
+        voms=voms,
+        voms_cert=root / "vomscert.pem",
+        voms_key=root / "vomskey.pem",
+        revoked=mallory,
+        vo=vo,
+        voms_uri=uri,
+    )
     write_vomsdir(pki.vomsdir, vo, voms, host=uri.split(":")[0])
     host.write(pki.host_cert, pki.host_key)
     voms.write(pki.voms_cert, pki.voms_key)
@@ -404,8 +525,10 @@ def _make_proxies(pki: TestPKI, users: dict[str, Credential], mallory: Credentia
     pdir = pki.root / "proxies"
     pdir.mkdir(exist_ok=True)
     alice = users["alice"]
-    ac = {u: make_voms_ac(users[u].cert, pki.voms, pki.vo, DEFAULT_FQANS[u], uri=pki.voms_uri)
-          for u in DEFAULT_FQANS}
+    ac = {
+        u: make_voms_ac(users[u].cert, pki.voms, pki.vo, DEFAULT_FQANS[u], uri=pki.voms_uri)
+        for u in DEFAULT_FQANS
+    }
     made = {
         "alice": make_proxy(alice),
         "alice-voms": make_proxy(alice, acs=[ac["alice"]]),

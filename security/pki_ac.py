@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from security.asn1 import (
+from gproc.security.asn1 import (
     OID_AUTHORITY_KEY_ID,
     OID_NO_REV_AVAIL,
     OID_VOMS_CERTS,
@@ -28,19 +28,20 @@ from security.asn1 import (
 )
 
 if TYPE_CHECKING:
-    from security.pki import Credential
+    from gproc.security.pki import Credential
 
 
 def _gn_dir(name: x509.Name) -> ax.GeneralNames:
-    return ax.GeneralNames([ax.GeneralName(name="directory_name",
-                                           value=ax.Name.load(name.public_bytes()))])
+    return ax.GeneralNames(
+        [ax.GeneralName(name="directory_name", value=ax.Name.load(name.public_bytes()))]
+    )
 
 
 def _fqan_attribute(vo: str, uri: str, fqans: Sequence[str]) -> cms.AttCertAttribute:
-    authority = ax.GeneralNames([ax.GeneralName(name="uniform_resource_identifier",
-                                                value=f"{vo}://{uri}")])
-    values = cms.IetfAttrValues([cms.IetfAttrValue(name="octets", value=f.encode())
-                                 for f in fqans])
+    authority = ax.GeneralNames(
+        [ax.GeneralName(name="uniform_resource_identifier", value=f"{vo}://{uri}")]
+    )
+    values = cms.IetfAttrValues([cms.IetfAttrValue(name="octets", value=f.encode()) for f in fqans])
     syntax = cms.IetfAttrSyntax({"policy_authority": authority, "values": values})
     attr = cms.AttCertAttribute({"type": OID_VOMS_FQAN, "values": [core.Any(syntax)]})
     return attr
@@ -50,15 +51,23 @@ def _extensions(signer: Credential, embed_signer: bool) -> ax.Extensions:
     key_id = x509.SubjectKeyIdentifier.from_public_key(signer.cert.public_key()).digest
     exts: list[dict[str, object]] = [
         {"extn_id": OID_NO_REV_AVAIL, "critical": False, "extn_value": core.Null()},
-        {"extn_id": OID_AUTHORITY_KEY_ID, "critical": False,
-         "extn_value": ax.AuthorityKeyIdentifier({"key_identifier": key_id})},
+        {
+            "extn_id": OID_AUTHORITY_KEY_ID,
+            "critical": False,
+            "extn_value": ax.AuthorityKeyIdentifier({"key_identifier": key_id}),
+        },
     ]
     if embed_signer:
-        chain = [ax.Certificate.load(c.public_bytes(Encoding.DER))
-                 for c in (signer.cert, *signer.chain)]
-        exts.append({"extn_id": OID_VOMS_CERTS, "critical": False,
-                     "extn_value": core.ParsableOctetString(VomsAcCerts([Certificates(chain)])
-                                                            .dump())})
+        chain = [
+            ax.Certificate.load(c.public_bytes(Encoding.DER)) for c in (signer.cert, *signer.chain)
+        ]
+        exts.append(
+            {
+                "extn_id": OID_VOMS_CERTS,
+                "critical": False,
+                "extn_value": core.ParsableOctetString(VomsAcCerts([Certificates(chain)]).dump()),
+            }
+        )
     return ax.Extensions([_ext(e) for e in exts])
 
 
@@ -67,40 +76,63 @@ def _ext(spec: dict[str, object]) -> ax.Extension:
     ext["extn_id"] = ax.ExtensionId(spec["extn_id"])
     ext["critical"] = spec["critical"]
     value: core.Asn1Value = spec["extn_value"]  # type: ignore[assignment]
-    ext["extn_value"] = core.ParsableOctetString(value.dump()) \
-        if not isinstance(value, core.ParsableOctetString) else value
+    ext["extn_value"] = (
+        core.ParsableOctetString(value.dump())
+        if not isinstance(value, core.ParsableOctetString)
+        else value
+    )
     return ext
 
 
-def make_voms_ac(holder: x509.Certificate, signer: Credential, vo: str, fqans: Sequence[str],
-                 *, uri: str = "vm:15000", hours: float = 12,
-                 not_before: datetime | None = None, not_after: datetime | None = None,
-                 serial: int | None = None, embed_signer: bool = True,
-                 issuer: x509.Name | None = None, sign_key: RSAPrivateKey | None = None) -> bytes:
+def make_voms_ac(
+    holder: x509.Certificate,
+    signer: Credential,
+    vo: str,
+    fqans: Sequence[str],
+    *,
+    uri: str = "vm:15000",
+    hours: float = 12,
+    not_before: datetime | None = None,
+    not_after: datetime | None = None,
+    serial: int | None = None,
+    embed_signer: bool = True,
+    issuer: x509.Name | None = None,
+    sign_key: RSAPrivateKey | None = None,
+) -> bytes:
     """DER of a VOMS AC for `holder` (the end-entity cert) signed by `signer`.
 
     `issuer`/`sign_key` override the issuer name and signing key for negative tests."""
     start = not_before or datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
     end = not_after or start + timedelta(hours=hours)
-    info = cms.AttributeCertificateInfoV2({
-        "version": "v2",
-        "holder": {"base_certificate_id": {"issuer": _gn_dir(holder.issuer),
-                                           "serial": holder.serial_number}},
-        "issuer": cms.AttCertIssuer(name="v2_form", value={
-            "issuer_name": _gn_dir(issuer or signer.cert.subject)}),
-        "signature": {"algorithm": "sha256_rsa", "parameters": core.Null()},
-        "serial_number": serial if serial is not None else x509.random_serial_number(),
-        "att_cert_validity_period": {
-            "not_before_time": core.GeneralizedTime(start),
-            "not_after_time": core.GeneralizedTime(end)},
-        "attributes": [_fqan_attribute(vo, uri, fqans)],
-        "extensions": _extensions(signer, embed_signer),
-    })
+    info = cms.AttributeCertificateInfoV2(
+        {
+            "version": "v2",
+            "holder": {
+                "base_certificate_id": {
+                    "issuer": _gn_dir(holder.issuer),
+                    "serial": holder.serial_number,
+                }
+            },
+            "issuer": cms.AttCertIssuer(
+                name="v2_form", value={"issuer_name": _gn_dir(issuer or signer.cert.subject)}
+            ),
+            "signature": {"algorithm": "sha256_rsa", "parameters": core.Null()},
+            "serial_number": serial if serial is not None else x509.random_serial_number(),
+            "att_cert_validity_period": {
+                "not_before_time": core.GeneralizedTime(start),
+                "not_after_time": core.GeneralizedTime(end),
+            },
+            "attributes": [_fqan_attribute(vo, uri, fqans)],
+            "extensions": _extensions(signer, embed_signer),
+        }
+    )
     key = sign_key or signer.key
     signature = key.sign(info.dump(), padding.PKCS1v15(), hashes.SHA256())
-    ac = cms.AttributeCertificateV2({
-        "ac_info": info,
-        "signature_algorithm": {"algorithm": "sha256_rsa", "parameters": core.Null()},
-        "signature": signature,
-    })
+    ac = cms.AttributeCertificateV2(
+        {
+            "ac_info": info,
+            "signature_algorithm": {"algorithm": "sha256_rsa", "parameters": core.Null()},
+            "signature": signature,
+        }
+    )
     return ac.dump()

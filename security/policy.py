@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from security.identity import Fqan, Identity, same_dn
+from gproc.security.identity import Fqan, Identity, same_dn
 
 OPERATIONS = frozenset(
     {

@@ -28,8 +28,8 @@ from cryptography import x509
 from OpenSSL import SSL
 from OpenSSL.crypto import X509StoreFlags
 
-from security.tls_streams import PatientReader, PatientWriter
-from security.wsgi_auth import (
+from gproc.security.tls_streams import PatientReader, PatientWriter
+from gproc.security.wsgi_auth import (
     DEFAULT_CHAIN_HEADER,
     ENV_PEER_CHAIN,
     IdentityMiddleware,
@@ -79,8 +79,9 @@ def make_context(cfg: TLSConfig) -> SSL.Context:
     return ctx
 
 
-def _keep_openssl_verdict(_conn: SSL.Connection, _cert: Any, _err: int, _depth: int,
-                          ok: int) -> bool:
+def _keep_openssl_verdict(
+    _conn: SSL.Connection, _cert: Any, _err: int, _depth: int, ok: int
+) -> bool:
     return bool(ok)
 
 
@@ -157,8 +158,7 @@ class GridServer:
     def start(self) -> GridServer:
         """Bind (the real port is known afterwards) and serve in a daemon thread."""
         self.server.prepare()
-        self._thread = threading.Thread(target=self.server.serve, name="gproc-https",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self.server.serve, name="gproc-https", daemon=True)
         self._thread.start()
         return self
 
@@ -180,19 +180,30 @@ class GridServer:
         self.stop()
 
 
-def make_server(app: WSGIApp, host: str, port: int, tls: TLSConfig | None,
-                validator: Validator, *, trusted_proxies: Iterable[str] = (),
-                header: str = DEFAULT_CHAIN_HEADER, require_identity: bool = True,
-                threads: int = 10, timeout_s: int = 30) -> GridServer:
+def make_server(
+    app: WSGIApp,
+    host: str,
+    port: int,
+    tls: TLSConfig | None,
+    validator: Validator,
+    *,
+    trusted_proxies: Iterable[str] = (),
+    header: str = DEFAULT_CHAIN_HEADER,
+    require_identity: bool = True,
+    threads: int = 10,
+    timeout_s: int = 30,
+) -> GridServer:
     """A server whose app sees ``environ["gproc.identity"]`` (see wsgi_auth).
 
     ``tls=None`` serves plain HTTP, meant only behind a TLS-terminating proxy whose
     address is in ``trusted_proxies``; port 0 picks a free port (read ``.port``
     after ``start()``)."""
-    wrapped = IdentityMiddleware(app, validator, trusted_proxies=trusted_proxies,
-                                 header=header, require=require_identity)
-    server = wsgi.Server((host, port), wrapped, numthreads=threads, timeout=timeout_s,
-                         shutdown_timeout=5)
+    wrapped = IdentityMiddleware(
+        app, validator, trusted_proxies=trusted_proxies, header=header, require=require_identity
+    )
+    server = wsgi.Server(
+        (host, port), wrapped, numthreads=threads, timeout=timeout_s, shutdown_timeout=5
+    )
     server.gateway = _ClientChainGateway
     if tls is not None:
         server.ssl_adapter = _Adapter(tls, float(timeout_s))

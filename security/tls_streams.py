@@ -39,9 +39,11 @@ class PatientReader(SSLFileobjectStreamReader):
                 except (SSL.WantReadError, SSL.WantWriteError) as exc:
                     left = deadline - time.monotonic()
                     reading = isinstance(exc, SSL.WantReadError)
-                    if left <= 0 or not any(select.select([sock] if reading else [],
-                                                          [] if reading else [sock], [],
-                                                          left)):
+                    if left <= 0 or not any(
+                        select.select(
+                            [sock] if reading else [], [] if reading else [sock], [], left
+                        )
+                    ):
                         raise TimeoutError("TLS read timed out") from None
 
         return run
@@ -86,8 +88,9 @@ class PatientWriter(SSLFileobjectStreamWriter):
             except (SSL.WantWriteError, SSL.WantReadError) as exc:
                 left = deadline - time.monotonic()
                 writing = isinstance(exc, SSL.WantWriteError)
-                if left <= 0 or not any(select.select([] if writing else [sock],
-                                                      [sock] if writing else [], [], left)):
+                if left <= 0 or not any(
+                    select.select([] if writing else [sock], [sock] if writing else [], [], left)
+                ):
                     raise TimeoutError("TLS write timed out") from None
             except SSL.SysCallError as exc:
                 raise ConnectionError(f"client went away: {exc}") from None

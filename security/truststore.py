@@ -20,9 +20,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from OpenSSL import crypto
 
-from security.errors import TrustStoreError
-from security.identity import grid_dn, normalise_grid_dn
-from security.pki import subject_hash
+from gproc.security.errors import TrustStoreError
+from gproc.security.identity import grid_dn, normalise_grid_dn
+from gproc.security.pki import subject_hash
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +31,9 @@ _CERT_RE = re.compile(r"^[0-9a-f]{8}\.\d+$")
 _CRL_RE = re.compile(r"^[0-9a-f]{8}\.r\d+$")
 _SP_CA = re.compile(r"access_id_CA\s+X509\s+'([^']*)'", re.I)
 _SP_COND = re.compile(r"cond_subjects\s+globus\s+'([^']*)'", re.I)
-_NS_RULE = re.compile(r'TO\s+Issuer\s+(?:"([^"]*)"|(SELF))\s+(PERMIT|DENY)\s+Subject\s+"([^"]*)"',
-                      re.I)
+_NS_RULE = re.compile(
+    r'TO\s+Issuer\s+(?:"([^"]*)"|(SELF))\s+(PERMIT|DENY)\s+Subject\s+"([^"]*)"', re.I
+)
 
 DnKey = tuple[tuple[str, str], ...]
 
@@ -68,8 +69,7 @@ def parse_signing_policy(text: str) -> dict[DnKey, list[NamespaceRule]]:
 
 def parse_namespaces(text: str, self_dn: str | None) -> dict[DnKey, list[NamespaceRule]]:
     """IGTF `.namespaces`: `TO Issuer "<dn>" PERMIT|DENY Subject "<regex>"`."""
-    joined = re.sub(r"\\\s*\n", " ", "\n".join(
-        ln.split("#", 1)[0] for ln in text.splitlines()))
+    joined = re.sub(r"\\\s*\n", " ", "\n".join(ln.split("#", 1)[0] for ln in text.splitlines()))
     rules: dict[DnKey, list[NamespaceRule]] = {}
     for m in _NS_RULE.finditer(joined):
         issuer = m.group(1) if m.group(1) is not None else self_dn
@@ -77,7 +77,8 @@ def parse_namespaces(text: str, self_dn: str | None) -> dict[DnKey, list[Namespa
             continue
         pattern = re.compile(f"^{m.group(4)}$", re.I)
         rules.setdefault(normalise_grid_dn(issuer), []).append(
-            NamespaceRule(pattern, m.group(3).upper() == "PERMIT"))
+            NamespaceRule(pattern, m.group(3).upper() == "PERMIT")
+        )
     return rules
 
 
@@ -121,8 +122,9 @@ class TrustSnapshot:
 class TrustStore:
     """A grid CA directory, reloaded when its content changes."""
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, *,
-                 check_interval: float = 1.0) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str] | None = None, *, check_interval: float = 1.0
+    ) -> None:
         self.path = Path(path or os.environ.get("X509_CERT_DIR") or DEFAULT_CERT_DIR)
         self.check_interval = check_interval
         self._lock = threading.Lock()
@@ -157,8 +159,9 @@ class TrustStore:
     def _dir_signature(self) -> tuple[object, ...]:
         try:
             st = self.path.stat()
-            entries = sorted(_entry_signature(e) for e in os.scandir(self.path)
-                             if not e.name.startswith("."))
+            entries = sorted(
+                _entry_signature(e) for e in os.scandir(self.path) if not e.name.startswith(".")
+            )
         except OSError as exc:
             raise TrustStoreError(f"CA directory {self.path} is unreadable: {exc}") from exc
         return (st.st_mtime_ns, tuple(entries))
@@ -179,9 +182,12 @@ class TrustStore:
         for p in problems:
             log.warning("trust store %s: %s", self.path, p)
         return TrustSnapshot(
-            generation, tuple(cas.values()), tuple(crls.values()),
+            generation,
+            tuple(cas.values()),
+            tuple(crls.values()),
             self._read_policies(policy_files, list(cas.values())),
-            tuple(crypto.X509.from_cryptography(c) for c in cas.values()))
+            tuple(crypto.X509.from_cryptography(c) for c in cas.values()),
+        )
 
     @staticmethod
     def _read_certs(path: Path, out: dict[bytes, x509.Certificate], problems: list[str]) -> None:
@@ -192,16 +198,18 @@ class TrustStore:
             problems.append(f"skipping CA file {path.name}: {exc}")
 
     @staticmethod
-    def _read_crl(path: Path, out: dict[bytes, x509.CertificateRevocationList],
-                  problems: list[str]) -> None:
+    def _read_crl(
+        path: Path, out: dict[bytes, x509.CertificateRevocationList], problems: list[str]
+    ) -> None:
         try:
             crl = x509.load_pem_x509_crl(path.read_bytes())
             out[crl.fingerprint(hashes.SHA256())] = crl
         except (OSError, ValueError) as exc:
             problems.append(f"skipping CRL file {path.name}: {exc}")
 
-    def _read_policies(self, files: list[Path], cas: list[x509.Certificate]
-                       ) -> dict[DnKey, list[NamespaceRule]]:
+    def _read_policies(
+        self, files: list[Path], cas: list[x509.Certificate]
+    ) -> dict[DnKey, list[NamespaceRule]]:
         """`.namespaces` rules win over `.signing_policy` for the same CA."""
         by_hash = {subject_hash(c, old=o): grid_dn(c.subject) for c in cas for o in (False, True)}
         sp: dict[DnKey, list[NamespaceRule]] = {}

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from OpenSSL import crypto
 
-from security.asn1 import (
+from gproc.security.asn1 import (
     OID_AUTHORITY_KEY_ID,
     OID_NO_REV_AVAIL,
     OID_VOMS_ACSEQ,
@@ -32,15 +32,18 @@ from security.asn1 import (
     VomsAcCerts,
     VomsAcSequence,
 )
-from security.errors import Reason, TrustStoreError
-from security.identity import AcInfo, AcRejection, Fqan, grid_dn, same_dn
-from security.truststore import TrustSnapshot
+from gproc.security.errors import Reason, TrustStoreError
+from gproc.security.identity import AcInfo, AcRejection, Fqan, grid_dn, same_dn
+from gproc.security.truststore import TrustSnapshot
 
 DEFAULT_VOMSDIR = "/etc/grid-security/vomsdir"
 _KNOWN_AC_EXTS = {OID_NO_REV_AVAIL, OID_AUTHORITY_KEY_ID, OID_VOMS_CERTS, OID_VOMS_TAGS}
 _HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
-    "sha1": hashes.SHA1, "sha256": hashes.SHA256, "sha384": hashes.SHA384,
-    "sha512": hashes.SHA512}
+    "sha1": hashes.SHA1,
+    "sha256": hashes.SHA256,
+    "sha384": hashes.SHA384,
+    "sha512": hashes.SHA512,
+}
 _NEXT_CHAIN = "------ NEXT CHAIN ------"
 
 
@@ -76,8 +79,9 @@ def extract_acs(cert: x509.Certificate) -> list[cms.AttributeCertificateV2]:
 def _parse_lsc(text: str) -> list[tuple[str, ...]]:
     chains: list[tuple[str, ...]] = []
     for block in text.split(_NEXT_CHAIN):
-        dns = tuple(ln.strip() for ln in block.splitlines()
-                    if ln.strip() and not ln.strip().startswith("#"))
+        dns = tuple(
+            ln.strip() for ln in block.splitlines() if ln.strip() and not ln.strip().startswith("#")
+        )
         if dns:
             chains.append(dns)
     return chains
@@ -86,8 +90,9 @@ def _parse_lsc(text: str) -> list[tuple[str, ...]]:
 class VomsTrust:
     """The vomsdir (X509_VOMS_DIR convention), reloaded when it changes."""
 
-    def __init__(self, vomsdir: str | os.PathLike[str] | None = None, *,
-                 check_interval: float = 1.0) -> None:
+    def __init__(
+        self, vomsdir: str | os.PathLike[str] | None = None, *, check_interval: float = 1.0
+    ) -> None:
         self.path = Path(vomsdir or os.environ.get("X509_VOMS_DIR") or DEFAULT_VOMSDIR)
         self.check_interval = check_interval
         self._lock = threading.Lock()
@@ -114,8 +119,9 @@ class VomsTrust:
             sig = self._signature()
             if not force and sig == self._sig:
                 return False
-            self._vos = {d.name: self._load_vo(d) for d in sorted(self.path.iterdir())
-                         if d.is_dir()}
+            self._vos = {
+                d.name: self._load_vo(d) for d in sorted(self.path.iterdir()) if d.is_dir()
+            }
             self._sig, self._generation = sig, self._generation + 1
             return True
 
@@ -141,9 +147,13 @@ class VomsTrust:
         self._maybe_refresh()
         return self._vos.get(name)
 
-    def verify(self, acs: list[cms.AttributeCertificateV2], holder: x509.Certificate,
-               trust: TrustSnapshot, now: datetime | None = None
-               ) -> tuple[list[AcInfo], list[AcRejection]]:
+    def verify(
+        self,
+        acs: list[cms.AttributeCertificateV2],
+        holder: x509.Certificate,
+        trust: TrustSnapshot,
+        now: datetime | None = None,
+    ) -> tuple[list[AcInfo], list[AcRejection]]:
         """Check every AC; return (accepted in order, rejected with reasons)."""
         when = now or datetime.now(UTC)
         good: list[AcInfo] = []
@@ -157,8 +167,13 @@ class VomsTrust:
                 bad.append(AcRejection(Reason.AC_MALFORMED, f"unparseable AC: {exc}"))
         return good, bad
 
-    def _verify_one(self, ac: cms.AttributeCertificateV2, holder: x509.Certificate,
-                    trust: TrustSnapshot, when: datetime) -> AcInfo:
+    def _verify_one(
+        self,
+        ac: cms.AttributeCertificateV2,
+        holder: x509.Certificate,
+        trust: TrustSnapshot,
+        when: datetime,
+    ) -> AcInfo:
         info = ac["ac_info"]
         vo, uri, fqans = _fqans(info)
         vot = self.vo(vo)
@@ -197,8 +212,10 @@ def _fqans(info: cms.AttributeCertificateInfoV2) -> tuple[str, str, tuple[Fqan, 
 
 def _asn1_name_dn(name: ax.Name) -> str:
     """Slash DN of an asn1crypto Name (cryptography has no public Name loader)."""
-    rdns = [x509.RelativeDistinguishedName([_attr(a["type"].dotted, a["value"].native)
-                                            for a in rdn]) for rdn in name.chosen]
+    rdns = [
+        x509.RelativeDistinguishedName([_attr(a["type"].dotted, a["value"].native) for a in rdn])
+        for rdn in name.chosen
+    ]
     return grid_dn(x509.Name(rdns))
 
 
@@ -223,8 +240,14 @@ def _embedded_certs(info: cms.AttributeCertificateInfoV2) -> list[x509.Certifica
     return []
 
 
-def _trusted_signer(info: cms.AttributeCertificateInfoV2, issuer_dn: str, vot: VoTrust,
-                    trust: TrustSnapshot, when: datetime, vo: str) -> x509.Certificate:
+def _trusted_signer(
+    info: cms.AttributeCertificateInfoV2,
+    issuer_dn: str,
+    vot: VoTrust,
+    trust: TrustSnapshot,
+    when: datetime,
+    vo: str,
+) -> x509.Certificate:
     """The AC signer: an embedded cert matching an LSC chain and valid to a trusted CA,
     or a server certificate placed in the vomsdir."""
     embedded = _embedded_certs(info)
@@ -236,11 +259,17 @@ def _trusted_signer(info: cms.AttributeCertificateInfoV2, issuer_dn: str, vot: V
     for cert in vot.certs:
         if same_dn(grid_dn(cert.subject), issuer_dn):
             if not cert.not_valid_before_utc <= when <= cert.not_valid_after_utc:
-                raise AcRefused(Reason.AC_UNTRUSTED_SIGNER,
-                                f"VOMS server certificate {issuer_dn} is outside its validity", vo)
+                raise AcRefused(
+                    Reason.AC_UNTRUSTED_SIGNER,
+                    f"VOMS server certificate {issuer_dn} is outside its validity",
+                    vo,
+                )
             return cert
-    raise AcRefused(Reason.AC_UNTRUSTED_SIGNER,
-                    f"AC signer {issuer_dn} is not a trusted VOMS server of VO {vo}", vo)
+    raise AcRefused(
+        Reason.AC_UNTRUSTED_SIGNER,
+        f"AC signer {issuer_dn} is not a trusted VOMS server of VO {vo}",
+        vo,
+    )
 
 
 def _lsc_matches(chain: tuple[str, ...], certs: list[x509.Certificate]) -> bool:
@@ -251,8 +280,13 @@ def _lsc_matches(chain: tuple[str, ...], certs: list[x509.Certificate]) -> bool:
     return all(i < len(issuers) and same_dn(dn, issuers[i]) for i, dn in enumerate(chain[1:]))
 
 
-def _validate_signer_cert(signer: x509.Certificate, extra: list[x509.Certificate],
-                          trust: TrustSnapshot, when: datetime, vo: str) -> None:
+def _validate_signer_cert(
+    signer: x509.Certificate,
+    extra: list[x509.Certificate],
+    trust: TrustSnapshot,
+    when: datetime,
+    vo: str,
+) -> None:
     flags = crypto.X509StoreFlags.CRL_CHECK if trust.has_crl_for(signer.issuer) else 0
     store = trust.make_store(flags, when)
     chain = [crypto.X509.from_cryptography(c) for c in extra]
@@ -260,9 +294,11 @@ def _validate_signer_cert(signer: x509.Certificate, extra: list[x509.Certificate
     try:
         ctx.verify_certificate()
     except crypto.X509StoreContextError as exc:
-        raise AcRefused(Reason.AC_UNTRUSTED_SIGNER,
-                        f"VOMS server certificate {grid_dn(signer.subject)} does not validate: "
-                        f"{exc}", vo) from exc
+        raise AcRefused(
+            Reason.AC_UNTRUSTED_SIGNER,
+            f"VOMS server certificate {grid_dn(signer.subject)} does not validate: {exc}",
+            vo,
+        ) from exc
 
 
 def _check_signature(ac: cms.AttributeCertificateV2, signer: x509.Certificate, vo: str) -> None:
@@ -277,11 +313,17 @@ def _check_signature(ac: cms.AttributeCertificateV2, signer: x509.Certificate, v
         elif isinstance(key, ec.EllipticCurvePublicKey) and algo.signature_algo == "ecdsa":
             key.verify(sig, tbs, ec.ECDSA(hash_cls()))
         else:
-            raise AcRefused(Reason.AC_BAD_SIGNATURE,
-                            f"unsupported AC signature algorithm {algo['algorithm'].native}", vo)
+            raise AcRefused(
+                Reason.AC_BAD_SIGNATURE,
+                f"unsupported AC signature algorithm {algo['algorithm'].native}",
+                vo,
+            )
     except InvalidSignature as exc:
-        raise AcRefused(Reason.AC_BAD_SIGNATURE,
-                        f"AC signature does not verify with {grid_dn(signer.subject)}", vo) from exc
+        raise AcRefused(
+            Reason.AC_BAD_SIGNATURE,
+            f"AC signature does not verify with {grid_dn(signer.subject)}",
+            vo,
+        ) from exc
     except (KeyError, ValueError) as exc:
         raise AcRefused(Reason.AC_BAD_SIGNATURE, f"unusable AC signature: {exc}", vo) from exc
 
@@ -292,17 +334,24 @@ def _check_holder(info: cms.AttributeCertificateInfoV2, holder: x509.Certificate
         raise AcRefused(Reason.AC_HOLDER_MISMATCH, "AC holder has no baseCertificateID", vo)
     issuers = [_asn1_name_dn(gn.chosen) for gn in base["issuer"] if gn.name == "directory_name"]
     if base["serial"].native != holder.serial_number or not any(
-            same_dn(i, grid_dn(holder.issuer)) for i in issuers):
-        raise AcRefused(Reason.AC_HOLDER_MISMATCH,
-                        f"AC of VO {vo} was issued to another certificate (serial "
-                        f"{base['serial'].native}), not to {grid_dn(holder.subject)}", vo)
+        same_dn(i, grid_dn(holder.issuer)) for i in issuers
+    ):
+        raise AcRefused(
+            Reason.AC_HOLDER_MISMATCH,
+            f"AC of VO {vo} was issued to another certificate (serial "
+            f"{base['serial'].native}), not to {grid_dn(holder.subject)}",
+            vo,
+        )
 
 
 def _check_critical(info: cms.AttributeCertificateInfoV2, vo: str) -> None:
     for ext in info["extensions"] or []:
         if ext["critical"].native and ext["extn_id"].dotted not in _KNOWN_AC_EXTS:
-            raise AcRefused(Reason.AC_MALFORMED,
-                            f"AC has unsupported critical extension {ext['extn_id'].dotted}", vo)
+            raise AcRefused(
+                Reason.AC_MALFORMED,
+                f"AC has unsupported critical extension {ext['extn_id'].dotted}",
+                vo,
+            )
 
 
 __all__ = ["VomsTrust", "VoTrust", "extract_acs"]

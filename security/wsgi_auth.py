@@ -17,8 +17,8 @@ from urllib.parse import unquote
 
 from cryptography import x509
 
-from security.errors import CredentialError
-from security.identity import Identity
+from gproc.security.errors import CredentialError
+from gproc.security.identity import Identity
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +54,9 @@ def _environ_key(header: str) -> str:
     return "HTTP_" + header.upper().replace("-", "_")
 
 
-def parse_trusted(addresses: Iterable[str]) -> tuple[ipaddress.IPv4Network |
-                                                     ipaddress.IPv6Network, ...]:
+def parse_trusted(
+    addresses: Iterable[str],
+) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     """Parse proxy addresses/networks ("127.0.0.1", "10.0.0.0/8"); bad ones raise."""
     return tuple(ipaddress.ip_network(a.strip(), strict=False) for a in addresses)
 
@@ -78,25 +79,34 @@ class IdentityMiddleware:
     the app; with ``require=False`` the app sees ``gproc.identity = None`` and the
     reason in ``gproc.auth_error`` (e.g. to answer with a SOAP fault)."""
 
-    def __init__(self, app: WSGIApp, validator: Validator, *,
-                 trusted_proxies: Iterable[str] = (), header: str = DEFAULT_CHAIN_HEADER,
-                 require: bool = True) -> None:
+    def __init__(
+        self,
+        app: WSGIApp,
+        validator: Validator,
+        *,
+        trusted_proxies: Iterable[str] = (),
+        header: str = DEFAULT_CHAIN_HEADER,
+        require: bool = True,
+    ) -> None:
         self.app = app
         self.validator = validator
         self.trusted = parse_trusted(trusted_proxies)
         self.header_key = _environ_key(header)
         self.require = require
 
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
-                 ) -> Iterable[bytes]:
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
         identity, source, error = self._identify(environ)
         environ[ENV_IDENTITY] = identity
         environ[ENV_IDENTITY_SOURCE] = source if identity else None
         environ[ENV_AUTH_ERROR] = error
         if identity is None and self.require:
             body = f"403 Forbidden: {error}\n".encode()
-            start_response("403 Forbidden", [("Content-Type", "text/plain; charset=utf-8"),
-                                             ("Content-Length", str(len(body)))])
+            start_response(
+                "403 Forbidden",
+                [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
+            )
             return [body]
         return self.app(environ, start_response)
 
@@ -117,8 +127,9 @@ class IdentityMiddleware:
             return None, "tls", "no client certificate"
         return self._validate(chain, "tls")
 
-    def _validate(self, chain: Sequence[x509.Certificate], source: str
-                  ) -> tuple[Identity | None, str, str | None]:
+    def _validate(
+        self, chain: Sequence[x509.Certificate], source: str
+    ) -> tuple[Identity | None, str, str | None]:
         try:
             identity = validate_with(self.validator, chain)
         except CredentialError as exc:
@@ -131,4 +142,3 @@ class IdentityMiddleware:
         except ValueError:
             return False
         return any(addr in net for net in self.trusted)
-

@@ -7,15 +7,15 @@ import logging
 
 import click
 
-from services.cli_data import data_group, gateway_group
-from services.cli_serve import serve_cmd
-from services.cli_tasks import task_group, tools_cmd, tracker_group
-from services.cli_vo import proxy_init_cmd, vo_group
+from gproc.services.cli_data import data_group, gateway_group
+from gproc.services.cli_serve import serve_cmd
+from gproc.services.cli_tasks import task_group, tools_cmd, tracker_group
+from gproc.services.cli_vo import proxy_init_cmd, vo_group
 
 # groups that other packages own, mounted when importable
 _MOUNTS = {
-    "pool": "wrappers.htcondor.cli:pool",
-    "pki": "security.cli:pki",
+    "pool": "gproc.wrappers.htcondor.cli:pool",
+    "pki": "gproc.security.cli:pki",
 }
 
 

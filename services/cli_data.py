@@ -56,8 +56,9 @@ class Client:
         except requests.exceptions.SSLError as exc:
             raise click.ClickException(f"TLS failed (proxy or CA?): {exc}") from None
         except requests.exceptions.ConnectionError as exc:
-            raise click.ClickException(f"cannot reach the gateway at {self.base}: "
-                                       f"{exc.__class__.__name__}") from None
+            raise click.ClickException(
+                f"cannot reach the gateway at {self.base}: {exc.__class__.__name__}"
+            ) from None
         if resp.status_code >= 400:
             raise click.ClickException(_error_text(resp))
         return resp
@@ -72,14 +73,24 @@ def _error_text(resp: requests.Response) -> str:
 
 
 def _progress() -> Progress:
-    return Progress("[progress.description]{task.description}", BarColumn(),
-                    DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn(),
-                    console=Console(stderr=True), transient=False)
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=False,
+    )
 
 
 @click.group("data")
-@click.option("--url", envvar="GPROC_GATEWAY_URL", required=True,
-              help="Gateway HTTPS URL [GPROC_GATEWAY_URL].")
+@click.option(
+    "--url",
+    envvar="GPROC_GATEWAY_URL",
+    required=True,
+    help="Gateway HTTPS URL [GPROC_GATEWAY_URL].",
+)
 @click.option("--proxy", type=_PATH, help="Proxy file [X509_USER_PROXY].")
 @click.option("--ca-dir", type=_PATH, help="Hashed CA directory [X509_CERT_DIR].")
 @click.pass_context
@@ -107,8 +118,11 @@ def ls_cmd(client: Client, path: str, as_json: bool) -> None:
         return
     table = Table("name", "type", "size", box=None)
     for e in data["entries"]:
-        table.add_row(e["name"] + ("/" if e["type"] == "directory" else ""), e["type"],
-                      str(e["size"]) if e["type"] == "file" else "")
+        table.add_row(
+            e["name"] + ("/" if e["type"] == "directory" else ""),
+            e["type"],
+            str(e["size"]) if e["type"] == "file" else "",
+        )
     Console().print(table)
 
 
@@ -178,8 +192,12 @@ def put_cmd(client: Client, src: Path, path: str, force: bool) -> None:
     with _progress() as bar:
         task = bar.add_task(src.name, total=size)
         with src.open("rb") as fh:
-            resp = client.call("PUT", path, params={"overwrite": "1"} if force else None,
-                               data=_ProgressReader(fh, size, bar, task))
+            resp = client.call(
+                "PUT",
+                path,
+                params={"overwrite": "1"} if force else None,
+                data=_ProgressReader(fh, size, bar, task),
+            )
     sums = resp.json()
     click.echo(f"{path}: adler32 {sums['adler32']} sha256 {sums['sha256']}")
 
@@ -200,8 +218,9 @@ class _ProgressReader:
 
 
 @data_group.command("ssh-key")
-@click.argument("pubkey", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-                required=False)
+@click.argument(
+    "pubkey", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=False
+)
 @click.pass_obj
 def sshkey_cmd(client: Client, pubkey: Path | None) -> None:
     """Register an SSH public key for the SFTP front (or list yours)."""
@@ -229,33 +248,54 @@ def gateway_group() -> None:
 @click.option("--vomsdir", type=_PATH, help="VOMS LSC directory [service.vomsdir].")
 def serve_cmd(**opts: Any) -> None:
     """Serve the HTTPS and SFTP fronts until SIGTERM/SIGINT."""
+    from gproc.security.tls import TLSConfig
+    from gproc.services.gateway_app import build_parts, host_key_path, make_https_front
+    from gproc.services.soap.app import build_validator
     from gproc.settings import get_settings
-    from security.tls import TLSConfig
-    from services.gateway_app import build_parts, host_key_path, make_https_front
-    from services.soap.app import build_validator
-    from storage_gateway.sftp_front import SftpFront, load_host_key
+    from gproc.storage_gateway.sftp_front import SftpFront, load_host_key
 
     settings = get_settings()
-    gw = settings.gateway.model_copy(update={k: v for k, v in opts.items() if v is not None
-                                             and k in ("namespace", "host", "port")})
+    gw = settings.gateway.model_copy(
+        update={
+            k: v for k, v in opts.items() if v is not None and k in ("namespace", "host", "port")
+        }
+    )
     if opts["sftp_port"] is not None:
         gw.sftp_port = None if opts["sftp_port"] < 0 else opts["sftp_port"]
-    svc = settings.service.model_copy(update={k: v for k, v in opts.items() if v is not None
-                                              and k in ("cert", "key", "ca_dir", "vomsdir")})
+    svc = settings.service.model_copy(
+        update={
+            k: v
+            for k, v in opts.items()
+            if v is not None and k in ("cert", "key", "ca_dir", "vomsdir")
+        }
+    )
     if svc.cert is None or svc.key is None or svc.ca_dir is None:
         raise click.UsageError("--cert, --key and --ca-dir are required (or [service])")
     settings = settings.model_copy(update={"gateway": gw, "service": svc})
     validator = build_validator(svc.ca_dir, svc.vomsdir)
     parts = build_parts(settings, validator)
-    https = make_https_front(parts, validator, TLSConfig(svc.cert, svc.key, svc.ca_dir),
-                             gw.host, gw.port, threads=gw.threads).start()
+    https = make_https_front(
+        parts,
+        validator,
+        TLSConfig(svc.cert, svc.key, svc.ca_dir),
+        gw.host,
+        gw.port,
+        threads=gw.threads,
+    ).start()
     sftp = None
     if gw.sftp_port is not None:
-        sftp = SftpFront(parts.gateway, parts.keys, load_host_key(host_key_path(settings)),
-                         gw.host, gw.sftp_port, max_sessions=gw.sftp_sessions,
-                         admit=parts.admit).start()
-    click.echo(f"gproc gateway: HTTPS {https.url}"
-               + (f", SFTP {gw.host}:{sftp.port}" if sftp else ""))
+        sftp = SftpFront(
+            parts.gateway,
+            parts.keys,
+            load_host_key(host_key_path(settings)),
+            gw.host,
+            gw.sftp_port,
+            max_sessions=gw.sftp_sessions,
+            admit=parts.admit,
+        ).start()
+    click.echo(
+        f"gproc gateway: HTTPS {https.url}" + (f", SFTP {gw.host}:{sftp.port}" if sftp else "")
+    )
     sys.stdout.flush()
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -19,9 +19,9 @@ from typing import Any
 import click
 
 from gproc.app import build_tracker
+from gproc.security.tls import TLSConfig
+from gproc.services.soap.app import build_context, build_validator, make_soap_server
 from gproc.settings import get_settings
-from security.tls import TLSConfig
-from services.soap.app import build_context, build_validator, make_soap_server
 
 _PATH = click.Path(path_type=Path)
 _KEYS = ("host", "port", "cert", "key", "ca_dir", "vomsdir", "policy", "threads")

@@ -18,9 +18,9 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-import connectors
-from connectors.base import InvalidRequest, ToolRequest, UnknownTool
+from gproc import connectors
 from gproc.app import build_service, build_tracker
+from gproc.connectors.base import InvalidRequest, ToolRequest, UnknownTool
 from gproc.domain import GprocError, Owner, TaskRequest, TaskResult, TaskView
 from gproc.lifecycle import TaskService
 from gproc.registry import TaskFilter, TaskNotFound
@@ -61,8 +61,15 @@ def _task_table(views: Sequence[TaskView]) -> Table:
     t.columns[0].no_wrap = t.columns[3].no_wrap = True
     for v in views:
         reason = v.hold_reason or v.state_reason or ""
-        t.add_row(v.id, v.tool, str(v.state), v.job_id or "", _s(v.exit_code), reason,
-                  v.updated_at.strftime("%Y-%m-%d %H:%M:%S"))
+        t.add_row(
+            v.id,
+            v.tool,
+            str(v.state),
+            v.job_id or "",
+            _s(v.exit_code),
+            reason,
+            v.updated_at.strftime("%Y-%m-%d %H:%M:%S"),
+        )
     return t
 
 
@@ -112,8 +119,9 @@ def tools_cmd(name: str | None, as_json: bool) -> None:
         t = Table("parameter", "type", "default", "range / choices", "description")
         for p in d["params"]:
             rng = p.get("choices") or f"{_s(p.get('min'))} .. {_s(p.get('max'))}"
-            t.add_row(p["name"], p["type"], _s(p.get("default")), str(rng),
-                      p.get("description", ""))
+            t.add_row(
+                p["name"], p["type"], _s(p.get("default")), str(rng), p.get("description", "")
+            )
         out.print(t)
 
     _emit(descs if name is None else descs[0], as_json, render)
@@ -153,26 +161,41 @@ def _kv(values: Sequence[str], what: str) -> dict[str, Any]:
 @click.option("--owner-dn", help="Owner DN (default: the local user).")
 @click.option("--submit", "and_submit", is_flag=True, help="Submit right after registering.")
 @json_opt
-def register_cmd(tool: str | None, inputs: tuple[str, ...], params: tuple[str, ...],
-                 processing: str | None, argument_list: str, request_id: str | None,
-                 owner_dn: str | None, and_submit: bool, as_json: bool) -> None:
+def register_cmd(
+    tool: str | None,
+    inputs: tuple[str, ...],
+    params: tuple[str, ...],
+    processing: str | None,
+    argument_list: str,
+    request_id: str | None,
+    owner_dn: str | None,
+    and_submit: bool,
+    as_json: bool,
+) -> None:
     """Register a task (TOOL with --input/--param, or --processing GiSHEO notation)."""
     with _service() as svc:
-        req = _tool_request(tool, _kv(inputs, "--input"), _kv(params, "--param"),
-                            processing, argument_list)
+        req = _tool_request(
+            tool, _kv(inputs, "--input"), _kv(params, "--param"), processing, argument_list
+        )
         owner = Owner(dn=owner_dn or f"/O=local/CN={getpass.getuser()}")
         views = svc.register([TaskRequest(req, owner, client_request_id=request_id)])
         if and_submit:
             _results(svc.submit([v.id for v in views]), as_json)
             return
-        _emit({"tasks": [v.as_dict() for v in views]}, as_json,
-              lambda: out.print(_task_table(views)))
+        _emit(
+            {"tasks": [v.as_dict() for v in views]}, as_json, lambda: out.print(_task_table(views))
+        )
 
 
-def _tool_request(tool: str | None, inputs: dict[str, Any], params: dict[str, Any],
-                  processing: str | None, argument_list: str) -> ToolRequest:
+def _tool_request(
+    tool: str | None,
+    inputs: dict[str, Any],
+    params: dict[str, Any],
+    processing: str | None,
+    argument_list: str,
+) -> ToolRequest:
     if processing:
-        from connectors import gisheo
+        from gproc.connectors import gisheo
 
         if tool or params:
             raise click.UsageError("--processing replaces TOOL and --param")
@@ -291,8 +314,14 @@ def wait_cmd(task_ids: tuple[str, ...], timeout: float, as_json: bool) -> None:
 @click.option("--offset", default=0, show_default=True)
 @click.option("--limit", default=50, show_default=True)
 @json_opt
-def list_cmd(states: tuple[str, ...], tool: str | None, owner_dn: str | None, offset: int,
-             limit: int, as_json: bool) -> None:
+def list_cmd(
+    states: tuple[str, ...],
+    tool: str | None,
+    owner_dn: str | None,
+    offset: int,
+    limit: int,
+    as_json: bool,
+) -> None:
     """List tasks, newest first."""
     with _service() as svc:
         flt = TaskFilter(owner_dn=owner_dn, states=tuple(TaskState(s) for s in states), tool=tool)

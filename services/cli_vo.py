@@ -38,8 +38,11 @@ def _store() -> Iterator[tuple[VoStore, Actor]]:
     settings = get_settings()
     actor = local_actor()
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    store = VoStore(settings.vo_database_url, admins=[*settings.vo.admins, actor.dn],
-                    admin_role=settings.vo.admin_role)
+    store = VoStore(
+        settings.vo_database_url,
+        admins=[*settings.vo.admins, actor.dn],
+        admin_role=settings.vo.admin_role,
+    )
     try:
         yield store, actor
     except VoError as exc:
@@ -49,10 +52,16 @@ def _store() -> Iterator[tuple[VoStore, Actor]]:
 
 
 def _member_out(m: MemberInfo, as_json: bool) -> None:
-    data: dict[str, Any] = {"vo": m.vo, "dn": m.dn, "ca": m.ca_dn, "email": m.email,
-            "suspended": m.suspended, "suspended_reason": m.suspended_reason,
-            "suspended_at": m.suspended_at.isoformat() if m.suspended_at else None,
-            "fqans": [x.fqan for x in m.memberships]}
+    data: dict[str, Any] = {
+        "vo": m.vo,
+        "dn": m.dn,
+        "ca": m.ca_dn,
+        "email": m.email,
+        "suspended": m.suspended,
+        "suspended_reason": m.suspended_reason,
+        "suspended_at": m.suspended_at.isoformat() if m.suspended_at else None,
+        "fqans": [x.fqan for x in m.memberships],
+    }
     if as_json:
         click.echo(json.dumps(data))
         return
@@ -71,18 +80,27 @@ def _simple(name: str, doc: str, *params: Callable[[Any], Any]) -> Callable[...,
         for p in reversed(params):
             cmd = p(cmd)
         return vo_group.command(name, help=doc)(cmd)
+
     return deco
 
 
-@_simple("create", "Create a VO (its root group and admin role come with it).",
-         click.argument("vo"), click.option("--description", default=""))
+@_simple(
+    "create",
+    "Create a VO (its root group and admin role come with it).",
+    click.argument("vo"),
+    click.option("--description", default=""),
+)
 def create_cmd(vo: str, description: str) -> None:
     with _store() as (store, actor):
         store.create_vo(actor, vo, description)
 
 
-@_simple("group-add", "Create a group such as /testvo/grid (its parent must exist).",
-         click.argument("vo"), click.argument("group"))
+@_simple(
+    "group-add",
+    "Create a group such as /testvo/grid (its parent must exist).",
+    click.argument("vo"),
+    click.argument("group"),
+)
 def group_add_cmd(vo: str, group: str) -> None:
     with _store() as (store, actor):
         store.create_group(actor, vo, group)
@@ -94,57 +112,96 @@ def role_add_cmd(vo: str, role: str) -> None:
         store.create_role(actor, vo, role)
 
 
-@_simple("member-add", "Add a member (certificate DN and issuing CA DN).",
-         click.argument("vo"), click.argument("dn"), click.option("--ca", "ca_dn", required=True),
-         click.option("--email"), json_opt)
+@_simple(
+    "member-add",
+    "Add a member (certificate DN and issuing CA DN).",
+    click.argument("vo"),
+    click.argument("dn"),
+    click.option("--ca", "ca_dn", required=True),
+    click.option("--email"),
+    json_opt,
+)
 def member_add_cmd(vo: str, dn: str, ca_dn: str, email: str | None, as_json: bool) -> None:
     with _store() as (store, actor):
         _member_out(store.add_member(actor, vo, dn, ca_dn, email), as_json)
 
 
-@_simple("suspend", "Suspend a member (no new ACs; services refuse the member).",
-         click.argument("vo"), click.argument("dn"),
-         click.option("--reason", required=True), ca_opt, json_opt)
+@_simple(
+    "suspend",
+    "Suspend a member (no new ACs; services refuse the member).",
+    click.argument("vo"),
+    click.argument("dn"),
+    click.option("--reason", required=True),
+    ca_opt,
+    json_opt,
+)
 def suspend_cmd(vo: str, dn: str, reason: str, ca_dn: str | None, as_json: bool) -> None:
     with _store() as (store, actor):
         _member_out(store.suspend_member(actor, vo, dn, reason, ca_dn), as_json)
 
 
-@_simple("restore", "Lift a suspension.", click.argument("vo"), click.argument("dn"),
-         ca_opt, json_opt)
+@_simple(
+    "restore", "Lift a suspension.", click.argument("vo"), click.argument("dn"), ca_opt, json_opt
+)
 def restore_cmd(vo: str, dn: str, ca_dn: str | None, as_json: bool) -> None:
     with _store() as (store, actor):
         _member_out(store.restore_member(actor, vo, dn, ca_dn), as_json)
 
 
-@_simple("remove", "Remove a member and all their memberships.", click.argument("vo"),
-         click.argument("dn"), ca_opt)
+@_simple(
+    "remove",
+    "Remove a member and all their memberships.",
+    click.argument("vo"),
+    click.argument("dn"),
+    ca_opt,
+)
 def remove_cmd(vo: str, dn: str, ca_dn: str | None) -> None:
     with _store() as (store, actor):
         store.remove_member(actor, vo, dn, ca_dn)
 
 
-@_simple("grant", "Grant a group membership, or a role in a group (--role).",
-         click.argument("vo"), click.argument("dn"), click.argument("group"),
-         click.option("--role"), ca_opt, json_opt)
-def grant_cmd(vo: str, dn: str, group: str, role: str | None, ca_dn: str | None,
-              as_json: bool) -> None:
+@_simple(
+    "grant",
+    "Grant a group membership, or a role in a group (--role).",
+    click.argument("vo"),
+    click.argument("dn"),
+    click.argument("group"),
+    click.option("--role"),
+    ca_opt,
+    json_opt,
+)
+def grant_cmd(
+    vo: str, dn: str, group: str, role: str | None, ca_dn: str | None, as_json: bool
+) -> None:
     with _store() as (store, actor):
         _member_out(store.grant(actor, vo, dn, group, role, ca_dn), as_json)
 
 
-@_simple("revoke", "Revoke a role in a group (--role) or a group with its subgroups.",
-         click.argument("vo"), click.argument("dn"), click.argument("group"),
-         click.option("--role"), ca_opt, json_opt)
-def revoke_cmd(vo: str, dn: str, group: str, role: str | None, ca_dn: str | None,
-               as_json: bool) -> None:
+@_simple(
+    "revoke",
+    "Revoke a role in a group (--role) or a group with its subgroups.",
+    click.argument("vo"),
+    click.argument("dn"),
+    click.argument("group"),
+    click.option("--role"),
+    ca_opt,
+    json_opt,
+)
+def revoke_cmd(
+    vo: str, dn: str, group: str, role: str | None, ca_dn: str | None, as_json: bool
+) -> None:
     with _store() as (store, actor):
         _member_out(store.revoke(actor, vo, dn, group, role, ca_dn), as_json)
 
 
-@_simple("members", "List or search members.", click.argument("vo"),
-         click.option("--search", help="Substring of DN, CA or e-mail."),
-         click.option("--suspended/--active", default=None), json_opt)
+@_simple(
+    "members",
+    "List or search members.",
+    click.argument("vo"),
+    click.option("--search", help="Substring of DN, CA or e-mail."),
+    click.option("--suspended/--active", default=None),
+    json_opt,
+)
 def members_cmd(vo: str, search: str | None, suspended: bool | None, as_json: bool) -> None:
     with _store() as (store, actor):
         for m in store.list_members(actor, vo, search, suspended):
@@ -155,12 +212,19 @@ def members_cmd(vo: str, search: str | None, suspended: bool | None, as_json: bo
 def groups_cmd(vo: str, as_json: bool) -> None:
     with _store() as (store, actor):
         data = {"groups": store.list_groups(actor, vo), "roles": store.list_roles(actor, vo)}
-    click.echo(json.dumps(data) if as_json else
-               "groups: " + " ".join(data["groups"]) + "\nroles:  " + " ".join(data["roles"]))
+    click.echo(
+        json.dumps(data)
+        if as_json
+        else "groups: " + " ".join(data["groups"]) + "\nroles:  " + " ".join(data["roles"])
+    )
 
 
-@_simple("export", "Write the VO as a gproc-vo/1 JSON document.", click.argument("vo"),
-         click.option("-o", "--out", type=_PATH, help="File (default: stdout)."))
+@_simple(
+    "export",
+    "Write the VO as a gproc-vo/1 JSON document.",
+    click.argument("vo"),
+    click.option("-o", "--out", type=_PATH, help="File (default: stdout)."),
+)
 def export_cmd(vo: str, out: Path | None) -> None:
     with _store() as (store, actor):
         text = dumps(export_vo(store, actor, vo))
@@ -170,52 +234,82 @@ def export_cmd(vo: str, out: Path | None) -> None:
         out.write_text(text)
 
 
-@_simple("import", "Merge a gproc-vo/1 JSON document (see gproc/vo_transfer.py).",
-         click.argument("path", type=_PATH),
-         click.option("--prune", is_flag=True, help="Remove members not in the file."))
+@_simple(
+    "import",
+    "Merge a gproc-vo/1 JSON document (see gproc/vo_transfer.py).",
+    click.argument("path", type=_PATH),
+    click.option("--prune", is_flag=True, help="Remove members not in the file."),
+)
 def import_cmd(path: Path, prune: bool) -> None:
     with _store() as (store, actor):
         counts = import_vo(store, actor, path.read_text(), prune=prune)
     click.echo(json.dumps(counts))
 
 
-@_simple("audit", "Show the audit log of a VO.", click.argument("vo"),
-         click.option("--limit", type=int, default=1000), json_opt)
+@_simple(
+    "audit",
+    "Show the audit log of a VO.",
+    click.argument("vo"),
+    click.option("--limit", type=int, default=1000),
+    json_opt,
+)
 def audit_cmd(vo: str, limit: int, as_json: bool) -> None:
     with _store() as (store, actor):
         rows = store.audit_log(actor, vo, limit=limit)
     for r in rows:
-        line = {"time": r.time.isoformat(), "actor": r.actor, "action": r.action,
-                "target": r.target, "detail": r.detail}
-        click.echo(json.dumps(line) if as_json else
-                   f"{line['time']}  {r.actor}  {r.action}  {r.target}  {json.dumps(r.detail)}")
+        line = {
+            "time": r.time.isoformat(),
+            "actor": r.actor,
+            "action": r.action,
+            "target": r.target,
+            "detail": r.detail,
+        }
+        click.echo(
+            json.dumps(line)
+            if as_json
+            else f"{line['time']}  {r.actor}  {r.action}  {r.target}  {json.dumps(r.detail)}"
+        )
 
 
-@_simple("serve", "Serve the VO admin SOAP service and the VOMS endpoint ([vo] settings).",
-         click.option("--ca-dir", type=_PATH, required=True),
-         click.option("--vomsdir", type=_PATH), click.option("--cert", type=_PATH, required=True),
-         click.option("--key", type=_PATH, required=True))
+@_simple(
+    "serve",
+    "Serve the VO admin SOAP service and the VOMS endpoint ([vo] settings).",
+    click.option("--ca-dir", type=_PATH, required=True),
+    click.option("--vomsdir", type=_PATH),
+    click.option("--cert", type=_PATH, required=True),
+    click.option("--key", type=_PATH, required=True),
+)
 def serve_cmd(ca_dir: Path, vomsdir: Path | None, cert: Path, key: Path) -> None:
-    from security.attribute_authority import AttributeAuthority
-    from security.pki import load_credential
-    from security.tls import TLSConfig
-    from services.soap.app import build_validator
-    from services.vo_admin.app import make_admin_server
-    from services.voms_server import VomsServer
+    from gproc.security.attribute_authority import AttributeAuthority
+    from gproc.security.pki import load_credential
+    from gproc.security.tls import TLSConfig
+    from gproc.services.soap.app import build_validator
+    from gproc.services.vo_admin.app import make_admin_server
+    from gproc.services.voms_server import VomsServer
 
     cfg = get_settings().vo
     if not (cfg.vo and cfg.aa_cert and cfg.aa_key):
         raise click.UsageError("[vo] vo, aa_cert and aa_key must be set to serve ACs")
     validator = build_validator(ca_dir, vomsdir)
-    store = VoStore(get_settings().vo_database_url, admins=cfg.admins,
-                    admin_role=cfg.admin_role)
-    admin = make_admin_server(store, validator, TLSConfig(cert, key, ca_dir),
-                              host=cfg.admin_host, port=cfg.admin_port)
-    aa = AttributeAuthority(store, load_credential(cfg.aa_cert, cfg.aa_key),
-                            host=cfg.aa_uri_host, port=cfg.voms_port,
-                            max_lifetime_s=cfg.max_ac_lifetime_s)
-    voms = VomsServer(aa, validator, TLSConfig(cfg.aa_cert, cfg.aa_key, ca_dir), cfg.vo,
-                      host=cfg.voms_host, port=cfg.voms_port)
+    store = VoStore(get_settings().vo_database_url, admins=cfg.admins, admin_role=cfg.admin_role)
+    admin = make_admin_server(
+        store, validator, TLSConfig(cert, key, ca_dir), host=cfg.admin_host, port=cfg.admin_port
+    )
+    aa = AttributeAuthority(
+        store,
+        load_credential(cfg.aa_cert, cfg.aa_key),
+        host=cfg.aa_uri_host,
+        port=cfg.voms_port,
+        max_lifetime_s=cfg.max_ac_lifetime_s,
+    )
+    voms = VomsServer(
+        aa,
+        validator,
+        TLSConfig(cfg.aa_cert, cfg.aa_key, ca_dir),
+        cfg.vo,
+        host=cfg.voms_host,
+        port=cfg.voms_port,
+    )
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -233,8 +327,9 @@ def serve_cmd(ca_dir: Path, vomsdir: Path | None, cert: Path, key: Path) -> None
 
 
 @click.command("proxy-init")
-@click.option("--voms", "voms", required=True,
-              help="VO[:FQAN[,FQAN...]], e.g. testvo:/testvo/Role=admin")
+@click.option(
+    "--voms", "voms", required=True, help="VO[:FQAN[,FQAN...]], e.g. testvo:/testvo/Role=admin"
+)
 @click.option("--vomses", type=_PATH, required=True, help="vomses file naming the endpoint.")
 @click.option("--cert", type=_PATH, required=True, help="User certificate PEM.")
 @click.option("--key", type=_PATH, required=True, help="User key PEM.")
@@ -242,21 +337,39 @@ def serve_cmd(ca_dir: Path, vomsdir: Path | None, cert: Path, key: Path) -> None
 @click.option("--vomsdir", type=_PATH, required=True, help="LSC directory to check the AC.")
 @click.option("--out", type=_PATH, required=True, help="Proxy file to write (mode 0600).")
 @click.option("--hours", type=float, default=12.0, show_default=True)
-def proxy_init_cmd(voms: str, vomses: Path, cert: Path, key: Path, ca_dir: Path,
-                   vomsdir: Path, out: Path, hours: float) -> None:
+def proxy_init_cmd(
+    voms: str,
+    vomses: Path,
+    cert: Path,
+    key: Path,
+    ca_dir: Path,
+    vomsdir: Path,
+    out: Path,
+    hours: float,
+) -> None:
     """Make an RFC 3820 proxy with a VOMS AC (for users without voms-clients)."""
-    from services.voms_client import VomsClientError, proxy_init, read_vomses
+    from gproc.services.voms_client import VomsClientError, proxy_init, read_vomses
 
     vo, _, wanted = voms.partition(":")
     servers = [s for s in read_vomses(vomses) if vo in (s.alias, s.vo)]
     if not servers:
         raise click.ClickException(f"no server for VO {vo!r} in {vomses}")
     try:
-        ident = proxy_init(cert, key, out, server=servers[0], ca_dir=ca_dir, vomsdir=vomsdir,
-                           fqans=[f for f in wanted.split(",") if f], hours=hours)
+        ident = proxy_init(
+            cert,
+            key,
+            out,
+            server=servers[0],
+            ca_dir=ca_dir,
+            vomsdir=vomsdir,
+            fqans=[f for f in wanted.split(",") if f],
+            hours=hours,
+        )
     except VomsClientError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"proxy {out} for {ident.subject_grid} until "
-               f"{ident.not_after.isoformat(timespec='seconds')}")
+    click.echo(
+        f"proxy {out} for {ident.subject_grid} until "
+        f"{ident.not_after.isoformat(timespec='seconds')}"
+    )
     for fq in ident.fqans:
         click.echo(f"attribute : {fq.long}")

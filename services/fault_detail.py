@@ -15,11 +15,15 @@ from lxml import etree
 from spyne import Fault
 
 
-def init_fault(fault: Any, message: str, extra: dict[str, str | None], ns: str,
-               fields: Sequence[str]) -> None:
+def init_fault(
+    fault: Any, message: str, extra: dict[str, str | None], ns: str, fields: Sequence[str]
+) -> None:
     """Fill a declared fault: ``info`` holds the detail values; members stay empty."""
-    fault.info = {"code": fault.CODE, "message": message,
-                  **{k: v for k, v in extra.items() if v is not None}}
+    fault.info = {
+        "code": fault.CODE,
+        "message": message,
+        **{k: v for k, v in extra.items() if v is not None},
+    }
     Fault.__init__(fault, fault.CODE, message, detail=detail(fault, ns, fields))
     for name in fields:  # members feed the WSDL only, never the wire
         setattr(fault, name, None)

@@ -11,15 +11,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from gproc.security.chain import Validator
+from gproc.security.identity import Identity
+from gproc.security.tls import GridServer, TLSConfig, make_server
 from gproc.settings import Settings
+from gproc.storage_gateway.gateway import StorageGateway
+from gproc.storage_gateway.https_front import KEYS_PATH, GatewayApp
+from gproc.storage_gateway.namespace import Namespace
+from gproc.storage_gateway.sshkeys import SshKeyStore
 from gproc.vo import VoStore, membership_refusal
-from security.chain import Validator
-from security.identity import Identity
-from security.tls import GridServer, TLSConfig, make_server
-from storage_gateway.gateway import StorageGateway
-from storage_gateway.https_front import KEYS_PATH, GatewayApp
-from storage_gateway.namespace import Namespace
-from storage_gateway.sshkeys import SshKeyStore
 
 
 @dataclass
@@ -31,8 +31,9 @@ class GatewayParts:
     admit: Callable[[Identity], str | None] | None = None  # VO standing, when enforced
 
 
-def build_parts(settings: Settings, validator: Validator,
-                namespace: Namespace | None = None) -> GatewayParts:
+def build_parts(
+    settings: Settings, validator: Validator, namespace: Namespace | None = None
+) -> GatewayParts:
     """Load the namespace (unless given) and open the key store."""
     conf = settings.gateway
     if namespace is None:
@@ -42,8 +43,9 @@ def build_parts(settings: Settings, validator: Validator,
     if any(a.mount[:1] == (KEYS_PATH.strip("/"),) for a in namespace.areas):
         raise ValueError(f"{KEYS_PATH} is reserved for key registration; mount areas elsewhere")
     keys_dir = conf.sshkeys_dir or settings.state_dir.resolve() / "sshkeys"
-    return GatewayParts(StorageGateway(namespace), SshKeyStore(keys_dir, validator),
-                        vo_admission(settings))
+    return GatewayParts(
+        StorageGateway(namespace), SshKeyStore(keys_dir, validator), vo_admission(settings)
+    )
 
 
 def vo_admission(settings: Settings) -> Callable[[Identity], str | None] | None:
@@ -51,25 +53,35 @@ def vo_admission(settings: Settings) -> Callable[[Identity], str | None] | None:
     suspended or removed, whatever their unexpired AC says (as the processing service does)."""
     if not settings.vo.enforce_membership:
         return None
-    store = VoStore(settings.vo_database_url, admins=settings.vo.admins,
-                    admin_role=settings.vo.admin_role)
+    store = VoStore(
+        settings.vo_database_url, admins=settings.vo.admins, admin_role=settings.vo.admin_role
+    )
 
     def admit(ident: Identity) -> str | None:
         if not ident.acs:
             return None
-        return membership_refusal(store, (ac.vo for ac in ident.acs), ident.subject_grid,
-                                  ident.issuer_grid)
+        return membership_refusal(
+            store, (ac.vo for ac in ident.acs), ident.subject_grid, ident.issuer_grid
+        )
 
     return admit
 
 
-def make_https_front(parts: GatewayParts, validator: Validator, tls: TLSConfig | None,
-                     host: str, port: int, *, threads: int = 16,
-                     timeout_s: int = 60) -> GridServer:
+def make_https_front(
+    parts: GatewayParts,
+    validator: Validator,
+    tls: TLSConfig | None,
+    host: str,
+    port: int,
+    *,
+    threads: int = 16,
+    timeout_s: int = 60,
+) -> GridServer:
     """The HTTPS front (not started); port 0 picks a free port."""
     app = GatewayApp(parts.gateway, parts.keys, parts.admit)
-    server = make_server(app, host, port, tls, validator, require_identity=True,
-                         threads=threads, timeout_s=timeout_s)
+    server = make_server(
+        app, host, port, tls, validator, require_identity=True, threads=threads, timeout_s=timeout_s
+    )
     return server
 
 

@@ -32,13 +32,13 @@ from urllib.parse import unquote
 from cryptography import x509
 
 from gproc.domain import InvalidTaskRequest, Owner
+from gproc.security.errors import CredentialError
+from gproc.security.identity import AcInfo, Fqan, Identity, ProxyType
+from gproc.security.wsgi_auth import Validator, validate_with
 from gproc.staging import InputResolver
-from security.errors import CredentialError
-from security.identity import AcInfo, Fqan, Identity, ProxyType
-from security.wsgi_auth import Validator, validate_with
-from storage_gateway import paths
-from storage_gateway.backends.base import BackendUnavailable, StorageError
-from storage_gateway.gateway import StorageGateway
+from gproc.storage_gateway import paths
+from gproc.storage_gateway.backends.base import BackendUnavailable, StorageError
+from gproc.storage_gateway.gateway import StorageGateway
 
 log = logging.getLogger("gproc.gateway.tasks")
 SCHEME = "gateway://"
@@ -47,9 +47,15 @@ SCHEME = "gateway://"
 class TaskData:
     """The owner-aware resolver and the output sink the core is given."""
 
-    def __init__(self, gateway: StorageGateway, fallback: InputResolver, *,
-                 url_base: str | None = None, outputs_dir: str = "tasks",
-                 validator: Validator | None = None) -> None:
+    def __init__(
+        self,
+        gateway: StorageGateway,
+        fallback: InputResolver,
+        *,
+        url_base: str | None = None,
+        outputs_dir: str = "tasks",
+        validator: Validator | None = None,
+    ) -> None:
         self.gateway = gateway
         self.fallback = fallback
         self.url_base = url_base.rstrip("/") if url_base else None
@@ -60,12 +66,13 @@ class TaskData:
     def logical_path(self, ref: str) -> str | None:
         """The gateway path a reference names (None: not a gateway reference)."""
         if ref.startswith(SCHEME):
-            rest = ref[len(SCHEME):]
+            rest = ref[len(SCHEME) :]
             if not rest.startswith("/"):
-                raise InvalidTaskRequest("inputs", f"gateway reference {ref!r} must look "
-                                         "like gateway:///area/path")
+                raise InvalidTaskRequest(
+                    "inputs", f"gateway reference {ref!r} must look like gateway:///area/path"
+                )
         elif self.url_base and ref.startswith(self.url_base + "/"):
-            rest = ref[len(self.url_base):]
+            rest = ref[len(self.url_base) :]
         else:
             return None
         try:
@@ -83,8 +90,7 @@ class TaskData:
                 return
             identity = owner.credential
             if not isinstance(identity, Identity):
-                raise InvalidTaskRequest("inputs", "gateway inputs need an authenticated "
-                                         "owner")
+                raise InvalidTaskRequest("inputs", "gateway inputs need an authenticated owner")
             try:
                 self._copy(identity, path, dest)
             except StorageError as exc:
@@ -114,8 +120,9 @@ class TaskData:
             self.gateway.mkdir(identity, folder, parents=True)
             for out in outputs:
                 target = f"{folder}/{paths.check_component(out['name'])}"
-                self.gateway.write(identity, target, _file_chunks(Path(out["path"])),
-                                   overwrite=True)
+                self.gateway.write(
+                    identity, target, _file_chunks(Path(out["path"])), overwrite=True
+                )
                 stored[out["port"]] = target
         except BackendUnavailable:
             raise  # the tracker retries at its next cycle
@@ -136,8 +143,9 @@ class TaskData:
                 chain = x509.load_pem_x509_certificates(Path(row.x509_proxy).read_bytes())
                 return validate_with(self.validator, chain)
             except (OSError, ValueError, CredentialError) as exc:
-                log.info("task %s: delegated proxy unusable (%s); using the recorded owner",
-                         row.id, exc)
+                log.info(
+                    "task %s: delegated proxy unusable (%s); using the recorded owner", row.id, exc
+                )
         return recorded_owner(row.owner_dn, json.loads(row.owner_fqans or "[]"))
 
 
@@ -154,9 +162,26 @@ def recorded_owner(dn: str, fqans: list[str]) -> Identity:
     parsed = [Fqan.parse(f) for f in fqans]
     now = datetime.now(UTC)
     vos = list(dict.fromkeys(f.vo for f in parsed))
-    acs = tuple(AcInfo(vo=vo, uri="", issuer="(recorded at registration)", serial=0,
-                       not_before=now, not_after=now + timedelta(minutes=5),
-                       fqans=tuple(f for f in parsed if f.vo == vo)) for vo in vos)
-    return Identity(subject="", subject_grid=dn, issuer="", issuer_grid="",
-                    proxy_type=ProxyType.NONE, proxy_depth=0,
-                    not_after=now + timedelta(minutes=5), fingerprint="", acs=acs)
+    acs = tuple(
+        AcInfo(
+            vo=vo,
+            uri="",
+            issuer="(recorded at registration)",
+            serial=0,
+            not_before=now,
+            not_after=now + timedelta(minutes=5),
+            fqans=tuple(f for f in parsed if f.vo == vo),
+        )
+        for vo in vos
+    )
+    return Identity(
+        subject="",
+        subject_grid=dn,
+        issuer="",
+        issuer_grid="",
+        proxy_type=ProxyType.NONE,
+        proxy_depth=0,
+        not_after=now + timedelta(minutes=5),
+        fingerprint="",
+        acs=acs,
+    )

@@ -18,12 +18,12 @@ from urllib.parse import quote
 import requests
 from lxml import etree
 
-from security.chain import Validator
-from security.identity import Identity
-from security.pki import load_credential, make_proxy
-from security.truststore import TrustStore
-from security.voms import VomsTrust
-from services.soap.hardening import hardened_parser
+from gproc.security.chain import Validator
+from gproc.security.identity import Identity
+from gproc.security.pki import load_credential, make_proxy
+from gproc.security.truststore import TrustStore
+from gproc.security.voms import VomsTrust
+from gproc.services.soap.hardening import hardened_parser
 
 MAX_ANSWER = 1 << 20
 
@@ -60,14 +60,28 @@ def read_vomses(path: Path) -> list[Vomses]:
     return out
 
 
-def request_ac(host: str, port: int, cert: Path, key: Path, ca_dir: Path,
-               fqans: Sequence[str], lifetime_s: int, *, timeout_s: float = 30) -> bytes:
+def request_ac(
+    host: str,
+    port: int,
+    cert: Path,
+    key: Path,
+    ca_dir: Path,
+    fqans: Sequence[str],
+    lifetime_s: int,
+    *,
+    timeout_s: float = 30,
+) -> bytes:
     """The DER AC the endpoint issues for ``fqans`` (empty: the VO root group)."""
     query = f"fqans={quote(','.join(fqans), safe='/=,')}&lifetime={int(lifetime_s)}"
     with requests.Session() as s:
         s.trust_env = False
-        resp = s.get(f"https://{host}:{port}/generate-ac?{query}", cert=(str(cert), str(key)),
-                     verify=str(ca_dir), timeout=timeout_s, stream=True)
+        resp = s.get(
+            f"https://{host}:{port}/generate-ac?{query}",
+            cert=(str(cert), str(key)),
+            verify=str(ca_dir),
+            timeout=timeout_s,
+            stream=True,
+        )
         body = resp.raw.read(MAX_ANSWER + 1, decode_content=True)
     if len(body) > MAX_ANSWER:
         raise VomsClientError("BadAnswer", "answer too large")
@@ -84,8 +98,17 @@ def request_ac(host: str, port: int, cert: Path, key: Path, ca_dir: Path,
     return base64.b64decode("".join(text.split()))
 
 
-def proxy_init(cert: Path, key: Path, out: Path, *, server: Vomses, ca_dir: Path,
-               vomsdir: Path, fqans: Sequence[str] = (), hours: float = 12) -> Identity:
+def proxy_init(
+    cert: Path,
+    key: Path,
+    out: Path,
+    *,
+    server: Vomses,
+    ca_dir: Path,
+    vomsdir: Path,
+    fqans: Sequence[str] = (),
+    hours: float = 12,
+) -> Identity:
     """Write an RFC 3820 proxy of the user certificate carrying the endpoint's AC and
     return the identity the project's validator sees in it."""
     user = load_credential(cert, key)

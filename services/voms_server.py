@@ -43,19 +43,27 @@ from cryptography import x509
 from lxml import etree
 from OpenSSL import SSL
 
-from security.attribute_authority import AcRequestRefused, AttributeAuthority, IssuedAc
-from security.chain import Validator, proxy_language
-from security.errors import CredentialError
-from security.tls import TLSConfig, make_context, peer_chain
-from services.soap.hardening import hardened_parser
+from gproc.security.attribute_authority import AcRequestRefused, AttributeAuthority, IssuedAc
+from gproc.security.chain import Validator, proxy_language
+from gproc.security.errors import CredentialError
+from gproc.security.tls import TLSConfig, make_context, peer_chain
+from gproc.services.soap.hardening import hardened_parser
 
 log = logging.getLogger("gproc.voms")
 MAX_REQUEST = 16 * 1024
 IO_TIMEOUT_S = 15.0
-_HTTP_STATUS = {"NoSuchUser": "403 Forbidden", "SuspendedUser": "403 Forbidden",
-                "NoSuchAttribute": "403 Forbidden", "BadRequest": "400 Bad Request"}
-_LEGACY_NUMBER = {"NoSuchUser": 1002, "SuspendedUser": 1011, "NoSuchAttribute": 1003,
-                  "BadRequest": 1001}
+_HTTP_STATUS = {
+    "NoSuchUser": "403 Forbidden",
+    "SuspendedUser": "403 Forbidden",
+    "NoSuchAttribute": "403 Forbidden",
+    "BadRequest": "400 Bad Request",
+}
+_LEGACY_NUMBER = {
+    "NoSuchUser": 1002,
+    "SuspendedUser": 1011,
+    "NoSuchAttribute": 1003,
+    "BadRequest": 1001,
+}
 _PLACEHOLDER_AC = "QQ==\n"  # the byte "A": lets the client print the server's message
 
 
@@ -113,8 +121,12 @@ def _parse_legacy(raw: bytes, vo: str) -> AcRequest:
         raise BadRequest("not a VOMS request document")
     fqans = tuple(_command(c.text or "", vo) for c in root.findall("command"))
     order = tuple((root.findtext("order") or "").replace(":", "/Role=").split(","))
-    return AcRequest(tuple(f for f in fqans if f), _lifetime(root.findtext("lifetime") or ""),
-                     tuple(o for o in order if o), legacy=True)
+    return AcRequest(
+        tuple(f for f in fqans if f),
+        _lifetime(root.findtext("lifetime") or ""),
+        tuple(o for o in order if o),
+        legacy=True,
+    )
 
 
 def _command(cmd: str, vo: str) -> str:
@@ -136,24 +148,33 @@ def _command(cmd: str, vo: str) -> str:
 
 def _b64(der: bytes) -> str:
     text = base64.b64encode(der).decode()
-    return "\n".join(text[i:i + 64] for i in range(0, len(text), 64)) + "\n"
+    return "\n".join(text[i : i + 64] for i in range(0, len(text), 64)) + "\n"
 
 
-def rest_answer(issued: IssuedAc | None, error: AcRequestRefused | None,
-                max_lifetime_s: int) -> bytes:
+def rest_answer(
+    issued: IssuedAc | None, error: AcRequestRefused | None, max_lifetime_s: int
+) -> bytes:
     """A complete HTTP/1.1 response for the REST protocol."""
     if issued is not None:
-        warn = (f"<warning>The validity of this VOMS AC in your proxy is shortened to "
-                f"{max_lifetime_s} seconds!</warning>" if issued.shortened else "")
+        warn = (
+            f"<warning>The validity of this VOMS AC in your proxy is shortened to "
+            f"{max_lifetime_s} seconds!</warning>"
+            if issued.shortened
+            else ""
+        )
         status, body = "200 OK", f"<voms><ac>{_b64(issued.der)}</ac>{warn}</voms>"
     else:
         assert error is not None
         status = _HTTP_STATUS.get(error.code, "500 Internal Server Error")
-        body = (f"<voms><error><code>{escape(error.code)}</code><message>"
-                f"{escape(error.message)}</message></error></voms>")
+        body = (
+            f"<voms><error><code>{escape(error.code)}</code><message>"
+            f"{escape(error.message)}</message></error></voms>"
+        )
     data = ('<?xml version="1.0" encoding="UTF-8"?>' + body).encode()
-    head = (f"HTTP/1.1 {status}\r\nContent-Type: text/xml; charset=utf-8\r\n"
-            f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n")
+    head = (
+        f"HTTP/1.1 {status}\r\nContent-Type: text/xml; charset=utf-8\r\n"
+        f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n"
+    )
     return head.encode() + data
 
 
@@ -165,8 +186,10 @@ def legacy_answer(issued: IssuedAc | None, error: AcRequestRefused | None) -> by
     else:
         assert error is not None
         number = _LEGACY_NUMBER.get(error.code, 1500)
-        body += (f"<error><item><number>{number}</number><message>{escape(error.message)}"
-                 f"</message></item></error><ac>{_PLACEHOLDER_AC}</ac>")
+        body += (
+            f"<error><item><number>{number}</number><message>{escape(error.message)}"
+            f"</message></item></error><ac>{_PLACEHOLDER_AC}</ac>"
+        )
     return (body + "</vomsans>").encode("ascii", "replace")
 
 
@@ -181,9 +204,17 @@ def end_entity(chain: tuple[x509.Certificate, ...]) -> x509.Certificate:
 class VomsServer:
     """A TLS server answering VOMS AC requests for one VO (threads; start/stop)."""
 
-    def __init__(self, authority: AttributeAuthority, validator: Validator, tls: TLSConfig,
-                 vo: str, *, host: str = "127.0.0.1", port: int = 15000,
-                 max_connections: int = 32) -> None:
+    def __init__(
+        self,
+        authority: AttributeAuthority,
+        validator: Validator,
+        tls: TLSConfig,
+        vo: str,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 15000,
+        max_connections: int = 32,
+    ) -> None:
         self.authority = authority
         self.validator = validator
         self.vo = vo
@@ -197,8 +228,9 @@ class VomsServer:
         return int(self._server.server_address[1])
 
     def start(self) -> VomsServer:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="gproc-voms",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="gproc-voms", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -239,8 +271,9 @@ class VomsServer:
             legacy = req.legacy
             ident = self.validator.validate(chain)
             entry["dn"] = ident.subject_grid
-            issued = self.authority.issue(end_entity(chain), self.vo, req.fqans,
-                                          req.lifetime_s, req.order)
+            issued = self.authority.issue(
+                end_entity(chain), self.vo, req.fqans, req.lifetime_s, req.order
+            )
             entry["fqans"] = list(issued.fqans)
         except BadRequest as exc:
             error = AcRequestRefused("BadRequest", str(exc))
@@ -248,13 +281,18 @@ class VomsServer:
             error = AcRequestRefused("BadRequest", f"credential refused: {exc}")
         except AcRequestRefused as exc:
             error = exc
-        answer = (legacy_answer(issued, error) if legacy else
-                  rest_answer(issued, error, self.authority.max_lifetime_s))
+        answer = (
+            legacy_answer(issued, error)
+            if legacy
+            else rest_answer(issued, error, self.authority.max_lifetime_s)
+        )
         _send(conn, sock, answer, deadline)
-        entry.update(protocol="legacy" if legacy else "rest",
-                     result="issued" if issued else error.code if error else "?",
-                     message=error.message if error else None,
-                     ms=round((time.monotonic() - started) * 1000, 1))
+        entry.update(
+            protocol="legacy" if legacy else "rest",
+            result="issued" if issued else error.code if error else "?",
+            message=error.message if error else None,
+            ms=round((time.monotonic() - started) * 1000, 1),
+        )
         log.info(json.dumps(entry))
         with contextlib.suppress(SSL.Error):
             conn.shutdown()
@@ -264,8 +302,7 @@ class _TCPServer(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, addr: tuple[str, int], handle: Callable[[socket.socket, Any], None]
-                 ) -> None:
+    def __init__(self, addr: tuple[str, int], handle: Callable[[socket.socket, Any], None]) -> None:
         self._handle_conn = handle
         super().__init__(addr, socketserver.BaseRequestHandler)
 
@@ -277,8 +314,9 @@ class _TCPServer(socketserver.ThreadingTCPServer):
             request.close()
 
 
-def _io(conn: SSL.Connection, sock: socket.socket, call: Callable[..., Any],
-        deadline: float, *args: Any) -> Any:
+def _io(
+    conn: SSL.Connection, sock: socket.socket, call: Callable[..., Any], deadline: float, *args: Any
+) -> Any:
     """Run a pyOpenSSL call on a non-blocking socket, waiting until ``deadline``."""
     while True:
         try:
@@ -286,8 +324,9 @@ def _io(conn: SSL.Connection, sock: socket.socket, call: Callable[..., Any],
         except (SSL.WantReadError, SSL.WantWriteError) as exc:
             left = deadline - time.monotonic()
             reading = isinstance(exc, SSL.WantReadError)
-            if left <= 0 or not any(select.select([sock] if reading else [],
-                                                  [] if reading else [sock], [], left)):
+            if left <= 0 or not any(
+                select.select([sock] if reading else [], [] if reading else [sock], [], left)
+            ):
                 raise TimeoutError("VOMS client too slow") from None
 
 
@@ -302,8 +341,9 @@ def _read_request(conn: SSL.Connection, sock: socket.socket, deadline: float) ->
             break
         data += chunk
         body = data[1:] if data[:1] == b"0" else data
-        if (body.startswith(b"GET ") and b"\n\n" in body.replace(b"\r\n", b"\n")) or \
-                (body.lstrip().startswith(b"<") and body.rstrip().endswith(b"</voms>")):
+        if (body.startswith(b"GET ") and b"\n\n" in body.replace(b"\r\n", b"\n")) or (
+            body.lstrip().startswith(b"<") and body.rstrip().endswith(b"</voms>")
+        ):
             return body
     raise ValueError("VOMS request too large or incomplete")
 

@@ -27,8 +27,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from security.identity import Identity, normalise_grid_dn, same_dn
-from security.policy import Decision, FqanPattern, PolicyError
+from gproc.security.identity import Identity, normalise_grid_dn, same_dn
+from gproc.security.policy import Decision, FqanPattern, PolicyError
 
 _NOT_SAFE = re.compile(r"[^a-z0-9]+")
 KEY_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,31})-[0-9a-f]{12}$")
@@ -49,11 +49,16 @@ class AreaKind(StrEnum):
 def user_key(identity: Identity) -> str:
     """The private-area directory name of ``identity`` (see module docstring)."""
     canonical = normalise_grid_dn(identity.subject_grid)
-    digest = hashlib.sha256(
-        "/".join(f"{k}={v}" for k, v in canonical).encode("utf-8")).hexdigest()[:12]
+    digest = hashlib.sha256("/".join(f"{k}={v}" for k, v in canonical).encode("utf-8")).hexdigest()[
+        :12
+    ]
     cns = [v for k, v in canonical if k == "cn"]
-    ascii_cn = unicodedata.normalize("NFKD", cns[-1] if cns else "").encode(
-        "ascii", "ignore").decode("ascii").lower()
+    ascii_cn = (
+        unicodedata.normalize("NFKD", cns[-1] if cns else "")
+        .encode("ascii", "ignore")
+        .decode("ascii")
+        .lower()
+    )
     label = _NOT_SAFE.sub("-", ascii_cn).strip("-")[:32].strip("-") or "user"
     return f"{label}-{digest}"
 
@@ -99,18 +104,23 @@ class AreaRules:
         if op is Op.WRITE:
             if self.write.covers(identity):
                 return Decision(True, f"{self.name}:write", "writer")
-            return Decision(False, f"{self.name}:write",
-                            f"writing to {self.name} needs one of {self._names(self.write)}")
+            return Decision(
+                False,
+                f"{self.name}:write",
+                f"writing to {self.name} needs one of {self._names(self.write)}",
+            )
         if self.read.covers(identity) or self.write.covers(identity):
             return Decision(True, f"{self.name}:read", "reader")
-        return Decision(False, f"{self.name}:read",
-                        f"reading {self.name} needs one of {self._names(self.read)}")
+        return Decision(
+            False, f"{self.name}:read", f"reading {self.name} needs one of {self._names(self.read)}"
+        )
 
     def _private(self, identity: Identity, owner: str | None) -> Decision:
         rule = f"{self.name}:owner"
         if not self.members.covers(identity):
-            return Decision(False, f"{self.name}:members",
-                            f"no private area for this identity in {self.name}")
+            return Decision(
+                False, f"{self.name}:members", f"no private area for this identity in {self.name}"
+            )
         if owner is not None and owner != user_key(identity):
             return Decision(False, rule, "another user's private area")
         return Decision(True, rule, "owner")

@@ -12,10 +12,10 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator
 
-from security.identity import Identity
-from storage_gateway import paths
-from storage_gateway.access import AreaKind, Op, user_key
-from storage_gateway.backends.base import (
+from gproc.security.identity import Identity
+from gproc.storage_gateway import paths
+from gproc.storage_gateway.access import AreaKind, Op, user_key
+from gproc.storage_gateway.backends.base import (
     AlreadyExists,
     Checksums,
     Conflict,
@@ -25,7 +25,7 @@ from storage_gateway.backends.base import (
     QuotaExceeded,
     WriteOptions,
 )
-from storage_gateway.namespace import Area, Namespace, Resolved
+from gproc.storage_gateway.namespace import Area, Namespace, Resolved
 
 _ROOT_CACHE_S = 60.0
 
@@ -50,8 +50,7 @@ class StorageGateway:
         if not decision:
             if resolved.area.kind is AreaKind.PRIVATE and resolved.owner is not None:
                 raise NotFound(f"{path}: no such file or directory")
-            raise PermissionDenied(f"{path}: denied by rule '{decision.rule}': "
-                                   f"{decision.message}")
+            raise PermissionDenied(f"{path}: denied by rule '{decision.rule}': {decision.message}")
         self._ensure_root(resolved)
         return resolved
 
@@ -108,8 +107,9 @@ class StorageGateway:
     def _can_see(identity: Identity, area: Area) -> bool:
         return bool(area.rules.decide(identity, Op.READ))
 
-    def open_read(self, identity: Identity, path: str, offset: int = 0,
-                  length: int | None = None) -> Iterator[bytes]:
+    def open_read(
+        self, identity: Identity, path: str, offset: int = 0, length: int | None = None
+    ) -> Iterator[bytes]:
         resolved = self._target(identity, path, Op.READ)
         return resolved.backend.open_read(resolved.backend_path, offset, length)
 
@@ -124,13 +124,21 @@ class StorageGateway:
             raise PermissionDenied(f"{path}: the area root itself cannot be changed")
         return resolved
 
-    def write(self, identity: Identity, path: str, chunks: Iterable[bytes], *,
-              overwrite: bool = False, expected: Checksums | None = None) -> Checksums:
+    def write(
+        self,
+        identity: Identity,
+        path: str,
+        chunks: Iterable[bytes],
+        *,
+        overwrite: bool = False,
+        expected: Checksums | None = None,
+    ) -> Checksums:
         """Atomic upload; quota and announced checksums enforced while streaming."""
         resolved = self._writable(identity, path)
         budget = self._budget(resolved, overwrite)
         return resolved.backend.write_stream(
-            resolved.backend_path, chunks, WriteOptions(overwrite, budget, expected))
+            resolved.backend_path, chunks, WriteOptions(overwrite, budget, expected)
+        )
 
     def check_write(self, identity: Identity, path: str, overwrite: bool = False) -> None:
         """Refuse now what :meth:`write` would refuse before reading any data (for fronts

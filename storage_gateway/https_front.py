@@ -31,9 +31,9 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import parse_qs
 
-from security.identity import Identity
-from security.wsgi_auth import ENV_IDENTITY, ENV_PEER_CHAIN
-from storage_gateway.backends.base import (
+from gproc.security.identity import Identity
+from gproc.security.wsgi_auth import ENV_IDENTITY, ENV_PEER_CHAIN
+from gproc.storage_gateway.backends.base import (
     CHUNK,
     AlreadyExists,
     BackendUnavailable,
@@ -48,8 +48,8 @@ from storage_gateway.backends.base import (
     QuotaExceeded,
     StorageError,
 )
-from storage_gateway.gateway import StorageGateway
-from storage_gateway.sshkeys import KeyConflict, KeyError_, SshKeyStore
+from gproc.storage_gateway.gateway import StorageGateway
+from gproc.storage_gateway.sshkeys import KeyConflict, KeyError_, SshKeyStore
 
 log = logging.getLogger("gproc.gateway.https")
 KEYS_PATH = "/sshkeys"
@@ -87,24 +87,31 @@ Admission = Callable[[Identity], "str | None"]
 class GatewayApp:
     """WSGI app; thread-safe (no per-request state on the instance)."""
 
-    def __init__(self, gateway: StorageGateway, keys: SshKeyStore | None = None,
-                 admit: Admission | None = None) -> None:
+    def __init__(
+        self,
+        gateway: StorageGateway,
+        keys: SshKeyStore | None = None,
+        admit: Admission | None = None,
+    ) -> None:
         """``admit`` returns why a validated identity must still be refused (e.g. a VO
         member suspended since their AC was issued), or None."""
         self.gateway = gateway
         self.keys = keys
         self.admit = admit
 
-    def __call__(self, environ: dict[str, Any], start_response: StartResponse
-                 ) -> Iterable[bytes]:
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         identity: Identity | None = environ.get(ENV_IDENTITY)
         if identity is None:
-            return _json(start_response, "401 Unauthorized",
-                         {"error": "NotAuthenticated", "message": "no valid client proxy"})
+            return _json(
+                start_response,
+                "401 Unauthorized",
+                {"error": "NotAuthenticated", "message": "no valid client proxy"},
+            )
         refusal = self.admit(identity) if self.admit else None
         if refusal is not None:
-            return _json(start_response, "403 Forbidden",
-                         {"error": "NotAuthorised", "message": refusal})
+            return _json(
+                start_response, "403 Forbidden", {"error": "NotAuthorised", "message": refusal}
+            )
         try:
             path = _logical_path(environ)
             query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
@@ -119,8 +126,14 @@ class GatewayApp:
             return _error(start_response, "400 Bad Request", "UploadInterrupted", str(exc))
 
     # -- data operations ---------------------------------------------------------
-    def _dispatch(self, env: dict[str, Any], sr: StartResponse, who: Identity, path: str,
-                  query: dict[str, list[str]]) -> Iterable[bytes]:
+    def _dispatch(
+        self,
+        env: dict[str, Any],
+        sr: StartResponse,
+        who: Identity,
+        path: str,
+        query: dict[str, list[str]],
+    ) -> Iterable[bytes]:
         method = env.get("REQUEST_METHOD", "GET")
         op = _one(query, "op")
         if method in ("GET", "HEAD") and op == "stat":
@@ -145,8 +158,9 @@ class GatewayApp:
             return _json(sr, "200 OK", {"renamed": path, "to": target})
         raise HttpError("405 Method Not Allowed", f"{method} {op or ''} is not supported here")
 
-    def _get(self, env: dict[str, Any], sr: StartResponse, who: Identity, path: str
-             ) -> Iterable[bytes]:
+    def _get(
+        self, env: dict[str, Any], sr: StartResponse, who: Identity, path: str
+    ) -> Iterable[bytes]:
         entry = self.gateway.stat(who, path)
         if entry.is_dir:
             entries = self.gateway.listdir(who, path)
@@ -154,15 +168,26 @@ class GatewayApp:
         rng = parse_range(env.get("HTTP_RANGE"), entry.size)
         if rng is None:
             body = self.gateway.open_read(who, path)
-            sr("200 OK", [("Content-Type", "application/octet-stream"),
-                          ("Content-Length", str(entry.size)), ("Accept-Ranges", "bytes")])
+            sr(
+                "200 OK",
+                [
+                    ("Content-Type", "application/octet-stream"),
+                    ("Content-Length", str(entry.size)),
+                    ("Accept-Ranges", "bytes"),
+                ],
+            )
             return _closing(body)
         start, length = rng
         body = self.gateway.open_read(who, path, start, length)
-        sr("206 Partial Content", [
-            ("Content-Type", "application/octet-stream"), ("Content-Length", str(length)),
-            ("Content-Range", f"bytes {start}-{start + length - 1}/{entry.size}"),
-            ("Accept-Ranges", "bytes")])
+        sr(
+            "206 Partial Content",
+            [
+                ("Content-Type", "application/octet-stream"),
+                ("Content-Length", str(length)),
+                ("Content-Range", f"bytes {start}-{start + length - 1}/{entry.size}"),
+                ("Accept-Ranges", "bytes"),
+            ],
+        )
         return _closing(body)
 
     def _head(self, sr: StartResponse, who: Identity, path: str) -> Iterable[bytes]:
@@ -170,9 +195,12 @@ class GatewayApp:
         headers = [("X-Gproc-Type", "directory" if entry.is_dir else "file")]
         if not entry.is_dir:
             sums = self.gateway.checksum(who, path)
-            headers += [("Content-Length", str(entry.size)), ("Accept-Ranges", "bytes"),
-                        ("Digest", digest_header(sums)),
-                        ("Content-Type", "application/octet-stream")]
+            headers += [
+                ("Content-Length", str(entry.size)),
+                ("Accept-Ranges", "bytes"),
+                ("Digest", digest_header(sums)),
+                ("Content-Type", "application/octet-stream"),
+            ]
         else:
             headers += [("Content-Length", "0"), ("Content-Type", "application/json")]
         sr("200 OK", headers)
@@ -187,18 +215,23 @@ class GatewayApp:
             out.update(adler32=sums.adler32, sha256=sums.sha256)
         return _json(sr, "200 OK", out)
 
-    def _put(self, env: dict[str, Any], sr: StartResponse, who: Identity, path: str,
-             overwrite: bool) -> Iterable[bytes]:
+    def _put(
+        self, env: dict[str, Any], sr: StartResponse, who: Identity, path: str, overwrite: bool
+    ) -> Iterable[bytes]:
         expected = parse_digest(env.get("HTTP_DIGEST"))
         chunks = request_body(env)
         sums = self.gateway.write(who, path, chunks, overwrite=overwrite, expected=expected)
-        return _json(sr, "201 Created", {"path": path, "adler32": sums.adler32,
-                                         "sha256": sums.sha256},
-                     [("Digest", digest_header(sums))])
+        return _json(
+            sr,
+            "201 Created",
+            {"path": path, "adler32": sums.adler32, "sha256": sums.sha256},
+            [("Digest", digest_header(sums))],
+        )
 
     # -- ssh keys --------------------------------------------------------------------
-    def _sshkeys(self, env: dict[str, Any], sr: StartResponse, who: Identity,
-                 query: dict[str, list[str]]) -> Iterable[bytes]:
+    def _sshkeys(
+        self, env: dict[str, Any], sr: StartResponse, who: Identity, query: dict[str, list[str]]
+    ) -> Iterable[bytes]:
         if self.keys is None:
             raise HttpError("404 Not Found", "SSH key registration is not enabled here")
         method = env.get("REQUEST_METHOD", "GET")
@@ -332,15 +365,22 @@ def _status_of(exc: StorageError) -> str:
 
 
 def _entry(e: Entry) -> dict[str, Any]:
-    return {"name": e.name, "type": "directory" if e.is_dir else "file", "size": e.size,
-            "mtime": e.mtime}
+    return {
+        "name": e.name,
+        "type": "directory" if e.is_dir else "file",
+        "size": e.size,
+        "mtime": e.mtime,
+    }
 
 
-def _json(sr: StartResponse, status: str, data: dict[str, Any],
-          extra: list[tuple[str, str]] | None = None) -> list[bytes]:
+def _json(
+    sr: StartResponse, status: str, data: dict[str, Any], extra: list[tuple[str, str]] | None = None
+) -> list[bytes]:
     body = json.dumps(data).encode()
-    sr(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
-                *(extra or [])])
+    sr(
+        status,
+        [("Content-Type", "application/json"), ("Content-Length", str(len(body))), *(extra or [])],
+    )
     return [body]
 
 

@@ -18,14 +18,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from security.policy import PolicyError
-from storage_gateway import paths
-from storage_gateway.access import AreaKind, AreaRules, Principals
-from storage_gateway.backends.base import Backend, InvalidPath
+from gproc.security.policy import PolicyError
+from gproc.storage_gateway import paths
+from gproc.storage_gateway.access import AreaKind, AreaRules, Principals
+from gproc.storage_gateway.backends.base import Backend, InvalidPath
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGTP]i?B|B)?\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "pb": 10**15,
-          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40, "pib": 2**50}
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+    "tb": 10**12,
+    "pb": 10**15,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+    "pib": 2**50,
+}
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 
 
@@ -89,18 +101,22 @@ def make_backend(conf: Mapping[str, Any]) -> Backend:
     """Build a backend from its ``[backends.<name>]`` table (does not connect)."""
     kind = conf.get("type")
     if kind == "posix":
-        from storage_gateway.backends.posix import PosixBackend
+        from gproc.storage_gateway.backends.posix import PosixBackend
 
         return PosixBackend(conf["root"], create=bool(conf.get("create", False)))
     if kind == "hdfs":
-        from storage_gateway.backends.hdfs import HdfsBackend
+        from gproc.storage_gateway.backends.hdfs import HdfsBackend
 
         return HdfsBackend(conf["url"], conf.get("root", "/"), user=conf.get("user", "gproc"))
     if kind == "glusterfs":
-        from storage_gateway.backends.glusterfs import GlusterBackend
+        from gproc.storage_gateway.backends.glusterfs import GlusterBackend
 
-        return GlusterBackend(conf.get("host", "127.0.0.1"), conf["volume"],
-                              conf.get("root", "/"), port=int(conf.get("port", 24007)))
+        return GlusterBackend(
+            conf.get("host", "127.0.0.1"),
+            conf["volume"],
+            conf.get("root", "/"),
+            port=int(conf.get("port", 24007)),
+        )
     raise NamespaceError(f"unknown backend type {kind!r}")
 
 
@@ -130,8 +146,9 @@ class Namespace:
         return cls.from_dict(data, factory)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any],
-                  factory: BackendFactory = make_backend) -> Namespace:
+    def from_dict(
+        cls, data: Mapping[str, Any], factory: BackendFactory = make_backend
+    ) -> Namespace:
         """Build from parsed TOML (tests state namespaces inline)."""
         if data.get("version", 1) != 1:
             raise NamespaceError(f"unsupported namespace version {data.get('version')!r}")
@@ -166,7 +183,7 @@ class Namespace:
         area = self.find(parts)
         if area is None:
             return None
-        rest = parts[len(area.mount):]
+        rest = parts[len(area.mount) :]
         owner = None
         root = area.root
         if area.kind is AreaKind.PRIVATE:
@@ -174,8 +191,14 @@ class Namespace:
                 return None  # the private mount point itself lists only the caller's area
             owner, rest = rest[0], rest[1:]
             root = (*area.root, owner)
-        return Resolved(area, self.backends[area.backend], paths.join(root + rest), rest,
-                        owner, paths.join(root))
+        return Resolved(
+            area,
+            self.backends[area.backend],
+            paths.join(root + rest),
+            rest,
+            owner,
+            paths.join(root),
+        )
 
     def children(self, parts: tuple[str, ...]) -> list[tuple[str, Area]]:
         """Mount points directly or indirectly below the virtual directory ``parts``.
@@ -190,8 +213,19 @@ class Namespace:
 
 def _area(entry: Mapping[str, Any], index: int) -> Area:
     label = f"area #{index + 1}"
-    allowed = {"path", "backend", "root", "type", "read", "write", "read_dns", "write_dns",
-               "members", "member_dns", "quota"}
+    allowed = {
+        "path",
+        "backend",
+        "root",
+        "type",
+        "read",
+        "write",
+        "read_dns",
+        "write_dns",
+        "members",
+        "member_dns",
+        "quota",
+    }
     unknown = set(entry) - allowed
     if unknown:
         raise NamespaceError(f"{label}: unknown keys {sorted(unknown)}")
@@ -203,10 +237,12 @@ def _area(entry: Mapping[str, Any], index: int) -> Area:
         kind = AreaKind(entry.get("type", "shared"))
         name = paths.join(mount)
         rules = AreaRules(
-            name, kind,
+            name,
+            kind,
             read=Principals.parse(entry.get("read", ()), entry.get("read_dns", ())),
             write=Principals.parse(entry.get("write", ()), entry.get("write_dns", ())),
-            members=Principals.parse(entry.get("members", ()), entry.get("member_dns", ())))
+            members=Principals.parse(entry.get("members", ()), entry.get("member_dns", ())),
+        )
         quota = parse_size(entry["quota"]) if "quota" in entry else None
         return Area(mount, str(entry["backend"]), root, rules, quota)
     except (KeyError, ValueError, InvalidPath, PolicyError) as exc:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from storage_gateway.backends.base import InvalidPath
+from gproc.storage_gateway.backends.base import InvalidPath
 
 MAX_COMPONENT_BYTES = 255
 MAX_PATH_BYTES = 4096

@@ -46,9 +46,9 @@ from paramiko import (
 )
 from paramiko.sftp import CMD_CLOSE
 
-from security.identity import Identity
-from storage_gateway import paths
-from storage_gateway.backends.base import (
+from gproc.security.identity import Identity
+from gproc.storage_gateway import paths
+from gproc.storage_gateway.backends.base import (
     AlreadyExists,
     Conflict,
     Entry,
@@ -57,16 +57,19 @@ from storage_gateway.backends.base import (
     PermissionDenied,
     StorageError,
 )
-from storage_gateway.gateway import StorageGateway
-from storage_gateway.sshkeys import SessionRefused, SshKeyStore
+from gproc.storage_gateway.gateway import StorageGateway
+from gproc.storage_gateway.sshkeys import SessionRefused, SshKeyStore
 
 log = logging.getLogger("gproc.gateway.sftp")
 MAX_UPLOADS = 8
 UPLOAD_BUFFER = 1 << 20
 _DONE = object()
 _CODES: dict[type[StorageError], int] = {
-    NotFound: SFTP_NO_SUCH_FILE, PermissionDenied: SFTP_PERMISSION_DENIED,
-    InvalidPath: SFTP_PERMISSION_DENIED, AlreadyExists: SFTP_FAILURE, Conflict: SFTP_FAILURE,
+    NotFound: SFTP_NO_SUCH_FILE,
+    PermissionDenied: SFTP_PERMISSION_DENIED,
+    InvalidPath: SFTP_PERMISSION_DENIED,
+    AlreadyExists: SFTP_FAILURE,
+    Conflict: SFTP_FAILURE,
 }
 
 
@@ -90,8 +93,9 @@ def _attrs(entry: Entry) -> SFTPAttributes:
 class _Auth(paramiko.ServerInterface):
     """Public-key authentication against the key store; one instance per connection."""
 
-    def __init__(self, keys: SshKeyStore,
-                 admit: Callable[[Identity], str | None] | None = None) -> None:
+    def __init__(
+        self, keys: SshKeyStore, admit: Callable[[Identity], str | None] | None = None
+    ) -> None:
         self.keys = keys
         self.admit = admit
         self.identity: Identity | None = None
@@ -171,8 +175,9 @@ class _ReadHandle(SFTPHandle):
 class _UploadHandle(SFTPHandle):
     """Feeds a background atomic upload; committed only by :meth:`commit`."""
 
-    def __init__(self, gateway: StorageGateway, identity: Identity, path: str,
-                 overwrite: bool) -> None:
+    def __init__(
+        self, gateway: StorageGateway, identity: Identity, path: str, overwrite: bool
+    ) -> None:
         super().__init__()
         self.path = path
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=8)
@@ -180,8 +185,9 @@ class _UploadHandle(SFTPHandle):
         self._offset = 0
         self._error: BaseException | None = None
         self._aborted = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="sftp-upload", daemon=True,
-                                        args=(gateway, identity, overwrite))
+        self._thread = threading.Thread(
+            target=self._run, name="sftp-upload", daemon=True, args=(gateway, identity, overwrite)
+        )
         self._thread.start()
 
     def _run(self, gateway: StorageGateway, identity: Identity, overwrite: bool) -> None:
@@ -258,8 +264,7 @@ class _UploadHandle(SFTPHandle):
 class _GatewaySFTP(SFTPServerInterface):
     """SFTP operations over StorageGateway as the session's identity."""
 
-    def __init__(self, server: _Auth, *args: Any, gateway: StorageGateway, **kwargs: Any
-                 ) -> None:
+    def __init__(self, server: _Auth, *args: Any, gateway: StorageGateway, **kwargs: Any) -> None:
         super().__init__(server, *args, **kwargs)
         if server.identity is None:
             raise PermissionError("unauthenticated SFTP session")
@@ -325,8 +330,9 @@ class _GatewaySFTP(SFTPServerInterface):
         return self._do(lambda: self.gateway.mkdir(self.identity, self._path(path)))
 
     def rename(self, oldpath: str, newpath: str) -> int:
-        return self._do(lambda: self.gateway.rename(self.identity, self._path(oldpath),
-                                                    self._path(newpath)))
+        return self._do(
+            lambda: self.gateway.rename(self.identity, self._path(oldpath), self._path(newpath))
+        )
 
     posix_rename = rename
 
@@ -370,9 +376,17 @@ class _SFTPServer(paramiko.SFTPServer):
 class SftpFront:
     """Accepts SSH connections and runs one paramiko transport per session."""
 
-    def __init__(self, gateway: StorageGateway, keys: SshKeyStore, host_key: paramiko.PKey,
-                 host: str = "127.0.0.1", port: int = 0, *, max_sessions: int = 32,
-                 admit: Callable[[Identity], str | None] | None = None) -> None:
+    def __init__(
+        self,
+        gateway: StorageGateway,
+        keys: SshKeyStore,
+        host_key: paramiko.PKey,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        max_sessions: int = 32,
+        admit: Callable[[Identity], str | None] | None = None,
+    ) -> None:
         self.gateway, self.keys, self.host_key = gateway, keys, host_key
         self.admit = admit
         self._slots = threading.BoundedSemaphore(max_sessions)
@@ -407,18 +421,19 @@ class SftpFront:
             if not self._slots.acquire(blocking=False):
                 conn.close()  # over the session limit
                 continue
-            threading.Thread(target=self._session, args=(conn,), daemon=True,
-                             name="sftp-session").start()
+            threading.Thread(
+                target=self._session, args=(conn,), daemon=True, name="sftp-session"
+            ).start()
 
     def _session(self, conn: socket.socket) -> None:
         transport = None
         try:
             conn.settimeout(None)
-            transport = paramiko.Transport(conn, default_window_size=64 << 20,
-                                           default_max_packet_size=1 << 18)
+            transport = paramiko.Transport(
+                conn, default_window_size=64 << 20, default_max_packet_size=1 << 18
+            )
             transport.add_server_key(self.host_key)
-            transport.set_subsystem_handler("sftp", _SFTPServer, _GatewaySFTP,
-                                            gateway=self.gateway)
+            transport.set_subsystem_handler("sftp", _SFTPServer, _GatewaySFTP, gateway=self.gateway)
             with self._lock:
                 self._transports.add(transport)
             transport.start_server(server=_Auth(self.keys, self.admit))
@@ -451,8 +466,10 @@ def load_host_key(path: Path) -> paramiko.PKey:
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
         pem = Ed25519PrivateKey.generate().private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
-            serialization.NoEncryption())
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.OpenSSH,
+            serialization.NoEncryption(),
+        )
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with open(fd, "wb") as fh:

@@ -32,12 +32,13 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from security.errors import CredentialError
-from security.identity import Identity, same_dn
-from security.wsgi_auth import Validator, validate_with
+from gproc.security.errors import CredentialError
+from gproc.security.identity import Identity, same_dn
+from gproc.security.wsgi_auth import Validator, validate_with
 
-KEY_TYPES = frozenset({"ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384",
-                       "ecdsa-sha2-nistp521", "ssh-rsa"})
+KEY_TYPES = frozenset(
+    {"ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521", "ssh-rsa"}
+)
 MAX_KEYS_PER_DN = 32
 MAX_LINE = 16 * 1024
 _COMMENT = re.compile(r"^[\x20-\x7e]{0,200}$")
@@ -70,9 +71,14 @@ class KeyRecord:
 
     def public(self) -> dict[str, object]:
         """What the owner may see (the chain stays on the server)."""
-        return {"fingerprint": self.fingerprint, "type": self.key_type,
-                "comment": self.comment, "dn": self.dn, "vos": list(self.vos),
-                "registered_at": self.registered_at}
+        return {
+            "fingerprint": self.fingerprint,
+            "type": self.key_type,
+            "comment": self.comment,
+            "dn": self.dn,
+            "vos": list(self.vos),
+            "registered_at": self.registered_at,
+        }
 
 
 def parse_key_line(line: str) -> tuple[str, bytes, str]:
@@ -125,18 +131,23 @@ class SshKeyStore:
     def _file(self, blob: bytes) -> Path:
         return self.root / f"{hashlib.sha256(blob).hexdigest()}.json"
 
-    def register(self, identity: Identity, chain: Sequence[x509.Certificate],
-                 line: str) -> KeyRecord:
+    def register(
+        self, identity: Identity, chain: Sequence[x509.Certificate], line: str
+    ) -> KeyRecord:
         """Store ``line`` for ``identity``; re-registering refreshes the stored chain."""
         key_type, blob, comment = parse_key_line(line)
         if not chain:
             raise KeyError_("registering a key needs the TLS client chain")
         record = KeyRecord(
-            fingerprint=fingerprint(blob), key_type=key_type,
-            key_b64=base64.b64encode(blob).decode(), comment=comment,
-            dn=identity.subject_grid, vos=_vos(identity),
+            fingerprint=fingerprint(blob),
+            key_type=key_type,
+            key_b64=base64.b64encode(blob).decode(),
+            comment=comment,
+            dn=identity.subject_grid,
+            vos=_vos(identity),
             registered_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            chain_pem="".join(c.public_bytes(Encoding.PEM).decode() for c in chain))
+            chain_pem="".join(c.public_bytes(Encoding.PEM).decode() for c in chain),
+        )
         with self._lock:
             existing = self._load(self._file(blob))
             if existing is not None and not same_dn(existing.dn, identity.subject_grid):
@@ -175,15 +186,19 @@ class SshKeyStore:
             chain = x509.load_pem_x509_certificates(record.chain_pem.encode())
             identity = self._validate_now(chain)
         except (CredentialError, ValueError) as exc:
-            raise SessionRefused(f"the credential registered with this key is no longer "
-                                 f"valid ({exc}); register the key again") from None
+            raise SessionRefused(
+                f"the credential registered with this key is no longer "
+                f"valid ({exc}); register the key again"
+            ) from None
         if not same_dn(identity.subject_grid, record.dn):
             raise SessionRefused("the registered credential names another identity")
         lost = sorted(set(record.vos) - set(_vos(identity)))
         if lost:
-            raise SessionRefused(f"VO membership no longer asserted by a valid VOMS AC: "
-                                 f"{', '.join(lost)}; register the key again with a fresh "
-                                 "VOMS proxy")
+            raise SessionRefused(
+                f"VO membership no longer asserted by a valid VOMS AC: "
+                f"{', '.join(lost)}; register the key again with a fresh "
+                "VOMS proxy"
+            )
         return identity
 
     def _validate_now(self, chain: Sequence[x509.Certificate]) -> Identity:

@@ -74,22 +74,46 @@ def positive_int(text: str) -> int:
 
 
 CANNY = {"canny1": finite_float, "canny2": finite_float, "aperture_size": (3, 5, 7)}
-WARP = {"epsg": positive_int, "bbox": bbox, "resampling": RESAMPLING,
-        "resolution": finite_float}
+WARP = {"epsg": positive_int, "bbox": bbox, "resampling": RESAMPLING, "resolution": finite_float}
 # tool -> (input ports, output ports, {param: type or tuple of choices}); "*" = repeated port
 TOOLS: dict[str, tuple[tuple[str, ...], tuple[str, ...], dict[str, Any]]] = {
-    "grayscale": (("image",), ("output",), {"method": ("luminosity", "average"),
-                  "red_band": positive_int, "green_band": positive_int,
-                  "blue_band": positive_int}),
+    "grayscale": (
+        ("image",),
+        ("output",),
+        {
+            "method": ("luminosity", "average"),
+            "red_band": positive_int,
+            "green_band": positive_int,
+            "blue_band": positive_int,
+        },
+    ),
     "equalize": (("image",), ("output",), {"band": positive_int}),
     "quantize": (("image",), ("output",), {"levels": positive_int, "band": positive_int}),
-    "threshold": (("image",), ("output",), {"value": finite_float, "max_value": positive_int,
-                  "method": ("binary", "otsu"), "band": positive_int}),
+    "threshold": (
+        ("image",),
+        ("output",),
+        {
+            "value": finite_float,
+            "max_value": positive_int,
+            "method": ("binary", "otsu"),
+            "band": positive_int,
+        },
+    ),
     "canny": (("image",), ("output",), {**CANNY, "l2gradient": flag, "band": positive_int}),
-    "hough": (("image",), ("output", "lines"), {**CANNY, "rho": finite_float,
-              "theta": finite_float, "threshold": positive_int,
-              "min_line_length": finite_float, "max_line_gap": finite_float,
-              "max_lines": positive_int, "band": positive_int}),
+    "hough": (
+        ("image",),
+        ("output", "lines"),
+        {
+            **CANNY,
+            "rho": finite_float,
+            "theta": finite_float,
+            "threshold": positive_int,
+            "min_line_length": finite_float,
+            "max_line_gap": finite_float,
+            "max_lines": positive_int,
+            "band": positive_int,
+        },
+    ),
     "band": (("image",), ("output",), {"band": positive_int}),
     "ndvi": (("red", "nir"), ("output",), {"red_band": positive_int, "nir_band": positive_int}),
     "lst": (("image",), ("output",), {"scale_factor": finite_float, "band": positive_int}),
@@ -104,8 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
         tp = sub.add_parser(tool)
         for port in ins:
             name = port.rstrip("*")
-            tp.add_argument(f"--in-{name}", dest=f"in_{name}", type=sandbox_file,
-                            action="append", required=not port.endswith("*") and tool != "warp")
+            tp.add_argument(
+                f"--in-{name}",
+                dest=f"in_{name}",
+                type=sandbox_file,
+                action="append",
+                required=not port.endswith("*") and tool != "warp",
+            )
         for port in outs:
             tp.add_argument(f"--out-{port}", dest=f"out_{port}", type=sandbox_file, required=True)
         for pname, ptype in params.items():
@@ -138,12 +167,14 @@ def read_band(ds: gdal.Dataset, band: int) -> tuple[np.ndarray, np.ndarray]:
     return data, mask
 
 
-def write_like(ref: gdal.Dataset, path: str, data: np.ndarray, gdal_type: int,
-               nodata: float | None = None) -> None:
+def write_like(
+    ref: gdal.Dataset, path: str, data: np.ndarray, gdal_type: int, nodata: float | None = None
+) -> None:
     """Write one band on the grid and in the coordinate system of ``ref``."""
     rows, cols = data.shape
-    out = gdal.GetDriverByName("GTiff").Create(path, cols, rows, 1, gdal_type,
-                                               options=GTIFF_OPTIONS)
+    out = gdal.GetDriverByName("GTiff").Create(
+        path, cols, rows, 1, gdal_type, options=GTIFF_OPTIONS
+    )
     out.SetGeoTransform(ref.GetGeoTransform())
     out.SetProjection(ref.GetProjection())
     band = out.GetRasterBand(1)
@@ -213,8 +244,9 @@ def tool_threshold(a: argparse.Namespace) -> None:
     ds = open_raster(a.in_image[0])
     data, mask = read_band(ds, a.band)
     if a.method == "otsu":
-        _, out = cv2.threshold(to_uint8(data, mask), 0, a.max_value,
-                               cv2.THRESH_BINARY | cv2.THRESH_OTSU)
+        _, out = cv2.threshold(
+            to_uint8(data, mask), 0, a.max_value, cv2.THRESH_BINARY | cv2.THRESH_OTSU
+        )
     elif data.dtype == np.float32 or (data.dtype.kind in "ui" and data.dtype.itemsize <= 2):
         _, out = cv2.threshold(data.astype(np.float32), a.value, a.max_value, cv2.THRESH_BINARY)
     else:  # float32 cannot hold every value of wider types
@@ -223,9 +255,13 @@ def tool_threshold(a: argparse.Namespace) -> None:
 
 
 def canny_edges(a: argparse.Namespace, data: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    return cv2_module().Canny(to_uint8(data, mask), a.canny1, a.canny2,
-                              apertureSize=a.aperture_size,
-                              L2gradient=bool(getattr(a, "l2gradient", False)))
+    return cv2_module().Canny(
+        to_uint8(data, mask),
+        a.canny1,
+        a.canny2,
+        apertureSize=a.aperture_size,
+        L2gradient=bool(getattr(a, "l2gradient", False)),
+    )
 
 
 def tool_canny(a: argparse.Namespace) -> None:
@@ -238,9 +274,14 @@ def tool_hough(a: argparse.Namespace) -> None:
     cv2 = cv2_module()
     ds = open_raster(a.in_image[0])
     data, mask = read_band(ds, a.band)
-    found = cv2.HoughLinesP(canny_edges(a, data, mask), a.rho, math.radians(a.theta),
-                            a.threshold, minLineLength=a.min_line_length,
-                            maxLineGap=a.max_line_gap)
+    found = cv2.HoughLinesP(
+        canny_edges(a, data, mask),
+        a.rho,
+        math.radians(a.theta),
+        a.threshold,
+        minLineLength=a.min_line_length,
+        maxLineGap=a.max_line_gap,
+    )
     segments = [] if found is None else [tuple(int(v) for v in s[0]) for s in found]
     segments.sort(key=lambda s: -math.hypot(s[2] - s[0], s[3] - s[1]))
     segments = segments[: a.max_lines]
@@ -249,15 +290,21 @@ def tool_hough(a: argparse.Namespace) -> None:
     lines = []
     for x1, y1, x2, y2 in segments:
         cv2.line(drawn, (x1, y1), (x2, y2), 255, 1)
-        lines.append({
-            "x1": x1, "y1": y1, "x2": x2, "y2": y2,
-            "length": round(math.hypot(x2 - x1, y2 - y1), 3),
-            "map": [pixel_to_map(gt, x1, y1), pixel_to_map(gt, x2, y2)],
-        })
+        lines.append(
+            {
+                "x1": x1,
+                "y1": y1,
+                "x2": x2,
+                "y2": y2,
+                "length": round(math.hypot(x2 - x1, y2 - y1), 3),
+                "map": [pixel_to_map(gt, x1, y1), pixel_to_map(gt, x2, y2)],
+            }
+        )
     write_like(ds, a.out_output, drawn, gdal.GDT_Byte)
     with open(a.out_lines, "w", encoding="utf-8") as fh:
-        json.dump({"count": len(lines), "crs_wkt": ds.GetProjection(), "lines": lines}, fh,
-                  indent=1)
+        json.dump(
+            {"count": len(lines), "crs_wkt": ds.GetProjection(), "lines": lines}, fh, indent=1
+        )
 
 
 def pixel_to_map(gt: tuple[float, ...], col: int, row: int) -> list[float]:
@@ -269,8 +316,9 @@ def pixel_to_map(gt: tuple[float, ...], col: int, row: int) -> list[float]:
 def tool_band(a: argparse.Namespace) -> None:
     ds = open_raster(a.in_image[0])
     read_band(ds, a.band)  # clear error for a missing band
-    gdal.Translate(a.out_output, ds, bandList=[a.band], format="GTiff",
-                   creationOptions=GTIFF_OPTIONS)
+    gdal.Translate(
+        a.out_output, ds, bandList=[a.band], format="GTiff", creationOptions=GTIFF_OPTIONS
+    )
 
 
 def tool_ndvi(a: argparse.Namespace) -> None:
@@ -299,8 +347,16 @@ def tool_warp(a: argparse.Namespace) -> None:
     sources = (a.in_image or []) + (a.in_inputs or [])
     if not sources:
         raise ToolError("no input raster")
-    argv = ["gdalwarp", "-overwrite", "-of", "GTiff", "-co", "COMPRESS=DEFLATE",
-            "-r", a.resampling or "near"]
+    argv = [
+        "gdalwarp",
+        "-overwrite",
+        "-of",
+        "GTiff",
+        "-co",
+        "COMPRESS=DEFLATE",
+        "-r",
+        a.resampling or "near",
+    ]
     if a.epsg is not None:
         argv += ["-t_srs", f"EPSG:{a.epsg}"]
     if a.bbox is not None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from connectors.base import Connector
-from connectors.tools.common import IMAGE, SMALL, band
+from gproc.connectors.base import Connector
+from gproc.connectors.tools.common import IMAGE, SMALL, band
 
 
 class BandConnector(Connector):

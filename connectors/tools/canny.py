@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from connectors.base import Connector
-from connectors.params import BoolParam
-from connectors.tools.common import IMAGE, SMALL, band, canny_params
+from gproc.connectors.base import Connector
+from gproc.connectors.params import BoolParam
+from gproc.connectors.tools.common import IMAGE, SMALL, band, canny_params
 
 
 class CannyConnector(Connector):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from connectors.base import InputPort, Resources
-from connectors.params import FloatParam, IntParam
+from gproc.connectors.base import InputPort, Resources
+from gproc.connectors.params import FloatParam, IntParam
 
 IMAGE = InputPort("image", "Input raster (GeoTIFF)")
 
@@ -15,10 +15,10 @@ def band(description: str = "Band of the input raster to use (1-based)") -> IntP
 def canny_params() -> tuple[IntParam | FloatParam, ...]:
     """GiSHEO's Canny parameters: hysteresis thresholds and Sobel aperture."""
     return (
-        FloatParam("canny1", "First (lower) hysteresis threshold", 100.0,
-                   minimum=0, maximum=10000),
-        FloatParam("canny2", "Second (upper) hysteresis threshold", 200.0,
-                   minimum=0, maximum=10000),
+        FloatParam("canny1", "First (lower) hysteresis threshold", 100.0, minimum=0, maximum=10000),
+        FloatParam(
+            "canny2", "Second (upper) hysteresis threshold", 200.0, minimum=0, maximum=10000
+        ),
         IntParam("aperture_size", "Sobel aperture size", 3, choices=(3, 5, 7)),
     )
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from connectors.base import Connector
-from connectors.params import ChoiceParam, IntParam
-from connectors.tools.common import IMAGE, SMALL
+from gproc.connectors.base import Connector
+from gproc.connectors.params import ChoiceParam, IntParam
+from gproc.connectors.tools.common import IMAGE, SMALL
 
 
 class GrayscaleConnector(Connector):
@@ -16,8 +16,9 @@ class GrayscaleConnector(Connector):
     payload_tool = "grayscale"
     inputs = (IMAGE,)
     params = (
-        ChoiceParam("method", "Weighting of the bands", "luminosity",
-                    choices=("luminosity", "average")),
+        ChoiceParam(
+            "method", "Weighting of the bands", "luminosity", choices=("luminosity", "average")
+        ),
         IntParam("red_band", "Band holding red", 1, minimum=1, maximum=1000),
         IntParam("green_band", "Band holding green", 2, minimum=1, maximum=1000),
         IntParam("blue_band", "Band holding blue", 3, minimum=1, maximum=1000),

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from connectors.base import Connector, OutputPort
-from connectors.params import FloatParam, IntParam
-from connectors.tools.common import IMAGE, MEDIUM, band, canny_params
+from gproc.connectors.base import Connector, OutputPort
+from gproc.connectors.params import FloatParam, IntParam
+from gproc.connectors.tools.common import IMAGE, MEDIUM, band, canny_params
 
 
 class HoughConnector(Connector):
@@ -22,17 +22,26 @@ class HoughConnector(Connector):
     )
     params = (
         *canny_params(),
-        FloatParam("rho", "Distance resolution of the accumulator (pixels)", 1.0,
-                   minimum=0.1, maximum=100),
-        FloatParam("theta", "Angle resolution of the accumulator (degrees)", 1.0,
-                   minimum=0.01, maximum=90),
+        FloatParam(
+            "rho", "Distance resolution of the accumulator (pixels)", 1.0, minimum=0.1, maximum=100
+        ),
+        FloatParam(
+            "theta", "Angle resolution of the accumulator (degrees)", 1.0, minimum=0.01, maximum=90
+        ),
         IntParam("threshold", "Minimum votes for a line", 50, minimum=1, maximum=100000),
-        FloatParam("min_line_length", "Shortest segment kept (pixels)", 30.0,
-                   minimum=0, maximum=1e6),
-        FloatParam("max_line_gap", "Largest gap joined within a segment (pixels)", 5.0,
-                   minimum=0, maximum=1e6),
-        IntParam("max_lines", "At most this many segments (longest first)", 100,
-                 minimum=1, maximum=10000),
+        FloatParam(
+            "min_line_length", "Shortest segment kept (pixels)", 30.0, minimum=0, maximum=1e6
+        ),
+        FloatParam(
+            "max_line_gap",
+            "Largest gap joined within a segment (pixels)",
+            5.0,
+            minimum=0,
+            maximum=1e6,
+        ),
+        IntParam(
+            "max_lines", "At most this many segments (longest first)", 100, minimum=1, maximum=10000
+        ),
         band(),
     )
     resources = MEDIUM

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from connectors.base import Connector
-from connectors.params import FloatParam
-from connectors.tools.common import IMAGE, SMALL, band
+from gproc.connectors.base import Connector
+from gproc.connectors.params import FloatParam
+from gproc.connectors.tools.common import IMAGE, SMALL, band
 
 
 class ModisLstConnector(Connector):
@@ -16,8 +16,13 @@ class ModisLstConnector(Connector):
     payload_tool = "lst"
     inputs = (IMAGE,)
     params = (
-        FloatParam("scale_factor", "Kelvin per digital number (0.02 for MOD11A1/A2)", 0.02,
-                   minimum=1e-6, maximum=1.0),
+        FloatParam(
+            "scale_factor",
+            "Kelvin per digital number (0.02 for MOD11A1/A2)",
+            0.02,
+            minimum=1e-6,
+            maximum=1.0,
+        ),
         band(),
     )
     resources = SMALL

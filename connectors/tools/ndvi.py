@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from connectors.base import Connector, InputPort
-from connectors.params import IntParam
-from connectors.tools.common import MEDIUM
+from gproc.connectors.base import Connector, InputPort
+from gproc.connectors.params import IntParam
+from gproc.connectors.tools.common import MEDIUM
 
 
 class NdviConnector(Connector):

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from connectors.base import Connector
-from connectors.params import ChoiceParam, FloatParam, IntParam
-from connectors.tools.common import IMAGE, SMALL, band
+from gproc.connectors.base import Connector
+from gproc.connectors.params import ChoiceParam, FloatParam, IntParam
+from gproc.connectors.tools.common import IMAGE, SMALL, band
 
 
 class ThresholdConnector(Connector):

@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
-from connectors.base import Connector, InputPort
-from connectors.params import BBoxParam, ChoiceParam, FloatParam, IntParam, Param
-from connectors.tools.common import IMAGE, WARP
+from gproc.connectors.base import Connector, InputPort
+from gproc.connectors.params import BBoxParam, ChoiceParam, FloatParam, IntParam, Param
+from gproc.connectors.tools.common import IMAGE, WARP
 
 RESAMPLING = ("near", "bilinear", "cubic", "cubicspline", "lanczos", "average", "mode")
 
 
 def _epsg(required: bool, default: int | None) -> IntParam:
-    return IntParam("epsg", "Target coordinate system as an EPSG code", default,
-                    required=required, minimum=1024, maximum=999999)
+    return IntParam(
+        "epsg",
+        "Target coordinate system as an EPSG code",
+        default,
+        required=required,
+        minimum=1024,
+        maximum=999999,
+    )
 
 
 def _common() -> tuple[Param, ...]:
     return (
         ChoiceParam("resampling", "Resampling method", "near", choices=RESAMPLING),
-        FloatParam("resolution", "Target pixel size in target CRS units (default: gdalwarp's)",
-                   minimum=1e-9, maximum=1e9),
+        FloatParam(
+            "resolution",
+            "Target pixel size in target CRS units (default: gdalwarp's)",
+            minimum=1e-9,
+            maximum=1e9,
+        ),
     )
 
 
@@ -45,8 +55,11 @@ class MosaicConnector(Connector):
         "reprojected to an EPSG coordinate system and optionally clipped to a bounding box."
     )
     payload_tool = "warp"
-    inputs = (InputPort("inputs", "Rasters to mosaic, in order", multiple=True,
-                        min_count=2, max_count=64),)
+    inputs = (
+        InputPort(
+            "inputs", "Rasters to mosaic, in order", multiple=True, min_count=2, max_count=64
+        ),
+    )
     params = ReprojectConnector.params
     resources = WARP
 

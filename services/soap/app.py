@@ -21,27 +21,27 @@ from spyne.protocol.soap import Soap11
 from spyne.server.wsgi import WsgiApplication
 
 from gproc.app import build_service
-from gproc.settings import Settings
-from gproc.vo import VoStore
-from security.chain import Validator
-from security.delegation import DelegationStore
-from security.policy import Policy
-from security.tls import GridServer, TLSConfig, make_server
-from security.truststore import TrustStore
-from security.voms import VomsTrust
-from services.gateway_tasks import TaskData
-from services.soap.hardening import ENV_REQUEST_ID, HardeningMiddleware, WSGIApp
-from services.soap.service import (
+from gproc.security.chain import Validator
+from gproc.security.delegation import DelegationStore
+from gproc.security.policy import Policy
+from gproc.security.tls import GridServer, TLSConfig, make_server
+from gproc.security.truststore import TrustStore
+from gproc.security.voms import VomsTrust
+from gproc.services.gateway_tasks import TaskData
+from gproc.services.soap.hardening import ENV_REQUEST_ID, HardeningMiddleware, WSGIApp
+from gproc.services.soap.service import (
     ENV_FAULT,
     ENV_IDENTITY,
     OPERATIONS,
     ProcessingService,
     ServiceContext,
 )
-from services.soap.types import NS
-from storage_gateway.gateway import StorageGateway
-from storage_gateway.namespace import Namespace
-from wrappers.base import WorkloadManager
+from gproc.services.soap.types import NS
+from gproc.settings import Settings
+from gproc.storage_gateway.gateway import StorageGateway
+from gproc.storage_gateway.namespace import Namespace
+from gproc.vo import VoStore
+from gproc.wrappers.base import WorkloadManager
 
 access_log = logging.getLogger("gproc.soap.access")
 SERVICE_NAME = "GprocProcessing"
@@ -52,8 +52,13 @@ for _name in ("spyne.application.client", "spyne.application.server", "spyne.app
 
 
 def build_application(gp: ServiceContext) -> Application:
-    app = Application([ProcessingService], tns=NS, name=SERVICE_NAME,
-                      in_protocol=Soap11(validator="soft"), out_protocol=Soap11())
+    app = Application(
+        [ProcessingService],
+        tns=NS,
+        name=SERVICE_NAME,
+        in_protocol=Soap11(validator="soft"),
+        out_protocol=Soap11(),
+    )
     app.gproc = gp
     return app
 
@@ -62,8 +67,13 @@ def build_wsgi(gp: ServiceContext) -> WSGIApp:
     """The WSGI stack below identity: access log, hardening, spyne."""
     svc = gp.settings.service
     spyne_app = WsgiApplication(build_application(gp), max_content_length=svc.max_message_bytes)
-    guarded = HardeningMiddleware(spyne_app, max_bytes=svc.max_message_bytes,
-                                  max_depth=svc.max_depth, operations=OPERATIONS, namespace=NS)
+    guarded = HardeningMiddleware(
+        spyne_app,
+        max_bytes=svc.max_message_bytes,
+        max_depth=svc.max_depth,
+        operations=OPERATIONS,
+        namespace=NS,
+    )
     return AccessLog(guarded)
 
 
@@ -71,40 +81,67 @@ def build_validator(ca_dir: Path, vomsdir: Path | None) -> Validator:
     return Validator(TrustStore(ca_dir), VomsTrust(vomsdir) if vomsdir else None)
 
 
-def build_context(settings: Settings, validator: Validator, *,
-                  wms: WorkloadManager | None = None, policy: Policy | None = None,
-                  gateway: StorageGateway | None = None) -> ServiceContext:
+def build_context(
+    settings: Settings,
+    validator: Validator,
+    *,
+    wms: WorkloadManager | None = None,
+    policy: Policy | None = None,
+    gateway: StorageGateway | None = None,
+) -> ServiceContext:
     """The core for network callers: inputs inline, under allowed directories, or data
     -gateway paths read as the caller (``gateway``, else ``[gateway] namespace``)."""
     svc = settings.service
     allowed = tuple(p.resolve() for p in svc.allowed_input_dirs)
     core = build_service(settings, wms=wms, local_roots=allowed)
-    store = DelegationStore(svc.delegation_dir or settings.state_dir.resolve() / "delegation",
-                            validator)
+    store = DelegationStore(
+        svc.delegation_dir or settings.state_dir.resolve() / "delegation", validator
+    )
     if gateway is None and settings.gateway.namespace is not None:
         gateway = StorageGateway(Namespace.load(settings.gateway.namespace))
     task_data = None
     if gateway is not None:
-        task_data = TaskData(gateway, core.resolve_input, url_base=svc.output_url_base,
-                             outputs_dir=settings.gateway.task_outputs, validator=validator)
+        task_data = TaskData(
+            gateway,
+            core.resolve_input,
+            url_base=svc.output_url_base,
+            outputs_dir=settings.gateway.task_outputs,
+            validator=validator,
+        )
         core.resolver_for = task_data.resolver_for
         core.output_sink = task_data.output_sink
-    vo_store = (VoStore(settings.vo_database_url, admins=settings.vo.admins,
-                        admin_role=settings.vo.admin_role)
-                if settings.vo.enforce_membership else None)
-    return ServiceContext(core=core, policy=policy or Policy.load(svc.policy),
-                          settings=settings, delegations=store, task_data=task_data,
-                          vo_store=vo_store)
+    vo_store = (
+        VoStore(
+            settings.vo_database_url, admins=settings.vo.admins, admin_role=settings.vo.admin_role
+        )
+        if settings.vo.enforce_membership
+        else None
+    )
+    return ServiceContext(
+        core=core,
+        policy=policy or Policy.load(svc.policy),
+        settings=settings,
+        delegations=store,
+        task_data=task_data,
+        vo_store=vo_store,
+    )
 
 
-def make_soap_server(gp: ServiceContext, validator: Validator, tls: TLSConfig | None
-                     ) -> GridServer:
+def make_soap_server(gp: ServiceContext, validator: Validator, tls: TLSConfig | None) -> GridServer:
     """The HTTPS server (not started). Identity is optional at the HTTP layer so a
     caller without a usable credential gets a typed fault, and ``?wsdl`` is readable."""
     svc = gp.settings.service
-    server = make_server(build_wsgi(gp), svc.host, svc.port, tls, validator,
-                         trusted_proxies=svc.trusted_proxies, require_identity=False,
-                         threads=svc.threads, timeout_s=svc.request_timeout_s)
+    server = make_server(
+        build_wsgi(gp),
+        svc.host,
+        svc.port,
+        tls,
+        validator,
+        trusted_proxies=svc.trusted_proxies,
+        require_identity=False,
+        threads=svc.threads,
+        timeout_s=svc.request_timeout_s,
+    )
     return server
 
 
@@ -115,8 +152,9 @@ class AccessLog:
     def __init__(self, app: WSGIApp) -> None:
         self.app = app
 
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
-                 ) -> Iterable[bytes]:
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
         rid = uuid.uuid4().hex[:16]
         environ[ENV_REQUEST_ID] = rid
         started = time.perf_counter()
@@ -132,16 +170,20 @@ class AccessLog:
     @staticmethod
     def _log(environ: dict[str, Any], rid: str, status: list[str], started: float) -> None:
         ident = environ.get(ENV_IDENTITY)
-        access_log.info(json.dumps({
-            "request_id": rid,
-            "method": environ.get("REQUEST_METHOD"),
-            "operation": environ.get("gproc.operation"),
-            "dn": ident.subject_grid if ident else None,
-            "remote": environ.get("REMOTE_ADDR"),
-            "status": int(status[0].split()[0]) if status else None,
-            "fault": environ.get(ENV_FAULT),
-            "ms": round((time.perf_counter() - started) * 1000, 2),
-        }))
+        access_log.info(
+            json.dumps(
+                {
+                    "request_id": rid,
+                    "method": environ.get("REQUEST_METHOD"),
+                    "operation": environ.get("gproc.operation"),
+                    "dn": ident.subject_grid if ident else None,
+                    "remote": environ.get("REMOTE_ADDR"),
+                    "status": int(status[0].split()[0]) if status else None,
+                    "fault": environ.get(ENV_FAULT),
+                    "ms": round((time.perf_counter() - started) * 1000, 2),
+                }
+            )
+        )
 
 
 class _Logged:

@@ -8,28 +8,32 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from connectors import Connector, ToolRequest, gisheo
-from connectors.base import InvalidRequest
+from gproc.connectors import Connector, ToolRequest, gisheo
+from gproc.connectors.base import InvalidRequest
 from gproc.domain import InvalidTaskRequest, OutputFile, Owner, TaskRequest, TaskView
-from services.soap import types as w
+from gproc.services.soap import types as w
 
 INLINE_PREFIX = "inline:"
 
 
 # ---- tools ------------------------------------------------------------------
 def tool_summary(c: Connector) -> w.ToolSummary:
-    return w.ToolSummary(name=c.name, description=c.description,
-                         gisheo_prototype=gisheo.prototype(c))
+    return w.ToolSummary(
+        name=c.name, description=c.description, gisheo_prototype=gisheo.prototype(c)
+    )
 
 
 def tool_info(c: Connector) -> w.ToolInfo:
     d = c.describe()
     return w.ToolInfo(
-        name=c.name, description=c.description, gisheo_prototype=gisheo.prototype(c),
+        name=c.name,
+        description=c.description,
+        gisheo_prototype=gisheo.prototype(c),
         inputs=[w.InputPortInfo(**p) for p in d["inputs"]],
         outputs=[w.OutputPortInfo(**p) for p in d["outputs"]],
         params=[_param_info(p) for p in d["params"]],
-        cpus=d["resources"]["cpus"], memory_mb=d["resources"]["memory_mb"],
+        cpus=d["resources"]["cpus"],
+        memory_mb=d["resources"]["memory_mb"],
         disk_mb=d["resources"]["disk_mb"],
     )
 
@@ -39,10 +43,17 @@ def _param_info(p: dict[str, Any]) -> w.ParamInfo:
     if isinstance(default, list | tuple):
         default = ",".join(str(v) for v in default)
     return w.ParamInfo(
-        name=p["name"], type=p["type"], description=p["description"], required=p["required"],
-        default=None if default is None else str(default).lower()
-        if isinstance(default, bool) else str(default),
-        minimum=p.get("min"), maximum=p.get("max"),
+        name=p["name"],
+        type=p["type"],
+        description=p["description"],
+        required=p["required"],
+        default=None
+        if default is None
+        else str(default).lower()
+        if isinstance(default, bool)
+        else str(default),
+        minimum=p.get("min"),
+        maximum=p.get("max"),
         choices=[str(c) for c in p.get("choices") or []],
     )
 
@@ -53,8 +64,9 @@ def task_request(spec: Any, owner: Owner) -> TaskRequest:
     sources, inline = _inputs(spec.inputs or [])
     if spec.processing:
         if spec.tool or spec.params or spec.outputs:
-            raise InvalidTaskRequest("processing", "give either processing + argument_list "
-                                     "or tool + params, not both")
+            raise InvalidTaskRequest(
+                "processing", "give either processing + argument_list or tool + params, not both"
+            )
         single = {}
         for name, refs in sources.items():
             if len(refs) != 1:
@@ -73,9 +85,12 @@ def task_request(spec: Any, owner: Owner) -> TaskRequest:
             params=_pairs("params", ((p.name, p.value) for p in spec.params or [])),
             outputs=_pairs("outputs", ((o.port, o.label) for o in spec.outputs or [])),
         )
-    return TaskRequest(tool_request=tool_request, owner=owner,
-                       client_request_id=spec.client_request_id or None,
-                       inline_inputs=_inline_by_port(tool_request, inline))
+    return TaskRequest(
+        tool_request=tool_request,
+        owner=owner,
+        client_request_id=spec.client_request_id or None,
+        inline_inputs=_inline_by_port(tool_request, inline),
+    )
 
 
 def _inputs(items: Sequence[Any]) -> tuple[dict[str, list[str]], dict[str, bytes]]:
@@ -97,10 +112,13 @@ def _inputs(items: Sequence[Any]) -> tuple[dict[str, list[str]], dict[str, bytes
         if item.name in inline:
             raise InvalidTaskRequest(where, "inline content is for single-file inputs")
         if not item.location.startswith(("file://", "gateway://", "https://")):
-            raise InvalidTaskRequest(where, "locations must be data-gateway paths "
-                                     "(gateway:///area/path or the gateway's https URL) or "
-                                     "file:// URLs under a directory the service allows "
-                                     "(or send the content inline)")
+            raise InvalidTaskRequest(
+                where,
+                "locations must be data-gateway paths "
+                "(gateway:///area/path or the gateway's https URL) or "
+                "file:// URLs under a directory the service allows "
+                "(or send the content inline)",
+            )
         sources.setdefault(item.name, []).append(item.location)
     return sources, inline
 
@@ -109,7 +127,7 @@ def _inline_by_port(request: ToolRequest, inline: dict[str, bytes]) -> dict[str,
     out: dict[str, bytes] = {}
     for port, src in request.inputs.items():
         if isinstance(src, str) and src.startswith(INLINE_PREFIX):
-            out[port] = inline[src[len(INLINE_PREFIX):]]
+            out[port] = inline[src[len(INLINE_PREFIX) :]]
     return out
 
 
@@ -124,35 +142,63 @@ def _pairs(field: str, items: Iterable[tuple[str, str]]) -> dict[str, str]:
 
 # ---- tasks ----------------------------------------------------------------------
 def registered(view: TaskView, accounting_group: str | None) -> w.RegisteredTask:
-    return w.RegisteredTask(task_id=view.id, client_request_id=view.client_request_id,
-                            tool=view.tool, state=str(view.state),
-                            accounting_group=accounting_group,
-                            job_description=view.job_description)
+    return w.RegisteredTask(
+        task_id=view.id,
+        client_request_id=view.client_request_id,
+        tool=view.tool,
+        state=str(view.state),
+        accounting_group=accounting_group,
+        job_description=view.job_description,
+    )
 
 
 def task_status(v: TaskView) -> w.TaskStatus:
     return w.TaskStatus(
-        task_id=v.id, tool=v.tool, state=str(v.state), state_reason=v.state_reason,
-        wms_job_id=v.job_id, attempt=v.attempt, hold_reason=v.hold_reason,
-        hold_code=v.hold_code, exit_code=v.exit_code, owner_dn=v.owner_dn,
-        owner_vo=v.owner_vo, client_request_id=v.client_request_id, created=v.created_at,
-        updated=v.updated_at, submitted=v.submitted_at, started=v.started_at,
+        task_id=v.id,
+        tool=v.tool,
+        state=str(v.state),
+        state_reason=v.state_reason,
+        wms_job_id=v.job_id,
+        attempt=v.attempt,
+        hold_reason=v.hold_reason,
+        hold_code=v.hold_code,
+        exit_code=v.exit_code,
+        owner_dn=v.owner_dn,
+        owner_vo=v.owner_vo,
+        client_request_id=v.client_request_id,
+        created=v.created_at,
+        updated=v.updated_at,
+        submitted=v.submitted_at,
+        started=v.started_at,
         finished=v.finished_at,
     )
 
 
 def task_log(data: dict[str, Any]) -> w.TaskLog:
     return w.TaskLog(
-        task_id=data["task_id"], state=data["state"], stdout=data["stdout"],
+        task_id=data["task_id"],
+        state=data["state"],
+        stdout=data["stdout"],
         stderr=data["stderr"],
-        events=[w.TaskEvent(time=datetime.fromisoformat(e["time"]), kind=e["kind"],
-                            state=e["state"],
-                            detail=e["detail"]) for e in data["events"]],
+        events=[
+            w.TaskEvent(
+                time=datetime.fromisoformat(e["time"]),
+                kind=e["kind"],
+                state=e["state"],
+                detail=e["detail"],
+            )
+            for e in data["events"]
+        ],
     )
 
 
-def task_output(task_id: str, out: OutputFile, cap: int, url_base: str | None,
-                gateway_location: Callable[[str], str] | None = None) -> w.TaskOutput:
+def task_output(
+    task_id: str,
+    out: OutputFile,
+    cap: int,
+    url_base: str | None,
+    gateway_location: Callable[[str], str] | None = None,
+) -> w.TaskOutput:
     """Checksums always; the bytes when small; the gateway location of an output stored
     in the owner's area (else, for large ones, where ``url_base`` serves them)."""
     small = out.size <= cap
@@ -161,7 +207,13 @@ def task_output(task_id: str, out: OutputFile, cap: int, url_base: str | None,
         location = gateway_location(out.stored_at)
     elif not small and url_base:
         location = f"{url_base.rstrip('/')}/{quote(task_id)}/{quote(out.name)}"
-    return w.TaskOutput(port=out.port, name=out.name, size=out.size, adler32=out.adler32,
-                        sha256=out.sha256, inline=small,
-                        content=[Path(out.path).read_bytes()] if small else None,
-                        location=location)
+    return w.TaskOutput(
+        port=out.port,
+        name=out.name,
+        size=out.size,
+        adler32=out.adler32,
+        sha256=out.sha256,
+        inline=small,
+        content=[Path(out.path).read_bytes()] if small else None,
+        location=location,
+    )

@@ -17,7 +17,7 @@ from typing import Any
 from lxml import etree
 from spyne import Fault, Unicode
 
-from connectors.base import InvalidRequest, UnknownTool
+from gproc.connectors.base import InvalidRequest, UnknownTool
 from gproc.domain import (
     GprocError,
     InvalidTaskRequest,
@@ -27,12 +27,12 @@ from gproc.domain import (
     WmsUnavailableError,
 )
 from gproc.registry import TaskNotFound
-from security.delegation import DelegationError
-from security.errors import CredentialError
-from security.policy import Denied
-from services.fault_detail import init_fault, set_request_id
-from services.soap.types import NS
-from wrappers.base import WmsError
+from gproc.security.delegation import DelegationError
+from gproc.security.errors import CredentialError
+from gproc.security.policy import Denied
+from gproc.services.fault_detail import init_fault, set_request_id
+from gproc.services.soap.types import NS
+from gproc.wrappers.base import WmsError
 
 log = logging.getLogger("gproc.soap")
 _DETAIL_FIELDS = ("code", "message", "field", "rule", "task_id", "request_id")
@@ -62,8 +62,11 @@ def _fault(type_name: str, code: str) -> type[GprocFault]:
     with warnings.catch_warnings():
         # spyne's own validation errors carry Client.ValidationError too: that is the point
         warnings.simplefilter("ignore", UserWarning)
-        return type(type_name, (GprocFault,), {"__type_name__": type_name, "CODE": code,
-                                               "__namespace__": NS, "__module__": __name__})
+        return type(
+            type_name,
+            (GprocFault,),
+            {"__type_name__": type_name, "CODE": code, "__namespace__": NS, "__module__": __name__},
+        )
 
 
 UnknownTaskFault = _fault("UnknownTaskFault", "Client.UnknownTask")
@@ -81,18 +84,41 @@ WmsUnavailableFault = _fault("WmsUnavailableFault", "Server.WmsUnavailable")
 InternalFault = _fault("InternalFault", "Server.Internal")
 
 ALL_FAULTS: tuple[type[GprocFault], ...] = (
-    UnknownTaskFault, InvalidRequestFault, ValidationFault, MalformedRequestFault,
-    UnknownOperationFault, NotAuthenticatedFault, NotAuthorisedFault, StateConflictFault,
-    NotReadyFault, LimitExceededFault, CredentialFault, WmsUnavailableFault, InternalFault,
+    UnknownTaskFault,
+    InvalidRequestFault,
+    ValidationFault,
+    MalformedRequestFault,
+    UnknownOperationFault,
+    NotAuthenticatedFault,
+    NotAuthorisedFault,
+    StateConflictFault,
+    NotReadyFault,
+    LimitExceededFault,
+    CredentialFault,
+    WmsUnavailableFault,
+    InternalFault,
 )
 CODES = {f.CODE: f for f in ALL_FAULTS}
 
-COMMON_FAULTS = [MalformedRequestFault, UnknownOperationFault, ValidationFault, LimitExceededFault,
-                 NotAuthenticatedFault, InternalFault]
+COMMON_FAULTS = [
+    MalformedRequestFault,
+    UnknownOperationFault,
+    ValidationFault,
+    LimitExceededFault,
+    NotAuthenticatedFault,
+    InternalFault,
+]
 """What any call may get (the first two come from the guard, before dispatch)."""
 
-TASK_FAULTS = [*COMMON_FAULTS, UnknownTaskFault, NotAuthorisedFault, StateConflictFault,
-               NotReadyFault, WmsUnavailableFault, InvalidRequestFault]
+TASK_FAULTS = [
+    *COMMON_FAULTS,
+    UnknownTaskFault,
+    NotAuthorisedFault,
+    StateConflictFault,
+    NotReadyFault,
+    WmsUnavailableFault,
+    InvalidRequestFault,
+]
 """What operations on tasks may raise (declared per operation in the WSDL)."""
 
 
@@ -109,8 +135,10 @@ def to_fault(exc: BaseException) -> Fault:
 
 def _map(exc: BaseException) -> GprocFault | None:
     simple: list[tuple[type[BaseException], type[GprocFault]]] = [
-        (NotReady, NotReadyFault), (TaskStateConflict, StateConflictFault),
-        (LimitExceeded, LimitExceededFault), (WmsUnavailableError, WmsUnavailableFault),
+        (NotReady, NotReadyFault),
+        (TaskStateConflict, StateConflictFault),
+        (LimitExceeded, LimitExceededFault),
+        (WmsUnavailableError, WmsUnavailableFault),
         (WmsError, WmsUnavailableFault),
     ]
     if isinstance(exc, TaskNotFound):

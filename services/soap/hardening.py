@@ -18,7 +18,7 @@ from typing import Any
 
 from lxml import etree
 
-from services.soap.faults import (
+from gproc.services.soap.faults import (
     GprocFault,
     LimitExceededFault,
     MalformedRequestFault,
@@ -34,13 +34,19 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 def hardened_parser() -> etree.XMLParser:
     """lxml parser for untrusted XML (lxml >= 6.1.3, after CVE-2026-41066)."""
-    return etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
-                           dtd_validation=False, huge_tree=False, remove_pis=True,
-                           remove_comments=True, collect_ids=False)
+    return etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=False,
+        remove_pis=True,
+        remove_comments=True,
+        collect_ids=False,
+    )
 
 
-def check_document(body: bytes, max_depth: int, operations: frozenset[str],
-                   namespace: str) -> str:
+def check_document(body: bytes, max_depth: int, operations: frozenset[str], namespace: str) -> str:
     """Raise a GprocFault unless ``body`` is a plain SOAP 1.1 envelope for a known
     operation, no deeper than ``max_depth``; returns the operation name."""
     try:
@@ -89,16 +95,24 @@ def _check_envelope(root: etree._Element, operations: frozenset[str], namespace:
 class HardeningMiddleware:
     """Bounds and checks every POST before the SOAP stack sees it."""
 
-    def __init__(self, app: WSGIApp, *, max_bytes: int, max_depth: int,
-                 operations: Iterable[str], namespace: str) -> None:
+    def __init__(
+        self,
+        app: WSGIApp,
+        *,
+        max_bytes: int,
+        max_depth: int,
+        operations: Iterable[str],
+        namespace: str,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.max_depth = max_depth
         self.operations = frozenset(operations)
         self.namespace = namespace
 
-    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
-                 ) -> Iterable[bytes]:
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
         if environ.get("REQUEST_METHOD") != "POST":
             return self.app(environ, start_response)  # ?wsdl and friends
         length = _content_length(environ)
@@ -107,14 +121,16 @@ class HardeningMiddleware:
         if length > self.max_bytes:
             if length <= 2 * self.max_bytes:  # read and drop it, so the client sees the 413
                 _drain(environ["wsgi.input"], length)
-            return _http(start_response, "413 Payload Too Large",
-                         f"the body exceeds {self.max_bytes} bytes")
+            return _http(
+                start_response, "413 Payload Too Large", f"the body exceeds {self.max_bytes} bytes"
+            )
         body = _read(environ["wsgi.input"], length)
         if len(body) != length:
             return _http(start_response, "400 Bad Request", "the body ended early")
         try:
-            environ["gproc.operation"] = check_document(body, self.max_depth, self.operations,
-                                                        self.namespace)
+            environ["gproc.operation"] = check_document(
+                body, self.max_depth, self.operations, self.namespace
+            )
         except GprocFault as fault:
             fault.set_request_id(environ.get(ENV_REQUEST_ID, ""))
             environ["gproc.fault"] = fault.CODE
@@ -156,13 +172,21 @@ def _drain(stream: Any, length: int) -> None:
 
 def _http(start_response: Callable[..., Any], status: str, text: str) -> list[bytes]:
     body = f"{status}: {text}\n".encode()
-    start_response(status, [("Content-Type", "text/plain; charset=utf-8"),
-                            ("Content-Length", str(len(body))), ("Connection", "close")])
+    start_response(
+        status,
+        [
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Length", str(len(body))),
+            ("Connection", "close"),
+        ],
+    )
     return [body]
 
 
 def _soap_fault(start_response: Callable[..., Any], fault: GprocFault) -> list[bytes]:
     body = fault_envelope(fault)
-    start_response("500 Internal Server Error", [("Content-Type", "text/xml; charset=utf-8"),
-                                                 ("Content-Length", str(len(body)))])
+    start_response(
+        "500 Internal Server Error",
+        [("Content-Type", "text/xml; charset=utf-8"), ("Content-Length", str(len(body)))],
+    )
     return [body]

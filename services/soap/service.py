@@ -15,21 +15,20 @@ from typing import Any
 
 from spyne import DateTime, Integer, ServiceBase, Unicode, rpc
 
-import connectors
-from gproc import __version__
+from gproc import __version__, connectors
 from gproc.domain import InvalidTaskRequest, Owner, TaskRequest, TaskView
 from gproc.lifecycle import TaskService
 from gproc.registry import TaskFilter
+from gproc.security.delegation import DELEGATION_ID, DelegationError, DelegationStore
+from gproc.security.identity import Identity
+from gproc.security.policy import Policy
+from gproc.services.soap import convert
+from gproc.services.soap import faults as f
+from gproc.services.soap import types as w
 from gproc.settings import Settings
 from gproc.states import TaskState
 from gproc.vo import VoStore, membership_refusal
-from security.delegation import DELEGATION_ID, DelegationError, DelegationStore
-from security.identity import Identity
-from security.policy import Policy
-from services.soap import convert
-from services.soap import faults as f
-from services.soap import types as w
-from wrappers.base import PoolInfo
+from gproc.wrappers.base import PoolInfo
 
 ENV_IDENTITY = "gproc.identity"
 ENV_AUTH_ERROR = "gproc.auth_error"
@@ -82,16 +81,22 @@ def _caller(ctx: Any) -> Identity:
         raise f.NotAuthenticatedFault(env.get(ENV_AUTH_ERROR) or "no valid client credential")
     store = _gp(ctx).vo_store
     if store is not None and ident.acs:
-        refusal = membership_refusal(store, (ac.vo for ac in ident.acs), ident.subject_grid,
-                                     ident.issuer_grid)
+        refusal = membership_refusal(
+            store, (ac.vo for ac in ident.acs), ident.subject_grid, ident.issuer_grid
+        )
         if refusal is not None:
             raise f.NotAuthorisedFault(refusal, rule="vo-membership")
     return ident
 
 
 def owner_of(ident: Identity, policy: Policy) -> Owner:
-    return Owner(dn=ident.subject_grid, vo=ident.vo, fqans=tuple(str(q) for q in ident.fqans),
-                 accounting_group=policy.accounting_group(ident), credential=ident)
+    return Owner(
+        dn=ident.subject_grid,
+        vo=ident.vo,
+        fqans=tuple(str(q) for q in ident.fqans),
+        accounting_group=policy.accounting_group(ident),
+        credential=ident,
+    )
 
 
 def _authorised_tasks(ctx: Any, operation: str, task_ids: Sequence[str]) -> list[TaskView]:
@@ -138,21 +143,28 @@ class ProcessingService(ServiceBase):
             raise fault from None
 
     # ---- tools -------------------------------------------------------------
-    @rpc(_returns=w.many(w.ToolSummary), _out_variable_name="tool",
-         _throws=f.COMMON_FAULTS)
+    @rpc(_returns=w.many(w.ToolSummary), _out_variable_name="tool", _throws=f.COMMON_FAULTS)
     def ListTools(ctx: Any) -> list[w.ToolSummary]:  # noqa: N802,N805
         _caller(ctx)
         return [convert.tool_summary(c) for c in connectors.list_connectors()]
 
-    @rpc(Unicode(max_len=64, min_occurs=1, nillable=False), _returns=w.ToolInfo,
-         _out_variable_name="tool", _throws=[*f.COMMON_FAULTS, f.InvalidRequestFault])
+    @rpc(
+        Unicode(max_len=64, min_occurs=1, nillable=False),
+        _returns=w.ToolInfo,
+        _out_variable_name="tool",
+        _throws=[*f.COMMON_FAULTS, f.InvalidRequestFault],
+    )
     def DescribeTool(ctx: Any, name: str) -> w.ToolInfo:  # noqa: N802,N805
         _caller(ctx)
         return convert.tool_info(connectors.get_connector(name))
 
     # ---- registration and submission -----------------------------------------
-    @rpc(w.many(w.TaskSpec, required=True), _returns=w.many(w.RegisteredTask),
-         _out_variable_name="task", _throws=f.TASK_FAULTS)
+    @rpc(
+        w.many(w.TaskSpec, required=True),
+        _returns=w.many(w.RegisteredTask),
+        _out_variable_name="task",
+        _throws=f.TASK_FAULTS,
+    )
     def RegisterTask(ctx: Any, tasks: list[w.TaskSpec]) -> list[w.RegisteredTask]:  # noqa: N802,N805
         gp, ident = _gp(ctx), _caller(ctx)
         owner = owner_of(ident, gp.policy)
@@ -166,8 +178,9 @@ class ProcessingService(ServiceBase):
                 raise f.InvalidRequestFault(f"task {i}: {exc}", field=exc.field) from exc
             for port, data in req.inline_inputs.items():
                 if len(data) > gp.inline_input_cap:
-                    raise f.LimitExceededFault(f"task {i}: inline input {port!r} exceeds "
-                                               f"{gp.inline_input_cap} bytes")
+                    raise f.LimitExceededFault(
+                        f"task {i}: inline input {port!r} exceeds {gp.inline_input_cap} bytes"
+                    )
             gp.policy.require(ident, "register", req.tool_request.tool)
             if spec.delegation_id:
                 req = _with_delegated_proxy(gp, ident, req, spec.delegation_id, i)
@@ -175,8 +188,7 @@ class ProcessingService(ServiceBase):
         views = gp.core.register(requests)
         return [convert.registered(v, owner.accounting_group) for v in views]
 
-    @rpc(TASK_IDS, _returns=w.many(w.TaskStatus), _out_variable_name="task",
-         _throws=f.TASK_FAULTS)
+    @rpc(TASK_IDS, _returns=w.many(w.TaskStatus), _out_variable_name="task", _throws=f.TASK_FAULTS)
     def SubmitTask(ctx: Any, task_ids: list[str]) -> list[w.TaskStatus]:  # noqa: N802,N805
         _authorised_tasks(ctx, "submit", task_ids)
         out = []
@@ -187,34 +199,55 @@ class ProcessingService(ServiceBase):
         return out
 
     # ---- reading -------------------------------------------------------------
-    @rpc(TASK_IDS, _returns=w.many(w.TaskStatus), _out_variable_name="task",
-         _throws=f.TASK_FAULTS)
+    @rpc(TASK_IDS, _returns=w.many(w.TaskStatus), _out_variable_name="task", _throws=f.TASK_FAULTS)
     def GetTaskStatus(ctx: Any, task_ids: list[str]) -> list[w.TaskStatus]:  # noqa: N802,N805
         return [convert.task_status(v) for v in _authorised_tasks(ctx, "status", task_ids)]
 
-    @rpc(w.many(Unicode(max_len=16)), Unicode(max_len=64), DateTime, DateTime,
-         Integer(ge=0), Integer(ge=1), _returns=w.TaskPage, _out_variable_name="page",
-         _throws=f.TASK_FAULTS)
-    def ListTasks(ctx: Any, states: list[str] | None, tool: str | None,  # noqa: N802,N805
-                  created_after: datetime | None, created_before: datetime | None,
-                  offset: int | None, limit: int | None) -> w.TaskPage:
+    @rpc(
+        w.many(Unicode(max_len=16)),
+        Unicode(max_len=64),
+        DateTime,
+        DateTime,
+        Integer(ge=0),
+        Integer(ge=1),
+        _returns=w.TaskPage,
+        _out_variable_name="page",
+        _throws=f.TASK_FAULTS,
+    )
+    def ListTasks(
+        ctx: Any,
+        states: list[str] | None,
+        tool: str | None,  # noqa: N802,N805
+        created_after: datetime | None,
+        created_before: datetime | None,
+        offset: int | None,
+        limit: int | None,
+    ) -> w.TaskPage:
         gp, ident = _gp(ctx), _caller(ctx)
         gp.policy.require(ident, "list", tool)
         try:
             wanted = tuple(TaskState(s) for s in states or [])
         except ValueError as exc:
-            raise InvalidTaskRequest("states", f"known states: {[str(s) for s in TaskState]}"
-                                     ) from exc
+            raise InvalidTaskRequest(
+                "states", f"known states: {[str(s) for s in TaskState]}"
+            ) from exc
         admin = bool(ident.vo) and gp.policy.is_vo_admin(ident, ident.vo or "")
-        flt = TaskFilter(owner_dn=None if admin else ident.subject_grid,
-                         owner_vo=ident.vo if admin else None, states=wanted, tool=tool,
-                         created_after=created_after, created_before=created_before)
+        flt = TaskFilter(
+            owner_dn=None if admin else ident.subject_grid,
+            owner_vo=ident.vo if admin else None,
+            states=wanted,
+            tool=tool,
+            created_after=created_after,
+            created_before=created_before,
+        )
         views, total = gp.core.list_tasks(flt, offset or 0, limit or 100)
-        return w.TaskPage(total=total, offset=offset or 0,
-                          tasks=[convert.task_status(v) for v in views])
+        return w.TaskPage(
+            total=total, offset=offset or 0, tasks=[convert.task_status(v) for v in views]
+        )
 
-    @rpc(ONE_TASK, Integer(ge=0), _returns=w.TaskLog, _out_variable_name="log",
-         _throws=f.TASK_FAULTS)
+    @rpc(
+        ONE_TASK, Integer(ge=0), _returns=w.TaskLog, _out_variable_name="log", _throws=f.TASK_FAULTS
+    )
     def GetTaskLog(ctx: Any, task_id: str, max_bytes: int | None) -> w.TaskLog:  # noqa: N802,N805
         _authorised_tasks(ctx, "log", [task_id])
         size = min(max_bytes if max_bytes is not None else 16384, MAX_LOG_BYTES)
@@ -226,46 +259,62 @@ class ProcessingService(ServiceBase):
         gp = _gp(ctx)
         svc = gp.settings.service
         where = gp.task_data.location if gp.task_data is not None else None
-        outs = [convert.task_output(task_id, o, svc.max_inline_output_bytes, svc.output_url_base,
-                                    where) for o in gp.core.outputs(task_id)]
+        outs = [
+            convert.task_output(task_id, o, svc.max_inline_output_bytes, svc.output_url_base, where)
+            for o in gp.core.outputs(task_id)
+        ]
         return w.TaskOutputs(task_id=task_id, state=str(view.state), outputs=outs)
 
     # ---- control ------------------------------------------------------------
-    @rpc(TASK_IDS, REASON, _returns=w.many(w.TaskStatus), _out_variable_name="task",
-         _throws=f.TASK_FAULTS)
+    @rpc(
+        TASK_IDS,
+        REASON,
+        _returns=w.many(w.TaskStatus),
+        _out_variable_name="task",
+        _throws=f.TASK_FAULTS,
+    )
     def CancelTask(ctx: Any, task_ids: list[str], reason: str | None) -> list[w.TaskStatus]:  # noqa: N802,N805
         why = _reason(reason, "cancelled by the owner")
         return _each(ctx, "cancel", task_ids, lambda core, t: core.cancel(t, why))
 
-    @rpc(TASK_IDS, REASON, _returns=w.many(w.TaskStatus), _out_variable_name="task",
-         _throws=f.TASK_FAULTS)
+    @rpc(
+        TASK_IDS,
+        REASON,
+        _returns=w.many(w.TaskStatus),
+        _out_variable_name="task",
+        _throws=f.TASK_FAULTS,
+    )
     def HoldTask(ctx: Any, task_ids: list[str], reason: str | None) -> list[w.TaskStatus]:  # noqa: N802,N805
         why = _reason(reason, "held by the owner")
         return _each(ctx, "hold", task_ids, lambda core, t: core.hold(t, why))
 
-    @rpc(TASK_IDS, _returns=w.many(w.TaskStatus), _out_variable_name="task",
-         _throws=f.TASK_FAULTS)
+    @rpc(TASK_IDS, _returns=w.many(w.TaskStatus), _out_variable_name="task", _throws=f.TASK_FAULTS)
     def ReleaseTask(ctx: Any, task_ids: list[str]) -> list[w.TaskStatus]:  # noqa: N802,N805
         return _each(ctx, "release", task_ids, lambda core, t: core.release(t))
 
-    @rpc(TASK_IDS, _returns=w.many(w.TaskStatus), _out_variable_name="task",
-         _throws=f.TASK_FAULTS)
+    @rpc(TASK_IDS, _returns=w.many(w.TaskStatus), _out_variable_name="task", _throws=f.TASK_FAULTS)
     def ResubmitTask(ctx: Any, task_ids: list[str]) -> list[w.TaskStatus]:  # noqa: N802,N805
         return _each(ctx, "resubmit", task_ids, lambda core, t: core.resubmit(t))
 
-    @rpc(TASK_IDS, _returns=w.many(w.TaskStatus), _out_variable_name="task",
-         _throws=f.TASK_FAULTS)
+    @rpc(TASK_IDS, _returns=w.many(w.TaskStatus), _out_variable_name="task", _throws=f.TASK_FAULTS)
     def PurgeTask(ctx: Any, task_ids: list[str]) -> list[w.TaskStatus]:  # noqa: N802,N805
         return _each(ctx, "purge", task_ids, lambda core, t: core.purge(t))
 
     # ---- credentials and service -------------------------------------------------
-    @rpc(Unicode(min_occurs=1, nillable=False, max_len=16),
-         Unicode(min_occurs=1, nillable=False, max_len=128), Unicode(max_len=65536),
-         _returns=w.DelegationResult, _out_variable_name="delegation",
-         _throws=[*f.COMMON_FAULTS, f.NotAuthorisedFault, f.InvalidRequestFault,
-                  f.CredentialFault])
-    def DelegateProxy(ctx: Any, action: str, delegation_id: str,  # noqa: N802,N805
-                      proxy: str | None) -> w.DelegationResult:
+    @rpc(
+        Unicode(min_occurs=1, nillable=False, max_len=16),
+        Unicode(min_occurs=1, nillable=False, max_len=128),
+        Unicode(max_len=65536),
+        _returns=w.DelegationResult,
+        _out_variable_name="delegation",
+        _throws=[*f.COMMON_FAULTS, f.NotAuthorisedFault, f.InvalidRequestFault, f.CredentialFault],
+    )
+    def DelegateProxy(
+        ctx: Any,
+        action: str,
+        delegation_id: str,  # noqa: N802,N805
+        proxy: str | None,
+    ) -> w.DelegationResult:
         gp, ident = _gp(ctx), _caller(ctx)
         gp.policy.require(ident, "delegate")
         store = gp.delegations
@@ -292,14 +341,22 @@ class ProcessingService(ServiceBase):
         pool = gp.pool_info()
         svc = gp.settings.service
         return w.ServiceInfo(
-            version=__version__, wms=pool.wms, wms_reachable=pool.reachable,
-            wms_version=pool.version, wms_detail=pool.detail, pool_slots=pool.slots,
-            caller_dn=ident.subject_grid, caller_fqans=[str(q) for q in ident.fqans],
+            version=__version__,
+            wms=pool.wms,
+            wms_reachable=pool.reachable,
+            wms_version=pool.version,
+            wms_detail=pool.detail,
+            pool_slots=pool.slots,
+            caller_dn=ident.subject_grid,
+            caller_fqans=[str(q) for q in ident.fqans],
             accounting_group=gp.policy.accounting_group(ident),
-            limits=w.Limits(max_batch=gp.core.max_batch,
-                            max_inline_input_bytes=gp.inline_input_cap,
-                            max_inline_output_bytes=svc.max_inline_output_bytes,
-                            max_message_bytes=svc.max_message_bytes, max_depth=svc.max_depth),
+            limits=w.Limits(
+                max_batch=gp.core.max_batch,
+                max_inline_input_bytes=gp.inline_input_cap,
+                max_inline_output_bytes=svc.max_inline_output_bytes,
+                max_message_bytes=svc.max_message_bytes,
+                max_depth=svc.max_depth,
+            ),
         )
 
 
@@ -314,12 +371,14 @@ OPERATIONS = tuple(ProcessingService.public_methods)
 __all__ = ["OPERATIONS", "ProcessingService", "ServiceContext", "owner_of"]
 
 
-def _with_delegated_proxy(gp: Any, ident: Identity, req: TaskRequest, delegation_id: str,
-                          index: int) -> TaskRequest:
+def _with_delegated_proxy(
+    gp: Any, ident: Identity, req: TaskRequest, delegation_id: str, index: int
+) -> TaskRequest:
     """Hand the caller's delegated proxy to the task's job (refused if unknown/expired)."""
     if gp.delegations is None:
-        raise f.InvalidRequestFault(f"task {index}: delegation is not configured here",
-                                    field="delegation_id")
+        raise f.InvalidRequestFault(
+            f"task {index}: delegation is not configured here", field="delegation_id"
+        )
     if not DELEGATION_ID.match(delegation_id):
         raise f.InvalidRequestFault(f"task {index}: bad delegation id", field="delegation_id")
     try:

@@ -13,6 +13,8 @@ from typing import Any
 
 from spyne import Boolean, DateTime, Fault, Integer, ServiceBase, Unicode, rpc
 
+from gproc.security.identity import Identity
+from gproc.services.vo_admin import types as w
 from gproc.vo import (
     Actor,
     MemberInfo,
@@ -24,8 +26,6 @@ from gproc.vo import (
     VoStore,
 )
 from gproc.vo_transfer import dumps, export_vo, import_vo
-from security.identity import Identity
-from services.vo_admin import types as w
 
 log = logging.getLogger("gproc.vo_admin")
 ENV_IDENTITY = "gproc.identity"
@@ -55,8 +55,11 @@ def to_fault(exc: BaseException) -> w.VoAdminFault:
         return exc
     if isinstance(exc, VoDenied):
         return w.NotAuthorisedFault(str(exc), rule=exc.rule)
-    mapped = {VoNotFound: w.NotFoundFault, VoConflict: w.ConflictFault,
-              VoInvalid: w.InvalidRequestFault}
+    mapped = {
+        VoNotFound: w.NotFoundFault,
+        VoConflict: w.ConflictFault,
+        VoInvalid: w.InvalidRequestFault,
+    }
     for kind, fault in mapped.items():
         if isinstance(exc, kind):
             return fault(str(exc), field=exc.field if isinstance(exc, VoError) else None)
@@ -65,9 +68,17 @@ def to_fault(exc: BaseException) -> w.VoAdminFault:
 
 
 def member(m: MemberInfo) -> w.Member:
-    return w.Member(vo=m.vo, dn=m.dn, ca_dn=m.ca_dn, email=m.email, suspended=m.suspended,
-                    suspended_reason=m.suspended_reason, suspended_at=m.suspended_at,
-                    created_at=m.created_at, fqans=[x.fqan for x in m.memberships])
+    return w.Member(
+        vo=m.vo,
+        dn=m.dn,
+        ca_dn=m.ca_dn,
+        email=m.email,
+        suspended=m.suspended,
+        suspended_reason=m.suspended_reason,
+        suspended_at=m.suspended_at,
+        created_at=m.created_at,
+        fqans=[x.fqan for x in m.memberships],
+    )
 
 
 class VoAdminService(ServiceBase):
@@ -114,15 +125,34 @@ class VoAdminService(ServiceBase):
         return _store(ctx).list_roles(_actor(ctx), vo)
 
     # ---- members -----------------------------------------------------------------
-    @rpc(w.NAME, w.DN, w.DN, Unicode(max_len=254), _returns=w.Member,
-         _out_variable_name="member", _throws=_F)
+    @rpc(
+        w.NAME,
+        w.DN,
+        w.DN,
+        Unicode(max_len=254),
+        _returns=w.Member,
+        _out_variable_name="member",
+        _throws=_F,
+    )
     def AddMember(ctx: Any, vo: str, dn: str, ca_dn: str, email: str | None) -> w.Member:  # noqa: N802,N805
         return member(_store(ctx).add_member(_actor(ctx), vo, dn, ca_dn, email))
 
-    @rpc(w.NAME, w.DN, Unicode(max_len=500, min_occurs=1, nillable=False), w.OPT_DN,
-         _returns=w.Member, _out_variable_name="member", _throws=_F)
-    def SuspendMember(ctx: Any, vo: str, dn: str, reason: str,  # noqa: N802,N805
-                      ca_dn: str | None) -> w.Member:
+    @rpc(
+        w.NAME,
+        w.DN,
+        Unicode(max_len=500, min_occurs=1, nillable=False),
+        w.OPT_DN,
+        _returns=w.Member,
+        _out_variable_name="member",
+        _throws=_F,
+    )
+    def SuspendMember(
+        ctx: Any,
+        vo: str,
+        dn: str,
+        reason: str,  # noqa: N802,N805
+        ca_dn: str | None,
+    ) -> w.Member:
         return member(_store(ctx).suspend_member(_actor(ctx), vo, dn, reason, ca_dn))
 
     @rpc(w.NAME, w.DN, w.OPT_DN, _returns=w.Member, _out_variable_name="member", _throws=_F)
@@ -134,22 +164,60 @@ class VoAdminService(ServiceBase):
         _store(ctx).remove_member(_actor(ctx), vo, dn, ca_dn)
         return dn
 
-    @rpc(w.NAME, w.DN, w.GROUP, w.ROLE, w.OPT_DN, _returns=w.Member,
-         _out_variable_name="member", _throws=_F)
-    def GrantMembership(ctx: Any, vo: str, dn: str, group: str, role: str | None,  # noqa: N802,N805
-                        ca_dn: str | None) -> w.Member:
+    @rpc(
+        w.NAME,
+        w.DN,
+        w.GROUP,
+        w.ROLE,
+        w.OPT_DN,
+        _returns=w.Member,
+        _out_variable_name="member",
+        _throws=_F,
+    )
+    def GrantMembership(
+        ctx: Any,
+        vo: str,
+        dn: str,
+        group: str,
+        role: str | None,  # noqa: N802,N805
+        ca_dn: str | None,
+    ) -> w.Member:
         return member(_store(ctx).grant(_actor(ctx), vo, dn, group, role or None, ca_dn))
 
-    @rpc(w.NAME, w.DN, w.GROUP, w.ROLE, w.OPT_DN, _returns=w.Member,
-         _out_variable_name="member", _throws=_F)
-    def RevokeMembership(ctx: Any, vo: str, dn: str, group: str, role: str | None,  # noqa: N802,N805
-                         ca_dn: str | None) -> w.Member:
+    @rpc(
+        w.NAME,
+        w.DN,
+        w.GROUP,
+        w.ROLE,
+        w.OPT_DN,
+        _returns=w.Member,
+        _out_variable_name="member",
+        _throws=_F,
+    )
+    def RevokeMembership(
+        ctx: Any,
+        vo: str,
+        dn: str,
+        group: str,
+        role: str | None,  # noqa: N802,N805
+        ca_dn: str | None,
+    ) -> w.Member:
         return member(_store(ctx).revoke(_actor(ctx), vo, dn, group, role or None, ca_dn))
 
-    @rpc(w.NAME, Unicode(max_len=200), Boolean, _returns=w.many(w.Member),
-         _out_variable_name="member", _throws=_F)
-    def ListMembers(ctx: Any, vo: str, search: str | None,  # noqa: N802,N805
-                    suspended: bool | None) -> list[w.Member]:
+    @rpc(
+        w.NAME,
+        Unicode(max_len=200),
+        Boolean,
+        _returns=w.many(w.Member),
+        _out_variable_name="member",
+        _throws=_F,
+    )
+    def ListMembers(
+        ctx: Any,
+        vo: str,
+        search: str | None,  # noqa: N802,N805
+        suspended: bool | None,
+    ) -> list[w.Member]:
         return [member(m) for m in _store(ctx).list_members(_actor(ctx), vo, search, suspended)]
 
     @rpc(w.NAME, w.DN, w.OPT_DN, _returns=w.Member, _out_variable_name="member", _throws=_F)
@@ -161,8 +229,13 @@ class VoAdminService(ServiceBase):
     def ExportVO(ctx: Any, vo: str) -> str:  # noqa: N802,N805
         return dumps(export_vo(_store(ctx), _actor(ctx), vo))
 
-    @rpc(Unicode(max_len=MAX_DOCUMENT, min_occurs=1, nillable=False), Boolean,
-         _returns=w.ImportResult, _out_variable_name="result", _throws=_F)
+    @rpc(
+        Unicode(max_len=MAX_DOCUMENT, min_occurs=1, nillable=False),
+        Boolean,
+        _returns=w.ImportResult,
+        _out_variable_name="result",
+        _throws=_F,
+    )
     def ImportVO(ctx: Any, document: str, prune: bool | None) -> w.ImportResult:  # noqa: N802,N805
         try:
             doc = json.loads(document)
@@ -171,14 +244,33 @@ class VoAdminService(ServiceBase):
         counts = import_vo(_store(ctx), _actor(ctx), doc, prune=bool(prune))
         return w.ImportResult(vo=str(doc["vo"]["name"]), **counts)
 
-    @rpc(w.NAME, DateTime, Integer(ge=1, le=10000), _returns=w.many(w.AuditEntry),
-         _out_variable_name="entry", _throws=_F)
-    def GetAuditLog(ctx: Any, vo: str, since: datetime | None,  # noqa: N802,N805
-                    limit: int | None) -> list[w.AuditEntry]:
+    @rpc(
+        w.NAME,
+        DateTime,
+        Integer(ge=1, le=10000),
+        _returns=w.many(w.AuditEntry),
+        _out_variable_name="entry",
+        _throws=_F,
+    )
+    def GetAuditLog(
+        ctx: Any,
+        vo: str,
+        since: datetime | None,  # noqa: N802,N805
+        limit: int | None,
+    ) -> list[w.AuditEntry]:
         rows = _store(ctx).audit_log(_actor(ctx), vo, since, limit or 1000)
-        return [w.AuditEntry(id=r.id, time=r.time, actor=r.actor, vo=r.vo, action=r.action,
-                             target=r.target, detail=json.dumps(r.detail, sort_keys=True))
-                for r in rows]
+        return [
+            w.AuditEntry(
+                id=r.id,
+                time=r.time,
+                actor=r.actor,
+                vo=r.vo,
+                action=r.action,
+                target=r.target,
+                detail=json.dumps(r.detail, sort_keys=True),
+            )
+            for r in rows
+        ]
 
 
 OPERATIONS = tuple(VoAdminService.public_methods)

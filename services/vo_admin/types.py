@@ -11,7 +11,7 @@ import warnings
 
 from spyne import Boolean, ComplexModel, DateTime, Fault, Integer, Unicode
 
-from services.fault_detail import init_fault, set_request_id
+from gproc.services.fault_detail import init_fault, set_request_id
 
 NS = "urn:gproc:vo-admin:1"
 _DETAIL_FIELDS = ("code", "message", "field", "rule", "request_id")
@@ -90,8 +90,11 @@ class VoAdminFault(Fault):
 def _fault(type_name: str, code: str) -> type[VoAdminFault]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        return type(type_name, (VoAdminFault,), {"__type_name__": type_name, "CODE": code,
-                                                 "__namespace__": NS, "__module__": __name__})
+        return type(
+            type_name,
+            (VoAdminFault,),
+            {"__type_name__": type_name, "CODE": code, "__namespace__": NS, "__module__": __name__},
+        )
 
 
 NotAuthenticatedFault = _fault("NotAuthenticatedFault", "Client.NotAuthenticated")
@@ -101,5 +104,11 @@ ConflictFault = _fault("ConflictFault", "Client.Conflict")
 InvalidRequestFault = _fault("InvalidRequestFault", "Client.InvalidRequest")
 InternalFault = _fault("InternalFault", "Server.Internal")
 
-ADMIN_FAULTS = [NotAuthenticatedFault, NotAuthorisedFault, NotFoundFault, ConflictFault,
-                InvalidRequestFault, InternalFault]
+ADMIN_FAULTS = [
+    NotAuthenticatedFault,
+    NotAuthorisedFault,
+    NotFoundFault,
+    ConflictFault,
+    InvalidRequestFault,
+    InternalFault,
+]

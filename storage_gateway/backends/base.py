@@ -178,8 +178,9 @@ class Backend(ABC):
         """Stream ``length`` bytes (all when None) of a file from ``offset``."""
 
     @abstractmethod
-    def write_stream(self, path: str, chunks: Iterable[bytes],
-                     options: WriteOptions = DEFAULT_WRITE) -> Checksums:
+    def write_stream(
+        self, path: str, chunks: Iterable[bytes], options: WriteOptions = DEFAULT_WRITE
+    ) -> Checksums:
         """Atomically create (or with ``overwrite`` replace) a file from ``chunks``."""
 
     @abstractmethod
@@ -208,7 +209,7 @@ class Backend(ABC):
             return entry.size
         total = 0
         for child in self.listdir(path):
-            sub = (path.rstrip("/") + "/" + child.name)
+            sub = path.rstrip("/") + "/" + child.name
             total += self.usage(sub) if child.is_dir else child.size
         return total
 

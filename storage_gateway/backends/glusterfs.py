@@ -30,8 +30,8 @@ from collections.abc import Iterable, Iterator
 from contextlib import suppress
 from typing import Any
 
-from storage_gateway import paths
-from storage_gateway.backends.base import (
+from gproc.storage_gateway import paths
+from gproc.storage_gateway.backends.base import (
     CHUNK,
     DEFAULT_WRITE,
     AlreadyExists,
@@ -90,7 +90,8 @@ def volume(host: str, name: str, port: int = 24007) -> Any:
         except Exception as exc:  # LibgfapiException, OSError
             _failed[key] = time.monotonic()
             raise BackendUnavailable(
-                f"GlusterFS volume {name} on {host} unavailable: {type(exc).__name__}") from None
+                f"GlusterFS volume {name} on {host} unavailable: {type(exc).__name__}"
+            ) from None
         _mounted[key] = vol
         return vol
 
@@ -206,8 +207,9 @@ class GlusterBackend(Backend):
             with suppress(OSError, ValueError):
                 handle.close()
 
-    def write_stream(self, path: str, chunks: Iterable[bytes],
-                     options: WriteOptions = DEFAULT_WRITE) -> Checksums:
+    def write_stream(
+        self, path: str, chunks: Iterable[bytes], options: WriteOptions = DEFAULT_WRITE
+    ) -> Checksums:
         parts, _ = self._resolve(path, final=False)
         if not parts:
             raise InvalidPath("cannot write the root")
@@ -231,8 +233,9 @@ class GlusterBackend(Backend):
         if not st.S_ISREG(info.st_mode):
             raise Conflict(f"{display}: exists and is not a regular file")
 
-    def _fill(self, tmp: str, chunks: Iterable[bytes], options: WriteOptions,
-              display: str) -> Checksums:
+    def _fill(
+        self, tmp: str, chunks: Iterable[bytes], options: WriteOptions, display: str
+    ) -> Checksums:
         gfapi = _gfapi()
         hasher = Hasher()
         try:
@@ -255,7 +258,7 @@ class GlusterBackend(Backend):
     def _write_all(handle: Any, data: bytes, display: str) -> None:
         try:
             while data:
-                data = data[handle.write(data):]
+                data = data[handle.write(data) :]
         except OSError as exc:
             raise from_oserror(exc, display) from None
 
@@ -325,4 +328,3 @@ class GlusterBackend(Backend):
                 self._vol.unlink(self._full(sparts))
         except OSError as exc:
             raise from_oserror(exc, dst) from None
-

@@ -20,8 +20,8 @@ from urllib.parse import quote
 
 import requests
 
-from storage_gateway import paths
-from storage_gateway.backends.base import (
+from gproc.storage_gateway import paths
+from gproc.storage_gateway.backends.base import (
     CHUNK,
     DEFAULT_WRITE,
     AlreadyExists,
@@ -79,8 +79,15 @@ class HdfsBackend(Backend):
 
     kind = "hdfs"
 
-    def __init__(self, url: str, root: str = "/", *, user: str = "gproc",
-                 connect_timeout: float = 5.0, read_timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        root: str = "/",
+        *,
+        user: str = "gproc",
+        connect_timeout: float = 5.0,
+        read_timeout: float = 60.0,
+    ) -> None:
         self.url = url.rstrip("/")
         self.root = paths.split(root)
         self.user = user
@@ -94,21 +101,36 @@ class HdfsBackend(Backend):
     def _endpoint(self, full: str) -> str:
         return f"{self.url}/webhdfs/v1{quote(full, safe='/')}"
 
-    def _call(self, method: str, path: str, op: str, *, display: str | None = None,
-              raw: str | None = None, stream: bool = False, redirect: bool = True,
-              **params: Any) -> requests.Response:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        op: str,
+        *,
+        display: str | None = None,
+        raw: str | None = None,
+        stream: bool = False,
+        redirect: bool = True,
+        **params: Any,
+    ) -> requests.Response:
         """One WebHDFS request on ``path`` (or the internal HDFS path ``raw``).
 
         Errors come back as the backend error hierarchy."""
         query = {"op": op, "user.name": self.user, **params}
         full = raw if raw is not None else self._full(path)
         try:
-            resp = self._http.request(method, self._endpoint(full), params=query,
-                                      timeout=self.timeout, stream=stream,
-                                      allow_redirects=redirect)
+            resp = self._http.request(
+                method,
+                self._endpoint(full),
+                params=query,
+                timeout=self.timeout,
+                stream=stream,
+                allow_redirects=redirect,
+            )
         except requests.RequestException as exc:
-            raise BackendUnavailable(f"HDFS at {self.url} unreachable: "
-                                     f"{type(exc).__name__}") from None
+            raise BackendUnavailable(
+                f"HDFS at {self.url} unreachable: {type(exc).__name__}"
+            ) from None
         if resp.status_code >= 400:
             raise self._error(resp, display or path)
         return resp
@@ -134,16 +156,21 @@ class HdfsBackend(Backend):
         if kind not in ("FILE", "DIRECTORY"):
             raise InvalidPath(f"{display}: not a regular file or directory")
         is_dir = kind == "DIRECTORY"
-        return Entry(name, is_dir, 0 if is_dir else int(status["length"]),
-                     int(status["modificationTime"]) / 1000.0)
+        return Entry(
+            name,
+            is_dir,
+            0 if is_dir else int(status["length"]),
+            int(status["modificationTime"]) / 1000.0,
+        )
 
     def _boolean(self, method: str, path: str, op: str, **params: Any) -> bool:
         return bool(self._call(method, path, op, **params).json().get("boolean"))
 
     def _hidden(self, path: str, kind: str = "upload") -> str:
         """Internal HDFS path of a hidden sibling of ``path`` (not user-addressable)."""
-        return self._full(paths.parent(path)).rstrip("/") + "/" + temp_name().replace(
-            "upload", kind)
+        return (
+            self._full(paths.parent(path)).rstrip("/") + "/" + temp_name().replace("upload", kind)
+        )
 
     # -- operations --------------------------------------------------------------------
     def stat(self, path: str) -> Entry:
@@ -201,8 +228,9 @@ class HdfsBackend(Backend):
         except NotFound:
             return None
 
-    def write_stream(self, path: str, chunks: Iterable[bytes],
-                     options: WriteOptions = DEFAULT_WRITE) -> Checksums:
+    def write_stream(
+        self, path: str, chunks: Iterable[bytes], options: WriteOptions = DEFAULT_WRITE
+    ) -> Checksums:
         self._check_parent(path)
         existing = self._lookup(path)
         if existing is not None and not options.overwrite:
@@ -236,8 +264,9 @@ class HdfsBackend(Backend):
                 raise source.error from None
             raise
 
-    def _to_datanode(self, op: str, tmp: str, body: Iterator[bytes], display: str,
-                     **params: Any) -> None:
+    def _to_datanode(
+        self, op: str, tmp: str, body: Iterator[bytes], display: str, **params: Any
+    ) -> None:
         method = "PUT" if op == "CREATE" else "POST"
         first = self._call(method, display, op, raw=tmp, redirect=False, **params)
         location = first.headers.get("Location")
@@ -302,7 +331,8 @@ class HdfsBackend(Backend):
         self.stat(src)
         self._check_parent(dst)
         if self._lookup(dst) is not None or not self._rename_raw(
-                self._full(src), self._full(dst), dst):
+            self._full(src), self._full(dst), dst
+        ):
             raise AlreadyExists(f"{dst}: already exists")
 
     def usage(self, path: str = "/") -> int:

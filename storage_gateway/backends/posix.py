@@ -18,8 +18,8 @@ from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 
-from storage_gateway import paths
-from storage_gateway.backends.base import (
+from gproc.storage_gateway import paths
+from gproc.storage_gateway.backends.base import (
     CHUNK,
     DEFAULT_WRITE,
     AlreadyExists,
@@ -144,8 +144,9 @@ class PosixBackend(Backend):
             raise InvalidRange(f"bad range offset={offset} length={length}")
         with self._parent(path) as (dfd, name):
             try:
-                fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
-                             dir_fd=dfd)
+                fd = os.open(
+                    name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=dfd
+                )
             except OSError as exc:
                 raise self._walkfrom_oserror(exc, dfd, name, path) from None
         mode = os.fstat(fd).st_mode
@@ -170,14 +171,19 @@ class PosixBackend(Backend):
         finally:
             os.close(fd)
 
-    def write_stream(self, path: str, chunks: Iterable[bytes],
-                     options: WriteOptions = DEFAULT_WRITE) -> Checksums:
+    def write_stream(
+        self, path: str, chunks: Iterable[bytes], options: WriteOptions = DEFAULT_WRITE
+    ) -> Checksums:
         with self._parent(path) as (dfd, name):
             self._check_target(dfd, name, options.overwrite, path)
             tmp = temp_name()
             try:
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-                             | os.O_CLOEXEC, 0o644, dir_fd=dfd)
+                fd = os.open(
+                    tmp,
+                    os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                    0o644,
+                    dir_fd=dfd,
+                )
             except OSError as exc:
                 raise from_oserror(exc, path) from None
             try:
@@ -270,7 +276,7 @@ def _write_all(fd: int, data: bytes, display: str) -> None:
     view = memoryview(data)
     try:
         while view:
-            view = view[os.write(fd, view):]
+            view = view[os.write(fd, view) :]
     except OSError as exc:
         raise from_oserror(exc, display) from None
 

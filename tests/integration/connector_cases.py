@@ -21,7 +21,7 @@ from rasterio.transform import from_origin
 from rasterio.warp import Resampling, reproject, transform_bounds
 from rasterio.warp import transform as warp_points
 
-from connectors import ToolRequest
+from gproc.connectors import ToolRequest
 
 Inputs = dict[str, Path | list[Path]]
 UTM = CRS.from_epsg(32635)  # UTM 35N: Romania
@@ -52,8 +52,16 @@ TRANSFORM = from_origin(400000.0, 4900000.0, 30.0, 30.0)
 def write_tif(path: Path, bands: np.ndarray, transform=TRANSFORM, crs=UTM, nodata=None) -> Path:
     data = bands if bands.ndim == 3 else bands[np.newaxis]
     with rasterio.open(
-        path, "w", driver="GTiff", width=data.shape[2], height=data.shape[1],
-        count=data.shape[0], dtype=data.dtype, crs=crs, transform=transform, nodata=nodata,
+        path,
+        "w",
+        driver="GTiff",
+        width=data.shape[2],
+        height=data.shape[1],
+        count=data.shape[0],
+        dtype=data.dtype,
+        crs=crs,
+        transform=transform,
+        nodata=nodata,
     ) as dst:
         dst.write(data)
     return path
@@ -199,8 +207,10 @@ def _check_hough(out: Mapping[str, Path]) -> None:
     segments = found["lines"]
     assert found["count"] == len(segments) >= 1
     good = [
-        s for s in segments
-        if _near_line(s["x1"], s["y1"]) and _near_line(s["x2"], s["y2"])
+        s
+        for s in segments
+        if _near_line(s["x1"], s["y1"])
+        and _near_line(s["x2"], s["y2"])
         and s["length"] >= 60
         and abs(math.degrees(math.atan2(s["y2"] - s["y1"], s["x2"] - s["x1"])) % 180 - 45) <= 3
     ]
@@ -306,8 +316,15 @@ def _check_reproject(out: Mapping[str, Path]) -> None:
         assert -0.5 <= offsets[2] <= 1.0 and -1.0 <= offsets[1] <= 0.5, offsets  # whole pixels
         # every pixel against an independent nearest-neighbour warp onto the same grid
         want = np.zeros(dst.shape, dtype=np.uint8)
-        reproject(_quadrants_data(), want, src_transform=TRANSFORM, src_crs=UTM,
-                  dst_transform=dst.transform, dst_crs=dst.crs, resampling=Resampling.nearest)
+        reproject(
+            _quadrants_data(),
+            want,
+            src_transform=TRANSFORM,
+            src_crs=UTM,
+            dst_transform=dst.transform,
+            dst_crs=dst.crs,
+            resampling=Resampling.nearest,
+        )
         assert (dst.read(1) == want).mean() >= 0.995
 
 
@@ -339,24 +356,29 @@ def _check_clip(out: Mapping[str, Path]) -> None:
 CASES: list[ConnectorCase] = [
     ConnectorCase("grayscale", "grayscale", _rgb, _check_grayscale),
     ConnectorCase("equalize", "equalize", _low_contrast, _check_equalize),
-    ConnectorCase("quantize", "quantize", _gradient, _check_quantize,
-                  {"levels": LEVELS}),
-    ConnectorCase("threshold", "threshold", _noise, _check_threshold,
-                  {"value": 100}),
-    ConnectorCase("threshold_otsu", "threshold", _bimodal, _check_otsu,
-                  {"method": "otsu", "max_value": 1}),
-    ConnectorCase("canny", "canny", _step, _check_canny,
-                  {"canny1": 50, "canny2": 150, "aperture_size": 3}),
-    ConnectorCase("hough", "hough", _diagonal, _check_hough,
-                  {"canny1": 50, "canny2": 150, "threshold": 40, "min_line_length": 40,
-                   "max_line_gap": 5}),
+    ConnectorCase("quantize", "quantize", _gradient, _check_quantize, {"levels": LEVELS}),
+    ConnectorCase("threshold", "threshold", _noise, _check_threshold, {"value": 100}),
+    ConnectorCase(
+        "threshold_otsu", "threshold", _bimodal, _check_otsu, {"method": "otsu", "max_value": 1}
+    ),
+    ConnectorCase(
+        "canny", "canny", _step, _check_canny, {"canny1": 50, "canny2": 150, "aperture_size": 3}
+    ),
+    ConnectorCase(
+        "hough",
+        "hough",
+        _diagonal,
+        _check_hough,
+        {"canny1": 50, "canny2": 150, "threshold": 40, "min_line_length": 40, "max_line_gap": 5},
+    ),
     ConnectorCase("band", "band", _three_bands, _check_band, {"band": 2}),
     ConnectorCase("ndvi", "ndvi", _red_nir, _check_ndvi),
     ConnectorCase("modis_lst", "modis_lst", _lst, _check_lst),
-    ConnectorCase("reproject", "reproject", _quadrants, _check_reproject,
-                  {"epsg": 4326, "resampling": "near"}),
-    ConnectorCase("mosaic", "mosaic", _tiles, _check_mosaic,
-                  {"epsg": 32635, "resolution": 30}),
-    ConnectorCase("clip", "clip", _quadrants, _check_clip,
-                  {"bbox": ",".join(str(v) for v in CLIP_BOX)}),
+    ConnectorCase(
+        "reproject", "reproject", _quadrants, _check_reproject, {"epsg": 4326, "resampling": "near"}
+    ),
+    ConnectorCase("mosaic", "mosaic", _tiles, _check_mosaic, {"epsg": 32635, "resolution": 30}),
+    ConnectorCase(
+        "clip", "clip", _quadrants, _check_clip, {"bbox": ",".join(str(v) for v in CLIP_BOX)}
+    ),
 ]

@@ -28,8 +28,9 @@ def run(pool: Any, tmp_path: Path):  # noqa: ANN201 - a small closure
         env["GPROC_HTCONDOR__EVENT_LOG"] = str(pool.event_log)
 
     def gproc(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run([str(GPROC), *args], env=env, capture_output=True, text=True,
-                              timeout=400, check=False)
+        proc = subprocess.run(
+            [str(GPROC), *args], env=env, capture_output=True, text=True, timeout=400, check=False
+        )
         if ok:
             assert proc.returncode == 0, proc.stderr
         return proc
@@ -53,17 +54,37 @@ def test_full_round_trip_with_gisheo_notation(run: Any, tmp_path: Path) -> None:
     case = next(c for c in CASES if c.tool == "canny")
     inputs = case.make_inputs(tmp_path)
     image = inputs["image"]
-    reg = json.loads(run(
-        "task", "register", "--processing",
-        "outIMG_1 canny(inIMG_1#canny1#aperture_size#canny2)",
-        "--argument-list", "<canny2=120>#<aperture_size=3>#<canny1=50>",
-        "-i", f"inIMG_1={image}", "--request-id", "cli-1", "--json",
-    ).stdout)
+    reg = json.loads(
+        run(
+            "task",
+            "register",
+            "--processing",
+            "outIMG_1 canny(inIMG_1#canny1#aperture_size#canny2)",
+            "--argument-list",
+            "<canny2=120>#<aperture_size=3>#<canny1=50>",
+            "-i",
+            f"inIMG_1={image}",
+            "--request-id",
+            "cli-1",
+            "--json",
+        ).stdout
+    )
     task_id = reg["tasks"][0]["id"]
-    again = json.loads(run("task", "register", "--processing",
-                           "outIMG_1 canny(inIMG_1#canny1#aperture_size#canny2)",
-                           "--argument-list", "<canny2=120>#<aperture_size=3>#<canny1=50>",
-                           "-i", f"inIMG_1={image}", "--request-id", "cli-1", "--json").stdout)
+    again = json.loads(
+        run(
+            "task",
+            "register",
+            "--processing",
+            "outIMG_1 canny(inIMG_1#canny1#aperture_size#canny2)",
+            "--argument-list",
+            "<canny2=120>#<aperture_size=3>#<canny1=50>",
+            "-i",
+            f"inIMG_1={image}",
+            "--request-id",
+            "cli-1",
+            "--json",
+        ).stdout
+    )
     assert again["tasks"][0]["id"] == task_id  # idempotent by request id
     sub = json.loads(run("task", "submit", task_id, "--json").stdout)
     assert sub["tasks"][0]["state"] == "submitted"
@@ -81,8 +102,9 @@ def test_full_round_trip_with_gisheo_notation(run: Any, tmp_path: Path) -> None:
 def test_errors_are_clear_and_exit_non_zero(run: Any, tmp_path: Path) -> None:
     bad = run("task", "register", "canny", "-i", "image=/no/such.tif", ok=False)
     assert bad.returncode == 2 and "not a readable file" in bad.stderr
-    bad = run("task", "register", "canny", "-i", f"image={tmp_path}", "-p", "aperture_size=4",
-              ok=False)
+    bad = run(
+        "task", "register", "canny", "-i", f"image={tmp_path}", "-p", "aperture_size=4", ok=False
+    )
     assert bad.returncode == 2 and "aperture_size" in bad.stderr
     missing = run("task", "status", "0" * 32, ok=False)
     assert missing.returncode == 1 and "unknown task" in missing.stderr

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from security.pki import TestPKI
-from storage_gateway.backends.glusterfs import GlusterBackend
-from storage_gateway.backends.hdfs import HdfsBackend
+from gproc.security.pki import TestPKI
+from gproc.storage_gateway.backends.glusterfs import GlusterBackend
+from gproc.storage_gateway.backends.hdfs import HdfsBackend
 from tests.fixtures.gateway import GatewayServer, start_gateway
 from tests.fixtures.gluster import GlusterServer
 from tests.fixtures.hdfs import HdfsServer
@@ -22,24 +22,50 @@ MiB = 1024 * 1024
 
 
 @pytest.fixture(scope="module")
-def remote_gateway(test_pki: TestPKI, gluster_server: GlusterServer, hdfs_server: HdfsServer,
-                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayServer]:
+def remote_gateway(
+    test_pki: TestPKI,
+    gluster_server: GlusterServer,
+    hdfs_server: HdfsServer,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[GatewayServer]:
     root = tmp_path_factory.mktemp("gateway-remote")
     base = f"/gw-{uuid.uuid4().hex[:8]}"
     GlusterBackend(gluster_server.host, gluster_server.volume).mkdir(base, parents=True)
-    HdfsBackend(hdfs_server.http_url, "/", user=hdfs_server.user).mkdir("/gproc" + base,
-                                                                       parents=True)
+    HdfsBackend(hdfs_server.http_url, "/", user=hdfs_server.user).mkdir(
+        "/gproc" + base, parents=True
+    )
     namespace = {
         "backends": {
-            "gluster": {"type": "glusterfs", "host": gluster_server.host,
-                        "volume": gluster_server.volume, "root": base},
-            "hdfs": {"type": "hdfs", "url": hdfs_server.http_url, "user": hdfs_server.user,
-                     "root": "/gproc" + base}},
+            "gluster": {
+                "type": "glusterfs",
+                "host": gluster_server.host,
+                "volume": gluster_server.volume,
+                "root": base,
+            },
+            "hdfs": {
+                "type": "hdfs",
+                "url": hdfs_server.http_url,
+                "user": hdfs_server.user,
+                "root": "/gproc" + base,
+            },
+        },
         "area": [
-            {"path": "/private", "type": "private", "backend": "hdfs", "root": "/private",
-             "members": ["/testvo/*"], "quota": 8 * MiB},
-            {"path": "/groups/grid", "backend": "gluster", "root": "/grid",
-             "read": ["/testvo/grid/*"], "write": ["/testvo/grid/*"]}],
+            {
+                "path": "/private",
+                "type": "private",
+                "backend": "hdfs",
+                "root": "/private",
+                "members": ["/testvo/*"],
+                "quota": 8 * MiB,
+            },
+            {
+                "path": "/groups/grid",
+                "backend": "gluster",
+                "root": "/grid",
+                "read": ["/testvo/grid/*"],
+                "write": ["/testvo/grid/*"],
+            },
+        ],
     }
     srv = start_gateway(test_pki, root, namespace)
     try:
@@ -49,8 +75,9 @@ def remote_gateway(test_pki: TestPKI, gluster_server: GlusterServer, hdfs_server
 
 
 @pytest.mark.parametrize("area", ["/groups/grid", "private"])
-def test_round_trip_on_remote_backends(remote_gateway: GatewayServer, tmp_path: Path,
-                                       area: str) -> None:
+def test_round_trip_on_remote_backends(
+    remote_gateway: GatewayServer, tmp_path: Path, area: str
+) -> None:
     gw = remote_gateway
     base = gw.home("alice-voms") if area == "private" else area
     d = f"{base}/{uuid.uuid4().hex[:8]}"

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from security.pki import make_proxy, make_voms_ac
+from gproc.security.pki import make_proxy, make_voms_ac
 from tests.fixtures.gateway import QUOTA, GatewayServer
 
 MiB = 1024 * 1024
@@ -33,17 +33,39 @@ def register(gw: GatewayServer, key: Path, who: str = "alice-voms") -> None:
 
 
 def sftp_cmd(front: Any, key: Path) -> list[str]:
-    return ["sftp", "-i", str(key), "-P", str(front.port), "-o", "IdentitiesOnly=yes",
-            "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-            "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10"]
+    return [
+        "sftp",
+        "-i",
+        str(key),
+        "-P",
+        str(front.port),
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "LogLevel=ERROR",
+        "-o",
+        "ConnectTimeout=10",
+    ]
 
 
-def sftp(front: Any, key: Path, commands: str, tmp_path: Path,
-         user: str = "grid") -> subprocess.CompletedProcess[str]:
+def sftp(
+    front: Any, key: Path, commands: str, tmp_path: Path, user: str = "grid"
+) -> subprocess.CompletedProcess[str]:
     batch = tmp_path / f"batch-{uuid.uuid4().hex[:6]}"
     batch.write_text(commands)
-    return subprocess.run([*sftp_cmd(front, key), "-b", str(batch), f"{user}@127.0.0.1"],
-                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    return subprocess.run(
+        [*sftp_cmd(front, key), "-b", str(batch), f"{user}@127.0.0.1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
 
 
 def data_of(size: int) -> bytes:
@@ -51,15 +73,21 @@ def data_of(size: int) -> bytes:
     return (block * (size // len(block) + 1))[:size]
 
 
-def test_openssh_sftp_round_trip(gateway_posix: GatewayServer, gateway_sftp: Any,
-                                 tmp_path: Path) -> None:
+def test_openssh_sftp_round_trip(
+    gateway_posix: GatewayServer, gateway_sftp: Any, tmp_path: Path
+) -> None:
     gw = gateway_posix
     key = keypair(tmp_path)
     register(gw, key)
     src = tmp_path / "up.bin"
     src.write_bytes(os.urandom(3 * MiB + 11))
-    r = sftp(gateway_sftp, key, "pwd\nmkdir work\ncd work\nput up.bin\nls -l\n"
-             "get up.bin down.bin\nrename up.bin renamed.bin\nls\n", tmp_path)
+    r = sftp(
+        gateway_sftp,
+        key,
+        "pwd\nmkdir work\ncd work\nput up.bin\nls -l\n"
+        "get up.bin down.bin\nrename up.bin renamed.bin\nls\n",
+        tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     home = gw.home("alice-voms")
     assert f"Remote working directory: {home}" in r.stdout
@@ -82,36 +110,48 @@ def test_unregistered_key_refused(gateway_sftp: Any, tmp_path: Path) -> None:
 
 
 def test_vo_membership_rechecked_when_the_session_opens(
-        gateway_posix: GatewayServer, gateway_sftp: Any, tmp_path: Path) -> None:
+    gateway_posix: GatewayServer, gateway_sftp: Any, tmp_path: Path
+) -> None:
     gw, pki = gateway_posix, gateway_posix.pki
     alice = pki.users["alice"]
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=1)
-    ac = make_voms_ac(alice.cert, pki.voms, pki.vo, ["/testvo", "/testvo/grid"],
-                      uri=pki.voms_uri, not_before=start,
-                      not_after=datetime.now(UTC) + timedelta(seconds=6))
-    gw.proxies["alice-short-ac"] = make_proxy(alice, acs=[ac]).write_proxy(
-        tmp_path / "short.pem")
+    ac = make_voms_ac(
+        alice.cert,
+        pki.voms,
+        pki.vo,
+        ["/testvo", "/testvo/grid"],
+        uri=pki.voms_uri,
+        not_before=start,
+        not_after=datetime.now(UTC) + timedelta(seconds=6),
+    )
+    gw.proxies["alice-short-ac"] = make_proxy(alice, acs=[ac]).write_proxy(tmp_path / "short.pem")
     key = keypair(tmp_path, "short")
     register(gw, key, "alice-short-ac")
     assert sftp(gateway_sftp, key, "ls\n", tmp_path).returncode == 0  # AC still valid
-    time.sleep(max(0.0, (ac_end := start + timedelta(minutes=1, seconds=8))
-                   .timestamp() - time.time()))
+    time.sleep(
+        max(0.0, (ac_end := start + timedelta(minutes=1, seconds=8)).timestamp() - time.time())
+    )
     assert datetime.now(UTC) > ac_end - timedelta(seconds=1)
     r = sftp(gateway_sftp, key, "ls\n", tmp_path)
     assert r.returncode != 0 and "Permission denied" in r.stderr
     # registering again with a fresh VOMS proxy restores access
-    gw.session("alice-voms").post(gw.url + "/sshkeys",
-                                  data=key.with_suffix(".pub").read_text()).raise_for_status()
+    gw.session("alice-voms").post(
+        gw.url + "/sshkeys", data=key.with_suffix(".pub").read_text()
+    ).raise_for_status()
     assert sftp(gateway_sftp, key, "ls\n", tmp_path).returncode == 0
 
 
-@pytest.mark.parametrize("command,message", [
-    ("get /private/../etc/passwd x", "not found"),
-    ("put up.txt /groups/grid/%2e%2e/x", "Permission denied"),
-    ("put up.txt /public/not-allowed.txt", "Permission denied"),
-])
-def test_bad_input_refused(gateway_posix: GatewayServer, gateway_sftp: Any, tmp_path: Path,
-                           command: str, message: str) -> None:
+@pytest.mark.parametrize(
+    "command,message",
+    [
+        ("get /private/../etc/passwd x", "not found"),
+        ("put up.txt /groups/grid/%2e%2e/x", "Permission denied"),
+        ("put up.txt /public/not-allowed.txt", "Permission denied"),
+    ],
+)
+def test_bad_input_refused(
+    gateway_posix: GatewayServer, gateway_sftp: Any, tmp_path: Path, command: str, message: str
+) -> None:
     key = keypair(tmp_path)
     register(gateway_posix, key)
     (tmp_path / "up.txt").write_text("x")
@@ -122,37 +162,44 @@ def test_bad_input_refused(gateway_posix: GatewayServer, gateway_sftp: Any, tmp_
 
 
 def test_backend_down_fails_and_other_areas_work(
-        gateway_posix: GatewayServer, gateway_sftp: Any, tmp_path: Path) -> None:
+    gateway_posix: GatewayServer, gateway_sftp: Any, tmp_path: Path
+) -> None:
     key = keypair(tmp_path)
     register(gateway_posix, key)
     (tmp_path / "up.txt").write_text("x")
-    for cmd in ("ls /groups/down", "put up.txt /groups/down/up.txt",
-                "get /groups/down/x x"):
+    for cmd in ("ls /groups/down", "put up.txt /groups/down/up.txt", "get /groups/down/x x"):
         r = sftp(gateway_sftp, key, cmd + "\n", tmp_path)
         assert r.returncode != 0, cmd
     r = sftp(gateway_sftp, key, "put up.txt\nls\nrm up.txt\n", tmp_path)
     assert r.returncode == 0 and "up.txt" in r.stdout, r.stderr
 
 
-def test_other_users_area_and_sibling_prefix(gateway_posix: GatewayServer, gateway_sftp: Any,
-                                             tmp_path: Path) -> None:
+def test_other_users_area_and_sibling_prefix(
+    gateway_posix: GatewayServer, gateway_sftp: Any, tmp_path: Path
+) -> None:
     gw = gateway_posix
     alice_home = gw.home("alice-voms")
     gw.session("alice-voms").put(f"{gw.url}{alice_home}/mine.txt", data=b"alice's")
     key = keypair(tmp_path, "bob")
     register(gw, key, "bob-voms")
-    for cmd in (f"get {alice_home}/mine.txt stolen", f"ls {alice_home}",
-                f"put /etc/hostname {alice_home}x-f", f"mkdir {alice_home}/evil"):
+    for cmd in (
+        f"get {alice_home}/mine.txt stolen",
+        f"ls {alice_home}",
+        f"put /etc/hostname {alice_home}x-f",
+        f"mkdir {alice_home}/evil",
+    ):
         r = sftp(gateway_sftp, key, cmd + "\n", tmp_path)
         assert r.returncode != 0, cmd
     assert not (tmp_path / "stolen").exists()
-    names = [e["name"] for e in gw.session("alice-voms").get(
-        f"{gw.url}{alice_home}").json()["entries"]]
+    names = [
+        e["name"] for e in gw.session("alice-voms").get(f"{gw.url}{alice_home}").json()["entries"]
+    ]
     assert "evil" not in names
 
 
 def test_over_quota_upload_fails_and_leaves_nothing(
-        gateway_posix: GatewayServer, gateway_sftp: Any, tmp_path: Path) -> None:
+    gateway_posix: GatewayServer, gateway_sftp: Any, tmp_path: Path
+) -> None:
     gw = gateway_posix
     key = keypair(tmp_path, "q")
     register(gw, key, "bob-voms")
@@ -164,8 +211,9 @@ def test_over_quota_upload_fails_and_leaves_nothing(
     assert not any(".gw-" in str(p) for p in (gw.root / "local").rglob("*"))
 
 
-def test_killed_client_leaves_no_partial_file(gateway_posix: GatewayServer,
-                                              gateway_sftp: Any, tmp_path: Path) -> None:
+def test_killed_client_leaves_no_partial_file(
+    gateway_posix: GatewayServer, gateway_sftp: Any, tmp_path: Path
+) -> None:
     gw = gateway_posix
     key = keypair(tmp_path, "k")
     register(gw, key)
@@ -174,13 +222,18 @@ def test_killed_client_leaves_no_partial_file(gateway_posix: GatewayServer,
     (tmp_path / "huge.bin").write_bytes(data_of(200 * MiB))
     batch = tmp_path / "b"
     batch.write_text(f"put huge.bin {d}/huge.bin\n")
-    proc = subprocess.Popen([*sftp_cmd(gateway_sftp, key), "-b", str(batch), "g@127.0.0.1"],
-                            cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [*sftp_cmd(gateway_sftp, key), "-b", str(batch), "g@127.0.0.1"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     local = gw.root / "local" / d.lstrip("/")
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and not any(
-            p.stat().st_size > 0 for p in local.glob(".gw-*")):
+        p.stat().st_size > 0 for p in local.glob(".gw-*")
+    ):
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)  # the client dies mid-upload
     proc.wait(timeout=10)

@@ -19,13 +19,13 @@ import pytest
 import zeep
 
 from gproc.app import build_tracker
+from gproc.security.pki import TestPKI
+from gproc.security.tls import TLSConfig
+from gproc.services.soap.app import build_context, build_validator, make_soap_server
 from gproc.settings import ServiceSettings, Settings, TrackerSettings
-from security.pki import TestPKI
-from security.tls import TLSConfig
-from services.soap.app import build_context, build_validator, make_soap_server
+from gproc.wrappers.htcondor.schedd import HTCondorWMS
 from tests.fixtures.gateway import GatewayServer
 from tests.fixtures.soap import POLICY, REPO, _forget_jobs
-from wrappers.htcondor.schedd import HTCondorWMS
 
 FINAL = {"completed", "failed", "cancelled"}
 
@@ -40,22 +40,32 @@ def _load(name: str) -> ModuleType:
 
 
 @pytest.fixture(scope="module")
-def soap_with_gateway(pool: object, test_pki: TestPKI, gateway_posix: GatewayServer,
-                      tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def soap_with_gateway(
+    pool: object,
+    test_pki: TestPKI,
+    gateway_posix: GatewayServer,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Any]:
     """The SOAP service on the pool, sharing the gateway's namespace, handing out the
     gateway's HTTPS URLs as output locations."""
     root = tmp_path_factory.mktemp("soap-gw")
     settings = Settings(
         state_dir=root / "state",
-        service=ServiceSettings(host="127.0.0.1", port=0, policy=POLICY, threads=8,
-                                output_url_base=gateway_posix.url),
-        tracker=TrackerSettings(interval_s=1.0, reconcile_every=3))
-    wms = HTCondorWMS(instance=f"gw{uuid.uuid4().hex[:8]}",
-                      event_log=getattr(pool, "event_log", None), sandbox_root=root / "sb")
+        service=ServiceSettings(
+            host="127.0.0.1", port=0, policy=POLICY, threads=8, output_url_base=gateway_posix.url
+        ),
+        tracker=TrackerSettings(interval_s=1.0, reconcile_every=3),
+    )
+    wms = HTCondorWMS(
+        instance=f"gw{uuid.uuid4().hex[:8]}",
+        event_log=getattr(pool, "event_log", None),
+        sandbox_root=root / "sb",
+    )
     validator = build_validator(test_pki.ca_dir, test_pki.vomsdir)
     gp = build_context(settings, validator, wms=wms, gateway=gateway_posix.parts.gateway)
-    server = make_soap_server(gp, validator, TLSConfig(test_pki.host_cert, test_pki.host_key,
-                                                       test_pki.ca_dir)).start()
+    server = make_soap_server(
+        gp, validator, TLSConfig(test_pki.host_cert, test_pki.host_key, test_pki.ca_dir)
+    ).start()
     tracker = build_tracker(gp.core, settings)
     tracker.start()
     try:
@@ -85,7 +95,8 @@ def _run(client: zeep.Client, spec: dict[str, Any], timeout: float = 300) -> Any
 
 
 def test_inputs_and_outputs_flow_through_the_gateway(
-        soap_with_gateway: Any, gateway_posix: GatewayServer, tmp_path: Path) -> None:
+    soap_with_gateway: Any, gateway_posix: GatewayServer, tmp_path: Path
+) -> None:
     server, gp = soap_with_gateway
     gw = gateway_posix
     sample = _load("ndvi_sample")
@@ -100,9 +111,16 @@ def test_inputs_and_outputs_flow_through_the_gateway(
     client = _client(gw, server.url + "/", "alice-voms")
 
     # 1. inputs by gateway path (both spellings), outputs to alice's area
-    status = _run(client, {"tool": "ndvi", "inputs": [
-        {"name": "red", "location": f"gateway://{folder}/red.tif"},
-        {"name": "nir", "location": f"{gw.url}{folder}/nir.tif"}]})
+    status = _run(
+        client,
+        {
+            "tool": "ndvi",
+            "inputs": [
+                {"name": "red", "location": f"gateway://{folder}/red.tif"},
+                {"name": "nir", "location": f"{gw.url}{folder}/nir.tif"},
+            ],
+        },
+    )
     assert status.state == "completed", client.service.GetTaskLog(task_id=status.task_id)
     (out,) = client.service.RetrieveTaskOutput(task_id=status.task_id).outputs
     stored = f"{home}/tasks/{status.task_id}/{out.name}"
@@ -114,9 +132,14 @@ def test_inputs_and_outputs_flow_through_the_gateway(
     assert sample.check(tmp_path, tmp_path / "ndvi.tif") == 0  # NDVI matches NumPy
 
     # 2. a second task chains on the first one's output location
-    status2 = _run(client, {"tool": "threshold", "inputs": [
-        {"name": "image", "location": out.location}],
-        "params": [{"name": "method", "value": "otsu"}]})
+    status2 = _run(
+        client,
+        {
+            "tool": "threshold",
+            "inputs": [{"name": "image", "location": out.location}],
+            "params": [{"name": "method", "value": "otsu"}],
+        },
+    )
     assert status2.state == "completed", client.service.GetTaskLog(task_id=status2.task_id)
     (out2,) = client.service.RetrieveTaskOutput(task_id=status2.task_id).outputs
     assert out2.location == f"{gw.url}{home}/tasks/{status2.task_id}/{out2.name}"
@@ -127,17 +150,23 @@ def test_inputs_and_outputs_flow_through_the_gateway(
 
 
 def test_inputs_are_read_with_the_owners_rights(
-        soap_with_gateway: Any, gateway_posix: GatewayServer) -> None:
+    soap_with_gateway: Any, gateway_posix: GatewayServer
+) -> None:
     server, _gp = soap_with_gateway
     gw = gateway_posix
     home = gw.home("alice-voms")
     gw.session("alice-voms").put(f"{gw.url}{home}/private-input.tif", data=b"not for bob")
     bob = _client(gw, server.url + "/", "bob-voms")
-    for ref in (f"gateway://{home}/private-input.tif", f"{gw.url}{home}/private-input.tif",
-                "gateway:///groups/grid/../../etc/passwd", "gateway:///groups/grid/%2e%2e/x",
-                "gateway://evil.example/public/x"):
+    for ref in (
+        f"gateway://{home}/private-input.tif",
+        f"{gw.url}{home}/private-input.tif",
+        "gateway:///groups/grid/../../etc/passwd",
+        "gateway:///groups/grid/%2e%2e/x",
+        "gateway://evil.example/public/x",
+    ):
         with pytest.raises(zeep.exceptions.Fault) as err:
-            bob.service.RegisterTask(tasks=[{"tool": "canny", "inputs": [
-                {"name": "image", "location": ref}]}])
+            bob.service.RegisterTask(
+                tasks=[{"tool": "canny", "inputs": [{"name": "image", "location": ref}]}]
+            )
         assert err.value.code.endswith("InvalidRequest"), (ref, err.value.message)
         assert "not for bob" not in err.value.message

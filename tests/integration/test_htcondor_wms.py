@@ -11,8 +11,15 @@ from typing import Any
 
 import pytest
 
-from wrappers.base import JobInfo, JobSpec, JobState, SubmittedJob, WmsRejected, WmsUnavailable
-from wrappers.htcondor import HTCondorWMS
+from gproc.wrappers.base import (
+    JobInfo,
+    JobSpec,
+    JobState,
+    SubmittedJob,
+    WmsRejected,
+    WmsUnavailable,
+)
+from gproc.wrappers.htcondor import HTCondorWMS
 
 WAIT_S = 180.0
 ENDED = {JobState.COMPLETED, JobState.FAILED, JobState.REMOVED}
@@ -96,8 +103,9 @@ def script(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def make_spec(script: Path, **kw: Any) -> JobSpec:
-    return JobSpec(task_id=new_task(), executable=script, request_memory_mb=64,
-                   request_disk_mb=16, **kw)
+    return JobSpec(
+        task_id=new_task(), executable=script, request_memory_mb=64, request_disk_mb=16, **kw
+    )
 
 
 @dataclass
@@ -118,10 +126,16 @@ def batch(wms: HTCondorWMS, script: Path, tmp_path_factory: pytest.TempPathFacto
         infile = inputs / str(n) / "in.txt"
         contents.append(f"input number {n} {uuid.uuid4().hex}\n")
         infile.write_text(contents[-1])
-        specs.append(make_spec(script, arguments=(f"job {n}",), input_files=(infile,),
-                               output_files=("out.txt", "never-made.txt"),
-                               environment={"GP_TAG": f"t{n} $(Owner)"},
-                               labels={"Tool": "ndvi", "Note": 'a "quoted" $(x)'}))
+        specs.append(
+            make_spec(
+                script,
+                arguments=(f"job {n}",),
+                input_files=(infile,),
+                output_files=("out.txt", "never-made.txt"),
+                environment={"GP_TAG": f"t{n} $(Owner)"},
+                labels={"Tool": "ndvi", "Note": 'a "quoted" $(x)'},
+            )
+        )
     specs.append(make_spec(script, environment={"GP_EXIT": "3"}))
     specs.append(make_spec(script, arguments=TRICKY_ARGS))
     jobs = wms.submit(specs)
@@ -159,9 +173,7 @@ def test_nonzero_exit_is_failed_with_its_code(batch: Batch) -> None:
     assert (info.state, info.exit_code, info.raw_status) == (JobState.FAILED, 3, 4)
 
 
-def test_tricky_arguments_arrive_verbatim(
-    wms: HTCondorWMS, batch: Batch, tmp_path: Path
-) -> None:
+def test_tricky_arguments_arrive_verbatim(wms: HTCondorWMS, batch: Batch, tmp_path: Path) -> None:
     job = batch.jobs[4]
     wms.retrieve(job.job_id, tmp_path)
     echoed = (tmp_path / "_gproc.out").read_text()
@@ -264,7 +276,7 @@ def test_periodic_style_hold_reason_is_reported(wms: HTCondorWMS, tmp_path: Path
 def test_proxy_and_accounting_reach_the_job(
     wms: HTCondorWMS, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    from security.pki import make_test_pki
+    from gproc.security.pki import make_test_pki
 
     pki = make_test_pki(tmp_path_factory.mktemp("pki"))
     proxy = pki.proxies["alice-voms"]
@@ -273,15 +285,17 @@ def test_proxy_and_accounting_reach_the_job(
         '#!/bin/sh\n[ -s "$X509_USER_PROXY" ] && echo "proxy $(basename "$X509_USER_PROXY")"\n'
     )
     probe.chmod(0o755)
-    spec = make_spec(probe, x509_proxy=proxy, accounting_group="group_testvo.grid",
-                     accounting_user="alice")
+    spec = make_spec(
+        probe, x509_proxy=proxy, accounting_group="group_testvo.grid", accounting_user="alice"
+    )
     (job,) = wms.submit([spec])
     info = wait_for(wms, [job.job_id], ENDED)[job.job_id]
     assert info.state is JobState.COMPLETED
     wms.retrieve(job.job_id, tmp_path / "out")
     assert (tmp_path / "out" / "_gproc.out").read_text() == f"proxy {proxy.name}\n"
-    ad = wms._get_schedd().query(f'GlobalJobId == "{job.job_id}"',
-                                 ["AcctGroup", "AcctGroupUser", "AccountingGroup"])
+    ad = wms._get_schedd().query(
+        f'GlobalJobId == "{job.job_id}"', ["AcctGroup", "AcctGroupUser", "AccountingGroup"]
+    )
     assert ad[0]["AcctGroup"] == "group_testvo.grid" and ad[0]["AcctGroupUser"] == "alice"
     assert ad[0]["AccountingGroup"] == "group_testvo.grid.alice"
 

@@ -10,14 +10,14 @@ from pathlib import Path
 import htcondor2
 import pytest
 
-from connectors import ToolRequest
+from gproc.connectors import ToolRequest
 from gproc.domain import TaskRequest, TaskStateConflict
 from gproc.lifecycle import TaskService
 from gproc.states import TaskState
 from gproc.tracker import Tracker
+from gproc.wrappers.base import JobState
 from tests.fixtures.core import ALICE, requests_for, wait_for
 from tests.integration.connector_cases import CASES
-from wrappers.base import JobState
 
 S = TaskState
 MakeCore = Callable[..., TaskService]
@@ -70,15 +70,17 @@ def test_crash_between_wms_submit_and_registry_update_leaves_one_job(
     tracker finds the job by task id and adopts it instead of submitting again."""
     svc = make_core()
     task = svc.register(requests_for([_ndvi_request(tmp_path)]))[0]
-    svc.registry.transition(task.id, S.REGISTERED, S.SUBMITTING,
-                            attempt=1)  # the intent was recorded...
+    svc.registry.transition(
+        task.id, S.REGISTERED, S.SUBMITTING, attempt=1
+    )  # the intent was recorded...
     row = svc.registry.get(task.id)
     job = svc.wms.submit([svc.job_spec(row)])[0]  # ...the schedd took it, then the crash
 
     restarted = make_core()  # a new process over the same registry
     tracker = Tracker(restarted)
-    view = wait_for(tracker, restarted, [task.id], until=lambda v: v.state != S.SUBMITTING,
-                    timeout=60)[0]
+    view = wait_for(
+        tracker, restarted, [task.id], until=lambda v: v.state != S.SUBMITTING, timeout=60
+    )[0]
     assert view.job_id == job.job_id and view.attempt == 1  # adopted, not resubmitted
     assert "ADOPTED" in [e["kind"] for e in restarted.log(task.id)["events"]]
     done = wait_for(tracker, restarted, [task.id])[0]
@@ -105,7 +107,7 @@ def test_crash_before_the_wms_heard_of_the_task_submits_it_exactly_once(
 def test_a_pool_outage_at_submit_keeps_the_task_and_it_runs_later(
     make_core: MakeCore, tmp_path: Path
 ) -> None:
-    from wrappers.htcondor.schedd import HTCondorWMS
+    from gproc.wrappers.htcondor.schedd import HTCondorWMS
 
     broken = HTCondorWMS(instance="outage", collector="127.0.0.1:1")  # nothing listens there
     down = make_core(wms=broken)
@@ -147,8 +149,9 @@ def test_hold_release_and_a_wms_side_hold_reports_its_reason(
 ) -> None:
     svc = make_core()
     tracker = Tracker(svc)
-    a, b = svc.register(requests_for([_ndvi_request(tmp_path / "a"),
-                                      _ndvi_request(tmp_path / "b")]))
+    a, b = svc.register(
+        requests_for([_ndvi_request(tmp_path / "a"), _ndvi_request(tmp_path / "b")])
+    )
     svc.submit([a.id, b.id])
     # an administrator pins b in the queue (it cannot match while its inputs spool,
     # so this always lands before it could run), then holds it in the schedd
@@ -202,9 +205,11 @@ def test_a_failing_job_is_failed_with_its_exit_code_and_log(
     other = next(c for c in CASES if c.tool == "grayscale")
     (tmp_path / "odd").mkdir()
     odd = other.make_inputs(tmp_path / "odd")
-    bad = ToolRequest(tool="ndvi", inputs={"red": req.inputs["red"],
-                                           "nir": str(next(iter(odd.values())))},
-                      params={"nir_band": 1})
+    bad = ToolRequest(
+        tool="ndvi",
+        inputs={"red": req.inputs["red"], "nir": str(next(iter(odd.values())))},
+        params={"nir_band": 1},
+    )
     task = svc.register(requests_for([bad]))[0]
     svc.submit([task.id])
     done = wait_for(Tracker(svc), svc, [task.id])[0]
@@ -213,8 +218,9 @@ def test_a_failing_job_is_failed_with_its_exit_code_and_log(
     assert svc.log(task.id)["stderr"].strip()
 
 
-def test_the_core_runs_on_postgresql(make_core: MakeCore, postgres_url: str,
-                                     tmp_path: Path) -> None:
+def test_the_core_runs_on_postgresql(
+    make_core: MakeCore, postgres_url: str, tmp_path: Path
+) -> None:
     svc = make_core(db_url=postgres_url)
     task = svc.register(requests_for([_ndvi_request(tmp_path)]))[0]
     svc.submit([task.id])

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from connectors import get_connector
-from connectors.base import EOTOOL
+from gproc.connectors import get_connector
+from gproc.connectors.base import EOTOOL
 from tests.integration.connector_cases import CASES, ConnectorCase
 
 Runner = Callable[[Sequence[str]], subprocess.CompletedProcess[str]]
@@ -34,7 +34,10 @@ def _chroot_runner(root: Path) -> Runner:
     def run(argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [CHROOT, "--userspec=65534:65534", str(root), *argv],
-            capture_output=True, text=True, timeout=RUN_TIMEOUT_S, check=False,
+            capture_output=True,
+            text=True,
+            timeout=RUN_TIMEOUT_S,
+            check=False,
             env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": "/tmp"},
         )
 

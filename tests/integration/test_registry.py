@@ -30,8 +30,15 @@ def registry(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Registr
 
 
 def _row(owner: str = "/CN=ann", request_id: str | None = None, tool: str = "ndvi") -> TaskRow:
-    return TaskRow(id=uuid.uuid4().hex, owner_dn=owner, tool=tool, request_json="{}",
-                   plan_json="{}", state=str(S.REGISTERED), client_request_id=request_id)
+    return TaskRow(
+        id=uuid.uuid4().hex,
+        owner_dn=owner,
+        tool=tool,
+        request_json="{}",
+        plan_json="{}",
+        state=str(S.REGISTERED),
+        client_request_id=request_id,
+    )
 
 
 def test_sqlite_runs_with_wal_and_full_sync(tmp_path: Path) -> None:
@@ -105,10 +112,8 @@ def test_transition_many_is_all_or_nothing(registry: Registry) -> None:
 
 def test_attempt_increments_in_sql(registry: Registry) -> None:
     row = registry.insert_tasks([_row()])[0]
-    registry.transition(row.id, S.REGISTERED, S.SUBMITTING,
-                        attempt=TaskRow.attempt + 1)  # type: ignore[arg-type]
-    registry.transition(row.id, S.SUBMITTING, S.SUBMITTING,
-                        attempt=TaskRow.attempt + 1)  # type: ignore[arg-type]
+    registry.transition(row.id, S.REGISTERED, S.SUBMITTING, attempt=TaskRow.attempt + 1)  # type: ignore[arg-type]
+    registry.transition(row.id, S.SUBMITTING, S.SUBMITTING, attempt=TaskRow.attempt + 1)  # type: ignore[arg-type]
     assert registry.get(row.id).attempt == 2
 
 

@@ -11,47 +11,66 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from security import pki
-from security.chain import Validator
-from security.errors import ProxyError, Reason, UntrustedCredential
-from security.identity import Fqan, ProxyType
-from security.pki import TestPKI
+from gproc.security import pki
+from gproc.security.chain import Validator
+from gproc.security.errors import ProxyError, Reason, UntrustedCredential
+from gproc.security.identity import Fqan, ProxyType
+from gproc.security.pki import TestPKI
 
 TOOLS = ("grid-proxy-init", "voms-proxy-fake", "voms-proxy-info", "openssl")
 pytestmark = pytest.mark.skipif(
     any(shutil.which(t) is None for t in TOOLS),
-    reason=f"needs {', '.join(TOOLS)} (Debian voms-clients, globus-proxy-utils; see bin/setup)")
+    reason=f"needs {', '.join(TOOLS)} (Debian voms-clients, globus-proxy-utils; see bin/setup)",
+)
 
 
 def _run(args: list[str], p: TestPKI, **env: str) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, **p.env(), **env}
-    return subprocess.run(args, env=full_env, capture_output=True, text=True, timeout=60,
-                          stdin=subprocess.DEVNULL, check=False)
+    return subprocess.run(
+        args,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
 
 
 def _grid_proxy_init(p: TestPKI, out: Path, *extra: str) -> bytes:
-    res = _run(["grid-proxy-init", "-rfc", "-bits", "2048", "-hours", "2", "-out", str(out),
-                *extra], p, X509_USER_CERT=str(p.user_cert["alice"]),
-               X509_USER_KEY=str(p.user_key["alice"]))
+    res = _run(
+        ["grid-proxy-init", "-rfc", "-bits", "2048", "-hours", "2", "-out", str(out), *extra],
+        p,
+        X509_USER_CERT=str(p.user_cert["alice"]),
+        X509_USER_KEY=str(p.user_key["alice"]),
+    )
     assert res.returncode == 0, res.stderr + res.stdout
     return out.read_bytes()
 
 
-@pytest.mark.parametrize(("flags", "kind"), [
-    ((), ProxyType.IMPERSONATION),
-    (("-limited",), ProxyType.LIMITED),
-    (("-independent",), ProxyType.INDEPENDENT),
-])
-def test_grid_proxy_init_proxies_are_accepted(test_pki: TestPKI, pki_validator: Validator,
-                                              tmp_path: Path, flags: tuple[str, ...],
-                                              kind: ProxyType) -> None:
+@pytest.mark.parametrize(
+    ("flags", "kind"),
+    [
+        ((), ProxyType.IMPERSONATION),
+        (("-limited",), ProxyType.LIMITED),
+        (("-independent",), ProxyType.INDEPENDENT),
+    ],
+)
+def test_grid_proxy_init_proxies_are_accepted(
+    test_pki: TestPKI,
+    pki_validator: Validator,
+    tmp_path: Path,
+    flags: tuple[str, ...],
+    kind: ProxyType,
+) -> None:
     ident = pki_validator.validate(_grid_proxy_init(test_pki, tmp_path / "p.pem", *flags))
     assert ident.subject_grid == test_pki.users["alice"].dn
     assert ident.proxy_type is kind and ident.proxy_depth == 1
 
 
-def test_grid_proxy_init_path_length_is_enforced(test_pki: TestPKI, pki_validator: Validator,
-                                                 tmp_path: Path) -> None:
+def test_grid_proxy_init_path_length_is_enforced(
+    test_pki: TestPKI, pki_validator: Validator, tmp_path: Path
+) -> None:
     # Globus treats -path-length 0 as unlimited, so 1 is the smallest real limit
     pem = _grid_proxy_init(test_pki, tmp_path / "p.pem", "-path-length", "1")
     first = pki.load_credential(tmp_path / "p.pem")
@@ -63,23 +82,47 @@ def test_grid_proxy_init_path_length_is_enforced(test_pki: TestPKI, pki_validato
     assert info.value.reason is Reason.PROXY_PATH_LENGTH
 
 
-def _voms_proxy_fake(p: TestPKI, out: Path, fqans: list[str], hostcert: Path,
-                     hostkey: Path) -> subprocess.CompletedProcess[str]:
-    args = ["voms-proxy-fake", "-cert", str(p.user_cert["alice"]), "-key",
-            str(p.user_key["alice"]), "-hostcert", str(hostcert), "-hostkey", str(hostkey),
-            "-certdir", str(p.ca_dir), "-voms", p.vo, "-uri", p.voms_uri, "-hours", "2",
-            "-newformat", "-rfc", "-out", str(out)]
+def _voms_proxy_fake(
+    p: TestPKI, out: Path, fqans: list[str], hostcert: Path, hostkey: Path
+) -> subprocess.CompletedProcess[str]:
+    args = [
+        "voms-proxy-fake",
+        "-cert",
+        str(p.user_cert["alice"]),
+        "-key",
+        str(p.user_key["alice"]),
+        "-hostcert",
+        str(hostcert),
+        "-hostkey",
+        str(hostkey),
+        "-certdir",
+        str(p.ca_dir),
+        "-voms",
+        p.vo,
+        "-uri",
+        p.voms_uri,
+        "-hours",
+        "2",
+        "-newformat",
+        "-rfc",
+        "-out",
+        str(out),
+    ]
     for f in fqans:
         args += ["-fqan", f]
     return _run(args, p)
 
 
-@pytest.mark.parametrize("fqans", [
-    ["/testvo/Role=NULL/Capability=NULL", "/testvo/grid/Role=NULL/Capability=NULL"],
-    ["/testvo/grid", "/testvo", "/testvo/Role=admin"],
-])
-def test_voms_proxy_fake_fqans(test_pki: TestPKI, pki_validator: Validator, tmp_path: Path,
-                               fqans: list[str]) -> None:
+@pytest.mark.parametrize(
+    "fqans",
+    [
+        ["/testvo/Role=NULL/Capability=NULL", "/testvo/grid/Role=NULL/Capability=NULL"],
+        ["/testvo/grid", "/testvo", "/testvo/Role=admin"],
+    ],
+)
+def test_voms_proxy_fake_fqans(
+    test_pki: TestPKI, pki_validator: Validator, tmp_path: Path, fqans: list[str]
+) -> None:
     out = tmp_path / "voms.pem"
     res = _voms_proxy_fake(test_pki, out, fqans, test_pki.voms_cert, test_pki.voms_key)
     assert res.returncode == 0, res.stderr
@@ -89,13 +132,15 @@ def test_voms_proxy_fake_fqans(test_pki: TestPKI, pki_validator: Validator, tmp_
     assert ident.vo == "testvo" and ident.acs[0].uri == test_pki.voms_uri
 
 
-def test_voms_proxy_fake_with_untrusted_server(test_pki: TestPKI, pki_validator: Validator,
-                                               tmp_path: Path) -> None:
+def test_voms_proxy_fake_with_untrusted_server(
+    test_pki: TestPKI, pki_validator: Validator, tmp_path: Path
+) -> None:
     rogue = pki.make_host_cert(test_pki.ca, "rogue.vm")
     rogue.write(tmp_path / "rc.pem", tmp_path / "rk.pem")
     out = tmp_path / "voms.pem"
-    res = _voms_proxy_fake(test_pki, out, ["/testvo/Role=admin"], tmp_path / "rc.pem",
-                           tmp_path / "rk.pem")
+    res = _voms_proxy_fake(
+        test_pki, out, ["/testvo/Role=admin"], tmp_path / "rc.pem", tmp_path / "rk.pem"
+    )
     assert res.returncode == 0, res.stderr
     ident = pki_validator.validate(out.read_bytes())
     assert ident.fqans == ()
@@ -103,19 +148,31 @@ def test_voms_proxy_fake_with_untrusted_server(test_pki: TestPKI, pki_validator:
 
 
 def _openssl_verify(p: TestPKI, proxy: Path, ca_dir: Path) -> subprocess.CompletedProcess[str]:
-    return _run(["openssl", "verify", "-allow_proxy_certs", "-crl_check_all", "-CApath",
-                 str(ca_dir), "-untrusted", str(proxy), str(proxy)], p)
+    return _run(
+        [
+            "openssl",
+            "verify",
+            "-allow_proxy_certs",
+            "-crl_check_all",
+            "-CApath",
+            str(ca_dir),
+            "-untrusted",
+            str(proxy),
+            str(proxy),
+        ],
+        p,
+    )
 
 
-@pytest.mark.parametrize("label", ["alice", "alice-voms", "alice-limited", "alice-independent",
-                                   "bob-voms"])
+@pytest.mark.parametrize(
+    "label", ["alice", "alice-voms", "alice-limited", "alice-independent", "bob-voms"]
+)
 def test_gproc_proxies_pass_openssl_verify(test_pki: TestPKI, label: str) -> None:
     res = _openssl_verify(test_pki, test_pki.proxies[label], test_pki.ca_dir)
     assert res.returncode == 0 and res.stdout.strip().endswith(": OK"), res.stdout + res.stderr
 
 
-def test_openssl_and_gproc_agree_on_revocation(test_pki: TestPKI,
-                                               pki_validator: Validator) -> None:
+def test_openssl_and_gproc_agree_on_revocation(test_pki: TestPKI, pki_validator: Validator) -> None:
     res = _openssl_verify(test_pki, test_pki.proxies["mallory"], test_pki.ca_dir)
     assert res.returncode != 0 and "revoked" in (res.stdout + res.stderr)
     with pytest.raises(UntrustedCredential) as info:
@@ -132,16 +189,19 @@ def test_openssl_uses_old_hash_links(test_pki: TestPKI, tmp_path: Path) -> None:
     assert _openssl_verify(test_pki, test_pki.proxies["alice"], both).returncode == 0
 
 
-@pytest.mark.parametrize(("label", "fqans"), [
-    ("alice-voms", ["/testvo", "/testvo/grid"]),
-    ("bob-voms", ["/testvo/Role=admin", "/testvo"]),
-])
-def test_gproc_acs_show_in_voms_proxy_info(test_pki: TestPKI, label: str,
-                                           fqans: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("label", "fqans"),
+    [
+        ("alice-voms", ["/testvo", "/testvo/grid"]),
+        ("bob-voms", ["/testvo/Role=admin", "/testvo"]),
+    ],
+)
+def test_gproc_acs_show_in_voms_proxy_info(test_pki: TestPKI, label: str, fqans: list[str]) -> None:
     res = _run(["voms-proxy-info", "--all", "-file", str(test_pki.proxies[label])], test_pki)
     assert res.returncode == 0, res.stderr
-    attrs = [ln.split(":", 1)[1].strip() for ln in res.stdout.splitlines()
-             if ln.startswith("attribute")]
+    attrs = [
+        ln.split(":", 1)[1].strip() for ln in res.stdout.splitlines() if ln.startswith("attribute")
+    ]
     assert attrs == fqans
     assert "VO        : testvo" in res.stdout
     assert f"issuer    : {test_pki.voms.dn}" in res.stdout

@@ -22,15 +22,31 @@ NODE_DIR = Path(__file__).parent / "node"
 def test_node_soap_round_trip_on_the_pool(soap_on_pool: SoapServer, tmp_path: Path) -> None:
     node = shutil.which("node")
     if node is None or not (NODE_DIR / "node_modules" / "soap").is_dir():
-        pytest.fail("node and the npm client are installed by bin/setup (npm ci in "
-                    f"{NODE_DIR}); run it first")
+        pytest.fail(
+            "node and the npm client are installed by bin/setup (npm ci in "
+            f"{NODE_DIR}); run it first"
+        )
     sample = _load("ndvi_sample")
     sample.make(tmp_path)
     out = tmp_path / "ndvi.tif"
-    cmd = [node, str(NODE_DIR / "roundtrip.js"), "--url", soap_on_pool.url,
-           "--proxy", str(soap_on_pool.pki.proxies["alice-voms"]),
-           "--ca", str(soap_on_pool.ca_file), "--red", str(tmp_path / "red.tif"),
-           "--nir", str(tmp_path / "nir.tif"), "--out", str(out), "--timeout", "300"]
+    cmd = [
+        node,
+        str(NODE_DIR / "roundtrip.js"),
+        "--url",
+        soap_on_pool.url,
+        "--proxy",
+        str(soap_on_pool.pki.proxies["alice-voms"]),
+        "--ca",
+        str(soap_on_pool.ca_file),
+        "--red",
+        str(tmp_path / "red.tif"),
+        "--nir",
+        str(tmp_path / "nir.tif"),
+        "--out",
+        str(out),
+        "--timeout",
+        "300",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=420, cwd=NODE_DIR)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -17,7 +17,7 @@ import requests
 import zeep
 from zeep.transports import Transport
 
-from security.pki import TestPKI
+from gproc.security.pki import TestPKI
 from tests.fixtures.soap import POLICY, REPO
 
 
@@ -32,16 +32,32 @@ def _wait_for_url(out: Path, proc: subprocess.Popen[bytes], timeout: float = 60)
     raise AssertionError("gproc serve did not report its address")
 
 
-def test_gproc_serve_runs_and_stops_gracefully(pool: object, test_pki: TestPKI,
-                                               tmp_path: Path) -> None:
-    env = {**os.environ, "GPROC_STATE_DIR": str(tmp_path / "state"),
-           "GPROC_HTCONDOR__CONDOR_CONFIG": str(pool.client_config),  # type: ignore[attr-defined]
-           "GPROC_HTCONDOR__INSTANCE": "servetest"}
+def test_gproc_serve_runs_and_stops_gracefully(
+    pool: object, test_pki: TestPKI, tmp_path: Path
+) -> None:
+    env = {
+        **os.environ,
+        "GPROC_STATE_DIR": str(tmp_path / "state"),
+        "GPROC_HTCONDOR__CONDOR_CONFIG": str(pool.client_config),  # type: ignore[attr-defined]
+        "GPROC_HTCONDOR__INSTANCE": "servetest",
+    }
     out, err = tmp_path / "serve.out", tmp_path / "serve.log"
-    cmd = [str(Path(sys.executable).with_name("gproc")), "serve", "--port", "0",
-           "--cert", str(test_pki.host_cert), "--key", str(test_pki.host_key),
-           "--ca-dir", str(test_pki.ca_dir), "--vomsdir", str(test_pki.vomsdir),
-           "--policy", str(POLICY)]
+    cmd = [
+        str(Path(sys.executable).with_name("gproc")),
+        "serve",
+        "--port",
+        "0",
+        "--cert",
+        str(test_pki.host_cert),
+        "--key",
+        str(test_pki.host_key),
+        "--ca-dir",
+        str(test_pki.ca_dir),
+        "--vomsdir",
+        str(test_pki.vomsdir),
+        "--policy",
+        str(POLICY),
+    ]
     with out.open("wb") as o, err.open("wb") as e:
         proc = subprocess.Popen(cmd, stdout=o, stderr=e, env=env, cwd=REPO)
     try:
@@ -53,8 +69,7 @@ def test_gproc_serve_runs_and_stops_gracefully(pool: object, test_pki: TestPKI,
         client = zeep.Client(url + "?wsdl", transport=Transport(session=session))
         info = client.service.GetServiceInfo()
         assert info.caller_dn == test_pki.users["alice"].dn and info.wms_reachable
-        resp = session.post(url, data=b"<broken", headers={"Content-Type": "text/xml"},
-                            timeout=30)
+        resp = session.post(url, data=b"<broken", headers={"Content-Type": "text/xml"}, timeout=30)
         rid = resp.headers["X-Request-Id"]
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -63,6 +78,7 @@ def test_gproc_serve_runs_and_stops_gracefully(pool: object, test_pki: TestPKI,
     lines = [json.loads(x) for x in err.read_text().splitlines() if x.startswith("{")]
     calls = {x["request_id"]: x for x in lines if x.get("logger") == "gproc.soap.access"}
     assert calls[rid]["fault"] == "Client.MalformedRequest" and calls[rid]["status"] == 500
-    assert any(x.get("operation") == "GetServiceInfo" and x["dn"] == info.caller_dn
-               for x in calls.values())
+    assert any(
+        x.get("operation") == "GetServiceInfo" and x["dn"] == info.caller_dn for x in calls.values()
+    )
     assert "gproc: stopping" in err.read_text()

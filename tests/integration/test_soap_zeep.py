@@ -27,13 +27,18 @@ def test_zeep_round_trip_on_the_pool(soap_on_pool: SoapServer, tmp_path: Path) -
     portal = _load("portal_client")
     sample = _load("ndvi_sample")
     sample.make(tmp_path)
-    client: zeep.Client = portal.connect(soap_on_pool.url, str(soap_on_pool.pki.proxies[
-        "alice-voms"]), str(soap_on_pool.ca_file))
+    client: zeep.Client = portal.connect(
+        soap_on_pool.url, str(soap_on_pool.pki.proxies["alice-voms"]), str(soap_on_pool.ca_file)
+    )
     info = client.service.GetServiceInfo()
     assert info.wms_reachable and info.pool_slots >= 1
-    result = portal.run_ndvi(client, (tmp_path / "red.tif").read_bytes(),
-                             (tmp_path / "nir.tif").read_bytes(), request_id="zeep-rt-1",
-                             timeout=300)
+    result = portal.run_ndvi(
+        client,
+        (tmp_path / "red.tif").read_bytes(),
+        (tmp_path / "nir.tif").read_bytes(),
+        request_id="zeep-rt-1",
+        timeout=300,
+    )
     status = result["status"]
     assert status.state == "completed", (status, result["log"].stderr)
     assert status.exit_code == 0 and status.wms_job_id and status.finished
@@ -48,5 +53,7 @@ def test_zeep_round_trip_on_the_pool(soap_on_pool: SoapServer, tmp_path: Path) -
     row = soap_on_pool.gp.core.registry.get(status.task_id)
     assert view.owner_dn == soap_on_pool.pki.users["alice"].dn
     assert row.accounting_group == "group_testvo"
-    assert 'accounting_group = group_testvo' in view.job_description or \
-        "group_testvo" in view.job_description
+    assert (
+        "accounting_group = group_testvo" in view.job_description
+        or "group_testvo" in view.job_description
+    )

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from storage_gateway.backends.base import (
+from gproc.storage_gateway.backends.base import (
     AlreadyExists,
     Backend,
     ChecksumMismatch,
@@ -29,9 +29,9 @@ from storage_gateway.backends.base import (
     QuotaExceeded,
     WriteOptions,
 )
-from storage_gateway.backends.glusterfs import GlusterBackend
-from storage_gateway.backends.hdfs import HdfsBackend
-from storage_gateway.backends.posix import PosixBackend
+from gproc.storage_gateway.backends.glusterfs import GlusterBackend
+from gproc.storage_gateway.backends.hdfs import HdfsBackend
+from gproc.storage_gateway.backends.posix import PosixBackend
 from tests.fixtures.gluster import GlusterServer
 from tests.fixtures.hdfs import HdfsServer
 
@@ -50,7 +50,7 @@ def payload(size: int, seed: int = 7) -> bytes:
 
 def chunked(data: bytes, size: int = 64 * 1024) -> Iterator[bytes]:
     for i in range(0, len(data), size):
-        yield data[i:i + size]
+        yield data[i : i + size]
 
 
 def expected_sums(data: bytes) -> Checksums:
@@ -180,8 +180,9 @@ class BackendContract:
     def test_interrupted_overwrite_keeps_old_content(self, backend: Backend) -> None:
         backend.write_stream("/keep", [b"original"])
         with pytest.raises(Interrupted):
-            backend.write_stream("/keep", broken_source(b"new" * 1000, 10),
-                                 WriteOptions(overwrite=True))
+            backend.write_stream(
+                "/keep", broken_source(b"new" * 1000, 10), WriteOptions(overwrite=True)
+            )
         assert read_all(backend, "/keep") == b"original"
         self.assert_nothing_left(backend, "keep")
 
@@ -233,9 +234,21 @@ class BackendContract:
         backend.write_stream("/u/v/two", [b"y" * 2345])
         assert backend.usage("/u") == 3345
 
-    @pytest.mark.parametrize("bad", ["/a/../b", "a", "/a//b", "/a/", "/./a", "/a\x00b",
-                                     "/a\\b", "/%2e%2e/x", "/\uff0e\uff0e/x",
-                                     "/.gw-upload-1234"])
+    @pytest.mark.parametrize(
+        "bad",
+        [
+            "/a/../b",
+            "a",
+            "/a//b",
+            "/a/",
+            "/./a",
+            "/a\x00b",
+            "/a\\b",
+            "/%2e%2e/x",
+            "/\uff0e\uff0e/x",
+            "/.gw-upload-1234",
+        ],
+    )
     def test_invalid_paths_refused(self, backend: Backend, bad: str) -> None:
         with pytest.raises(InvalidPath):
             backend.stat(bad)
@@ -271,8 +284,12 @@ class TestPosix(BackendContract):
 
     def test_final_symlink_refused(self, backend: Backend, outside: Path) -> None:
         os.symlink(outside / "secret", self.root(backend) / "link")
-        for op in (lambda: backend.stat("/link"), lambda: read_all(backend, "/link"),
-                   lambda: backend.checksum("/link"), lambda: backend.delete("/link")):
+        for op in (
+            lambda: backend.stat("/link"),
+            lambda: read_all(backend, "/link"),
+            lambda: backend.checksum("/link"),
+            lambda: backend.delete("/link"),
+        ):
             with pytest.raises(InvalidPath):
                 op()
         with pytest.raises((InvalidPath, AlreadyExists)):
@@ -303,8 +320,9 @@ class TestPosix(BackendContract):
         rest = b"".join(stream)
         assert first + rest == data  # still the file that was opened, never the link
 
-    def test_directory_swapped_for_symlink_during_upload(self, backend: Backend,
-                                                         outside: Path) -> None:
+    def test_directory_swapped_for_symlink_during_upload(
+        self, backend: Backend, outside: Path
+    ) -> None:
         backend.mkdir("/d")
         root = self.root(backend)
 
@@ -319,7 +337,8 @@ class TestPosix(BackendContract):
         assert (root / "d-moved" / "up").read_bytes() == b"first part second part"
 
     def test_root_missing_is_unavailable(self, tmp_path: Path) -> None:
-        from storage_gateway.backends.base import BackendUnavailable
+        from gproc.storage_gateway.backends.base import BackendUnavailable
+
         gone = PosixBackend(tmp_path / "not-mounted")
         with pytest.raises(BackendUnavailable):
             gone.stat("/")
@@ -338,13 +357,17 @@ class TestHDFS(BackendContract):
 
     def raw_names(self, backend: Backend) -> list[str]:
         assert isinstance(backend, HdfsBackend)
-        resp = requests.get(backend._endpoint("/" + "/".join(backend.root)),
-                            params={"op": "LISTSTATUS", "user.name": backend.user}, timeout=10)
+        resp = requests.get(
+            backend._endpoint("/" + "/".join(backend.root)),
+            params={"op": "LISTSTATUS", "user.name": backend.user},
+            timeout=10,
+        )
         return [s["pathSuffix"] for s in resp.json()["FileStatuses"]["FileStatus"]]
 
     def test_hdfs_down_is_unavailable(self) -> None:
-        from storage_gateway.backends.base import BackendUnavailable
+        from gproc.storage_gateway.backends.base import BackendUnavailable
         from tests.fixtures.hdfs import _free_ports
+
         down = HdfsBackend(f"http://127.0.0.1:{_free_ports(1)[0]}", "/gproc")
         with pytest.raises(BackendUnavailable):
             down.stat("/")
@@ -362,13 +385,14 @@ class TestGlusterFS(BackendContract):
         return GlusterBackend(gluster_server.host, gluster_server.volume, root)
 
     def raw_names(self, backend: Backend) -> list[str]:
-        from storage_gateway.backends.glusterfs import volume
+        from gproc.storage_gateway.backends.glusterfs import volume
+
         assert isinstance(backend, GlusterBackend)
-        return list(volume(backend.host, backend.volume_name).listdir(
-            "/" + "/".join(backend.root)))
+        return list(volume(backend.host, backend.volume_name).listdir("/" + "/".join(backend.root)))
 
     def test_symlinks_in_the_volume_refused(self, backend: Backend) -> None:
-        from storage_gateway.backends.glusterfs import volume
+        from gproc.storage_gateway.backends.glusterfs import volume
+
         assert isinstance(backend, GlusterBackend)
         vol = volume(backend.host, backend.volume_name)
         base = "/" + "/".join(backend.root)
@@ -384,7 +408,8 @@ class TestGlusterFS(BackendContract):
         assert self.names(backend) == ["real"]
 
     def test_missing_volume_is_unavailable(self, gluster_server: GlusterServer) -> None:
-        from storage_gateway.backends.base import BackendUnavailable
+        from gproc.storage_gateway.backends.base import BackendUnavailable
+
         down = GlusterBackend(gluster_server.host, "no-such-volume")
         with pytest.raises(BackendUnavailable):
             down.stat("/")

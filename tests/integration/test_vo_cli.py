@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from gproc.services.cli import main
 from gproc.settings import get_settings
-from services.cli import main
 
 CA = "/C=XX/O=gproc-test/CN=gproc Test CA"
 ALICE = "/C=XX/O=gproc-test/OU=users/CN=alice"
@@ -35,8 +35,9 @@ def test_cli_round_trip(gproc_vo: CliRunner, tmp_path: Path) -> None:
     run(gproc_vo, "group-add", "clivo", "/clivo/g")
     run(gproc_vo, "role-add", "clivo", "pilot")
     run(gproc_vo, "member-add", "clivo", ALICE, "--ca", CA)
-    out = json.loads(run(gproc_vo, "grant", "clivo", ALICE, "/clivo/g", "--role", "pilot",
-                         "--json"))
+    out = json.loads(
+        run(gproc_vo, "grant", "clivo", ALICE, "/clivo/g", "--role", "pilot", "--json")
+    )
     assert out["fqans"] == ["/clivo", "/clivo/g", "/clivo/g/Role=pilot"]
     run(gproc_vo, "suspend", "clivo", ALICE, "--reason", "test")
     assert "SUSPENDED (test)" in run(gproc_vo, "members", "clivo", "--search", "alice")

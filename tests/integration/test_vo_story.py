@@ -21,8 +21,8 @@ import zeep
 from click.testing import CliRunner
 from zeep.transports import Transport
 
+from gproc.services.cli import main
 from gproc.vo import membership_refusal
-from services.cli import main
 from tests.fixtures.gateway import GatewayServer, start_gateway
 from tests.fixtures.soap import SoapServer
 from tests.fixtures.vo import VoStack
@@ -31,8 +31,10 @@ from tests.service.soap_helpers import zeep_fault
 VO = "storyvo"
 CA = "/C=XX/O=gproc-test/CN=gproc Test CA"
 TIF = b"II*\x00fake raster bytes"
-pytestmark = pytest.mark.skipif(shutil.which("voms-proxy-init") is None,
-                                reason="voms-clients not installed (bin/setup installs it)")
+pytestmark = pytest.mark.skipif(
+    shutil.which("voms-proxy-init") is None,
+    reason="voms-clients not installed (bin/setup installs it)",
+)
 
 
 @pytest.fixture
@@ -46,9 +48,18 @@ def enforcing(soap_offline: SoapServer, vo_stack: VoStack) -> Iterator[SoapServe
 
 
 def story_namespace(root: Path) -> dict[str, Any]:
-    return {"backends": {"local": {"type": "posix", "root": str(root / "data"), "create": True}},
-            "area": [{"path": "/public", "backend": "local", "root": "/public",
-                      "read": [f"/{VO}/*"], "write": [f"/{VO}/Role=admin"]}]}
+    return {
+        "backends": {"local": {"type": "posix", "root": str(root / "data"), "create": True}},
+        "area": [
+            {
+                "path": "/public",
+                "backend": "local",
+                "root": "/public",
+                "read": [f"/{VO}/*"],
+                "write": [f"/{VO}/Role=admin"],
+            }
+        ],
+    }
 
 
 def gateway_get(gw: GatewayServer, proxy: Path) -> requests.Response:
@@ -65,21 +76,57 @@ def processing_client(srv: SoapServer, proxy: Path) -> zeep.Client:
     return zeep.Client(srv.wsdl, transport=Transport(session=s, timeout=30))
 
 
-def real_voms_proxy_init(stack: VoStack, user: str, out: Path, fqan: str
-                         ) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **stack.pki.env(), "X509_USER_CERT": str(stack.user_cert[user]),
-           "X509_USER_KEY": str(stack.user_key[user]), "HOME": str(stack.root)}
-    return subprocess.run(["voms-proxy-init", "-vomses", str(stack.vomses(VO)), "-voms",
-                           f"{VO}:{fqan}", "-out", str(out)], env=env, capture_output=True,
-                          text=True, timeout=60, check=False)
+def real_voms_proxy_init(
+    stack: VoStack, user: str, out: Path, fqan: str
+) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        **stack.pki.env(),
+        "X509_USER_CERT": str(stack.user_cert[user]),
+        "X509_USER_KEY": str(stack.user_key[user]),
+        "HOME": str(stack.root),
+    }
+    return subprocess.run(
+        [
+            "voms-proxy-init",
+            "-vomses",
+            str(stack.vomses(VO)),
+            "-voms",
+            f"{VO}:{fqan}",
+            "-out",
+            str(out),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def gproc_proxy_init(stack: VoStack, user: str, out: Path, fqan: str) -> str:
-    result = CliRunner().invoke(main, [
-        "proxy-init", "--voms", f"{VO}:{fqan}", "--vomses", str(stack.vomses(VO)),
-        "--cert", str(stack.user_cert[user]), "--key", str(stack.user_key[user]),
-        "--ca-dir", str(stack.pki.ca_dir), "--vomsdir", str(stack.pki.vomsdir),
-        "--out", str(out), "--hours", "1"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "proxy-init",
+            "--voms",
+            f"{VO}:{fqan}",
+            "--vomses",
+            str(stack.vomses(VO)),
+            "--cert",
+            str(stack.user_cert[user]),
+            "--key",
+            str(stack.user_key[user]),
+            "--ca-dir",
+            str(stack.pki.ca_dir),
+            "--vomsdir",
+            str(stack.pki.vomsdir),
+            "--out",
+            str(out),
+            "--hours",
+            "1",
+        ],
+    )
     assert result.exit_code == 0, result.output
     return result.output
 
@@ -102,8 +149,9 @@ def refused(call: object, *args: object, **kw: object) -> dict[str, str]:
     return detail
 
 
-def test_vo_story(vo_stack: VoStack, enforcing: SoapServer, tmp_path: Path,
-                  request: pytest.FixtureRequest) -> None:
+def test_vo_story(
+    vo_stack: VoStack, enforcing: SoapServer, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     admin = vo_stack.admin_client("voadmin").service
     carol = vo_stack.users["carol"].dn
     vo_stack.vomses(VO)  # the endpoint; relying parties get vomsdir/storyvo/vm.lsc
@@ -112,16 +160,19 @@ def test_vo_story(vo_stack: VoStack, enforcing: SoapServer, tmp_path: Path,
     admin.CreateGroup(VO, f"/{VO}/eo", None)
     admin.CreateRole(VO, "admin", None)
     admin.AddMember(VO, carol, CA, None)
-    assert admin.GrantMembership(VO, carol, f"/{VO}", "admin", None).fqans == \
-        [f"/{VO}", f"/{VO}/Role=admin"]
+    assert admin.GrantMembership(VO, carol, f"/{VO}", "admin", None).fqans == [
+        f"/{VO}",
+        f"/{VO}/Role=admin",
+    ]
 
     # 2. carol's proxies: the real voms-proxy-init and gproc proxy-init
     real = tmp_path / "real.pem"
     res = real_voms_proxy_init(vo_stack, "carol", real, f"/{VO}/Role=admin")
     assert res.returncode == 0, res.stdout + res.stderr
     ours = tmp_path / "ours.pem"
-    assert f"attribute : /{VO}/Role=admin/Capability=NULL" in \
-        gproc_proxy_init(vo_stack, "carol", ours, f"/{VO}/Role=admin")
+    assert f"attribute : /{VO}/Role=admin/Capability=NULL" in gproc_proxy_init(
+        vo_stack, "carol", ours, f"/{VO}/Role=admin"
+    )
 
     # 3. both work on the processing service, with the role as primary FQAN
     for proxy in (real, ours):
@@ -129,16 +180,26 @@ def test_vo_story(vo_stack: VoStack, enforcing: SoapServer, tmp_path: Path,
         info = vomsdir_reloaded(c)
         assert info.caller_dn == carol
         assert info.caller_fqans == [f"/{VO}/Role=admin", f"/{VO}"]
-        task = c.service.RegisterTask(tasks=[{"tool": "ndvi", "inputs": [
-            {"name": "red", "content": TIF}, {"name": "nir", "content": TIF}]}])[0]
+        task = c.service.RegisterTask(
+            tasks=[
+                {
+                    "tool": "ndvi",
+                    "inputs": [{"name": "red", "content": TIF}, {"name": "nir", "content": TIF}],
+                }
+            ]
+        )[0]
         assert task.accounting_group == f"group_{VO}"
         assert c.service.GetTaskStatus(task_ids=[task.task_id])[0].state == "registered"
 
     # 3b. and on the data gateway, which checks the same VO database
-    gateway = start_gateway(vo_stack.pki, tmp_path / "gw", story_namespace(tmp_path / "gw"),
-                            admit=lambda ident: membership_refusal(
-                                vo_stack.store, (ac.vo for ac in ident.acs),
-                                ident.subject_grid, ident.issuer_grid))
+    gateway = start_gateway(
+        vo_stack.pki,
+        tmp_path / "gw",
+        story_namespace(tmp_path / "gw"),
+        admit=lambda ident: membership_refusal(
+            vo_stack.store, (ac.vo for ac in ident.acs), ident.subject_grid, ident.issuer_grid
+        ),
+    )
     request.addfinalizer(gateway.server.stop)
     assert gateway_get(gateway, real).status_code == 200
 
@@ -146,8 +207,10 @@ def test_vo_story(vo_stack: VoStack, enforcing: SoapServer, tmp_path: Path,
     admin.GrantMembership(VO, carol, f"/{VO}/eo", None, None)
     eo = tmp_path / "eo.pem"
     gproc_proxy_init(vo_stack, "carol", eo, f"/{VO}/eo")
-    assert processing_client(enforcing, eo).service.GetServiceInfo().caller_fqans == \
-        [f"/{VO}/eo", f"/{VO}"]
+    assert processing_client(enforcing, eo).service.GetServiceInfo().caller_fqans == [
+        f"/{VO}/eo",
+        f"/{VO}",
+    ]
     admin.RevokeMembership(VO, carol, f"/{VO}", "admin", None)
     res = real_voms_proxy_init(vo_stack, "carol", tmp_path / "no.pem", f"/{VO}/Role=admin")
     assert res.returncode != 0 and f"/{VO}/Role=admin" in res.stdout + res.stderr
@@ -159,9 +222,15 @@ def test_vo_story(vo_stack: VoStack, enforcing: SoapServer, tmp_path: Path,
     assert detail["rule"] == "vo-membership"
     assert "suspended from VO storyvo" in detail["message"]
     assert "security incident 42" in detail["message"]
-    refused(processing_client(enforcing, ours).service.RegisterTask, tasks=[
-        {"tool": "ndvi", "inputs": [{"name": "red", "content": TIF},
-                                    {"name": "nir", "content": TIF}]}])
+    refused(
+        processing_client(enforcing, ours).service.RegisterTask,
+        tasks=[
+            {
+                "tool": "ndvi",
+                "inputs": [{"name": "red", "content": TIF}, {"name": "nir", "content": TIF}],
+            }
+        ],
+    )
     res = real_voms_proxy_init(vo_stack, "carol", tmp_path / "s.pem", f"/{VO}")
     assert res.returncode != 0 and "security incident 42" in res.stdout + res.stderr
     refusal = gateway_get(gateway, real)
@@ -181,7 +250,15 @@ def test_vo_story(vo_stack: VoStack, enforcing: SoapServer, tmp_path: Path,
     # 8. the audit log has every change, by the administrator
     log = admin.GetAuditLog(VO, None, None)
     assert [(e.action, e.target) for e in log] == [
-        ("create-vo", VO), ("create-group", f"/{VO}/eo"), ("create-role", "admin"),
-        ("add-member", carol), ("grant", carol), ("grant", carol), ("revoke", carol),
-        ("suspend-member", carol), ("restore-member", carol), ("remove-member", carol)]
+        ("create-vo", VO),
+        ("create-group", f"/{VO}/eo"),
+        ("create-role", "admin"),
+        ("add-member", carol),
+        ("grant", carol),
+        ("grant", carol),
+        ("revoke", carol),
+        ("suspend-member", carol),
+        ("restore-member", carol),
+        ("remove-member", carol),
+    ]
     assert {e.actor for e in log} == {vo_stack.admin_dn}

@@ -18,13 +18,15 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from security.identity import Fqan
-from services.cli import main
+from gproc.security.identity import Fqan
+from gproc.services.cli import main
 from tests.fixtures.vo import MAX_AC_LIFETIME_S, VoStack
 
 VO = "testvo"
-pytestmark = pytest.mark.skipif(shutil.which("voms-proxy-init") is None,
-                                reason="voms-clients not installed (bin/setup installs it)")
+pytestmark = pytest.mark.skipif(
+    shutil.which("voms-proxy-init") is None,
+    reason="voms-clients not installed (bin/setup installs it)",
+)
 
 
 @pytest.fixture(scope="module")
@@ -50,30 +52,40 @@ def testvo(vo_stack: VoStack) -> VoStack:
 
 
 def _env(stack: VoStack, user: str, vomsdir: Path | None = None) -> dict[str, str]:
-    return {**os.environ, "X509_CERT_DIR": str(stack.pki.ca_dir),
-            "X509_VOMS_DIR": str(vomsdir or stack.pki.vomsdir),
-            "X509_USER_CERT": str(stack.user_cert[user]),
-            "X509_USER_KEY": str(stack.user_key[user]), "HOME": str(stack.root)}
+    return {
+        **os.environ,
+        "X509_CERT_DIR": str(stack.pki.ca_dir),
+        "X509_VOMS_DIR": str(vomsdir or stack.pki.vomsdir),
+        "X509_USER_CERT": str(stack.user_cert[user]),
+        "X509_USER_KEY": str(stack.user_key[user]),
+        "HOME": str(stack.root),
+    }
 
 
-def voms_proxy_init(stack: VoStack, user: str, out: Path, *args: str,
-                    vomsdir: Path | None = None) -> subprocess.CompletedProcess[str]:
+def voms_proxy_init(
+    stack: VoStack, user: str, out: Path, *args: str, vomsdir: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     cmd = ["voms-proxy-init", "-vomses", str(stack.vomses(VO)), "-out", str(out), *args]
-    return subprocess.run(cmd, env=_env(stack, user, vomsdir), capture_output=True, text=True,
-                          timeout=60, check=False)
+    return subprocess.run(
+        cmd, env=_env(stack, user, vomsdir), capture_output=True, text=True, timeout=60, check=False
+    )
 
 
 def voms_proxy_info(stack: VoStack, proxy: Path) -> str:
-    res = subprocess.run(["voms-proxy-info", "--all", "-file", str(proxy)],
-                         env=_env(stack, "carol"), capture_output=True, text=True, timeout=30,
-                         check=False)
+    res = subprocess.run(
+        ["voms-proxy-info", "--all", "-file", str(proxy)],
+        env=_env(stack, "carol"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert res.returncode == 0, res.stderr
     return res.stdout
 
 
 def attributes(info: str) -> list[str]:
-    return [ln.split(":", 1)[1].strip() for ln in info.splitlines()
-            if ln.startswith("attribute")]
+    return [ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("attribute")]
 
 
 def test_voms_proxy_init_gets_the_requested_role_first(testvo: VoStack, tmp_path: Path) -> None:
@@ -81,8 +93,10 @@ def test_voms_proxy_init_gets_the_requested_role_first(testvo: VoStack, tmp_path
     res = voms_proxy_init(testvo, "carol", proxy, "-voms", "testvo:/testvo/Role=admin")
     assert res.returncode == 0, res.stdout + res.stderr
     info = voms_proxy_info(testvo, proxy)
-    assert attributes(info) == ["/testvo/Role=admin/Capability=NULL",
-                                "/testvo/Role=NULL/Capability=NULL"]
+    assert attributes(info) == [
+        "/testvo/Role=admin/Capability=NULL",
+        "/testvo/Role=NULL/Capability=NULL",
+    ]
     assert f"issuer    : {testvo.pki.voms.dn}" in info
     ident = testvo.validator.validate(proxy.read_bytes())
     assert not ident.rejected_acs
@@ -116,31 +130,66 @@ def test_client_checks_the_ac_against_its_lsc_file(testvo: VoStack, tmp_path: Pa
     """With an LSC naming another signer the real client rejects our AC."""
     vomsdir = tmp_path / "vomsdir"
     shutil.copytree(testvo.pki.vomsdir, vomsdir)
-    (vomsdir / VO / "vm.lsc").write_text("/C=XX/O=gproc-test/OU=hosts/CN=other\n"
-                                         f"{testvo.pki.ca.dn}\n")
+    (vomsdir / VO / "vm.lsc").write_text(
+        f"/C=XX/O=gproc-test/OU=hosts/CN=other\n{testvo.pki.ca.dn}\n"
+    )
     res = voms_proxy_init(testvo, "carol", tmp_path / "c.pem", "-voms", VO, vomsdir=vomsdir)
     assert res.returncode != 0, res.stdout
 
 
 def test_gproc_proxy_init(testvo: VoStack, tmp_path: Path) -> None:
     out = tmp_path / "gproc-proxy.pem"
-    result = CliRunner().invoke(main, [
-        "proxy-init", "--voms", "testvo:/testvo/Role=admin",
-        "--vomses", str(testvo.vomses(VO)), "--cert", str(testvo.user_cert["carol"]),
-        "--key", str(testvo.user_key["carol"]), "--ca-dir", str(testvo.pki.ca_dir),
-        "--vomsdir", str(testvo.pki.vomsdir), "--out", str(out), "--hours", "2"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "proxy-init",
+            "--voms",
+            "testvo:/testvo/Role=admin",
+            "--vomses",
+            str(testvo.vomses(VO)),
+            "--cert",
+            str(testvo.user_cert["carol"]),
+            "--key",
+            str(testvo.user_key["carol"]),
+            "--ca-dir",
+            str(testvo.pki.ca_dir),
+            "--vomsdir",
+            str(testvo.pki.vomsdir),
+            "--out",
+            str(out),
+            "--hours",
+            "2",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert oct(out.stat().st_mode & 0o777) == "0o600"
     assert attributes(voms_proxy_info(testvo, out)) == [
-        "/testvo/Role=admin/Capability=NULL", "/testvo/Role=NULL/Capability=NULL"]
+        "/testvo/Role=admin/Capability=NULL",
+        "/testvo/Role=NULL/Capability=NULL",
+    ]
 
 
 def test_gproc_proxy_init_reports_refusals(testvo: VoStack, tmp_path: Path) -> None:
-    result = CliRunner().invoke(main, [
-        "proxy-init", "--voms", VO, "--vomses", str(testvo.vomses(VO)),
-        "--cert", str(testvo.user_cert["dave"]), "--key", str(testvo.user_key["dave"]),
-        "--ca-dir", str(testvo.pki.ca_dir), "--vomsdir", str(testvo.pki.vomsdir),
-        "--out", str(tmp_path / "p.pem")])
+    result = CliRunner().invoke(
+        main,
+        [
+            "proxy-init",
+            "--voms",
+            VO,
+            "--vomses",
+            str(testvo.vomses(VO)),
+            "--cert",
+            str(testvo.user_cert["dave"]),
+            "--key",
+            str(testvo.user_key["dave"]),
+            "--ca-dir",
+            str(testvo.pki.ca_dir),
+            "--vomsdir",
+            str(testvo.pki.vomsdir),
+            "--out",
+            str(tmp_path / "p.pem"),
+        ],
+    )
     assert result.exit_code != 0
     assert "SuspendedUser" in result.output
 
@@ -150,11 +199,15 @@ def test_legacy_protocol_issues_an_ac(testvo: VoStack) -> None:
     ctx = ssl.create_default_context(capath=str(testvo.pki.ca_dir))
     ctx.load_cert_chain(testvo.user_cert["carol"], testvo.user_key["carol"])
     port = testvo.voms(VO).port
-    with socket.create_connection(("localhost", port), timeout=10) as raw, \
-            ctx.wrap_socket(raw, server_hostname="localhost") as tls:
-        tls.sendall(b'0<?xml version="1.0" encoding="US-ASCII"?><voms><command>B/testvo:admin'
-                    b'</command><base64>1</base64><version>4</version><lifetime>3600</lifetime>'
-                    b'</voms>')
+    with (
+        socket.create_connection(("localhost", port), timeout=10) as raw,
+        ctx.wrap_socket(raw, server_hostname="localhost") as tls,
+    ):
+        tls.sendall(
+            b'0<?xml version="1.0" encoding="US-ASCII"?><voms><command>B/testvo:admin'
+            b"</command><base64>1</base64><version>4</version><lifetime>3600</lifetime>"
+            b"</voms>"
+        )
         answer = b""
         while chunk := tls.recv(65536):
             answer += chunk

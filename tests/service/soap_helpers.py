@@ -21,9 +21,11 @@ def client(srv: SoapServer, who: str = "alice-voms") -> zeep.Client:
 
 def envelope(op: str, inner: str = "", header: str = "") -> bytes:
     head = f"<soap:Header>{header}</soap:Header>" if header else ""
-    return (f'<?xml version="1.0" encoding="UTF-8"?><soap:Envelope xmlns:soap="{SOAP_ENV}" '
-            f'xmlns:g="{NS}">{head}<soap:Body><g:{op}>{inner}</g:{op}></soap:Body>'
-            "</soap:Envelope>").encode()
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?><soap:Envelope xmlns:soap="{SOAP_ENV}" '
+        f'xmlns:g="{NS}">{head}<soap:Body><g:{op}>{inner}</g:{op}></soap:Body>'
+        "</soap:Envelope>"
+    ).encode()
 
 
 def post(srv: SoapServer, body: bytes, who: str = "alice-voms", **kw: Any) -> requests.Response:

@@ -13,12 +13,17 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from security.chain import Validator
-from security.delegation import DelegationError, DelegationReason, DelegationStore, sign_request
-from security.identity import Identity, ProxyType
-from security.pki import TestPKI, make_ca, make_proxy, make_user_cert
-from security.truststore import TrustStore
-from security.voms import VomsTrust
+from gproc.security.chain import Validator
+from gproc.security.delegation import (
+    DelegationError,
+    DelegationReason,
+    DelegationStore,
+    sign_request,
+)
+from gproc.security.identity import Identity, ProxyType
+from gproc.security.pki import TestPKI, make_ca, make_proxy, make_user_cert
+from gproc.security.truststore import TrustStore
+from gproc.security.voms import VomsTrust
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +45,9 @@ def who(test_pki: TestPKI, validator: Validator, label: str) -> Identity:
     return validator.validate(certs_of(test_pki.proxies[label].read_bytes()))
 
 
-def delegate(store: DelegationStore, caller: Identity, did: str, signer: Path,
-             **kw: object) -> Path:
+def delegate(
+    store: DelegationStore, caller: Identity, did: str, signer: Path, **kw: object
+) -> Path:
     csr = store.get_request(caller, did)
     chain = sign_request(csr, signer.read_bytes(), **kw)  # type: ignore[arg-type]
     return store.put_proxy(caller, did, chain).path
@@ -51,8 +57,9 @@ def expect(reason: DelegationReason) -> pytest.RaisesContext[DelegationError]:
     return pytest.raises(DelegationError, match=reason.value)
 
 
-def test_round_trip_keeps_identity_and_vomsattributes(store: DelegationStore, test_pki: TestPKI,
-                                                      validator: Validator) -> None:
+def test_round_trip_keeps_identity_and_vomsattributes(
+    store: DelegationStore, test_pki: TestPKI, validator: Validator
+) -> None:
     alice = who(test_pki, validator, "alice-voms")
     csr = store.get_request(alice, "job-1")
     assert b"PRIVATE KEY" not in csr
@@ -75,8 +82,9 @@ def test_round_trip_keeps_identity_and_vomsattributes(store: DelegationStore, te
     assert store.path_for(test_pki.users["alice"].dn, "job-1") == path
 
 
-def test_stored_proxy_works_with_grid_tools(store: DelegationStore, test_pki: TestPKI,
-                                            validator: Validator, tmp_path: Path) -> None:
+def test_stored_proxy_works_with_grid_tools(
+    store: DelegationStore, test_pki: TestPKI, validator: Validator, tmp_path: Path
+) -> None:
     """The file is a usable grid proxy for the real tools, not only for our validator."""
     alice = who(test_pki, validator, "alice-voms")
     path = delegate(store, alice, "ossl", test_pki.proxies["alice-voms"])
@@ -84,24 +92,43 @@ def test_stored_proxy_works_with_grid_tools(store: DelegationStore, test_pki: Te
     leaf, rest = tmp_path / "leaf.pem", tmp_path / "rest.pem"
     leaf.write_bytes(certs[0].public_bytes(serialization.Encoding.PEM))
     rest.write_bytes(b"".join(c.public_bytes(serialization.Encoding.PEM) for c in certs[1:]))
-    out = subprocess.run(["openssl", "verify", "-CApath", str(test_pki.ca_dir),
-                          "-allow_proxy_certs", "-untrusted", str(rest), str(leaf)],
-                         capture_output=True, text=True, timeout=30)
+    out = subprocess.run(
+        [
+            "openssl",
+            "verify",
+            "-CApath",
+            str(test_pki.ca_dir),
+            "-allow_proxy_certs",
+            "-untrusted",
+            str(rest),
+            str(leaf),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().endswith("OK")
     env = {**os.environ, **test_pki.env()}
-    info = subprocess.run(["grid-proxy-info", "-file", str(path)], capture_output=True,
-                          text=True, timeout=30, env=env)
+    info = subprocess.run(
+        ["grid-proxy-info", "-file", str(path)], capture_output=True, text=True, timeout=30, env=env
+    )
     assert info.returncode == 0, info.stderr
     assert re.search(rf"^identity\s*: {re.escape(alice.subject_grid)}$", info.stdout, re.M)
     assert "impersonation proxy" in info.stdout
-    voms = subprocess.run(["voms-proxy-info", "--all", "-file", str(path)], capture_output=True,
-                          text=True, timeout=30, env=env)
+    voms = subprocess.run(
+        ["voms-proxy-info", "--all", "-file", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=env,
+    )
     assert re.findall(r"^attribute\s*: (\S+)$", voms.stdout, re.M) == ["/testvo", "/testvo/grid"]
 
 
-def test_renewal_replaces_in_place(store: DelegationStore, test_pki: TestPKI,
-                                   validator: Validator) -> None:
+def test_renewal_replaces_in_place(
+    store: DelegationStore, test_pki: TestPKI, validator: Validator
+) -> None:
     alice = who(test_pki, validator, "alice-voms")
     path = delegate(store, alice, "renew-me", test_pki.proxies["alice-voms"])
     first, first_inode = path.read_bytes(), path.stat().st_ino
@@ -116,8 +143,9 @@ def test_renewal_replaces_in_place(store: DelegationStore, test_pki: TestPKI,
     assert sorted(p.suffix for p in store.root.iterdir()) == [".json", ".pem"]
 
 
-def test_proxy_of_another_user_is_refused(store: DelegationStore, test_pki: TestPKI,
-                                          validator: Validator) -> None:
+def test_proxy_of_another_user_is_refused(
+    store: DelegationStore, test_pki: TestPKI, validator: Validator
+) -> None:
     alice = who(test_pki, validator, "alice-voms")
     csr = store.get_request(alice, "d")
     bobs = sign_request(csr, test_pki.proxies["bob-voms"].read_bytes())
@@ -125,8 +153,9 @@ def test_proxy_of_another_user_is_refused(store: DelegationStore, test_pki: Test
         store.put_proxy(alice, "d", bobs)
 
 
-def test_key_mismatch_is_refused(store: DelegationStore, test_pki: TestPKI,
-                                 validator: Validator) -> None:
+def test_key_mismatch_is_refused(
+    store: DelegationStore, test_pki: TestPKI, validator: Validator
+) -> None:
     alice = who(test_pki, validator, "alice-voms")
     csr_a = store.get_request(alice, "a")
     store.get_request(alice, "b")
@@ -136,8 +165,9 @@ def test_key_mismatch_is_refused(store: DelegationStore, test_pki: TestPKI,
     assert store.put_proxy(alice, "a", chain_a).delegation_id == "a"
 
 
-def test_expired_proxy_is_refused(store: DelegationStore, test_pki: TestPKI,
-                                  validator: Validator) -> None:
+def test_expired_proxy_is_refused(
+    store: DelegationStore, test_pki: TestPKI, validator: Validator
+) -> None:
     alice = who(test_pki, validator, "alice-voms")
     csr = store.get_request(alice, "old")
     start = datetime.now(UTC) - timedelta(hours=3)
@@ -148,8 +178,9 @@ def test_expired_proxy_is_refused(store: DelegationStore, test_pki: TestPKI,
         store.put_proxy(alice, "old", chain)
 
 
-def test_unknown_and_bad_ids(store: DelegationStore, test_pki: TestPKI,
-                             validator: Validator) -> None:
+def test_unknown_and_bad_ids(
+    store: DelegationStore, test_pki: TestPKI, validator: Validator
+) -> None:
     alice = who(test_pki, validator, "alice-voms")
     chain = sign_request(store.get_request(alice, "x"), test_pki.proxies["alice-voms"].read_bytes())
     with expect(DelegationReason.UNKNOWN_ID):
@@ -161,8 +192,9 @@ def test_unknown_and_bad_ids(store: DelegationStore, test_pki: TestPKI,
             store.get_request(alice, bad)
 
 
-def test_untrusted_signer_is_refused(store: DelegationStore, test_pki: TestPKI,
-                                     validator: Validator, tmp_path: Path) -> None:
+def test_untrusted_signer_is_refused(
+    store: DelegationStore, test_pki: TestPKI, validator: Validator, tmp_path: Path
+) -> None:
     alice = who(test_pki, validator, "alice-voms")
     rogue = make_proxy(make_user_cert(make_ca("Rogue CA", "rogue"), "alice"))
     chain = sign_request(store.get_request(alice, "r"), rogue.proxy_pem())
@@ -170,16 +202,16 @@ def test_untrusted_signer_is_refused(store: DelegationStore, test_pki: TestPKI,
         store.put_proxy(alice, "r", chain)
 
 
-def test_private_key_on_the_wire_is_refused(store: DelegationStore, test_pki: TestPKI,
-                                            validator: Validator) -> None:
+def test_private_key_on_the_wire_is_refused(
+    store: DelegationStore, test_pki: TestPKI, validator: Validator
+) -> None:
     alice = who(test_pki, validator, "alice-voms")
     store.get_request(alice, "k")
     with expect(DelegationReason.MALFORMED):
         store.put_proxy(alice, "k", test_pki.proxies["alice-voms"].read_bytes())
 
 
-def test_stale_request_is_refused(tmp_path: Path, test_pki: TestPKI,
-                                  validator: Validator) -> None:
+def test_stale_request_is_refused(tmp_path: Path, test_pki: TestPKI, validator: Validator) -> None:
     store = DelegationStore(tmp_path / "d", validator, request_ttl=timedelta(seconds=-1))
     alice = who(test_pki, validator, "alice-voms")
     chain = sign_request(store.get_request(alice, "s"), test_pki.proxies["alice-voms"].read_bytes())
@@ -187,15 +219,17 @@ def test_stale_request_is_refused(tmp_path: Path, test_pki: TestPKI,
         store.put_proxy(alice, "s", chain)
 
 
-def test_limited_stays_limited(store: DelegationStore, test_pki: TestPKI,
-                               validator: Validator) -> None:
+def test_limited_stays_limited(
+    store: DelegationStore, test_pki: TestPKI, validator: Validator
+) -> None:
     alice = who(test_pki, validator, "alice-limited")
     path = delegate(store, alice, "lim", test_pki.proxies["alice-limited"])
     assert validator.validate(certs_of(path.read_bytes())).proxy_type is ProxyType.LIMITED
 
 
-def test_sign_with_end_entity_credential(store: DelegationStore, test_pki: TestPKI,
-                                         validator: Validator) -> None:
+def test_sign_with_end_entity_credential(
+    store: DelegationStore, test_pki: TestPKI, validator: Validator
+) -> None:
     alice = who(test_pki, validator, "alice")
     user = test_pki.users["alice"]
     csr = store.get_request(alice, "eec")
@@ -205,8 +239,9 @@ def test_sign_with_end_entity_credential(store: DelegationStore, test_pki: TestP
     assert (delegated.proxy_depth, delegated.proxy_type) == (1, ProxyType.IMPERSONATION)
 
 
-def test_same_id_for_two_users_is_two_delegations(store: DelegationStore, test_pki: TestPKI,
-                                                  validator: Validator) -> None:
+def test_same_id_for_two_users_is_two_delegations(
+    store: DelegationStore, test_pki: TestPKI, validator: Validator
+) -> None:
     alice = who(test_pki, validator, "alice-voms")
     bob = who(test_pki, validator, "bob-voms")
     pa = delegate(store, alice, "same", test_pki.proxies["alice-voms"])
@@ -218,8 +253,7 @@ def test_same_id_for_two_users_is_two_delegations(store: DelegationStore, test_p
     assert validator.validate(certs_of(pa.read_bytes())).subject_grid == alice.subject_grid
 
 
-def test_destroy_and_purge(store: DelegationStore, test_pki: TestPKI,
-                           validator: Validator) -> None:
+def test_destroy_and_purge(store: DelegationStore, test_pki: TestPKI, validator: Validator) -> None:
     alice = who(test_pki, validator, "alice-voms")
     delegate(store, alice, "gone", test_pki.proxies["alice-voms"])
     delegate(store, alice, "short", test_pki.proxies["alice-voms"], lifetime=timedelta(hours=1))
@@ -233,8 +267,9 @@ def test_destroy_and_purge(store: DelegationStore, test_pki: TestPKI,
         store.path_for(alice, "short")
 
 
-def test_signing_refuses_path_length_zero(test_pki: TestPKI, store: DelegationStore,
-                                          validator: Validator) -> None:
+def test_signing_refuses_path_length_zero(
+    test_pki: TestPKI, store: DelegationStore, validator: Validator
+) -> None:
     alice = who(test_pki, validator, "alice-voms")
     leaf = make_proxy(test_pki.users["alice"], path_length=0)
     with pytest.raises(ValueError, match="path length 0"):

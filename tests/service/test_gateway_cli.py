@@ -12,15 +12,27 @@ from pathlib import Path
 
 from tests.fixtures.gateway import GatewayServer
 
-GPROC = [sys.executable, "-m", "services.cli"]
+GPROC = [sys.executable, "-m", "gproc.services.cli"]
 
 
-def gproc(gw: GatewayServer, *args: str, who: str = "alice-voms"
-          ) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "GPROC_GATEWAY_URL": gw.url, "X509_USER_PROXY": str(gw.proxy(who)),
-           "X509_CERT_DIR": str(gw.pki.ca_dir), "COLUMNS": "200"}
-    return subprocess.run([*GPROC, "data", *args], capture_output=True, text=True, env=env,
-                          timeout=60, cwd=Path(__file__).resolve().parents[2])
+def gproc(
+    gw: GatewayServer, *args: str, who: str = "alice-voms"
+) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "GPROC_GATEWAY_URL": gw.url,
+        "X509_USER_PROXY": str(gw.proxy(who)),
+        "X509_CERT_DIR": str(gw.pki.ca_dir),
+        "COLUMNS": "200",
+    }
+    return subprocess.run(
+        [*GPROC, "data", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[2],
+    )
 
 
 def test_data_commands_round_trip(gateway_posix: GatewayServer, tmp_path: Path) -> None:
@@ -37,8 +49,7 @@ def test_data_commands_round_trip(gateway_posix: GatewayServer, tmp_path: Path) 
     assert again.returncode == 1 and "AlreadyExists" in again.stderr
     assert gproc(gw, "put", "-f", str(src), d + "/in.bin").returncode == 0
     listing = json.loads(gproc(gw, "ls", "--json", d).stdout)
-    assert [(e["name"], e["type"]) for e in listing] == [("in.bin", "file"),
-                                                         ("sub", "directory")]
+    assert [(e["name"], e["type"]) for e in listing] == [("in.bin", "file"), ("sub", "directory")]
     assert "in.bin" in gproc(gw, "ls", d).stdout
     stat = json.loads(gproc(gw, "stat", d + "/in.bin").stdout)
     assert stat["size"] == src.stat().st_size
@@ -62,7 +73,10 @@ def test_readable_errors(gateway_posix: GatewayServer, tmp_path: Path) -> None:
     assert bad.returncode == 1 and "InvalidPath" in bad.stderr
     down = gproc(gw, "ls", "/groups/down")
     assert down.returncode == 1 and "BackendUnavailable" in down.stderr
-    env_less = subprocess.run([*GPROC, "data", "--url", gw.url, "--proxy",
-                               str(tmp_path / "none.pem"), "ls"], capture_output=True,
-                              text=True, timeout=60)
+    env_less = subprocess.run(
+        [*GPROC, "data", "--url", gw.url, "--proxy", str(tmp_path / "none.pem"), "ls"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert env_less.returncode == 2 and "no proxy at" in env_less.stderr

@@ -80,8 +80,7 @@ def test_ranges(gateway_posix: GatewayServer) -> None:
     assert r.status_code == 206 and r.content == data[1048570:1048581]
     assert r.headers["Content-Range"] == f"bytes 1048570-1048580/{len(data)}"
     assert s.get(f"{gw.url}{d}/r", headers={"Range": "bytes=-7"}).content == data[-7:]
-    assert s.get(f"{gw.url}{d}/r", headers={"Range": "bytes=1048000-"}).content == \
-        data[1048000:]
+    assert s.get(f"{gw.url}{d}/r", headers={"Range": "bytes=1048000-"}).content == data[1048000:]
     bad = s.get(f"{gw.url}{d}/r", headers={"Range": f"bytes={len(data)}-"})
     assert bad.status_code == 416 and bad.json()["error"] == "InvalidRange"
 
@@ -90,18 +89,18 @@ def test_chunked_put_and_checksum_verification(gateway_posix: GatewayServer) -> 
     gw, s = gateway_posix, gateway_posix.session()
     d = fresh_dir(gw)
     data = data_of(2 * MiB, seed=2)
-    gen = (data[i:i + 100_000] for i in range(0, len(data), 100_000))
+    gen = (data[i : i + 100_000] for i in range(0, len(data), 100_000))
     r = s.put(f"{gw.url}{d}/chunked", data=gen)  # a generator body goes chunked
     assert r.status_code == 201, r.text
     assert s.get(f"{gw.url}{d}/chunked").content == data
-    ok = s.put(f"{gw.url}{d}/verified", data=b"hello",
-               headers={"Digest": f"adler32={adler(b'hello')}"})
+    ok = s.put(
+        f"{gw.url}{d}/verified", data=b"hello", headers={"Digest": f"adler32={adler(b'hello')}"}
+    )
     assert ok.status_code == 201
     wrong = s.put(f"{gw.url}{d}/wrong", data=b"hello", headers={"Digest": "adler32=00000001"})
     assert wrong.status_code == 422 and wrong.json()["error"] == "ChecksumMismatch"
     assert s.head(f"{gw.url}{d}/wrong").status_code == 404
-    assert [e["name"] for e in s.get(f"{gw.url}{d}").json()["entries"]] == ["chunked",
-                                                                             "verified"]
+    assert [e["name"] for e in s.get(f"{gw.url}{d}").json()["entries"]] == ["chunked", "verified"]
 
 
 def test_no_overwrite_unless_asked(gateway_posix: GatewayServer) -> None:
@@ -120,10 +119,14 @@ def test_listing_mkdir_rename_delete(gateway_posix: GatewayServer) -> None:
     assert s.post(f"{gw.url}{d}/a/b", params={"op": "mkdir", "parents": "1"}).status_code == 201
     s.put(f"{gw.url}{d}/a/f.txt", data=b"x").raise_for_status()
     listing = s.get(f"{gw.url}{d}/a").json()
-    assert [(e["name"], e["type"]) for e in listing["entries"]] == [("b", "directory"),
-                                                                    ("f.txt", "file")]
-    assert s.post(f"{gw.url}{d}/a/f.txt", params={"op": "rename", "to": f"{d}/a/g.txt"}
-                  ).status_code == 200
+    assert [(e["name"], e["type"]) for e in listing["entries"]] == [
+        ("b", "directory"),
+        ("f.txt", "file"),
+    ]
+    assert (
+        s.post(f"{gw.url}{d}/a/f.txt", params={"op": "rename", "to": f"{d}/a/g.txt"}).status_code
+        == 200
+    )
     assert s.delete(f"{gw.url}{d}/a").status_code == 409  # not empty
     assert s.delete(f"{gw.url}{d}/a/g.txt").status_code == 200
     assert s.delete(f"{gw.url}{d}/a/b").status_code == 200
@@ -157,18 +160,35 @@ def test_stock_curl_client(gateway_posix: GatewayServer, tmp_path: Path) -> None
 
 
 # -- bad input at the front -------------------------------------------------------------
-@pytest.mark.parametrize("raw", [
-    "/groups/grid/../../etc/passwd", "/groups/grid/%2e%2e/%2e%2e/etc/passwd",
-    "/groups/grid/..%2F..%2Fetc", "/groups/grid/%252e%252e/x", "/groups/grid//etc/passwd",
-    "/groups/grid/%2Fetc%2Fpasswd",
-    "/groups/grid/a%00b", "/groups/grid/%EF%BC%8E%EF%BC%8E/x", "/groups/grid/%E2%80%AEevil",
-    "/groups/grid/a%5Cb", "/groups/grid/.gw-upload-0123456789abcdef",
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "/groups/grid/../../etc/passwd",
+        "/groups/grid/%2e%2e/%2e%2e/etc/passwd",
+        "/groups/grid/..%2F..%2Fetc",
+        "/groups/grid/%252e%252e/x",
+        "/groups/grid//etc/passwd",
+        "/groups/grid/%2Fetc%2Fpasswd",
+        "/groups/grid/a%00b",
+        "/groups/grid/%EF%BC%8E%EF%BC%8E/x",
+        "/groups/grid/%E2%80%AEevil",
+        "/groups/grid/a%5Cb",
+        "/groups/grid/.gw-upload-0123456789abcdef",
+    ],
+)
 def test_traversal_and_encoding_tricks_refused(gateway_posix: GatewayServer, raw: str) -> None:
     gw = gateway_posix
     for method in ("GET", "PUT"):
-        r = gw.curl("--path-as-is", "-X", method, "-w", "\n%{http_code}", "--data-binary",
-                    "pwn" if method == "PUT" else "", f"{gw.url}{raw}")
+        r = gw.curl(
+            "--path-as-is",
+            "-X",
+            method,
+            "-w",
+            "\n%{http_code}",
+            "--data-binary",
+            "pwn" if method == "PUT" else "",
+            f"{gw.url}{raw}",
+        )
         body, _, code = r.stdout.rpartition("\n")
         assert code == "400", (method, raw, r.stdout, r.stderr)
         assert json.loads(body)["error"] == "InvalidPath"
@@ -250,8 +270,11 @@ def test_interrupted_upload_leaves_nothing(gateway_posix: GatewayServer) -> None
     s.put(f"{gw.url}{d}/kept", data=b"original").raise_for_status()
     for name, extra in (("new.bin", ""), ("kept", "?overwrite=1")):
         conn = _raw_tls(gw)
-        conn.sendall(f"PUT {d}/{name}{extra} HTTP/1.1\r\nHost: localhost\r\n"
-                     f"Content-Length: {4 * MiB}\r\n\r\n".encode() + data_of(300_000))
+        conn.sendall(
+            f"PUT {d}/{name}{extra} HTTP/1.1\r\nHost: localhost\r\n"
+            f"Content-Length: {4 * MiB}\r\n\r\n".encode()
+            + data_of(300_000)
+        )
         time.sleep(0.3)
         conn.close()  # the client goes away mid-upload
     deadline = time.monotonic() + 10
@@ -267,8 +290,11 @@ def test_truncated_chunked_upload_leaves_nothing(gateway_posix: GatewayServer) -
     gw, s = gateway_posix, gateway_posix.session()
     d = fresh_dir(gw)
     conn = _raw_tls(gw)
-    conn.sendall(f"PUT {d}/c.bin HTTP/1.1\r\nHost: localhost\r\n"
-                 "Transfer-Encoding: chunked\r\n\r\n".encode() + b"10000\r\n" + b"x" * 1000)
+    conn.sendall(
+        f"PUT {d}/c.bin HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n\r\n".encode()
+        + b"10000\r\n"
+        + b"x" * 1000
+    )
     time.sleep(0.3)
     conn.close()
     deadline = time.monotonic() + 10
@@ -297,9 +323,12 @@ def test_client_disconnecting_mid_download(gateway_posix: GatewayServer) -> None
 # -- SSH keys ---------------------------------------------------------------------------
 def _keypair(tmp_path: Path, name: str) -> str:
     import subprocess
+
     key = tmp_path / name
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"{name}@test",
-                    "-f", str(key)], check=True)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"{name}@test", "-f", str(key)],
+        check=True,
+    )
     return (tmp_path / f"{name}.pub").read_text()
 
 
@@ -314,8 +343,12 @@ def test_ssh_key_registration(gateway_posix: GatewayServer, tmp_path: Path) -> N
     assert fp in [k["fingerprint"] for k in alice.get(gw.url + "/sshkeys").json()["keys"]]
     assert fp not in [k["fingerprint"] for k in bob.get(gw.url + "/sshkeys").json()["keys"]]
     assert bob.post(gw.url + "/sshkeys", data=line).status_code == 409  # not bob's key
-    for bad in ("ssh-ed25519 !!!notbase64", "ssh-dss AAAAB3NzaC1kc3M=", "garbage",
-                "ssh-ed25519 " + base64.b64encode(b"\x00\x00\x00\x0bssh-ed25519").decode()):
+    for bad in (
+        "ssh-ed25519 !!!notbase64",
+        "ssh-dss AAAAB3NzaC1kc3M=",
+        "garbage",
+        "ssh-ed25519 " + base64.b64encode(b"\x00\x00\x00\x0bssh-ed25519").decode(),
+    ):
         assert alice.post(gw.url + "/sshkeys", data=bad).status_code == 400, bad
     assert bob.delete(gw.url + "/sshkeys", params={"fingerprint": fp}).status_code == 404
     assert alice.delete(gw.url + "/sshkeys", params={"fingerprint": fp}).status_code == 200

@@ -52,8 +52,10 @@ def test_unknown_operation(soap_offline: SoapServer) -> None:
 
 
 def test_xxe_external_entity_is_refused_and_not_read(soap_offline: SoapServer) -> None:
-    body = (b'<?xml version="1.0"?><!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
-            + envelope("DescribeTool", "<g:name>&x;</g:name>").split(b"?>", 1)[1])
+    body = (
+        b'<?xml version="1.0"?><!DOCTYPE d [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+        + envelope("DescribeTool", "<g:name>&x;</g:name>").split(b"?>", 1)[1]
+    )
     resp = post(soap_offline, body)
     assert resp.status_code == 500 and b"root:" not in resp.content
     assert fault_of(resp)[0] == "Client.MalformedRequest"
@@ -61,16 +63,21 @@ def test_xxe_external_entity_is_refused_and_not_read(soap_offline: SoapServer) -
 
 
 def test_xxe_parameter_entity_is_refused(soap_offline: SoapServer) -> None:
-    body = (b'<?xml version="1.0"?><!DOCTYPE d [<!ENTITY % p SYSTEM "file:///etc/hostname">'
-            b"%p;]>" + envelope("ListTools").split(b"?>", 1)[1])
+    body = (
+        b'<?xml version="1.0"?><!DOCTYPE d [<!ENTITY % p SYSTEM "file:///etc/hostname">'
+        b"%p;]>" + envelope("ListTools").split(b"?>", 1)[1]
+    )
     _expect_fault(soap_offline, body, "Client.MalformedRequest")
 
 
 def test_entity_expansion_bomb(soap_offline: SoapServer) -> None:
     ents = '<!ENTITY a0 "lollollollollollollollollollol">' + "".join(
-        f'<!ENTITY a{i} "{f"&a{i - 1};" * 10}">' for i in range(1, 10))
-    body = (f'<?xml version="1.0"?><!DOCTYPE bomb [{ents}]>'.encode()
-            + envelope("DescribeTool", "<g:name>&a9;</g:name>").split(b"?>", 1)[1])
+        f'<!ENTITY a{i} "{f"&a{i - 1};" * 10}">' for i in range(1, 10)
+    )
+    body = (
+        f'<?xml version="1.0"?><!DOCTYPE bomb [{ents}]>'.encode()
+        + envelope("DescribeTool", "<g:name>&a9;</g:name>").split(b"?>", 1)[1]
+    )
     started = time.monotonic()
     _expect_fault(soap_offline, body, "Client.MalformedRequest")
     assert time.monotonic() - started < 30  # bounded: nothing was expanded
@@ -98,8 +105,10 @@ def test_oversized_body(soap_offline: SoapServer) -> None:
 
 
 def test_huge_announced_body_is_refused_without_reading_it(soap_offline: SoapServer) -> None:
-    head = (b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n"
-            b"Content-Length: 10000000000\r\n\r\n<soap:Envelope>")
+    head = (
+        b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n"
+        b"Content-Length: 10000000000\r\n\r\n<soap:Envelope>"
+    )
     assert _raw_exchange(soap_offline, head).startswith(b"HTTP/1.1 413")
     good_call_works(soap_offline)
 
@@ -135,16 +144,22 @@ def _tls(srv: SoapServer) -> ssl.SSLContext:
 
 def _send_truncated(srv: SoapServer) -> None:
     """Announce 1000 bytes, send 10 and hang up."""
-    with socket.create_connection((srv.server.host, srv.server.port), timeout=10) as raw, \
-            _tls(srv).wrap_socket(raw) as tls:
-        tls.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n"
-                    b"Content-Length: 1000\r\n\r\n<soap:Env>")
+    with (
+        socket.create_connection((srv.server.host, srv.server.port), timeout=10) as raw,
+        _tls(srv).wrap_socket(raw) as tls,
+    ):
+        tls.sendall(
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n"
+            b"Content-Length: 1000\r\n\r\n<soap:Env>"
+        )
 
 
 def _raw_exchange(srv: SoapServer, data: bytes) -> bytes:
     """Send raw bytes over TLS and return what comes back first."""
-    with socket.create_connection((srv.server.host, srv.server.port), timeout=10) as raw, \
-            _tls(srv).wrap_socket(raw) as tls:
+    with (
+        socket.create_connection((srv.server.host, srv.server.port), timeout=10) as raw,
+        _tls(srv).wrap_socket(raw) as tls,
+    ):
         tls.sendall(data)
         return tls.recv(4096)
 
@@ -152,10 +167,12 @@ def _raw_exchange(srv: SoapServer, data: bytes) -> bytes:
 @pytest.mark.parametrize("who", ["alice", "alice-voms"])
 def test_identity_never_comes_from_the_envelope(soap_offline: SoapServer, who: str) -> None:
     """A WS-Security header naming bob changes nothing: the TLS identity is alice."""
-    header = ('<wsse:Security xmlns:wsse="http://docs.oasis-open.org/wss/2004/01/'
-              'oasis-200401-wss-wssecurity-secext-1.0.xsd"><wsse:UsernameToken>'
-              f"<wsse:Username>{soap_offline.pki.users['bob'].dn}</wsse:Username>"
-              "</wsse:UsernameToken></wsse:Security>")
+    header = (
+        '<wsse:Security xmlns:wsse="http://docs.oasis-open.org/wss/2004/01/'
+        'oasis-200401-wss-wssecurity-secext-1.0.xsd"><wsse:UsernameToken>'
+        f"<wsse:Username>{soap_offline.pki.users['bob'].dn}</wsse:Username>"
+        "</wsse:UsernameToken></wsse:Security>"
+    )
     resp = post(soap_offline, envelope("GetServiceInfo", header=header), who=who)
     assert resp.status_code == 200
     assert soap_offline.pki.users["alice"].dn.encode() in resp.content

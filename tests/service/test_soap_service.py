@@ -12,10 +12,10 @@ import pytest
 import zeep
 from lxml import etree
 
+from gproc.security.delegation import sign_request
+from gproc.services.soap.faults import ALL_FAULTS
+from gproc.services.soap.service import OPERATIONS
 from gproc.states import TaskState
-from security.delegation import sign_request
-from services.soap.faults import ALL_FAULTS
-from services.soap.service import OPERATIONS
 from tests.fixtures.soap import SoapServer
 from tests.service.soap_helpers import client, zeep_fault
 
@@ -23,8 +23,11 @@ TIF = b"II*\x00fake raster bytes"
 
 
 def ndvi_spec(**extra: object) -> dict[str, object]:
-    return {"tool": "ndvi", "inputs": [{"name": "red", "content": TIF},
-                                       {"name": "nir", "content": TIF}], **extra}
+    return {
+        "tool": "ndvi",
+        "inputs": [{"name": "red", "content": TIF}, {"name": "nir", "content": TIF}],
+        **extra,
+    }
 
 
 def register(c: zeep.Client, *specs: dict[str, object]) -> list[str]:
@@ -71,12 +74,15 @@ def test_tools_and_parameters(alice: zeep.Client) -> None:
     assert (code, detail["field"]) == ("Client.InvalidRequest", "tool")
 
 
-def test_register_records_owner_and_accounting_group(soap_offline: SoapServer,
-                                                     alice: zeep.Client) -> None:
+def test_register_records_owner_and_accounting_group(
+    soap_offline: SoapServer, alice: zeep.Client
+) -> None:
     task = alice.service.RegisterTask(tasks=[ndvi_spec()])[0]
     assert task.state == "registered" and task.accounting_group == "group_testvo"
-    assert 'accounting_group = "group_testvo"' in task.job_description or \
-        "group_testvo" in task.job_description
+    assert (
+        'accounting_group = "group_testvo"' in task.job_description
+        or "group_testvo" in task.job_description
+    )
     view = soap_offline.gp.core.get(task.task_id)
     assert view.owner_dn == soap_offline.pki.users["alice"].dn and view.owner_vo == "testvo"
     row = soap_offline.gp.core.registry.get(task.task_id)
@@ -86,17 +92,18 @@ def test_register_records_owner_and_accounting_group(soap_offline: SoapServer,
 
 
 def test_register_gisheo_notation_and_batch(alice: zeep.Client) -> None:
-    gisheo = {"processing": "outIMG_1 canny(inIMG_1#canny1#aperture_size#canny2)",
-              "argument_list": "<canny2=120>#<aperture_size=5>",
-              "inputs": [{"name": "inIMG_1", "content": TIF}]}
+    gisheo = {
+        "processing": "outIMG_1 canny(inIMG_1#canny1#aperture_size#canny2)",
+        "argument_list": "<canny2=120>#<aperture_size=5>",
+        "inputs": [{"name": "inIMG_1", "content": TIF}],
+    }
     tasks = alice.service.RegisterTask(tasks=[gisheo, ndvi_spec()])
     assert [t.tool for t in tasks] == ["canny", "ndvi"]
     assert "--aperture_size=5" in tasks[0].job_description
     assert "--canny2=120.0" in tasks[0].job_description
 
 
-def test_register_is_idempotent_per_client_request_id(alice: zeep.Client,
-                                                      bob: zeep.Client) -> None:
+def test_register_is_idempotent_per_client_request_id(alice: zeep.Client, bob: zeep.Client) -> None:
     first = register(alice, ndvi_spec(client_request_id="portal-7"))
     again = register(alice, ndvi_spec(client_request_id="portal-7"))
     other = register(bob, ndvi_spec(client_request_id="portal-7"))
@@ -107,20 +114,24 @@ def test_invalid_requests_name_the_field(alice: zeep.Client) -> None:
     bad_param = ndvi_spec(params=[{"name": "red_band", "value": "zero"}])
     code, detail = fault(alice.service.RegisterTask, tasks=[bad_param])
     assert (code, detail["field"]) == ("Client.InvalidRequest", "params.red_band")
-    code, detail = fault(alice.service.RegisterTask,
-                         tasks=[{"tool": "ndvi", "inputs": [{"name": "red", "content": TIF}]}])
+    code, detail = fault(
+        alice.service.RegisterTask,
+        tasks=[{"tool": "ndvi", "inputs": [{"name": "red", "content": TIF}]}],
+    )
     assert detail["field"] == "inputs.nir"
-    both = {"tool": "ndvi", "inputs": [{"name": "red", "content": TIF,
-                                        "location": "file:///x"}]}
+    both = {"tool": "ndvi", "inputs": [{"name": "red", "content": TIF, "location": "file:///x"}]}
     assert fault(alice.service.RegisterTask, tasks=[both])[1]["field"] == "inputs.red"
 
 
-def test_server_files_are_not_inputs_unless_allowed(soap_offline: SoapServer,
-                                                    alice: zeep.Client) -> None:
+def test_server_files_are_not_inputs_unless_allowed(
+    soap_offline: SoapServer, alice: zeep.Client
+) -> None:
     def spec(path: Path) -> dict[str, object]:
         loc = path.as_uri()
-        return {"tool": "ndvi", "inputs": [{"name": "red", "location": loc},
-                                           {"name": "nir", "location": loc}]}
+        return {
+            "tool": "ndvi",
+            "inputs": [{"name": "red", "location": loc}, {"name": "nir", "location": loc}],
+        }
 
     code, detail = fault(alice.service.RegisterTask, tasks=[spec(Path("/etc/passwd"))])
     assert code == "Client.InvalidRequest" and detail["field"] == "inputs"
@@ -152,7 +163,8 @@ def test_unknown_task(alice: zeep.Client) -> None:
 
 
 def test_users_see_only_their_tasks_and_vo_admins_see_the_vo(
-        soap_offline: SoapServer, alice: zeep.Client, bob: zeep.Client) -> None:
+    soap_offline: SoapServer, alice: zeep.Client, bob: zeep.Client
+) -> None:
     bobs = register(bob, ndvi_spec())[0]
     alices = register(alice, ndvi_spec())[0]
     code, detail = fault(alice.service.GetTaskStatus, task_ids=[bobs])
@@ -175,8 +187,9 @@ def test_policy_refusals_name_the_rule(soap_offline: SoapServer) -> None:
     assert (code, detail["rule"]) == ("Client.NotAuthorised", "limited-proxy")
 
 
-def test_control_operations_and_state_conflicts(soap_offline: SoapServer,
-                                                alice: zeep.Client) -> None:
+def test_control_operations_and_state_conflicts(
+    soap_offline: SoapServer, alice: zeep.Client
+) -> None:
     a, b = register(alice, ndvi_spec(), ndvi_spec())
     assert fault(alice.service.ReleaseTask, task_ids=[a])[0] == "Client.StateConflict"
     assert fault(alice.service.RetrieveTaskOutput, task_id=a)[0] == "Client.NotReady"
@@ -199,8 +212,9 @@ def test_wms_unavailable_is_a_server_fault(soap_offline: SoapServer, alice: zeep
     assert info.wms_reachable is False and info.limits.max_batch == 50
 
 
-def test_outputs_inline_below_the_cap_and_checksums(soap_offline: SoapServer,
-                                                    alice: zeep.Client) -> None:
+def test_outputs_inline_below_the_cap_and_checksums(
+    soap_offline: SoapServer, alice: zeep.Client
+) -> None:
     from gproc.staging import checksums
 
     tid = register(alice, ndvi_spec())[0]
@@ -213,11 +227,21 @@ def test_outputs_inline_below_the_cap_and_checksums(soap_offline: SoapServer,
     files = []
     for port, path in (("output", small), ("extra", big)):
         size, adler, sha = checksums(path)
-        files.append({"port": port, "name": path.name, "size": size, "adler32": adler,
-                      "sha256": sha, "path": str(path)})
+        files.append(
+            {
+                "port": port,
+                "name": path.name,
+                "size": size,
+                "adler32": adler,
+                "sha256": sha,
+                "path": str(path),
+            }
+        )
     import json
-    core.registry.transition(tid, TaskState.REGISTERED, TaskState.CANCELLED,
-                             outputs_json=json.dumps(files))
+
+    core.registry.transition(
+        tid, TaskState.REGISTERED, TaskState.CANCELLED, outputs_json=json.dumps(files)
+    )
     result = alice.service.RetrieveTaskOutput(task_id=tid)
     by_port = {o.port: o for o in result.outputs}
     assert by_port["output"].inline and by_port["output"].content == b"s" * 10
@@ -231,15 +255,18 @@ def test_delegation_round_trip(soap_offline: SoapServer, alice: zeep.Client) -> 
     assert "CERTIFICATE REQUEST" in req.certificate_request
     proxy = soap_offline.pki.proxies["alice-voms"].read_bytes()
     signed = sign_request(req.certificate_request.encode(), proxy).decode()
-    done = alice.service.DelegateProxy(action="put-proxy", delegation_id="portal-1",
-                                       proxy=signed)
+    done = alice.service.DelegateProxy(action="put-proxy", delegation_id="portal-1", proxy=signed)
     assert done.expires is not None and done.dn == soap_offline.pki.users["alice"].dn
     renew = alice.service.DelegateProxy(action="renew", delegation_id="portal-1")
     assert "CERTIFICATE REQUEST" in renew.certificate_request
     code, _ = fault(alice.service.DelegateProxy, action="renew", delegation_id="nope")
     assert code == "Client.CredentialRefused"
-    code, _ = fault(alice.service.DelegateProxy, action="put-proxy", delegation_id="portal-1",
-                    proxy="-----BEGIN CERTIFICATE-----\nxx\n-----END CERTIFICATE-----\n")
+    code, _ = fault(
+        alice.service.DelegateProxy,
+        action="put-proxy",
+        delegation_id="portal-1",
+        proxy="-----BEGIN CERTIFICATE-----\nxx\n-----END CERTIFICATE-----\n",
+    )
     assert code == "Client.CredentialRefused"
 
 
@@ -248,9 +275,11 @@ def test_a_task_can_carry_the_callers_delegated_proxy(
 ) -> None:
     req = alice.service.DelegateProxy(action="get-request", delegation_id="jobs")
     proxy = soap_offline.pki.proxies["alice-voms"].read_bytes()
-    alice.service.DelegateProxy(action="put-proxy", delegation_id="jobs",
-                                proxy=sign_request(req.certificate_request.encode(),
-                                                   proxy).decode())
+    alice.service.DelegateProxy(
+        action="put-proxy",
+        delegation_id="jobs",
+        proxy=sign_request(req.certificate_request.encode(), proxy).decode(),
+    )
     task = alice.service.RegisterTask(tasks=[ndvi_spec(delegation_id="jobs")])[0]
     assert "x509userproxy = " in task.job_description
     stored = soap_offline.gp.delegations.path_for(soap_offline.pki.users["alice"].dn, "jobs")

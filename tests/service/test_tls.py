@@ -20,11 +20,11 @@ import pytest
 import requests
 from cryptography.hazmat.primitives import serialization
 
-from security.chain import Validator
-from security.pki import TestPKI, make_ca, make_proxy, make_user_cert
-from security.tls import GridServer, TLSConfig, make_server
-from security.truststore import TrustStore
-from security.voms import VomsTrust
+from gproc.security.chain import Validator
+from gproc.security.pki import TestPKI, make_ca, make_proxy, make_user_cert
+from gproc.security.tls import GridServer, TLSConfig, make_server
+from gproc.security.truststore import TrustStore
+from gproc.security.voms import VomsTrust
 
 TIMEOUT = 10
 
@@ -49,8 +49,9 @@ class Recorder:
         with self.lock:
             self.calls.append(seen)
         body = json.dumps(seen).encode()
-        start_response("200 OK", [("Content-Type", "application/json"),
-                                  ("Content-Length", str(len(body)))])
+        start_response(
+            "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+        )
         return [body]
 
 
@@ -81,12 +82,10 @@ def front_server(validator: Validator, app: Recorder) -> Iterator[GridServer]:
 
 
 @pytest.fixture(scope="module")
-def optional_server(test_pki: TestPKI, validator: Validator, app: Recorder
-                    ) -> Iterator[GridServer]:
+def optional_server(test_pki: TestPKI, validator: Validator, app: Recorder) -> Iterator[GridServer]:
     """TLS where the certificate is optional: a TLS-speaking front proxy may connect
     without one and forward the client chain instead."""
-    cfg = TLSConfig(test_pki.host_cert, test_pki.host_key, test_pki.ca_dir,
-                    client_cert="optional")
+    cfg = TLSConfig(test_pki.host_cert, test_pki.host_key, test_pki.ca_dir, client_cert="optional")
     with make_server(app, "127.0.0.1", 0, cfg, validator, trusted_proxies=["127.0.0.1"]) as srv:
         yield srv
 
@@ -117,8 +116,9 @@ def get(server: GridServer, ca_file: str, cert: Any = None, **kw: Any) -> reques
     return requests.get(server.url + "/whoami", cert=cert, verify=ca_file, timeout=TIMEOUT, **kw)
 
 
-def test_voms_proxy_identity_reaches_app(tls_server: GridServer, ca_file: str,
-                                         test_pki: TestPKI) -> None:
+def test_voms_proxy_identity_reaches_app(
+    tls_server: GridServer, ca_file: str, test_pki: TestPKI
+) -> None:
     r = get(tls_server, ca_file, str(test_pki.proxies["alice-voms"]))
     assert r.status_code == 200
     seen = r.json()
@@ -134,8 +134,9 @@ def test_other_user_and_role(tls_server: GridServer, ca_file: str, test_pki: Tes
     assert seen["fqans"] == ["/testvo/Role=admin", "/testvo"]
 
 
-def test_limited_proxy_is_identified_as_limited(tls_server: GridServer, ca_file: str,
-                                                test_pki: TestPKI) -> None:
+def test_limited_proxy_is_identified_as_limited(
+    tls_server: GridServer, ca_file: str, test_pki: TestPKI
+) -> None:
     seen = get(tls_server, ca_file, str(test_pki.proxies["alice-limited"])).json()
     assert (seen["dn"], seen["proxy_type"]) == (test_pki.users["alice"].dn, "limited")
 
@@ -144,11 +145,15 @@ def test_plain_user_certificate(tls_server: GridServer, ca_file: str, test_pki: 
     cert = (str(test_pki.user_cert["alice"]), str(test_pki.user_key["alice"]))
     seen = get(tls_server, ca_file, cert).json()
     assert (seen["dn"], seen["proxy_type"], seen["fqans"]) == (
-        test_pki.users["alice"].dn, "none", [])
+        test_pki.users["alice"].dn,
+        "none",
+        [],
+    )
 
 
-def test_keep_alive_requests_share_connection(tls_server: GridServer, ca_file: str,
-                                              test_pki: TestPKI) -> None:
+def test_keep_alive_requests_share_connection(
+    tls_server: GridServer, ca_file: str, test_pki: TestPKI
+) -> None:
     with requests.Session() as s:
         s.trust_env = False  # else REQUESTS_CA_BUNDLE overrides the session's CA file
         s.cert, s.verify = str(test_pki.proxies["alice-voms"]), ca_file
@@ -158,24 +163,27 @@ def test_keep_alive_requests_share_connection(tls_server: GridServer, ca_file: s
     assert first["dn"] == test_pki.users["alice"].dn
 
 
-def test_no_client_certificate_is_refused(tls_server: GridServer, ca_file: str,
-                                          app: Recorder) -> None:
+def test_no_client_certificate_is_refused(
+    tls_server: GridServer, ca_file: str, app: Recorder
+) -> None:
     before = len(app.calls)
     with pytest.raises(requests.exceptions.RequestException):
         get(tls_server, ca_file)
     assert len(app.calls) == before
 
 
-def test_untrusted_ca_is_refused(tls_server: GridServer, ca_file: str, rogue_proxy: Path,
-                                 app: Recorder) -> None:
+def test_untrusted_ca_is_refused(
+    tls_server: GridServer, ca_file: str, rogue_proxy: Path, app: Recorder
+) -> None:
     before = len(app.calls)
     with pytest.raises(requests.exceptions.RequestException):
         get(tls_server, ca_file, str(rogue_proxy))
     assert len(app.calls) == before
 
 
-def test_revoked_user_is_refused_by_validator(tls_server: GridServer, ca_file: str,
-                                              test_pki: TestPKI, app: Recorder) -> None:
+def test_revoked_user_is_refused_by_validator(
+    tls_server: GridServer, ca_file: str, test_pki: TestPKI, app: Recorder
+) -> None:
     before = len(app.calls)
     r = get(tls_server, ca_file, str(test_pki.proxies["mallory"]))
     assert r.status_code == 403
@@ -183,8 +191,9 @@ def test_revoked_user_is_refused_by_validator(tls_server: GridServer, ca_file: s
     assert len(app.calls) == before
 
 
-def test_header_from_untrusted_address_is_ignored(tls_server: GridServer, ca_file: str,
-                                                  test_pki: TestPKI) -> None:
+def test_header_from_untrusted_address_is_ignored(
+    tls_server: GridServer, ca_file: str, test_pki: TestPKI
+) -> None:
     forged = {"X-SSL-Client-Chain": chain_header(test_pki.proxies["bob-voms"])}
     seen = get(tls_server, ca_file, str(test_pki.proxies["alice-voms"]), headers=forged).json()
     assert seen["dn"] == test_pki.users["alice"].dn
@@ -192,8 +201,9 @@ def test_header_from_untrusted_address_is_ignored(tls_server: GridServer, ca_fil
     assert seen["header_visible"] is False
 
 
-def test_header_from_trusted_proxy_gives_identity(front_server: GridServer,
-                                                  test_pki: TestPKI) -> None:
+def test_header_from_trusted_proxy_gives_identity(
+    front_server: GridServer, test_pki: TestPKI
+) -> None:
     hdr = {"X-SSL-Client-Chain": chain_header(test_pki.proxies["bob-voms"])}
     r = requests.get(front_server.url + "/whoami", headers=hdr, timeout=TIMEOUT)
     assert r.status_code == 200
@@ -210,25 +220,37 @@ def test_trusted_proxy_without_header_is_refused(front_server: GridServer) -> No
 
 
 @pytest.mark.parametrize("case", ["rogue", "garbage", "revoked"])
-def test_bad_forwarded_chain_is_refused(front_server: GridServer, rogue_proxy: Path,
-                                        test_pki: TestPKI, app: Recorder, case: str) -> None:
-    value = {"rogue": lambda: chain_header(rogue_proxy), "garbage": lambda: quote("not a pem"),
-             "revoked": lambda: chain_header(test_pki.proxies["mallory"])}[case]()
+def test_bad_forwarded_chain_is_refused(
+    front_server: GridServer, rogue_proxy: Path, test_pki: TestPKI, app: Recorder, case: str
+) -> None:
+    value = {
+        "rogue": lambda: chain_header(rogue_proxy),
+        "garbage": lambda: quote("not a pem"),
+        "revoked": lambda: chain_header(test_pki.proxies["mallory"]),
+    }[case]()
     before = len(app.calls)
-    r = requests.get(front_server.url + "/whoami", headers={"X-SSL-Client-Chain": value},
-                     timeout=TIMEOUT)
+    r = requests.get(
+        front_server.url + "/whoami", headers={"X-SSL-Client-Chain": value}, timeout=TIMEOUT
+    )
     assert r.status_code == 403
     assert len(app.calls) == before
 
 
 def test_forwarded_private_key_is_not_needed(front_server: GridServer, test_pki: TestPKI) -> None:
     """The forwarded header carries certificates only; a key inside is simply ignored."""
-    key = test_pki.users["alice"].key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-        serialization.NoEncryption()).decode()
+    key = (
+        test_pki.users["alice"]
+        .key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+        .decode()
+    )
     value = chain_header(test_pki.proxies["alice-voms"]) + quote(key)
-    r = requests.get(front_server.url + "/whoami", headers={"X-SSL-Client-Chain": value},
-                     timeout=TIMEOUT)
+    r = requests.get(
+        front_server.url + "/whoami", headers={"X-SSL-Client-Chain": value}, timeout=TIMEOUT
+    )
     assert r.json()["dn"] == test_pki.users["alice"].dn
 
 
@@ -236,33 +258,73 @@ def test_forwarded_private_key_is_not_needed(front_server: GridServer, test_pki:
 def fake_voms_proxy(test_pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A proxy made by the real voms-proxy-fake, with long-form FQANs like a VOMS server."""
     out = tmp_path_factory.mktemp("vpf") / "proxy.pem"
-    cmd = ["voms-proxy-fake", "-cert", str(test_pki.user_cert["alice"]),
-           "-key", str(test_pki.user_key["alice"]), "-hostcert", str(test_pki.voms_cert),
-           "-hostkey", str(test_pki.voms_key), "-certdir", str(test_pki.ca_dir),
-           "-voms", "testvo", "-uri", test_pki.voms_uri,
-           "-fqan", "/testvo/Role=NULL/Capability=NULL",
-           "-fqan", "/testvo/grid/Role=NULL/Capability=NULL",
-           "-hours", "2", "-newformat", "-rfc", "-out", str(out)]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60,
-                          env={**os.environ, **test_pki.env(), "RANDFILE": str(out) + ".rnd"})
+    cmd = [
+        "voms-proxy-fake",
+        "-cert",
+        str(test_pki.user_cert["alice"]),
+        "-key",
+        str(test_pki.user_key["alice"]),
+        "-hostcert",
+        str(test_pki.voms_cert),
+        "-hostkey",
+        str(test_pki.voms_key),
+        "-certdir",
+        str(test_pki.ca_dir),
+        "-voms",
+        "testvo",
+        "-uri",
+        test_pki.voms_uri,
+        "-fqan",
+        "/testvo/Role=NULL/Capability=NULL",
+        "-fqan",
+        "/testvo/grid/Role=NULL/Capability=NULL",
+        "-hours",
+        "2",
+        "-newformat",
+        "-rfc",
+        "-out",
+        str(out),
+    ]
+    done = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **test_pki.env(), "RANDFILE": str(out) + ".rnd"},
+    )
     assert done.returncode == 0, done.stderr
     return out
 
 
-def test_curl_with_voms_proxy_fake_proxy(tls_server: GridServer, ca_file: str,
-                                         fake_voms_proxy: Path, test_pki: TestPKI) -> None:
+def test_curl_with_voms_proxy_fake_proxy(
+    tls_server: GridServer, ca_file: str, fake_voms_proxy: Path, test_pki: TestPKI
+) -> None:
     """Grid tools' proxy file + a non-Python client (curl sends the whole proxy chain)."""
-    done = subprocess.run(["curl", "-sS", "--max-time", str(TIMEOUT), "--cacert", ca_file,
-                           "--cert", str(fake_voms_proxy), f"https://localhost:{tls_server.port}/"],
-                          capture_output=True, text=True, timeout=TIMEOUT + 5)
+    done = subprocess.run(
+        [
+            "curl",
+            "-sS",
+            "--max-time",
+            str(TIMEOUT),
+            "--cacert",
+            ca_file,
+            "--cert",
+            str(fake_voms_proxy),
+            f"https://localhost:{tls_server.port}/",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT + 5,
+    )
     assert done.returncode == 0, done.stderr
     seen = json.loads(done.stdout)
     assert seen["dn"] == test_pki.users["alice"].dn
     assert seen["fqans"] == ["/testvo", "/testvo/grid"]
 
 
-def test_optional_client_certificate(optional_server: GridServer, ca_file: str,
-                                     test_pki: TestPKI, rogue_proxy: Path) -> None:
+def test_optional_client_certificate(
+    optional_server: GridServer, ca_file: str, test_pki: TestPKI, rogue_proxy: Path
+) -> None:
     r = get(optional_server, ca_file)
     assert (r.status_code, "no client certificate" in r.text) == (403, True)
     seen = get(optional_server, ca_file, str(test_pki.proxies["bob-voms"])).json()

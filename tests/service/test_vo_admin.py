@@ -36,8 +36,15 @@ def fault(call: Callable[[], Any]) -> tuple[str, dict[str, str]]:
 def test_wsdl_is_its_own(vo_stack: VoStack) -> None:
     wsdl = vo_stack.session("carol").get(vo_stack.admin_wsdl, timeout=30).text
     assert f'targetNamespace="{NS}"' in wsdl
-    for op in ("CreateVO", "AddMember", "SuspendMember", "GrantMembership", "ExportVO",
-               "ImportVO", "GetAuditLog"):
+    for op in (
+        "CreateVO",
+        "AddMember",
+        "SuspendMember",
+        "GrantMembership",
+        "ExportVO",
+        "ImportVO",
+        "GetAuditLog",
+    ):
         assert f'name="{op}"' in wsdl
 
 
@@ -66,12 +73,23 @@ def test_admin_story_and_audit(vo_stack: VoStack, admin: Any) -> None:
     assert code == "Client.NotFound" and detail["field"] == "dn"
     log = admin.GetAuditLog("svcvo", None, None)
     assert [e.action for e in log] == [
-        "create-vo", "create-group", "create-group", "create-role", "add-member", "grant",
-        "suspend-member", "restore-member", "revoke", "remove-member"]
+        "create-vo",
+        "create-group",
+        "create-group",
+        "create-role",
+        "add-member",
+        "grant",
+        "suspend-member",
+        "restore-member",
+        "revoke",
+        "remove-member",
+    ]
     assert {e.actor for e in log} == {vo_stack.admin_dn}
     assert json.loads(log[6].detail) == {"ca": CA, "reason": "quota abuse"}
-    assert log[5].target == carol and json.loads(log[5].detail)["fqan"] == \
-        "/svcvo/eo/ndvi/Role=analyst"
+    assert (
+        log[5].target == carol
+        and json.loads(log[5].detail)["fqan"] == "/svcvo/eo/ndvi/Role=analyst"
+    )
     assert all(a.time <= b.time for a, b in zip(log, log[1:], strict=False))
 
 
@@ -108,8 +126,9 @@ NON_ADMIN_CALLS: dict[str, Callable[[Any, str], Any]] = {
     "ListMembers": lambda s, d: s.ListMembers("refvo", None, None),
     "GetMember": lambda s, d: s.GetMember("refvo", d, None),
     "ExportVO": lambda s, d: s.ExportVO("refvo"),
-    "ImportVO": lambda s, d: s.ImportVO(json.dumps(
-        {"format": "gproc-vo/1", "vo": {"name": "refvo"}, "members": []}), True),
+    "ImportVO": lambda s, d: s.ImportVO(
+        json.dumps({"format": "gproc-vo/1", "vo": {"name": "refvo"}, "members": []}), True
+    ),
     "GetAuditLog": lambda s, d: s.GetAuditLog("refvo", None, None),
 }
 
@@ -126,8 +145,9 @@ def refvo(vo_stack: VoStack, admin: Any) -> str:
 
 @pytest.mark.parametrize("who", ["carol", "alice-voms", "bob-voms"])
 @pytest.mark.parametrize("op", sorted(NON_ADMIN_CALLS))
-def test_non_admins_are_refused_everything(vo_stack: VoStack, refvo: str, admin: Any,
-                                           op: str, who: str) -> None:
+def test_non_admins_are_refused_everything(
+    vo_stack: VoStack, refvo: str, admin: Any, op: str, who: str
+) -> None:
     """Members, VOMS-proxy holders (even /testvo/Role=admin) and strangers alike."""
     before = len(admin.GetAuditLog(refvo, None, None))
     svc = vo_stack.admin_client(who).service
@@ -146,16 +166,22 @@ def test_unknown_vo_is_not_revealed_to_non_admins(vo_stack: VoStack, admin: Any)
     assert fault(lambda: admin.ListGroups("novo"))[0] == "Client.NotFound"
 
 
-@pytest.mark.parametrize("call,code,field", [
-    (lambda s: s.CreateGroup("svcvo2", "/other/x", None), "Client.InvalidRequest", "group"),
-    (lambda s: s.CreateGroup("svcvo2", "/svcvo2/a/b", None), "Client.NotFound", "group"),
-    (lambda s: s.CreateVO("svcvo2", None), "Client.Conflict", "vo"),
-    (lambda s: s.CreateRole("svcvo2", "NULL", None), "Client.InvalidRequest", "role"),
-    (lambda s: s.AddMember("svcvo2", "CN=not-slash", CA, None), "Client.InvalidRequest", "dn"),
-    (lambda s: s.GrantMembership("svcvo2", "/C=XX/CN=ghost", "/svcvo2", None, None),
-     "Client.NotFound", "dn"),
-    (lambda s: s.ImportVO("{not json", None), "Client.InvalidRequest", "document"),
-])
+@pytest.mark.parametrize(
+    "call,code,field",
+    [
+        (lambda s: s.CreateGroup("svcvo2", "/other/x", None), "Client.InvalidRequest", "group"),
+        (lambda s: s.CreateGroup("svcvo2", "/svcvo2/a/b", None), "Client.NotFound", "group"),
+        (lambda s: s.CreateVO("svcvo2", None), "Client.Conflict", "vo"),
+        (lambda s: s.CreateRole("svcvo2", "NULL", None), "Client.InvalidRequest", "role"),
+        (lambda s: s.AddMember("svcvo2", "CN=not-slash", CA, None), "Client.InvalidRequest", "dn"),
+        (
+            lambda s: s.GrantMembership("svcvo2", "/C=XX/CN=ghost", "/svcvo2", None, None),
+            "Client.NotFound",
+            "dn",
+        ),
+        (lambda s: s.ImportVO("{not json", None), "Client.InvalidRequest", "document"),
+    ],
+)
 def test_typed_faults(admin: Any, call: Callable[[Any], Any], code: str, field: str) -> None:
     if "svcvo2" not in [v.name for v in admin.ListVOs()]:
         admin.CreateVO("svcvo2", None)
@@ -164,10 +190,13 @@ def test_typed_faults(admin: Any, call: Callable[[Any], Any], code: str, field: 
 
 
 def test_guard_refuses_doctype(vo_stack: VoStack) -> None:
-    body = (f'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "b">]><e:Envelope xmlns:e='
-            f'"{SOAP_ENV}"><e:Body><v:ListVOs xmlns:v="{NS}"/></e:Body></e:Envelope>').encode()
-    resp = vo_stack.session("voadmin").post(vo_stack.admin_server.url + "/", data=body,
-                                            headers={"Content-Type": "text/xml"}, timeout=30)
+    body = (
+        f'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "b">]><e:Envelope xmlns:e='
+        f'"{SOAP_ENV}"><e:Body><v:ListVOs xmlns:v="{NS}"/></e:Body></e:Envelope>'
+    ).encode()
+    resp = vo_stack.session("voadmin").post(
+        vo_stack.admin_server.url + "/", data=body, headers={"Content-Type": "text/xml"}, timeout=30
+    )
     assert fault_of(resp)[0] == "Client.MalformedRequest"
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from connectors import (
+from gproc.connectors import (
     Connector,
     InvalidRequest,
     JobPlan,
@@ -17,11 +17,21 @@ from connectors import (
     get_connector,
     list_connectors,
 )
-from connectors.base import EOTOOL
+from gproc.connectors.base import EOTOOL
 
 EXPECTED_TOOLS = {
-    "grayscale", "equalize", "quantize", "threshold", "canny", "hough", "band", "ndvi",
-    "reproject", "mosaic", "clip", "modis_lst",
+    "grayscale",
+    "equalize",
+    "quantize",
+    "threshold",
+    "canny",
+    "hough",
+    "band",
+    "ndvi",
+    "reproject",
+    "mosaic",
+    "clip",
+    "modis_lst",
 }
 
 
@@ -66,20 +76,29 @@ def test_plan_refuses_request_for_another_tool() -> None:
 GOOD: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
     # tool, raw params, expected typed values (subset)
     ("canny", {}, {"canny1": 100.0, "canny2": 200.0, "aperture_size": 3, "l2gradient": False}),
-    ("canny", {"canny1": "50", "canny2": 120, "aperture_size": "7"},
-     {"canny1": 50.0, "canny2": 120.0, "aperture_size": 7}),
+    (
+        "canny",
+        {"canny1": "50", "canny2": 120, "aperture_size": "7"},
+        {"canny1": 50.0, "canny2": 120.0, "aperture_size": 7},
+    ),
     ("canny", {"l2gradient": "yes"}, {"l2gradient": True}),
     ("hough", {"threshold": "30", "theta": 0.5}, {"threshold": 30, "theta": 0.5}),
     ("quantize", {"levels": 2}, {"levels": 2}),
     ("quantize", {"levels": "256"}, {"levels": 256}),
     ("threshold", {"value": "-12.5e1", "method": "otsu"}, {"value": -125.0, "method": "otsu"}),
-    ("grayscale", {"method": "average", "red_band": 3, "blue_band": 1},
-     {"method": "average", "red_band": 3, "blue_band": 1}),
+    (
+        "grayscale",
+        {"method": "average", "red_band": 3, "blue_band": 1},
+        {"method": "average", "red_band": 3, "blue_band": 1},
+    ),
     ("band", {"band": 4.0}, {"band": 4}),
     ("ndvi", {"red_band": 3, "nir_band": 4}, {"red_band": 3, "nir_band": 4}),
     ("modis_lst", {}, {"scale_factor": 0.02, "band": 1}),
-    ("reproject", {"epsg": "32635", "bbox": "20, 43.5, 30, 48.5", "resampling": "bilinear"},
-     {"epsg": 32635, "bbox": (20.0, 43.5, 30.0, 48.5), "resampling": "bilinear"}),
+    (
+        "reproject",
+        {"epsg": "32635", "bbox": "20, 43.5, 30, 48.5", "resampling": "bilinear"},
+        {"epsg": 32635, "bbox": (20.0, 43.5, 30.0, 48.5), "resampling": "bilinear"},
+    ),
     ("reproject", {"bbox": [1, 2, 3, 4]}, {"epsg": 4326, "bbox": (1.0, 2.0, 3.0, 4.0)}),
     ("mosaic", {"resolution": 30}, {"epsg": 4326, "resolution": 30.0}),
     ("clip", {"bbox": "0,0,10,10"}, {"bbox": (0.0, 0.0, 10.0, 10.0)}),
@@ -184,8 +203,14 @@ def test_canny_plan() -> None:
     assert os.access(p.executable, os.X_OK)
     assert p.executable.read_text().startswith("#!/usr/bin/env python3\n")
     assert p.arguments == (
-        "canny", "--canny1=100.0", "--canny2=120.0", "--aperture_size=5", "--l2gradient=0",
-        "--band=1", "--in-image=in_image.tif", "--out-output=out.tif",
+        "canny",
+        "--canny1=100.0",
+        "--canny2=120.0",
+        "--aperture_size=5",
+        "--l2gradient=0",
+        "--band=1",
+        "--in-image=in_image.tif",
+        "--out-output=out.tif",
     )
     assert p.inputs == {"image": "in_image.tif"} and p.outputs == {"output": "out.tif"}
     assert p.staging == (("gsiftp://x/a.tif", "in_image.tif"),)
@@ -234,8 +259,14 @@ def test_describe_is_json_and_complete(conn: Connector) -> None:
 def test_describe_canny_params() -> None:
     params = {p["name"]: p for p in get_connector("canny").describe()["params"]}
     assert params["aperture_size"] == {
-        "name": "aperture_size", "type": "int", "description": "Sobel aperture size",
-        "default": 3, "required": False, "min": None, "max": None, "choices": [3, 5, 7],
+        "name": "aperture_size",
+        "type": "int",
+        "description": "Sobel aperture size",
+        "default": 3,
+        "required": False,
+        "min": None,
+        "max": None,
+        "choices": [3, 5, 7],
     }
     assert params["canny1"]["type"] == "float" and params["canny1"]["min"] == 0
     mosaic = get_connector("mosaic").describe()["inputs"][0]

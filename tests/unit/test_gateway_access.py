@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from security import pki
-from security.chain import Validator
-from security.identity import Identity
-from security.pki import TestPKI
-from storage_gateway.access import KEY_RE, user_key
-from storage_gateway.backends.base import (
+from gproc.security import pki
+from gproc.security.chain import Validator
+from gproc.security.identity import Identity
+from gproc.security.pki import TestPKI
+from gproc.storage_gateway.access import KEY_RE, user_key
+from gproc.storage_gateway.backends.base import (
     AlreadyExists,
     BackendUnavailable,
     Conflict,
@@ -28,8 +28,8 @@ from storage_gateway.backends.base import (
     PermissionDenied,
     QuotaExceeded,
 )
-from storage_gateway.gateway import StorageGateway
-from storage_gateway.namespace import Namespace
+from gproc.storage_gateway.gateway import StorageGateway
+from gproc.storage_gateway.namespace import Namespace
 
 
 def _identity(test_pki: TestPKI, validator: Validator, cn: str, fqans: list[str]) -> Identity:
@@ -67,19 +67,41 @@ def store(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def gw(store: Path) -> Iterator[StorageGateway]:
-    ns = Namespace.from_dict({
-        "version": 1,
-        "backends": {"local": {"type": "posix", "root": str(store)},
-                     "down": {"type": "hdfs", "url": f"http://127.0.0.1:{_closed_port()}"}},
-        "area": [
-            {"path": "/public", "backend": "local", "root": "/public",
-             "read": ["/testvo/*"], "write": ["/testvo/Role=datamanager"], "quota": 1000},
-            {"path": "/private", "type": "private", "backend": "local", "root": "/home",
-             "members": ["/testvo/*"], "quota": 500},
-            {"path": "/groups/grid", "backend": "local", "root": "/grid",
-             "read": ["/testvo/grid/*"], "write": ["/testvo/grid/*"]},
-            {"path": "/archive", "backend": "down", "root": "/a", "read": ["/testvo/*"]},
-        ]})
+    ns = Namespace.from_dict(
+        {
+            "version": 1,
+            "backends": {
+                "local": {"type": "posix", "root": str(store)},
+                "down": {"type": "hdfs", "url": f"http://127.0.0.1:{_closed_port()}"},
+            },
+            "area": [
+                {
+                    "path": "/public",
+                    "backend": "local",
+                    "root": "/public",
+                    "read": ["/testvo/*"],
+                    "write": ["/testvo/Role=datamanager"],
+                    "quota": 1000,
+                },
+                {
+                    "path": "/private",
+                    "type": "private",
+                    "backend": "local",
+                    "root": "/home",
+                    "members": ["/testvo/*"],
+                    "quota": 500,
+                },
+                {
+                    "path": "/groups/grid",
+                    "backend": "local",
+                    "root": "/grid",
+                    "read": ["/testvo/grid/*"],
+                    "write": ["/testvo/grid/*"],
+                },
+                {"path": "/archive", "backend": "down", "root": "/a", "read": ["/testvo/*"]},
+            ],
+        }
+    )
     yield StorageGateway(ns)
 
 
@@ -87,15 +109,18 @@ def names(gw: StorageGateway, who: Identity, path: str) -> list[str]:
     return [e.name for e in gw.listdir(who, path)]
 
 
-def test_public_read_for_members_write_for_datamanager(gw: StorageGateway,
-                                                       ids: dict[str, Identity]) -> None:
+def test_public_read_for_members_write_for_datamanager(
+    gw: StorageGateway, ids: dict[str, Identity]
+) -> None:
     gw.write(ids["dora"], "/public/ref.txt", [b"reference"])
     assert b"".join(gw.open_read(ids["bob"], "/public/ref.txt")) == b"reference"
     with pytest.raises(PermissionDenied, match="Role=datamanager"):
         gw.write(ids["bob"], "/public/mine.txt", [b"x"])
-    for op in (lambda: gw.delete(ids["alice"], "/public/ref.txt"),
-               lambda: gw.mkdir(ids["alice"], "/public/d"),
-               lambda: gw.rename(ids["alice"], "/public/ref.txt", "/public/r2")):
+    for op in (
+        lambda: gw.delete(ids["alice"], "/public/ref.txt"),
+        lambda: gw.mkdir(ids["alice"], "/public/d"),
+        lambda: gw.rename(ids["alice"], "/public/ref.txt", "/public/r2"),
+    ):
         with pytest.raises(PermissionDenied):
             op()
     assert names(gw, ids["alice"], "/public") == ["ref.txt"]
@@ -108,8 +133,9 @@ def test_identity_without_vo_sees_nothing(gw: StorageGateway, ids: dict[str, Ide
     assert gw.home(ids["plain"]) is None
 
 
-def test_private_area_created_on_first_use_and_invisible(gw: StorageGateway, store: Path,
-                                                         ids: dict[str, Identity]) -> None:
+def test_private_area_created_on_first_use_and_invisible(
+    gw: StorageGateway, store: Path, ids: dict[str, Identity]
+) -> None:
     home = gw.home(ids["alice"])
     assert home == f"/private/{user_key(ids['alice'])}"
     assert names(gw, ids["alice"], "/private") == [user_key(ids["alice"])]
@@ -117,11 +143,13 @@ def test_private_area_created_on_first_use_and_invisible(gw: StorageGateway, sto
     assert (store / "home" / user_key(ids["alice"])).is_dir()
     gw.write(ids["alice"], f"{home}/notes.txt", [b"mine"])
     assert names(gw, ids["bob"], "/private") == [user_key(ids["bob"])]
-    for op in (lambda: gw.listdir(ids["bob"], home),
-               lambda: gw.stat(ids["bob"], f"{home}/notes.txt"),
-               lambda: gw.open_read(ids["bob"], f"{home}/notes.txt"),
-               lambda: gw.write(ids["bob"], f"{home}/evil.txt", [b"x"]),
-               lambda: gw.delete(ids["bob"], f"{home}/notes.txt")):
+    for op in (
+        lambda: gw.listdir(ids["bob"], home),
+        lambda: gw.stat(ids["bob"], f"{home}/notes.txt"),
+        lambda: gw.open_read(ids["bob"], f"{home}/notes.txt"),
+        lambda: gw.write(ids["bob"], f"{home}/evil.txt", [b"x"]),
+        lambda: gw.delete(ids["bob"], f"{home}/notes.txt"),
+    ):
         with pytest.raises(NotFound):
             op()
     assert names(gw, ids["alice"], home) == ["notes.txt"]
@@ -189,8 +217,9 @@ def test_down_backend_fails_only_its_area(gw: StorageGateway, ids: dict[str, Ide
     assert "archive" in names(gw, ids["alice"], "/")
 
 
-def test_interrupted_upload_through_gateway(gw: StorageGateway, store: Path,
-                                            ids: dict[str, Identity]) -> None:
+def test_interrupted_upload_through_gateway(
+    gw: StorageGateway, store: Path, ids: dict[str, Identity]
+) -> None:
     def source() -> Iterator[bytes]:
         yield b"partial"
         raise ConnectionResetError("client went away")
@@ -201,13 +230,22 @@ def test_interrupted_upload_through_gateway(gw: StorageGateway, store: Path,
     assert list((store / "grid").iterdir()) == []
 
 
-@pytest.mark.parametrize("bad", [
-    "/public/../private/x", "/groups/grid/../../public/x", "/public/%2e%2e/x",
-    "/groups/grid/a\x00b", "/groups/grid/\uff0e\uff0e/x", "groups/grid/x", "//groups/grid/x",
-    "/groups/grid/.gw-upload-0000000000000000",
-])
-def test_traversal_refused_nothing_written(gw: StorageGateway, store: Path, bad: str,
-                                           ids: dict[str, Identity]) -> None:
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "/public/../private/x",
+        "/groups/grid/../../public/x",
+        "/public/%2e%2e/x",
+        "/groups/grid/a\x00b",
+        "/groups/grid/\uff0e\uff0e/x",
+        "groups/grid/x",
+        "//groups/grid/x",
+        "/groups/grid/.gw-upload-0000000000000000",
+    ],
+)
+def test_traversal_refused_nothing_written(
+    gw: StorageGateway, store: Path, bad: str, ids: dict[str, Identity]
+) -> None:
     with pytest.raises(InvalidPath):
         gw.write(ids["alice"], bad, [b"x"])
     with pytest.raises(InvalidPath):
@@ -216,8 +254,9 @@ def test_traversal_refused_nothing_written(gw: StorageGateway, store: Path, bad:
     assert written == []
 
 
-def test_symlink_out_of_area_refused(gw: StorageGateway, store: Path, tmp_path: Path,
-                                     ids: dict[str, Identity]) -> None:
+def test_symlink_out_of_area_refused(
+    gw: StorageGateway, store: Path, tmp_path: Path, ids: dict[str, Identity]
+) -> None:
     gw.mkdir(ids["alice"], "/groups/grid/d")
     outside = tmp_path / "outside"
     outside.mkdir()

@@ -6,19 +6,22 @@ from pathlib import Path
 
 import pytest
 
-from storage_gateway.access import AreaKind
-from storage_gateway.backends.base import InvalidPath
-from storage_gateway.backends.glusterfs import GlusterBackend
-from storage_gateway.backends.hdfs import HdfsBackend
-from storage_gateway.backends.posix import PosixBackend
-from storage_gateway.namespace import Namespace, NamespaceError, parse_size
+from gproc.storage_gateway.access import AreaKind
+from gproc.storage_gateway.backends.base import InvalidPath
+from gproc.storage_gateway.backends.glusterfs import GlusterBackend
+from gproc.storage_gateway.backends.hdfs import HdfsBackend
+from gproc.storage_gateway.backends.posix import PosixBackend
+from gproc.storage_gateway.namespace import Namespace, NamespaceError, parse_size
 
 ETC = Path(__file__).resolve().parents[2] / "etc" / "gateway.toml"
 
 
 def config(tmp_path: Path, *areas: dict) -> dict:
-    return {"version": 1, "backends": {"local": {"type": "posix", "root": str(tmp_path)}},
-            "area": list(areas)}
+    return {
+        "version": 1,
+        "backends": {"local": {"type": "posix", "root": str(tmp_path)}},
+        "area": list(areas),
+    }
 
 
 def test_shipped_config_loads() -> None:
@@ -33,9 +36,13 @@ def test_shipped_config_loads() -> None:
 
 
 def test_resolution_maps_to_area_root(tmp_path: Path) -> None:
-    ns = Namespace.from_dict(config(tmp_path,
-                                    {"path": "/public", "backend": "local", "root": "/pub"},
-                                    {"path": "/groups/grid", "backend": "local", "root": "/g"}))
+    ns = Namespace.from_dict(
+        config(
+            tmp_path,
+            {"path": "/public", "backend": "local", "root": "/pub"},
+            {"path": "/groups/grid", "backend": "local", "root": "/g"},
+        )
+    )
     r = ns.resolve("/public/a/b.tif")
     assert r is not None and r.backend_path == "/pub/a/b.tif" and r.area_root == "/pub"
     assert r.rest == ("a", "b.tif") and r.owner is None
@@ -53,8 +60,11 @@ def test_mount_points_match_whole_components(tmp_path: Path) -> None:
 
 
 def test_private_area_owner_is_first_component(tmp_path: Path) -> None:
-    ns = Namespace.from_dict(config(tmp_path, {"path": "/private", "backend": "local",
-                                               "type": "private", "root": "/home"}))
+    ns = Namespace.from_dict(
+        config(
+            tmp_path, {"path": "/private", "backend": "local", "type": "private", "root": "/home"}
+        )
+    )
     r = ns.resolve("/private/ann-0123456789ab/data/f")
     assert r is not None and r.owner == "ann-0123456789ab"
     assert r.backend_path == "/home/ann-0123456789ab/data/f"
@@ -64,25 +74,30 @@ def test_private_area_owner_is_first_component(tmp_path: Path) -> None:
     assert area is not None and area.kind is AreaKind.PRIVATE
 
 
-@pytest.mark.parametrize("bad", ["/public/../private/x", "/public/%2e%2e/x", "public/x",
-                                 "/public/a\x00", "/public/\u202ex"])
+@pytest.mark.parametrize(
+    "bad",
+    ["/public/../private/x", "/public/%2e%2e/x", "public/x", "/public/a\x00", "/public/\u202ex"],
+)
 def test_resolution_refuses_bad_paths(tmp_path: Path, bad: str) -> None:
     ns = Namespace.from_dict(config(tmp_path, {"path": "/public", "backend": "local"}))
     with pytest.raises(InvalidPath):
         ns.resolve(bad)
 
 
-@pytest.mark.parametrize("area, message", [
-    ({"path": "/x", "backend": "nope"}, "unknown backend"),
-    ({"path": "/", "backend": "local"}, "mounted at /"),
-    ({"path": "/x/../y", "backend": "local"}, "area #1"),
-    ({"path": "/x", "backend": "local", "root": "/a/../../etc"}, "area #1"),
-    ({"path": "/x", "backend": "local", "read": ["/testvo/Role="]}, "bad role"),
-    ({"path": "/x", "backend": "local", "type": "weird"}, "area #1"),
-    ({"path": "/x", "backend": "local", "quota": "lots"}, "bad size"),
-    ({"path": "/x", "backend": "local", "colour": "red"}, "unknown keys"),
-    ({"path": "/x", "backend": "local", "read_dns": ["CN=x"]}, "slash-form"),
-])
+@pytest.mark.parametrize(
+    "area, message",
+    [
+        ({"path": "/x", "backend": "nope"}, "unknown backend"),
+        ({"path": "/", "backend": "local"}, "mounted at /"),
+        ({"path": "/x/../y", "backend": "local"}, "area #1"),
+        ({"path": "/x", "backend": "local", "root": "/a/../../etc"}, "area #1"),
+        ({"path": "/x", "backend": "local", "read": ["/testvo/Role="]}, "bad role"),
+        ({"path": "/x", "backend": "local", "type": "weird"}, "area #1"),
+        ({"path": "/x", "backend": "local", "quota": "lots"}, "bad size"),
+        ({"path": "/x", "backend": "local", "colour": "red"}, "unknown keys"),
+        ({"path": "/x", "backend": "local", "read_dns": ["CN=x"]}, "slash-form"),
+    ],
+)
 def test_bad_area_entries_refused_at_load(tmp_path: Path, area: dict, message: str) -> None:
     with pytest.raises(NamespaceError, match=message):
         Namespace.from_dict(config(tmp_path, area))
@@ -90,11 +105,15 @@ def test_bad_area_entries_refused_at_load(tmp_path: Path, area: dict, message: s
 
 def test_nested_and_duplicate_mounts_refused(tmp_path: Path) -> None:
     with pytest.raises(NamespaceError, match="mounted twice"):
-        Namespace.from_dict(config(tmp_path, {"path": "/a", "backend": "local"},
-                                   {"path": "/a", "backend": "local"}))
+        Namespace.from_dict(
+            config(tmp_path, {"path": "/a", "backend": "local"}, {"path": "/a", "backend": "local"})
+        )
     with pytest.raises(NamespaceError, match="other mount points"):
-        Namespace.from_dict(config(tmp_path, {"path": "/a", "backend": "local"},
-                                   {"path": "/a/b", "backend": "local"}))
+        Namespace.from_dict(
+            config(
+                tmp_path, {"path": "/a", "backend": "local"}, {"path": "/a/b", "backend": "local"}
+            )
+        )
 
 
 def test_unknown_backend_type_refused(tmp_path: Path) -> None:
@@ -105,16 +124,31 @@ def test_unknown_backend_type_refused(tmp_path: Path) -> None:
 
 
 def test_children_of_virtual_directories(tmp_path: Path) -> None:
-    ns = Namespace.from_dict(config(tmp_path, {"path": "/public", "backend": "local"},
-                                    {"path": "/groups/grid", "backend": "local"},
-                                    {"path": "/groups/eo", "backend": "local"}))
+    ns = Namespace.from_dict(
+        config(
+            tmp_path,
+            {"path": "/public", "backend": "local"},
+            {"path": "/groups/grid", "backend": "local"},
+            {"path": "/groups/eo", "backend": "local"},
+        )
+    )
     assert sorted(n for n, _ in ns.children(())) == ["groups", "groups", "public"]
     assert sorted(n for n, _ in ns.children(("groups",))) == ["eo", "grid"]
     assert ns.children(("nothing",)) == []
 
 
-@pytest.mark.parametrize("text, value", [(0, 0), (1024, 1024), ("1 KiB", 1024), ("2MB", 2 * 10**6),
-                                         ("1.5 GiB", 3 * 2**29), ("7", 7), ("3 b", 3)])
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        (0, 0),
+        (1024, 1024),
+        ("1 KiB", 1024),
+        ("2MB", 2 * 10**6),
+        ("1.5 GiB", 3 * 2**29),
+        ("7", 7),
+        ("3 b", 3),
+    ],
+)
 def test_parse_size(text: int | str, value: int) -> None:
     assert parse_size(text) == value
 

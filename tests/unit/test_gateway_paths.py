@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from storage_gateway import paths
-from storage_gateway.backends.base import InvalidPath
+from gproc.storage_gateway import paths
+from gproc.storage_gateway.backends.base import InvalidPath
 
 GOOD = [
     "/",

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from wrappers.base import JobState
-from wrappers.htcondor.events import Cursor, EventLogReader
+from gproc.wrappers.base import JobState
+from gproc.wrappers.htcondor.events import Cursor, EventLogReader
 
 TASK_A = "a" * 32
 TASK_B = "b" * 32
@@ -79,8 +79,12 @@ def test_events_are_typed_with_implied_state_and_task(tmp_path: Path) -> None:
 
 def test_exit_zero_is_completed_and_signal_is_failed(tmp_path: Path) -> None:
     log = tmp_path / "EventLog"
-    killed = ev(5, 2, "Job terminated.",
-                "\t(0) Abnormal termination (signal 9)\n\t(0) No core file\n" + USAGE)
+    killed = ev(
+        5,
+        2,
+        "Job terminated.",
+        "\t(0) Abnormal termination (signal 9)\n\t(0) No core file\n" + USAGE,
+    )
     write(log, terminated(1, 0), killed)
     events, _ = EventLogReader(log, "inst").read(None)
     assert [(e.state, e.exit_code) for e in events] == [

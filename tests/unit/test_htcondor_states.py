@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 import classad2
 import pytest
 
-from wrappers.base import JobState
-from wrappers.htcondor.states import classify, job_info
+from gproc.wrappers.base import JobState
+from gproc.wrappers.htcondor.states import classify, job_info
 
 TASK = "0123456789abcdef0123456789abcdef"
 
@@ -23,7 +23,10 @@ CASES = [
     ("JobStatus = 4", JobState.FAILED, False, None, None),  # no exit code: not a success
     (
         'JobStatus = 5\nHoldReasonCode = 16\nHoldReason = "Spooling input data files"',
-        JobState.IDLE, True, None, None,
+        JobState.IDLE,
+        True,
+        None,
+        None,
     ),
     ('JobStatus = 5\nHoldReasonCode = 1\nHoldReason = "by user"', JobState.HELD, False, None, None),
     ("JobStatus = 5\nHoldReasonCode = 12\nHoldReasonSubCode = 2", JobState.HELD, False, None, None),
@@ -32,20 +35,29 @@ CASES = [
     ("JobStatus = 0", JobState.UNKNOWN, False, None, None),
     ("JobStatus = 8", JobState.UNKNOWN, False, None, None),
     ('JobStatus = "2"', JobState.UNKNOWN, False, None, None),
-    ("Owner = \"gproc\"", JobState.UNKNOWN, False, None, None),
+    ('Owner = "gproc"', JobState.UNKNOWN, False, None, None),
     # completed, then removed by forget() after retrieval: still a completion
     (
         "JobStatus = 3\nGprocRetrieved = true\nCompletionDate = 1795241262\nExitCode = 0",
-        JobState.COMPLETED, False, 0, None,
+        JobState.COMPLETED,
+        False,
+        0,
+        None,
     ),
     (
         "JobStatus = 3\nGprocRetrieved = true\nCompletionDate = 1795241262\nExitCode = 2",
-        JobState.FAILED, False, 2, None,
+        JobState.FAILED,
+        False,
+        2,
+        None,
     ),
     # cancelled (never completed), then forgotten: removed
     (
         "JobStatus = 3\nGprocRetrieved = true\nCompletionDate = 0",
-        JobState.REMOVED, False, None, None,
+        JobState.REMOVED,
+        False,
+        None,
+        None,
     ),
 ]
 
@@ -57,7 +69,11 @@ def test_status_table(
     ad = classad2.parseOne(text)
     status = classify(ad)
     assert (status.state, status.spooling, status.exit_code, status.exit_signal) == (
-        state, spooling, code, signal)
+        state,
+        spooling,
+        code,
+        signal,
+    )
     # the same table applies to plain dicts (e.g. ads decoded from JSON)
     assert classify(dict(ad.items())) == status
 
@@ -65,13 +81,17 @@ def test_status_table(
 def test_job_info_from_a_held_job_passes_the_hold_reason() -> None:
     ad = classad2.parseOne(
         f'GlobalJobId = "vm#7.0#1795241257"\nGprocTaskId = "{TASK}"\nGprocAttempt = 2\n'
-        'JobStatus = 5\nHoldReasonCode = 12\nHoldReasonSubCode = 2\n'
+        "JobStatus = 5\nHoldReasonCode = 12\nHoldReasonSubCode = 2\n"
         'HoldReason = "Transfer output files failure"\nQDate = 1795241257\n'
         "JobStartDate = 1795241262\nCompletionDate = 0"
     )
     info = job_info(ad)
     assert (info.job_id, info.task_id, info.attempt, info.state) == (
-        "vm#7.0#1795241257", TASK, 2, JobState.HELD)
+        "vm#7.0#1795241257",
+        TASK,
+        2,
+        JobState.HELD,
+    )
     assert (info.hold_code, info.hold_subcode) == (12, 2)
     assert info.hold_reason == "Transfer output files failure"
     assert info.raw_status == 5
@@ -81,14 +101,27 @@ def test_job_info_from_a_held_job_passes_the_hold_reason() -> None:
 
 
 def test_job_info_of_spooling_and_finished_jobs() -> None:
-    spooling = job_info({"GlobalJobId": "s#1.0#1", "JobStatus": 5, "HoldReasonCode": 16,
-                         "HoldReason": "Spooling input data files"})
+    spooling = job_info(
+        {
+            "GlobalJobId": "s#1.0#1",
+            "JobStatus": 5,
+            "HoldReasonCode": 16,
+            "HoldReason": "Spooling input data files",
+        }
+    )
     assert spooling.state is JobState.IDLE and spooling.spooling
     assert spooling.hold_reason is None and spooling.hold_code is None
-    done = job_info({"GlobalJobId": "s#1.1#1", "JobStatus": 4, "ExitCode": 0,
-                     "CompletionDate": 1795241262})
+    done = job_info(
+        {"GlobalJobId": "s#1.1#1", "JobStatus": 4, "ExitCode": 0, "CompletionDate": 1795241262}
+    )
     assert done.finished_at == datetime.fromtimestamp(1795241262, tz=UTC)
     assert done.task_id is None and done.attempt is None
-    removed = job_info({"GlobalJobId": "s#1.2#1", "JobStatus": 3, "CompletionDate": 0,
-                        "EnteredCurrentStatus": 1795241300})
+    removed = job_info(
+        {
+            "GlobalJobId": "s#1.2#1",
+            "JobStatus": 3,
+            "CompletionDate": 0,
+            "EnteredCurrentStatus": 1795241300,
+        }
+    )
     assert removed.finished_at == datetime.fromtimestamp(1795241300, tz=UTC)

@@ -12,8 +12,8 @@ from pathlib import Path
 import htcondor2
 import pytest
 
-from wrappers.base import JobSpec
-from wrappers.htcondor.submit import (
+from gproc.wrappers.base import JobSpec
+from gproc.wrappers.htcondor.submit import (
     LEAVE_IN_QUEUE,
     SubmitValueError,
     description_text,
@@ -38,9 +38,9 @@ def expanded(key: str, value: str) -> str:
         (("plain", "x=1"), '"plain x=1"'),
         (("a b",), "\"'a b'\""),
         (("it's",), "\"'it''s'\""),
-        (('say "hi"',), "\"'say \"\"hi\"\"'\""),
+        (('say "hi"',), '"\'say ""hi""\'"'),
         (('"q"',), '"""q"""'),
-        (('a "b" c',), "\"'a \"\"b\"\" c'\""),
+        (('a "b" c',), '"\'a ""b"" c\'"'),
         (("back\\slash",), '"back\\slash"'),
         (("",), "\"''\""),
         (("tab\there",), "\"'tab\there'\""),
@@ -71,7 +71,7 @@ def test_unsafe_argument_values_are_refused(value: str) -> None:
 
 
 def test_environment_quoting_and_names() -> None:
-    text = quote_environment({"A": "1", "B": "x y", "C": "it's \"q\" $(Owner)"})
+    text = quote_environment({"A": "1", "B": "x y", "C": 'it\'s "q" $(Owner)'})
     assert text == "\"A=1 B='x y' C='it''s \"\"q\"\" $(DOLLAR)(Owner)'\""
     assert "$(Owner)" in expanded("environment", text)
     for bad in ["1A", "A-B", "A B", "", "A=B"]:
@@ -104,9 +104,13 @@ def test_job_description_fields() -> None:
             arguments=("in.tif", "out put.tif"),
             input_files=(Path("/data/a/in.tif"), Path("/data/b/aux.xml")),
             output_files=("out.tif",),
-            request_cpus=2, request_memory_mb=2048, request_disk_mb=10,
-            accounting_group="group_vo.grid", accounting_user="alice",
-            x509_proxy=Path("/tmp/x509up_u1"), attempt=3,
+            request_cpus=2,
+            request_memory_mb=2048,
+            request_disk_mb=10,
+            accounting_group="group_vo.grid",
+            accounting_user="alice",
+            x509_proxy=Path("/tmp/x509up_u1"),
+            attempt=3,
             labels={"Tool": "ndvi"},
         ),
         "prod-1",
@@ -124,7 +128,10 @@ def test_job_description_fields() -> None:
     assert desc["leave_in_queue"] == LEAVE_IN_QUEUE
     assert desc["initialdir"] == f"/srv/gproc/sandboxes/{TASK}"
     assert (desc["request_cpus"], desc["request_memory"], desc["request_disk"]) == (
-        "2", "2048", "10240")
+        "2",
+        "2048",
+        "10240",
+    )
     assert desc["accounting_group"] == "group_vo.grid"
     assert desc["accounting_group_user"] == "alice"
     assert desc["x509userproxy"] == "/tmp/x509up_u1"

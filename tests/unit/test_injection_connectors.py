@@ -12,9 +12,15 @@ from typing import Any
 
 import pytest
 
-from connectors import InvalidRequest, ToolRequest, UnknownTool, get_connector, list_connectors
-from connectors.base import JobPlan
-from connectors.gisheo import parse
+from gproc.connectors import (
+    InvalidRequest,
+    ToolRequest,
+    UnknownTool,
+    get_connector,
+    list_connectors,
+)
+from gproc.connectors.base import JobPlan
+from gproc.connectors.gisheo import parse
 
 HOSTILE = [
     '1\nGprocTaskId="x"',
@@ -44,8 +50,7 @@ CONNECTORS = list_connectors()
 def base_inputs(tool: str) -> dict[str, Any]:
     conn = get_connector(tool)
     return {
-        p.name: [f"s{i}" for i in range(p.min_count)] if p.multiple else "src"
-        for p in conn.inputs
+        p.name: [f"s{i}" for i in range(p.min_count)] if p.multiple else "src" for p in conn.inputs
     }
 
 
@@ -102,8 +107,11 @@ def test_hostile_port_names(conn, port: str) -> None:  # type: ignore[no-untyped
         conn.plan(ToolRequest(conn.name, inputs, base_params(conn.name)))
     assert err.value.field == "inputs"
     with pytest.raises(InvalidRequest) as err:
-        conn.plan(ToolRequest(conn.name, base_inputs(conn.name), base_params(conn.name),
-                              outputs={port: "label"}))
+        conn.plan(
+            ToolRequest(
+                conn.name, base_inputs(conn.name), base_params(conn.name), outputs={port: "label"}
+            )
+        )
     assert err.value.field == "outputs"
 
 

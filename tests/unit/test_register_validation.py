@@ -11,12 +11,12 @@ import pytest
 import rasterio
 from rasterio.transform import from_origin
 
-from connectors import ToolRequest
+from gproc.connectors import ToolRequest
 from gproc.domain import InvalidTaskRequest, LimitExceeded, Owner, TaskRequest
 from gproc.lifecycle import TaskService
 from gproc.registry import Registry, TaskFilter
 from gproc.staging import TaskDirs, local_file_resolver
-from wrappers.htcondor.schedd import HTCondorWMS
+from gproc.wrappers.htcondor.schedd import HTCondorWMS
 
 OWNER = Owner(dn="/C=RO/O=GiSHEO/CN=ann")
 
@@ -24,23 +24,40 @@ OWNER = Owner(dn="/C=RO/O=GiSHEO/CN=ann")
 @pytest.fixture
 def tif(tmp_path: Path) -> Path:
     path = tmp_path / "in.tif"
-    with rasterio.open(path, "w", driver="GTiff", width=4, height=4, count=1, dtype="uint8",
-                       crs="EPSG:32635", transform=from_origin(0, 0, 1, 1)) as ds:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=4,
+        height=4,
+        count=1,
+        dtype="uint8",
+        crs="EPSG:32635",
+        transform=from_origin(0, 0, 1, 1),
+    ) as ds:
         ds.write(np.zeros((1, 4, 4), dtype="uint8"))
     return path
 
 
 def _svc(tmp_path: Path, roots: tuple[Path, ...] | None = None, max_batch: int = 10) -> TaskService:
-    return TaskService(Registry(f"sqlite:///{tmp_path / 'db.sqlite'}"),
-                       HTCondorWMS(instance="unit", sandbox_root=tmp_path / "sb"),
-                       TaskDirs(tmp_path / "tasks"), local_file_resolver(roots),
-                       max_batch=max_batch, max_inline=64)
+    return TaskService(
+        Registry(f"sqlite:///{tmp_path / 'db.sqlite'}"),
+        HTCondorWMS(instance="unit", sandbox_root=tmp_path / "sb"),
+        TaskDirs(tmp_path / "tasks"),
+        local_file_resolver(roots),
+        max_batch=max_batch,
+        max_inline=64,
+    )
 
 
-def _req(tool: str, inputs: dict[str, str], params: dict[str, object] | None = None,
-         **kw: object) -> TaskRequest:
-    return TaskRequest(ToolRequest(tool=tool, inputs=inputs, params=params or {}),  # type: ignore[arg-type]
-                       OWNER, **kw)  # type: ignore[arg-type]
+def _req(
+    tool: str, inputs: dict[str, str], params: dict[str, object] | None = None, **kw: object
+) -> TaskRequest:
+    return TaskRequest(
+        ToolRequest(tool=tool, inputs=inputs, params=params or {}),  # type: ignore[arg-type]
+        OWNER,
+        **kw,
+    )  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -55,8 +72,9 @@ def _req(tool: str, inputs: dict[str, str], params: dict[str, object] | None = N
         ("canny", {"canny1": '1"\n+Owner="root'}, "params.canny1"),
     ],
 )
-def test_bad_requests_name_the_field(tmp_path: Path, tif: Path, tool: str,
-                                     params: dict[str, object], field: str) -> None:
+def test_bad_requests_name_the_field(
+    tmp_path: Path, tif: Path, tool: str, params: dict[str, object], field: str
+) -> None:
     svc = _svc(tmp_path)
     with pytest.raises(InvalidTaskRequest) as exc:
         svc.register([_req(tool, {"image": str(tif)}, params)])
@@ -104,8 +122,11 @@ def test_batch_and_inline_limits(tmp_path: Path, tif: Path) -> None:
         svc.register([_req("band", {"image": str(tif)})] * 3)
     with pytest.raises(InvalidTaskRequest):
         svc.register([])
-    big = TaskRequest(ToolRequest(tool="band", inputs={"image": "inline"}), OWNER,
-                      inline_inputs={"image": b"x" * 65})
+    big = TaskRequest(
+        ToolRequest(tool="band", inputs={"image": "inline"}),
+        OWNER,
+        inline_inputs={"image": b"x" * 65},
+    )
     with pytest.raises(LimitExceeded):
         svc.register([big])
 
@@ -134,8 +155,7 @@ def test_accounting_group_and_delegated_proxy_reach_the_job_description(
     proxy = tmp_path / "delegated.pem"
     proxy.write_text("not read at registration")
     owner = Owner(dn="/C=RO/O=GiSHEO/CN=ann", vo="testvo", accounting_group="group_testvo.grid")
-    req = TaskRequest(ToolRequest(tool="band", inputs={"image": str(tif)}), owner,
-                      x509_proxy=proxy)
+    req = TaskRequest(ToolRequest(tool="band", inputs={"image": str(tif)}), owner, x509_proxy=proxy)
     desc = _svc(tmp_path).register([req])[0].job_description
     assert f"x509userproxy = {proxy}" in desc
     assert "accounting_group = group_testvo.grid" in desc

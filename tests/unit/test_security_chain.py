@@ -10,18 +10,17 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from security import pki
-from security.chain import Validator, validate_chain
-from security.errors import CredentialError, Reason, UntrustedCredential, ValidityError
-from security.identity import Fqan, ProxyType
-from security.pki import TestPKI
-from security.truststore import TrustStore
-from security.voms import VomsTrust
+from gproc.security import pki
+from gproc.security.chain import Validator, validate_chain
+from gproc.security.errors import CredentialError, Reason, UntrustedCredential, ValidityError
+from gproc.security.identity import Fqan, ProxyType
+from gproc.security.pki import TestPKI
+from gproc.security.truststore import TrustStore
+from gproc.security.voms import VomsTrust
 
 
 def _validator(p: TestPKI, ca_dir: Path | None = None, **kw: object) -> Validator:
-    return Validator(TrustStore(ca_dir or p.ca_dir, check_interval=0),
-                     VomsTrust(p.vomsdir), **kw)  # type: ignore[arg-type]
+    return Validator(TrustStore(ca_dir or p.ca_dir, check_interval=0), VomsTrust(p.vomsdir), **kw)  # type: ignore[arg-type]
 
 
 def test_plain_end_entity_certificate(test_pki: TestPKI, pki_validator: Validator) -> None:
@@ -33,15 +32,19 @@ def test_plain_end_entity_certificate(test_pki: TestPKI, pki_validator: Validato
     assert ident.fqans == () and ident.vo is None
 
 
-@pytest.mark.parametrize(("label", "kind", "fqans"), [
-    ("alice", ProxyType.IMPERSONATION, []),
-    ("alice-voms", ProxyType.IMPERSONATION, ["/testvo", "/testvo/grid"]),
-    ("alice-limited", ProxyType.LIMITED, ["/testvo", "/testvo/grid"]),
-    ("alice-independent", ProxyType.INDEPENDENT, []),
-    ("bob-voms", ProxyType.IMPERSONATION, ["/testvo/Role=admin", "/testvo"]),
-])
-def test_test_pki_proxies(test_pki: TestPKI, pki_validator: Validator, label: str,
-                          kind: ProxyType, fqans: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("label", "kind", "fqans"),
+    [
+        ("alice", ProxyType.IMPERSONATION, []),
+        ("alice-voms", ProxyType.IMPERSONATION, ["/testvo", "/testvo/grid"]),
+        ("alice-limited", ProxyType.LIMITED, ["/testvo", "/testvo/grid"]),
+        ("alice-independent", ProxyType.INDEPENDENT, []),
+        ("bob-voms", ProxyType.IMPERSONATION, ["/testvo/Role=admin", "/testvo"]),
+    ],
+)
+def test_test_pki_proxies(
+    test_pki: TestPKI, pki_validator: Validator, label: str, kind: ProxyType, fqans: list[str]
+) -> None:
     ident = pki_validator.validate(test_pki.proxies[label].read_bytes())
     assert ident.proxy_type is kind and ident.proxy_depth == 1
     assert [str(f) for f in ident.fqans] == fqans
@@ -51,8 +54,9 @@ def test_test_pki_proxies(test_pki: TestPKI, pki_validator: Validator, label: st
         assert ident.acs[0].issuer == test_pki.voms.dn
 
 
-def test_proxy_of_proxy_keeps_acs_and_respects_path_length(test_pki: TestPKI,
-                                                           pki_validator: Validator) -> None:
+def test_proxy_of_proxy_keeps_acs_and_respects_path_length(
+    test_pki: TestPKI, pki_validator: Validator
+) -> None:
     alice = test_pki.users["alice"]
     ac = pki.make_voms_ac(alice.cert, test_pki.voms, "testvo", ["/testvo/grid"])
     first = pki.make_proxy(alice, acs=[ac], path_length=1)
@@ -75,8 +79,9 @@ def test_input_forms_give_the_same_identity(test_pki: TestPKI) -> None:
     assert a.subject == c.subject
 
 
-def test_validation_at_a_later_time_sees_expiry(test_pki: TestPKI,
-                                                pki_validator: Validator) -> None:
+def test_validation_at_a_later_time_sees_expiry(
+    test_pki: TestPKI, pki_validator: Validator
+) -> None:
     pem = test_pki.proxies["alice"].read_bytes()
     later = datetime.now(UTC) + timedelta(days=2)
     with pytest.raises(ValidityError) as info:
@@ -99,8 +104,11 @@ def test_cache_hit_and_expiry_bound(test_pki: TestPKI) -> None:
     second = validator.validate(pem)
     assert second is first and validator.cache.hits == 1
     assert validator.voms is not None
-    key = (bytes.fromhex(first.fingerprint), validator.truststore.generation,
-           validator.voms.generation)
+    key = (
+        bytes.fromhex(first.fingerprint),
+        validator.truststore.generation,
+        validator.voms.generation,
+    )
     assert validator.cache.get(key, datetime.now(UTC)) is first
     assert validator.cache.get(key, first.not_after + timedelta(seconds=1)) is None
     assert len(validator.cache) == 0  # the expired entry was dropped
@@ -132,8 +140,9 @@ def test_crl_update_is_picked_up(test_pki: TestPKI, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("hashes_", ["old", "new", "both"])
-def test_old_and_new_hash_directories_behave_the_same(test_pki: TestPKI, tmp_path: Path,
-                                                      hashes_: str) -> None:
+def test_old_and_new_hash_directories_behave_the_same(
+    test_pki: TestPKI, tmp_path: Path, hashes_: str
+) -> None:
     ca_dir = pki.write_ca_dir(tmp_path / hashes_, [(test_pki.ca, test_pki.crl)], hashes_=hashes_)
     validator = _validator(test_pki, ca_dir)
     assert validator.validate(test_pki.proxies["alice-voms"].read_bytes()).fqans
@@ -154,12 +163,19 @@ def test_missing_crl_is_refused_unless_allowed(test_pki: TestPKI, tmp_path: Path
 
 
 def test_validate_chain_function(test_pki: TestPKI) -> None:
-    ident = validate_chain(test_pki.proxies["bob-voms"].read_bytes(), TrustStore(test_pki.ca_dir),
-                           str(test_pki.vomsdir))
+    ident = validate_chain(
+        test_pki.proxies["bob-voms"].read_bytes(),
+        TrustStore(test_pki.ca_dir),
+        str(test_pki.vomsdir),
+    )
     assert ident.primary_fqan == Fqan("testvo", (), "admin")
     with pytest.raises(CredentialError):
-        validate_chain(test_pki.proxies["alice-limited"].read_bytes(), TrustStore(test_pki.ca_dir),
-                       None, require_full_proxy=True)
+        validate_chain(
+            test_pki.proxies["alice-limited"].read_bytes(),
+            TrustStore(test_pki.ca_dir),
+            None,
+            require_full_proxy=True,
+        )
 
 
 def test_identity_is_immutable(test_pki: TestPKI, pki_validator: Validator) -> None:
@@ -173,8 +189,9 @@ def test_chain_sent_with_ca_certificate(test_pki: TestPKI, pki_validator: Valida
     assert pki_validator.validate(pem).issuer_grid == test_pki.ca.dn
 
 
-def test_chain_sent_with_forged_root_is_refused(test_pki: TestPKI,
-                                                pki_validator: Validator) -> None:
+def test_chain_sent_with_forged_root_is_refused(
+    test_pki: TestPKI, pki_validator: Validator
+) -> None:
     forged_ca = pki.make_ca("gproc Test CA")  # same DN, attacker's key
     eve = pki.make_user_cert(forged_ca, "eve")
     with pytest.raises(UntrustedCredential) as info:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from security import pki
-from security.identity import Fqan, grid_dn, normalise_grid_dn, rfc2253_dn, same_dn
+from gproc.security import pki
+from gproc.security.identity import Fqan, grid_dn, normalise_grid_dn, rfc2253_dn, same_dn
 
 
 def test_dn_forms() -> None:
@@ -24,19 +24,24 @@ def test_values_with_slashes_stay_whole() -> None:
     assert normalise_grid_dn("/O=a/CN=host/vm.example") == (("o", "a"), ("cn", "host/vm.example"))
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("/testvo", Fqan("testvo")),
-    ("/testvo/Role=NULL/Capability=NULL", Fqan("testvo")),
-    ("/testvo/grid/sub", Fqan("testvo", ("grid", "sub"))),
-    ("/testvo/grid/Role=admin", Fqan("testvo", ("grid",), "admin")),
-    ("/testvo/Role=admin/Capability=NULL", Fqan("testvo", (), "admin")),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("/testvo", Fqan("testvo")),
+        ("/testvo/Role=NULL/Capability=NULL", Fqan("testvo")),
+        ("/testvo/grid/sub", Fqan("testvo", ("grid", "sub"))),
+        ("/testvo/grid/Role=admin", Fqan("testvo", ("grid",), "admin")),
+        ("/testvo/Role=admin/Capability=NULL", Fqan("testvo", (), "admin")),
+    ],
+)
 def test_fqan_parse(text: str, expected: Fqan) -> None:
     assert Fqan.parse(text) == expected
 
 
-@pytest.mark.parametrize("bad", ["", "testvo", "/", "/testvo/Role=admin/grid", "/te st",
-                                 "/testvo/Foo=bar", "/testvo//grid"])
+@pytest.mark.parametrize(
+    "bad",
+    ["", "testvo", "/", "/testvo/Role=admin/grid", "/te st", "/testvo/Foo=bar", "/testvo//grid"],
+)
 def test_fqan_parse_refuses(bad: str) -> None:
     with pytest.raises(ValueError):
         Fqan.parse(bad)

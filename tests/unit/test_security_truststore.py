@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from security import pki
-from security.chain import Validator
-from security.errors import Reason, TrustStoreError, UntrustedCredential
-from security.pki import TestPKI
-from security.truststore import TrustStore, parse_namespaces, parse_signing_policy
+from gproc.security import pki
+from gproc.security.chain import Validator
+from gproc.security.errors import Reason, TrustStoreError, UntrustedCredential
+from gproc.security.pki import TestPKI
+from gproc.security.truststore import TrustStore, parse_namespaces, parse_signing_policy
 
 CA = "/C=XX/O=gproc-test/CN=gproc Test CA"
 SIGNING_POLICY = f"""# EACL
@@ -44,8 +44,9 @@ def test_namespaces_file_overrides_signing_policy(test_pki: TestPKI, tmp_path: P
     ca_dir = shutil.copytree(test_pki.ca_dir, tmp_path / "certs", symlinks=True)
     (ca_dir / f"{pki.subject_hash(test_pki.ca.cert)}.namespaces").write_text(NAMESPACES)
     validator = Validator(TrustStore(ca_dir))
-    banned = pki.issue_cert(test_pki.ca, pki.name(("C", "XX"), ("O", "gproc-test"),
-                                                  ("OU", "banned"), ("CN", "x")))
+    banned = pki.issue_cert(
+        test_pki.ca, pki.name(("C", "XX"), ("O", "gproc-test"), ("OU", "banned"), ("CN", "x"))
+    )
     with pytest.raises(UntrustedCredential) as info:
         validator.validate(banned.chain_pem())
     assert info.value.reason is Reason.NAMESPACE_VIOLATION

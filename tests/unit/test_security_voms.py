@@ -10,14 +10,14 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
-from security import pki
-from security.asn1 import OID_VOMS_ACSEQ
-from security.chain import Validator
-from security.errors import Reason, VomsError
-from security.identity import Fqan
-from security.pki import TestPKI
-from security.truststore import TrustStore
-from security.voms import VomsTrust
+from gproc.security import pki
+from gproc.security.asn1 import OID_VOMS_ACSEQ
+from gproc.security.chain import Validator
+from gproc.security.errors import Reason, VomsError
+from gproc.security.identity import Fqan
+from gproc.security.pki import TestPKI
+from gproc.security.truststore import TrustStore
+from gproc.security.voms import VomsTrust
 
 NOW = datetime.now(UTC)
 
@@ -39,29 +39,44 @@ def _same_dn_other_ca(p: TestPKI) -> pki.Credential:
 
 
 BAD_ACS: dict[str, tuple[Callable[[TestPKI], bytes], Reason]] = {
-    "signed by an untrusted server": (lambda p: _ac(p, signer=_rogue_voms(p)),
-                                      Reason.AC_UNTRUSTED_SIGNER),
+    "signed by an untrusted server": (
+        lambda p: _ac(p, signer=_rogue_voms(p)),
+        Reason.AC_UNTRUSTED_SIGNER,
+    ),
     "signer DN in LSC but issued by an unknown CA": (
-        lambda p: _ac(p, signer=_same_dn_other_ca(p)), Reason.AC_UNTRUSTED_SIGNER),
-    "holder is another certificate": (lambda p: _ac(p, holder=p.users["bob"].cert),
-                                      Reason.AC_HOLDER_MISMATCH),
-    "expired": (lambda p: _ac(p, not_before=NOW - timedelta(hours=3),
-                              not_after=NOW - timedelta(hours=1)), Reason.AC_EXPIRED),
-    "not yet valid": (lambda p: _ac(p, not_before=NOW + timedelta(hours=1)),
-                      Reason.AC_NOT_YET_VALID),
-    "VO without an LSC entry": (lambda p: _ac(p, vo="othervo", fqans=["/othervo"]),
-                                Reason.AC_UNKNOWN_VO),
+        lambda p: _ac(p, signer=_same_dn_other_ca(p)),
+        Reason.AC_UNTRUSTED_SIGNER,
+    ),
+    "holder is another certificate": (
+        lambda p: _ac(p, holder=p.users["bob"].cert),
+        Reason.AC_HOLDER_MISMATCH,
+    ),
+    "expired": (
+        lambda p: _ac(p, not_before=NOW - timedelta(hours=3), not_after=NOW - timedelta(hours=1)),
+        Reason.AC_EXPIRED,
+    ),
+    "not yet valid": (
+        lambda p: _ac(p, not_before=NOW + timedelta(hours=1)),
+        Reason.AC_NOT_YET_VALID,
+    ),
+    "VO without an LSC entry": (
+        lambda p: _ac(p, vo="othervo", fqans=["/othervo"]),
+        Reason.AC_UNKNOWN_VO,
+    ),
     "bad signature": (lambda p: _ac(p, sign_key=p.users["bob"].key), Reason.AC_BAD_SIGNATURE),
-    "FQAN of another VO": (lambda p: _ac(p, fqans=["/testvo", "/othervo/admin"]),
-                           Reason.AC_MALFORMED),
-    "no signer cert and none in vomsdir": (lambda p: _ac(p, embed_signer=False),
-                                           Reason.AC_UNTRUSTED_SIGNER),
+    "FQAN of another VO": (
+        lambda p: _ac(p, fqans=["/testvo", "/othervo/admin"]),
+        Reason.AC_MALFORMED,
+    ),
+    "no signer cert and none in vomsdir": (
+        lambda p: _ac(p, embed_signer=False),
+        Reason.AC_UNTRUSTED_SIGNER,
+    ),
 }
 
 
 @pytest.mark.parametrize("name", list(BAD_ACS))
-def test_bad_ac_contributes_nothing(name: str, test_pki: TestPKI,
-                                    pki_validator: Validator) -> None:
+def test_bad_ac_contributes_nothing(name: str, test_pki: TestPKI, pki_validator: Validator) -> None:
     make, reason = BAD_ACS[name]
     alice = test_pki.users["alice"]
     good = _ac(test_pki, fqans=["/testvo", "/testvo/Role=admin"])
@@ -73,10 +88,12 @@ def test_bad_ac_contributes_nothing(name: str, test_pki: TestPKI,
 
 
 def test_strict_voms_refuses_the_chain(test_pki: TestPKI) -> None:
-    validator = Validator(TrustStore(test_pki.ca_dir), VomsTrust(test_pki.vomsdir),
-                          strict_voms=True)
-    proxy = pki.make_proxy(test_pki.users["alice"], acs=[_ac(test_pki,
-                                                              holder=test_pki.users["bob"].cert)])
+    validator = Validator(
+        TrustStore(test_pki.ca_dir), VomsTrust(test_pki.vomsdir), strict_voms=True
+    )
+    proxy = pki.make_proxy(
+        test_pki.users["alice"], acs=[_ac(test_pki, holder=test_pki.users["bob"].cert)]
+    )
     with pytest.raises(VomsError) as info:
         validator.validate(proxy.chain_pem())
     assert info.value.reason is Reason.AC_HOLDER_MISMATCH
@@ -92,8 +109,11 @@ def test_server_certificate_in_vomsdir_is_trusted(test_pki: TestPKI, tmp_path: P
 
 
 def test_long_and_short_fqan_forms_are_equal(test_pki: TestPKI, pki_validator: Validator) -> None:
-    long_form = ["/testvo/Role=NULL/Capability=NULL", "/testvo/grid/Role=NULL/Capability=NULL",
-                 "/testvo/Role=admin/Capability=NULL"]
+    long_form = [
+        "/testvo/Role=NULL/Capability=NULL",
+        "/testvo/grid/Role=NULL/Capability=NULL",
+        "/testvo/Role=admin/Capability=NULL",
+    ]
     proxy = pki.make_proxy(test_pki.users["alice"], acs=[_ac(test_pki, fqans=long_form)])
     fqans = pki_validator.validate(proxy.chain_pem()).fqans
     assert fqans == tuple(Fqan.parse(f) for f in ["/testvo", "/testvo/grid", "/testvo/Role=admin"])
@@ -108,8 +128,9 @@ def test_lsc_with_several_chains_and_reload(test_pki: TestPKI, tmp_path: Path) -
     validator = Validator(TrustStore(test_pki.ca_dir), voms)
     proxy = pki.make_proxy(test_pki.users["alice"], acs=[_ac(test_pki)]).chain_pem()
     assert validator.validate(proxy).rejected_acs[0].reason is Reason.AC_UNTRUSTED_SIGNER
-    lsc.write_text(lsc.read_text() + "------ NEXT CHAIN ------\n"
-                   f"{test_pki.voms.dn}\n{test_pki.ca.dn}\n")
+    lsc.write_text(
+        lsc.read_text() + f"------ NEXT CHAIN ------\n{test_pki.voms.dn}\n{test_pki.ca.dn}\n"
+    )
     ident = validator.validate(proxy)  # vomsdir generation changed: not served from cache
     assert ident.rejected_acs == () and ident.vo == "testvo"
 
@@ -119,15 +140,21 @@ def test_garbled_voms_extension_is_recorded(test_pki: TestPKI, pki_validator: Va
     pem = proxy.chain_pem()
     # a proxy whose VOMS extension holds a truncated AC
     broken = pki.make_proxy(test_pki.users["alice"])
-    bad = (x509.CertificateBuilder().subject_name(broken.cert.subject)
-           .issuer_name(broken.cert.issuer).public_key(broken.key.public_key())
-           .serial_number(broken.cert.serial_number)
-           .not_valid_before(broken.cert.not_valid_before_utc)
-           .not_valid_after(broken.cert.not_valid_after_utc))
+    bad = (
+        x509.CertificateBuilder()
+        .subject_name(broken.cert.subject)
+        .issuer_name(broken.cert.issuer)
+        .public_key(broken.key.public_key())
+        .serial_number(broken.cert.serial_number)
+        .not_valid_before(broken.cert.not_valid_before_utc)
+        .not_valid_after(broken.cert.not_valid_after_utc)
+    )
     for ext in broken.cert.extensions:
         bad = bad.add_extension(ext.value, ext.critical)
-    bad = bad.add_extension(x509.UnrecognizedExtension(
-        x509.ObjectIdentifier(OID_VOMS_ACSEQ), b"\x30\x03\x30\x01\x00"), critical=False)
+    bad = bad.add_extension(
+        x509.UnrecognizedExtension(x509.ObjectIdentifier(OID_VOMS_ACSEQ), b"\x30\x03\x30\x01\x00"),
+        critical=False,
+    )
     cert = bad.sign(test_pki.users["alice"].key, hashes.SHA256())
     chain = pki.Credential(cert, broken.key, broken.chain).chain_pem()
     ident = pki_validator.validate(chain)

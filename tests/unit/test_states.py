@@ -14,7 +14,7 @@ from gproc.states import (
     check_transition,
     task_state_for,
 )
-from wrappers.base import JobState
+from gproc.wrappers.base import JobState
 
 S = TaskState
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
+from gproc.security.attribute_authority import AcRequestRefused, AttributeAuthority
+from gproc.security.pki import Credential, TestPKI
+from gproc.services.voms_server import BadRequest, _b64, parse_request
 from gproc.vo import Actor, VoConflict, VoDenied, VoInvalid, VoStore, dn_key, membership_refusal
-from security.attribute_authority import AcRequestRefused, AttributeAuthority
-from security.pki import Credential, TestPKI
-from services.voms_server import BadRequest, _b64, parse_request
 
 ROOT = Actor("/C=XX/O=site/CN=root")
 CA = "/C=XX/O=gproc-test/CN=gproc Test CA"
@@ -42,7 +42,10 @@ def test_member_found_with_another_dn_spelling(store: VoStore) -> None:
 def test_revoking_a_group_takes_subgroups_and_roles(store: VoStore) -> None:
     store.grant(ROOT, "uvo", USER, "/uvo/a/b", "pilot")
     assert [m.fqan for m in store.get_member(ROOT, "uvo", USER).memberships] == [
-        "/uvo", "/uvo/a/b", "/uvo/a/b/Role=pilot"]
+        "/uvo",
+        "/uvo/a/b",
+        "/uvo/a/b/Role=pilot",
+    ]
     store.grant(ROOT, "uvo", USER, "/uvo/a")
     info = store.revoke(ROOT, "uvo", USER, "/uvo/a")
     assert [m.fqan for m in info.memberships] == ["/uvo"]
@@ -85,8 +88,9 @@ def authority(store: VoStore, signer: Credential) -> AttributeAuthority:
     return AttributeAuthority(store, signer, host="vm", port=15000, max_lifetime_s=3600)
 
 
-def test_ac_order_root_group_and_cap(store: VoStore, test_pki: TestPKI,
-                                     holder: x509.Certificate, tmp_path: Path) -> None:
+def test_ac_order_root_group_and_cap(
+    store: VoStore, test_pki: TestPKI, holder: x509.Certificate, tmp_path: Path
+) -> None:
     store.grant(ROOT, "uvo", USER, "/uvo/a/b", "pilot")
     aa = authority(store, test_pki.voms)
     ac = aa.issue(holder, "uvo", ["/uvo/a/b/Role=pilot"], 7200)
@@ -98,14 +102,23 @@ def test_ac_order_root_group_and_cap(store: VoStore, test_pki: TestPKI,
     assert ordered.fqans[0] == "/uvo/Role=NULL/Capability=NULL"
 
 
-@pytest.mark.parametrize("requested,code,text", [
-    (["/uvo/a"], "NoSuchAttribute", "/uvo/a"),
-    (["/uvo/Role=pilot", "/uvo/a/b"], "NoSuchAttribute", "/uvo/Role=pilot, /uvo/a/b"),
-    (["/other/x"], "BadRequest", "not an FQAN of VO uvo"),
-    (["/uvo/Capability=x"], "BadRequest", "capabilities"),
-])
-def test_ac_refusals_say_why(store: VoStore, test_pki: TestPKI, holder: x509.Certificate,
-                             requested: list[str], code: str, text: str) -> None:
+@pytest.mark.parametrize(
+    "requested,code,text",
+    [
+        (["/uvo/a"], "NoSuchAttribute", "/uvo/a"),
+        (["/uvo/Role=pilot", "/uvo/a/b"], "NoSuchAttribute", "/uvo/Role=pilot, /uvo/a/b"),
+        (["/other/x"], "BadRequest", "not an FQAN of VO uvo"),
+        (["/uvo/Capability=x"], "BadRequest", "capabilities"),
+    ],
+)
+def test_ac_refusals_say_why(
+    store: VoStore,
+    test_pki: TestPKI,
+    holder: x509.Certificate,
+    requested: list[str],
+    code: str,
+    text: str,
+) -> None:
     with pytest.raises(AcRequestRefused) as info:
         authority(store, test_pki.voms).issue(holder, "uvo", requested)
     assert info.value.code == code and text in info.value.message
@@ -123,17 +136,28 @@ def test_no_ac_for_strangers_or_suspended(store: VoStore, test_pki: TestPKI) -> 
 
 
 def test_request_parsing() -> None:
-    rest = parse_request(b"GET /generate-ac?fqans=/v/Role=r,/v/g&lifetime=60&order=/v/g "
-                         b"HTTP/1.0\nHost: x\n\n", "v")
+    rest = parse_request(
+        b"GET /generate-ac?fqans=/v/Role=r,/v/g&lifetime=60&order=/v/g HTTP/1.0\nHost: x\n\n", "v"
+    )
     assert (rest.fqans, rest.lifetime_s, rest.order, rest.legacy) == (
-        ("/v/Role=r", "/v/g"), 60, ("/v/g",), False)
-    legacy = parse_request(b"<?xml version=\"1.0\"?><voms><command>B/v/g:r</command>"
-                           b"<command>G/v</command><command>Rboss</command>"
-                           b"<lifetime>5</lifetime></voms>", "v")
+        ("/v/Role=r", "/v/g"),
+        60,
+        ("/v/g",),
+        False,
+    )
+    legacy = parse_request(
+        b'<?xml version="1.0"?><voms><command>B/v/g:r</command>'
+        b"<command>G/v</command><command>Rboss</command>"
+        b"<lifetime>5</lifetime></voms>",
+        "v",
+    )
     assert legacy.fqans == ("/v/g/Role=r", "/v", "/v/Role=boss") and legacy.legacy
-    for bad in (b"GET /other HTTP/1.0\n\n", b"POST / HTTP/1.0\n\n",
-                b"GET /generate-ac?lifetime=x HTTP/1.0\n\n",
-                b'<?xml version="1.0"?><!DOCTYPE v [<!ENTITY e "x">]><voms>&e;</voms>'):
+    for bad in (
+        b"GET /other HTTP/1.0\n\n",
+        b"POST / HTTP/1.0\n\n",
+        b"GET /generate-ac?lifetime=x HTTP/1.0\n\n",
+        b'<?xml version="1.0"?><!DOCTYPE v [<!ENTITY e "x">]><voms>&e;</voms>',
+    ):
         with pytest.raises(BadRequest):
             parse_request(bad, "v")
 

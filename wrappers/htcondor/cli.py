@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from wrappers.htcondor.pool import PersonalPool, PoolError, default_pool
+from gproc.wrappers.htcondor.pool import PersonalPool, PoolError, default_pool
 
 
 def _pool(state_dir: Path | None) -> PersonalPool:
@@ -17,8 +17,12 @@ def _pool(state_dir: Path | None) -> PersonalPool:
 
 
 @click.group("pool")
-@click.option("--state-dir", type=click.Path(path_type=Path), default=None,
-              help="State directory (default: settings state_dir).")
+@click.option(
+    "--state-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="State directory (default: settings state_dir).",
+)
 @click.pass_context
 def pool(ctx: click.Context, state_dir: Path | None) -> None:
     """Personal HTCondor pool on 127.0.0.1 (a trixie root run with chroot)."""
@@ -26,8 +30,13 @@ def pool(ctx: click.Context, state_dir: Path | None) -> None:
 
 
 @pool.command()
-@click.option("--timeout", type=float, default=120.0, show_default=True,
-              help="Seconds to wait for the daemons once started.")
+@click.option(
+    "--timeout",
+    type=float,
+    default=120.0,
+    show_default=True,
+    help="Seconds to wait for the daemons once started.",
+)
 @click.pass_obj
 def up(obj: PersonalPool, timeout: float) -> None:
     """Build the root if needed, start the pool and wait until it takes jobs."""
@@ -36,8 +45,10 @@ def up(obj: PersonalPool, timeout: float) -> None:
         info = obj.up(timeout=timeout)
     except PoolError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(f"pool up in {time.monotonic() - t0:.1f}s: {info.get('slots')} slot(s), "
-               f"schedd {info.get('schedd_name')}, {info.get('condor_version')}")
+    click.echo(
+        f"pool up in {time.monotonic() - t0:.1f}s: {info.get('slots')} slot(s), "
+        f"schedd {info.get('schedd_name')}, {info.get('condor_version')}"
+    )
     click.echo(f"CONDOR_CONFIG={obj.client_config}")
 
 

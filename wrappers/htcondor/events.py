@@ -23,7 +23,7 @@ from typing import Any
 
 import htcondor2
 
-from wrappers.base import JobEvent, JobState
+from gproc.wrappers.base import JobEvent, JobState
 
 ET = htcondor2.JobEventType
 
@@ -195,4 +195,3 @@ def job_event(ev: Any, job_id: str | None, task_id: str | None) -> JobEvent:
         exit_code=code,
         task_id=task_id,
     )
-

@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from wrappers.htcondor.pool import PersonalPool, activate_client_config
-from wrappers.htcondor.schedd import HTCondorWMS
+from gproc.wrappers.htcondor.pool import PersonalPool, activate_client_config
+from gproc.wrappers.htcondor.schedd import HTCondorWMS
 
 
 def create(config: Mapping[str, Any], state_dir: Path) -> HTCondorWMS:

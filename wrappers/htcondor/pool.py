@@ -163,16 +163,20 @@ class PersonalPool:
         """Run build_root.sh unless the root is complete (minutes fresh, seconds cached)."""
         if (self.root / READY_MARK).is_file():
             return
-        script = resources.files("wrappers.htcondor").joinpath("build_root.sh")
+        script = resources.files("gproc.wrappers.htcondor").joinpath("build_root.sh")
         log = self._log("build-root")
         try:
-            _run(["bash", str(script), str(self.root), str(self.cache), SERVICE_USER],
-                 step="build root", log=log, timeout=BUILD_TIMEOUT)
+            _run(
+                ["bash", str(script), str(self.root), str(self.cache), SERVICE_USER],
+                step="build root",
+                log=log,
+                timeout=BUILD_TIMEOUT,
+            )
         except PoolError as exc:
             raise PoolError(f"{exc} (failing step: {_last_step(log)})") from exc
 
     def _write_pool_config(self) -> None:
-        text = resources.files("wrappers.htcondor").joinpath("pool.conf").read_text()
+        text = resources.files("gproc.wrappers.htcondor").joinpath("pool.conf").read_text()
         conf_dir = self.root / "etc/condor/config.d"
         conf_dir.mkdir(parents=True, exist_ok=True)
         text = text.replace("@UID_DOMAIN@", UID_DOMAIN).replace("@PORT@", str(self.port))
@@ -216,25 +220,30 @@ class PersonalPool:
         with log.open("ab") as fh:
             proc = subprocess.Popen(
                 ["chroot", str(self.root), "/usr/sbin/condor_master", "-f"],
-                stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                stdout=fh,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
                 env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"},
             )
         self._master_proc = proc
         time.sleep(0.5)
         if proc.poll() is not None:
-            raise PoolError(f"start: condor_master exited at once; read {log} and "
-                            f"{self.condor_log_dir / 'MasterLog'}")
+            raise PoolError(
+                f"start: condor_master exited at once; read {log} and "
+                f"{self.condor_log_dir / 'MasterLog'}"
+            )
         return proc.pid
 
     def _install_token(self, timeout: float) -> None:
         """Mint an IDTOKEN for the service identity once the master made its signing key."""
         key = self.root / "etc/condor/passwords.d/POOL"
-        _wait(lambda: key.is_file(), timeout, f"token: signing key {key} never appeared; read "
-              f"{self.condor_log_dir / 'MasterLog'}")
-        res = self.run_in_root(
-            ["condor_token_create", "-identity", self.identity], timeout=60
+        _wait(
+            lambda: key.is_file(),
+            timeout,
+            f"token: signing key {key} never appeared; read {self.condor_log_dir / 'MasterLog'}",
         )
+        res = self.run_in_root(["condor_token_create", "-identity", self.identity], timeout=60)
         token = res.stdout.strip()
         if res.returncode != 0 or not token:
             raise PoolError(f"token: condor_token_create failed: {res.stderr.strip()}")
@@ -273,8 +282,10 @@ class PersonalPool:
         last: dict[str, Any] | str = "no answer yet"
         while time.monotonic() < deadline:
             if self._master_pid() is None:
-                raise PoolError(f"wait: condor_master died; read {self.condor_log_dir}/MasterLog "
-                                f"and {self._log('master')}")
+                raise PoolError(
+                    f"wait: condor_master died; read {self.condor_log_dir}/MasterLog "
+                    f"and {self._log('master')}"
+                )
             try:
                 info = self._probe()
                 if info["slots"] > 0 and info["schedd_reachable"]:
@@ -283,8 +294,10 @@ class PersonalPool:
             except Exception as exc:  # daemons still starting
                 last = f"{type(exc).__name__}: {exc}"
             time.sleep(1.0)
-        raise PoolError(f"wait: pool not ready after {timeout:.0f}s ({last}); read "
-                        f"{self.condor_log_dir}/{{CollectorLog,StartLog,SchedLog}}")
+        raise PoolError(
+            f"wait: pool not ready after {timeout:.0f}s ({last}); read "
+            f"{self.condor_log_dir}/{{CollectorLog,StartLog,SchedLog}}"
+        )
 
     def _probe(self) -> dict[str, Any]:
         """Ask the pool, as the gproc service would, what it has (restores the caller's env)."""
@@ -401,8 +414,9 @@ class ExternalPool:
 
     root = None
 
-    def __init__(self, client_config: Path | str, event_log: Path | None = None,
-                 collector: str | None = None) -> None:
+    def __init__(
+        self, client_config: Path | str, event_log: Path | None = None, collector: str | None = None
+    ) -> None:
         self.client_config = Path(client_config)
         self.event_log = event_log
         self.collector = collector
@@ -412,12 +426,16 @@ class ExternalPool:
 
     def status(self) -> dict[str, Any]:
         """Collector/schedd reachability and slots, through the client config."""
-        out: dict[str, Any] = {"up": False, "external": True,
-                               "client_config": str(self.client_config)}
+        out: dict[str, Any] = {
+            "up": False,
+            "external": True,
+            "client_config": str(self.client_config),
+        }
         try:
             with _client_env(self.client_config) as htcondor2:
-                coll = htcondor2.Collector(self.collector) if self.collector else \
-                    htcondor2.Collector()
+                coll = (
+                    htcondor2.Collector(self.collector) if self.collector else htcondor2.Collector()
+                )
                 out["slots"] = len(coll.query(htcondor2.AdType.Startd, projection=["Name"]))
                 htcondor2.Schedd().query(constraint="false", projection=["ClusterId"])
                 out["schedd_reachable"] = True
@@ -439,8 +457,9 @@ def default_pool() -> PersonalPool:
 
 
 def _last_step(log: Path) -> str:
-    steps = [ln[6:] for ln in log.read_text(errors="replace").splitlines()
-             if ln.startswith("STEP: ")]
+    steps = [
+        ln[6:] for ln in log.read_text(errors="replace").splitlines() if ln.startswith("STEP: ")
+    ]
     return steps[-1] if steps else "unknown"
 
 
@@ -484,18 +503,19 @@ def _wait(pred: Any, timeout: float, error: str | None) -> bool:
     return False
 
 
-def _run(cmd: Sequence[str], step: str, log: Path, timeout: float,
-         env: dict[str, str] | None = None) -> None:
+def _run(
+    cmd: Sequence[str], step: str, log: Path, timeout: float, env: dict[str, str] | None = None
+) -> None:
     """Run a build step, appending its output to ``log``; raise naming the step on failure."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as fh:
         fh.write(f"\n$ {' '.join(cmd)}\n".encode())
         fh.flush()
         try:
-            res = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, timeout=timeout,
-                                 env=env, check=False)
+            res = subprocess.run(
+                cmd, stdout=fh, stderr=subprocess.STDOUT, timeout=timeout, env=env, check=False
+            )
         except subprocess.TimeoutExpired as exc:
             raise PoolError(f"{step}: timed out after {timeout:.0f}s; read {log}") from exc
     if res.returncode != 0:
         raise PoolError(f"{step}: failed (exit {res.returncode}); read {log}")
-

@@ -23,7 +23,7 @@ from typing import Any
 import classad2
 import htcondor2
 
-from wrappers.base import (
+from gproc.wrappers.base import (
     TASK_ID_RE,
     JobEvent,
     JobInfo,
@@ -35,9 +35,9 @@ from wrappers.base import (
     WmsUnavailable,
     WorkloadManager,
 )
-from wrappers.htcondor.events import EventLogReader
-from wrappers.htcondor.states import STATE_ATTRS, job_info
-from wrappers.htcondor.submit import (
+from gproc.wrappers.htcondor.events import EventLogReader
+from gproc.wrappers.htcondor.states import STATE_ATTRS, job_info
+from gproc.wrappers.htcondor.submit import (
     STDERR_NAME,
     STDOUT_NAME,
     SubmitValueError,
@@ -65,8 +65,13 @@ def _errors(what: str, rejectable: bool = False) -> Iterator[None]:
         yield
     except SubmitValueError as exc:
         raise WmsRejected(f"{what}: {exc}") from exc
-    except (htcondor2.HTCondorException, classad2.ClassAdException, OSError, RuntimeError,
-            ValueError) as exc:
+    except (
+        htcondor2.HTCondorException,
+        classad2.ClassAdException,
+        OSError,
+        RuntimeError,
+        ValueError,
+    ) as exc:
         if rejectable and not _unreachable(exc):
             raise WmsRejected(f"{what} refused by HTCondor: {exc}") from exc
         raise WmsUnavailable(f"{what}: HTCondor unreachable or failing: {exc}") from exc
@@ -219,8 +224,11 @@ class HTCondorWMS(WorkloadManager):
         """Best effort: a cluster whose inputs never arrived would stay held forever."""
         try:
             with self._call("removing a half-submitted cluster") as schedd:
-                schedd.act(htcondor2.JobAction.Remove, f"ClusterId == {int(cluster)}",
-                           _reason("gproc: input upload failed"))
+                schedd.act(
+                    htcondor2.JobAction.Remove,
+                    f"ClusterId == {int(cluster)}",
+                    _reason("gproc: input upload failed"),
+                )
         except WmsUnavailable:
             pass
 
@@ -356,10 +364,16 @@ class HTCondorWMS(WorkloadManager):
             constraint = f"{self._mine()} && member(GlobalJobId, {_set(chunk)})"
             with self._call(f"forgetting {len(chunk)} jobs") as schedd:
                 schedd.edit(constraint, "GprocRetrieved", classad2.ExprTree("true"))
-                schedd.act(htcondor2.JobAction.Remove, f"({constraint}) && JobStatus == 4",
-                           _reason("gproc: output retrieved"))
-                schedd.act(htcondor2.JobAction.RemoveX, f"({constraint}) && JobStatus == 3",
-                           _reason("gproc: forgotten"))
+                schedd.act(
+                    htcondor2.JobAction.Remove,
+                    f"({constraint}) && JobStatus == 4",
+                    _reason("gproc: output retrieved"),
+                )
+                schedd.act(
+                    htcondor2.JobAction.RemoveX,
+                    f"({constraint}) && JobStatus == 3",
+                    _reason("gproc: forgotten"),
+                )
 
     # ------------------------------------------------------------ health
     def ping(self) -> PoolInfo:
@@ -370,7 +384,12 @@ class HTCondorWMS(WorkloadManager):
                 ad = coll.locate(htcondor2.DaemonType.Schedd, self.schedd_name)
                 htcondor2.Schedd(ad).query("false", ["ClusterId"], limit=1)
             version = str(ad.get("CondorVersion", ""))
-            return PoolInfo(True, self.name, version=version, slots=len(slots),
-                            detail=f"schedd {ad.get('Name', '?')}")
+            return PoolInfo(
+                True,
+                self.name,
+                version=version,
+                slots=len(slots),
+                detail=f"schedd {ad.get('Name', '?')}",
+            )
         except Exception as exc:  # ping never raises
             return PoolInfo(False, self.name, detail=str(exc))

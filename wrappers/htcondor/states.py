@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from wrappers.base import JobInfo, JobState
+from gproc.wrappers.base import JobInfo, JobState
 
 # JobStatus codes (condor_q's I R X C H > S).
 IDLE, RUNNING, REMOVED, COMPLETED, HELD, TRANSFERRING_OUTPUT, SUSPENDED = range(1, 8)

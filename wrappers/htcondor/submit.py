@@ -27,7 +27,7 @@ from pathlib import Path
 
 import classad2
 
-from wrappers.base import JobSpec
+from gproc.wrappers.base import JobSpec
 
 STDOUT_NAME = "_gproc.out"
 STDERR_NAME = "_gproc.err"
