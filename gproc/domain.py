@@ -9,29 +9,23 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from gproc import errors
 from gproc.connectors.base import ToolRequest
+from gproc.errors import GprocError
 from gproc.models import TaskRow
 from gproc.states import TaskState
 
 CLIENT_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 
 
-class GprocError(Exception):
-    """Base of domain errors; ``code`` is stable and maps to a SOAP fault code."""
-
-    code = "Server.Internal"
-
-
-class InvalidTaskRequest(GprocError):
-    code = "Client.InvalidRequest"
+class InvalidTaskRequest(errors.InvalidRequest):
+    """A task request value is wrong; ``field`` names it."""
 
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
+        super().__init__(message, field=field)
 
 
-class TaskStateConflict(GprocError):
+class TaskStateConflict(errors.Conflict):
     """The operation does not fit the task's current state."""
 
     code = "Client.StateConflict"
@@ -41,12 +35,8 @@ class NotReady(TaskStateConflict):
     code = "Client.NotReady"
 
 
-class LimitExceeded(GprocError):
-    code = "Client.LimitExceeded"
-
-
-class WmsUnavailableError(GprocError):
-    code = "Server.WmsUnavailable"
+LimitExceeded = errors.LimitExceeded
+WmsUnavailableError = errors.WmsUnavailable
 
 
 @dataclass(frozen=True)
