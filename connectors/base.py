@@ -19,22 +19,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from gproc import errors
+
 if TYPE_CHECKING:
     from gproc.connectors.params import Param
 
 
-class InvalidRequest(ValueError):
+class InvalidRequest(errors.InvalidRequest):
     """A request a connector refuses; ``field`` names what is wrong."""
 
+    field: str
+
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
+        super().__init__(message, field=field)
 
 
-class UnknownTool(LookupError):
+class UnknownTool(errors.InvalidRequest):
+    """No connector of that name (``field`` is ``tool``)."""
+
     def __init__(self, name: str) -> None:
-        super().__init__(f"unknown tool {name!r}")
+        super().__init__(f"unknown tool {name!r}", field="tool")
         self.name = name
 
 

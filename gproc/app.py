@@ -1,4 +1,4 @@
-"""Assemble the core from settings: registry, WMS, task directories, input resolver.
+"""Assemble the core from settings: registry, WMS, task directories, task data.
 
 WMS implementations register under the ``gproc.wms`` entry-point group
 (see pyproject.toml), so another batch system plugs in without touching the core.
@@ -14,6 +14,7 @@ from gproc.lifecycle import TaskService
 from gproc.registry import Registry
 from gproc.settings import Settings
 from gproc.staging import TaskDirs, local_file_resolver
+from gproc.task_data import LocalTaskData, TaskData
 from gproc.tracker import Tracker
 from gproc.wrappers.base import WorkloadManager
 
@@ -33,15 +34,17 @@ def build_service(
     *,
     wms: WorkloadManager | None = None,
     local_roots: tuple[Path, ...] | None = None,
+    task_data: TaskData | None = None,
 ) -> TaskService:
     """The core service. ``local_roots=None`` lets callers name any local file as input
-    (the CLI acts as the local user); network entry points pass ``()``."""
+    (the CLI acts as the local user); network entry points pass ``()``. ``task_data``
+    replaces local files as the source of inputs and the sink of outputs."""
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     return TaskService(
         Registry(settings.database_url),
         wms or load_wms(settings),
         TaskDirs(settings.tasks_dir),
-        local_file_resolver(local_roots),
+        task_data or LocalTaskData(local_file_resolver(local_roots)),
         max_batch=settings.limits.max_batch,
         max_inline=settings.limits.max_inline_input_bytes,
     )
@@ -52,4 +55,5 @@ def build_tracker(service: TaskService, settings: Settings) -> Tracker:
         service,
         interval_s=settings.tracker.interval_s,
         reconcile_every=settings.tracker.reconcile_every,
+        submit_grace_s=settings.tracker.submit_grace_s,
     )

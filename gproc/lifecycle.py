@@ -5,17 +5,20 @@ keeps the registry and the WMS consistent.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from gproc import connectors
-from gproc.connectors.base import InvalidRequest, JobPlan, ToolRequest, UnknownTool
+from sqlalchemy.exc import OperationalError
+
+from gproc import connectors, errors
+from gproc.connectors.base import JobPlan, ToolRequest
 from gproc.domain import (
     CLIENT_REQUEST_ID_RE,
     GprocError,
@@ -23,7 +26,8 @@ from gproc.domain import (
     LimitExceeded,
     NotReady,
     OutputFile,
-    Owner,
+    TaskPlan,
+    TaskPurged,
     TaskRequest,
     TaskResult,
     TaskStateConflict,
@@ -31,14 +35,19 @@ from gproc.domain import (
     WmsUnavailableError,
 )
 from gproc.models import TaskRow, utcnow
-from gproc.registry import ConcurrentChange, Registry, TaskFilter, dumps
-from gproc.staging import InputResolver, OutputSink, TaskDirs, stage_inputs, tail
+from gproc.registry import ConcurrentChange, Registry, TaskFilter, TaskNotFound
+from gproc.staging import TaskDirs, stage_inputs, tail
 from gproc.states import ACTIVE, TERMINAL, TaskState
+from gproc.task_data import TaskData
 from gproc.wrappers.base import JobSpec, WmsError, WmsRejected, WorkloadManager
 
 log = logging.getLogger("gproc.lifecycle")
 S = TaskState
 STDOUT, STDERR = "_gproc.out", "_gproc.err"
+PENDING_HOLD = "pending.hold."  # + task id -> hold reason (meta): hold once inputs are up
+PENDING_FORGET = "pending.forget."  # + task id -> job id (meta): forget until it succeeds
+WMS_DOWN = "WMS unreachable since "
+_STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EIO})
 
 
 class TaskService:
@@ -49,20 +58,16 @@ class TaskService:
         registry: Registry,
         wms: WorkloadManager,
         task_dirs: TaskDirs,
-        resolve_input: InputResolver,
+        task_data: TaskData,
         *,
         max_batch: int = 1000,
         max_inline: int = 16 << 20,
-        resolver_for: Callable[[Owner], InputResolver] | None = None,
-        output_sink: OutputSink | None = None,
     ) -> None:
         self.registry = registry
         self.wms = wms
         self.dirs = task_dirs
-        self.resolve_input = resolve_input
-        # entry points may read inputs with the owner's rights and store outputs for them
-        self.resolver_for = resolver_for
-        self.output_sink = output_sink
+        # where inputs come from (read with the owner's rights) and outputs go
+        self.task_data = task_data
         self.max_batch = max_batch
         self.max_inline = max_inline
         self.in_flight: set[str] = set()  # tasks this process is submitting right now
@@ -70,13 +75,19 @@ class TaskService:
 
     # ---- register -------------------------------------------------------
     def register(self, requests: Sequence[TaskRequest]) -> list[TaskView]:
-        """Validate, stage inputs and record tasks; all or none. Idempotent per request id."""
+        """Validate, stage inputs and record tasks; all or none. Idempotent per request
+        id. A refused request's error names its index in the batch; a store that
+        cannot write (disk full, read-only database) raises StorageUnavailable."""
         self._check_batch(requests)
         rows: list[TaskRow] = []
         try:
-            for req in requests:
-                rows.append(self._prepare(req))
-            stored = self.registry.insert_tasks(rows)
+            with _storage_errors():
+                for i, req in enumerate(requests):
+                    try:
+                        rows.append(self._prepare(req))
+                    except GprocError as exc:
+                        raise exc.at(index=i) from exc
+                stored = self.registry.insert_tasks(rows)
         except BaseException:
             for row in rows:
                 self.dirs.remove(row.id)
@@ -94,10 +105,9 @@ class TaskService:
         try:
             stage_inputs(
                 self.dirs.inputs(task_id),
-                plan.inputs,
-                req.tool_request.inputs,  # type: ignore[arg-type]
-                req.inline_inputs,
-                self._resolver(req.owner),
+                plan.staging,
+                _inline_by_source(req),
+                self.task_data.resolver_for(req.owner),
                 self.max_inline,
             )
             row = TaskRow(
@@ -107,8 +117,8 @@ class TaskService:
                 owner_vo=req.owner.vo,
                 owner_fqans=json.dumps(list(req.owner.fqans)),
                 tool=req.tool_request.tool,
-                request_json=dumps(_request_record(req)),
-                plan_json=dumps(_plan_record(plan)),
+                request_json="",  # column kept for old databases; nothing reads it
+                plan_json=TaskPlan.of(plan).to_json(),
                 accounting_group=req.owner.accounting_group,
                 x509_proxy=str(req.x509_proxy) if req.x509_proxy else None,
                 state=str(S.REGISTERED),
@@ -120,9 +130,6 @@ class TaskService:
             self.dirs.remove(task_id)
             raise
 
-    def _resolver(self, owner: Owner) -> InputResolver:
-        return self.resolver_for(owner) if self.resolver_for else self.resolve_input
-
     # ---- submit ---------------------------------------------------------
     def submit(self, task_ids: Sequence[str]) -> list[TaskResult]:
         """Submit registered tasks as one WMS batch. Already-submitted tasks are left
@@ -131,10 +138,12 @@ class TaskService:
         rows = self.registry.get_many(task_ids)
         results: dict[str, TaskResult] = {}
         todo: list[str] = []
-        for tid in dict.fromkeys(task_ids):
+        for i, tid in enumerate(task_ids):
+            if tid in results or tid in todo:
+                continue
             row = rows.get(tid)
             if row is None:
-                results[tid] = TaskResult(tid, error=GprocError(f"unknown task {tid}"))
+                results[tid] = TaskResult(tid, error=TaskNotFound(tid).at(index=i))
             elif row.state != S.REGISTERED:
                 results[tid] = TaskResult(tid, task=TaskView.from_row(row))
             else:
@@ -183,20 +192,46 @@ class TaskService:
                     finished_at=utcnow(),
                 )
             return
-        except WmsError:
+        except WmsError as exc:
             # unknown outcome: the tracker's recovery looks the tasks up and
-            # adopts or resubmits them once the WMS answers
-            self.adopt_or_keep(rows)
+            # adopts or resubmits them once the WMS answers; meanwhile they say why
+            adopted = self.adopt_or_keep(rows)
+            self.note_wms_down([r for r in rows if r.id not in adopted], exc)
             return
         now = utcnow()
         # one transaction for the batch; a task already adopted by a concurrent
         # recovery is skipped
         self.registry.transition_each(
-            {job.task_id: {"job_id": job.job_id, "submitted_at": now} for job in submitted},
+            {
+                job.task_id: {"job_id": job.job_id, "submitted_at": now, "state_reason": None}
+                for job in submitted
+            },
             S.SUBMITTING,
             S.SUBMITTED,
             details={job.task_id: job.job_id for job in submitted},
         )
+
+    def note_wms_down(self, rows: Sequence[TaskRow], exc: Exception) -> None:
+        """Tasks left ``submitting`` by an unreachable WMS say so: "WMS unreachable
+        since <first failure>: <the latest error>" (an event records the first)."""
+        now = utcnow().isoformat(timespec="seconds")
+        changes: dict[str, dict[str, Any]] = {}
+        for row in rows:
+            reason = row.state_reason or ""
+            known = reason.startswith(WMS_DOWN)
+            since = reason[len(WMS_DOWN) :].split(": ", 1)[0] if known else now
+            changes[row.id] = {"state_reason": f"{WMS_DOWN}{since}: {exc}"[:1000]}
+        fresh = [r.id for r in rows if not (r.state_reason or "").startswith(WMS_DOWN)]
+        for tid in set(changes) - set(fresh):
+            self.registry.update_fields(tid, S.SUBMITTING, **changes[tid])
+        if fresh:
+            self.registry.transition_each(
+                {t: changes[t] for t in fresh},
+                S.SUBMITTING,
+                S.SUBMITTING,
+                kind="WMS_UNREACHABLE",
+                details={t: str(exc)[:500] for t in fresh},
+            )
 
     def adopt_or_keep(self, rows: Sequence[TaskRow]) -> set[str]:
         """Adopt WMS jobs of the current attempt; returns the task ids adopted."""
@@ -218,6 +253,7 @@ class TaskService:
                     detail=job.job_id,
                     job_id=job.job_id,
                     submitted_at=job.submitted_at or utcnow(),
+                    state_reason=None,
                 )
                 adopted.add(row.id)
             except ConcurrentChange:
@@ -230,21 +266,18 @@ class TaskService:
             return set(self.in_flight)
 
     def job_spec(self, row: TaskRow) -> JobSpec:
-        plan = json.loads(row.plan_json)
+        plan = TaskPlan.from_json(row.plan_json)
         in_dir = self.dirs.inputs(row.id)
-        files: list[Path] = []
-        for name in plan["inputs"].values():
-            files.extend(in_dir / n for n in ([name] if isinstance(name, str) else name))
         return JobSpec(
             task_id=row.id,
             attempt=max(row.attempt, 1),
-            executable=Path(plan["executable"]),
-            arguments=tuple(plan["arguments"]),
-            input_files=tuple(files),
-            output_files=tuple(plan["outputs"].values()),
-            request_cpus=plan["request_cpus"],
-            request_memory_mb=plan["request_memory_mb"],
-            request_disk_mb=plan["request_disk_mb"],
+            executable=plan.executable,
+            arguments=plan.arguments,
+            input_files=tuple(in_dir / n for n in plan.input_files()),
+            output_files=tuple(plan.outputs.values()),
+            request_cpus=plan.request_cpus,
+            request_memory_mb=plan.request_memory_mb,
+            request_disk_mb=plan.request_disk_mb,
             accounting_group=row.accounting_group,
             x509_proxy=Path(row.x509_proxy) if row.x509_proxy else None,
         )
@@ -257,8 +290,8 @@ class TaskService:
         return [
             TaskResult(t, task=TaskView.from_row(rows[t]))
             if t in rows
-            else TaskResult(t, error=GprocError(f"unknown task {t}"))
-            for t in ids
+            else TaskResult(t, error=TaskNotFound(t).at(index=i))
+            for i, t in enumerate(ids)
         ]
 
     def get(self, task_id: str) -> TaskView:
@@ -287,6 +320,9 @@ class TaskService:
 
     def outputs(self, task_id: str) -> list[OutputFile]:
         row = self.registry.get(task_id)
+        if row.state == S.PURGED:
+            when = row.updated_at.isoformat(timespec="seconds")
+            raise TaskPurged(f"task {task_id} was purged at {when}; its outputs are gone")
         if S(row.state) not in TERMINAL:
             raise NotReady(f"task {task_id} is {row.state}; outputs exist once it has ended")
         return list(TaskView.from_row(row).outputs)
@@ -302,9 +338,13 @@ class TaskService:
         if row.job_id:
             self._wms_call(self.wms.cancel, [row.job_id], reason)
         self._move(row, state, S.CANCELLED, reason, finished_at=utcnow())
+        self.registry.delete_meta([PENDING_HOLD + task_id])
         return self.get(task_id)
 
     def hold(self, task_id: str, reason: str = "held by the owner") -> TaskView:
+        """Hold a queued or running task. Right after submission the WMS may still be
+        receiving the inputs (it would drop a hold then): the task is ``held`` at once
+        and the tracker applies the hold in the WMS as soon as the upload has ended."""
         row = self.registry.get(task_id)
         state = S(row.state)
         if state not in (S.SUBMITTED, S.IDLE, S.RUNNING) or not row.job_id:
@@ -313,19 +353,31 @@ class TaskService:
             info = self.wms.query([row.job_id]).get(row.job_id)
         except WmsError as exc:
             raise WmsUnavailableError(str(exc)) from exc
-        if info is not None and info.spooling:  # the WMS would drop the hold silently
-            raise TaskStateConflict(
-                f"task {task_id}: its inputs are still being uploaded; hold it again in a moment"
-            )
+        if info is not None and info.spooling:
+            self.registry.set_meta(PENDING_HOLD + task_id, reason)
+            try:
+                self._move(row, state, S.HELD, reason, hold_reason=reason, hold_code=None)
+            except TaskStateConflict:
+                self.registry.delete_meta([PENDING_HOLD + task_id])
+                raise
+            self.registry.add_event(task_id, "HOLD_PENDING", "inputs still uploading", "held")
+            return self.get(task_id)
         self._wms_call(self.wms.hold, [row.job_id], reason)
         self._move(row, state, S.HELD, reason, hold_reason=reason)
         return self.get(task_id)
+
+    def hold_pending(self, task_id: str) -> bool:
+        """True while a hold waits for the task's inputs to finish uploading."""
+        return self.registry.get_meta(PENDING_HOLD + task_id) is not None
 
     def release(self, task_id: str) -> TaskView:
         row = self.registry.get(task_id)
         if row.state != S.HELD or not row.job_id:
             raise TaskStateConflict(f"task {task_id} is {row.state}; only held tasks release")
-        self._wms_call(self.wms.release, [row.job_id])
+        if self.hold_pending(task_id):  # the WMS never held it: just drop the intent
+            self.registry.delete_meta([PENDING_HOLD + task_id])
+        else:
+            self._wms_call(self.wms.release, [row.job_id])
         self._move(row, S.HELD, S.IDLE, "released", hold_reason=None, hold_code=None)
         return self.get(task_id)
 
@@ -384,8 +436,9 @@ class TaskService:
             return
         try:
             self.wms.forget([row.job_id])
-        except WmsError as exc:
+        except WmsError as exc:  # the tracker retries it until it succeeds
             log.warning("task %s: could not forget job %s: %s", row.id, row.job_id, exc)
+            self.registry.set_meta(PENDING_FORGET + row.id, row.job_id)
 
     @staticmethod
     def _wms_call(fn: Callable[..., None], *args: Any) -> None:
@@ -402,13 +455,12 @@ class TaskService:
 
 
 def plan_request(request: ToolRequest) -> JobPlan:
-    """The connector's plan, with connector errors turned into domain errors."""
+    """The connector's plan; the connectors' errors (InvalidRequest of the error root)
+    become the core's InvalidTaskRequest, naming the same field."""
     try:
         return connectors.get_connector(request.tool).plan(request)
-    except UnknownTool as exc:
-        raise InvalidTaskRequest("tool", str(exc)) from exc
-    except InvalidRequest as exc:
-        raise InvalidTaskRequest(exc.field, exc.message) from exc
+    except errors.InvalidRequest as exc:
+        raise InvalidTaskRequest(exc.field or "tool", exc.message) from exc
 
 
 def _check_request_id(value: str | None) -> None:
@@ -418,17 +470,29 @@ def _check_request_id(value: str | None) -> None:
         )
 
 
-def _request_record(req: TaskRequest) -> dict[str, Any]:
-    tr = req.tool_request
-    return {
-        "tool": tr.tool,
-        "inputs": dict(tr.inputs),
-        "params": dict(tr.params),
-        "inline": sorted(req.inline_inputs),
-    }
+def _inline_by_source(req: TaskRequest) -> dict[str, bytes]:
+    """Inline contents keyed by the source reference their port names (the plan's
+    staging pairs name sources, not ports)."""
+    out: dict[str, bytes] = {}
+    for port, data in req.inline_inputs.items():
+        source = req.tool_request.inputs.get(port)
+        if source is None:
+            continue
+        if not isinstance(source, str):
+            raise InvalidTaskRequest(f"inputs.{port}", "inline content is for single-file inputs")
+        out[source] = data
+    return out
 
 
-def _plan_record(plan: JobPlan) -> dict[str, Any]:
-    rec = asdict(plan)
-    rec["executable"] = str(plan.executable)
-    return rec
+@contextmanager
+def _storage_errors() -> Iterator[None]:
+    """The service's own storage refusing a write becomes StorageUnavailable."""
+    try:
+        yield
+    except OperationalError as exc:
+        cause = str(exc.orig) if exc.orig is not None else str(exc)
+        raise errors.StorageUnavailable(f"the task registry refused the write: {cause}") from exc
+    except OSError as exc:
+        if exc.errno not in _STORAGE_ERRNOS:
+            raise
+        raise errors.StorageUnavailable(f"the task directories refused the write: {exc}") from exc

@@ -23,24 +23,48 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, event, func, insert, update
+from sqlalchemy import delete as sa_delete
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col, create_engine, select
 
+from gproc import errors
 from gproc.models import MetaRow, TaskEventRow, TaskRow, utcnow
 from gproc.states import TaskState, check_transition
 
 _CHUNK = 500  # bound on IN (...) lists
 
 
-class TaskNotFound(LookupError):
+class TaskNotFound(errors.NotFound):
+    """No task of that id (``Client.UnknownTask``; ``task_id`` names it)."""
+
+    code = "Client.UnknownTask"
+    task_id: str
+
     def __init__(self, task_id: str) -> None:
-        super().__init__(f"unknown task {task_id}")
-        self.task_id = task_id
+        super().__init__(f"unknown task {task_id}", task_id=task_id)
+
+    def __str__(self) -> str:  # the message names the task already
+        return self.message
 
 
-class ConcurrentChange(RuntimeError):
+class ConcurrentChange(errors.Conflict):
     """The task changed state under us; the caller re-reads and decides again."""
+
+    code = "Client.StateConflict"
+    retryable = True
+
+
+@dataclass(frozen=True)
+class TaskChange:
+    """One task's change in a batch: from ``expect`` to ``state`` with ``fields`` and
+    the (kind, state, detail) events that record it."""
+
+    task_id: str
+    expect: TaskState
+    state: TaskState
+    fields: Mapping[str, Any]
+    events: tuple[tuple[str, str | None, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -299,6 +323,63 @@ class Registry:
             row = s.get(MetaRow, key) or MetaRow(key=key)
             row.value = value
             s.add(row)
+            s.commit()
+
+    # ---- batched tracker changes (one transaction per cycle) -----------------------
+    def apply_changes(
+        self, changes: Sequence[TaskChange], meta: Mapping[str, str] | None = None
+    ) -> set[str]:
+        """Apply the changes a tracker cycle worked out, and ``meta`` values (e.g. the
+        event-log cursor), in one transaction. Each change is a compare-and-set on the
+        state the cycle started from: a task that moved meanwhile is skipped with its
+        events, not an error. The caller has checked every step of each change against
+        the transition table. Returns the ids of the tasks changed."""
+        now = utcnow()
+        moved: list[TaskChange] = []
+        stmts: dict[tuple[str, ...], Any] = {}
+        with self.session() as s:
+            conn = s.connection()
+            for ch in changes:
+                keys = tuple(sorted(ch.fields))
+                if keys not in stmts:
+                    stmts[keys] = (
+                        update(TaskRow)
+                        .where(
+                            col(TaskRow.id) == bindparam("p_id"),
+                            col(TaskRow.state) == bindparam("p_expect"),
+                        )
+                        .values(
+                            state=bindparam("p_state"),
+                            updated_at=now,
+                            **{k: bindparam(f"p_{k}") for k in keys},
+                        )
+                    )
+                params = {
+                    "p_id": ch.task_id,
+                    "p_expect": str(ch.expect),
+                    "p_state": str(ch.state),
+                    **{f"p_{k}": v for k, v in ch.fields.items()},
+                }
+                if conn.execute(stmts[keys], params).rowcount:
+                    moved.append(ch)
+            _add_events(s, [(c.task_id, k, st, d) for c in moved for k, st, d in c.events])
+            for key, value in (meta or {}).items():
+                row = s.get(MetaRow, key) or MetaRow(key=key)
+                row.value = value
+                s.add(row)
+            s.commit()
+        return {c.task_id for c in moved}
+
+    def meta_items(self, prefix: str) -> dict[str, str]:
+        """Meta values whose key starts with ``prefix`` (e.g. pending WMS actions)."""
+        with self.session() as s:
+            stmt = select(MetaRow).where(col(MetaRow.key).startswith(prefix, autoescape=True))
+            return {r.key: r.value for r in s.exec(stmt)}
+
+    def delete_meta(self, keys: Iterable[str]) -> None:
+        with self.session() as s:
+            for chunk in _chunks(list(keys)):
+                s.execute(sa_delete(MetaRow).where(col(MetaRow.key).in_(chunk)))
             s.commit()
 
 

@@ -40,6 +40,12 @@ class HTCondorSettings(BaseModel):
 class TrackerSettings(BaseModel):
     interval_s: float = Field(default=5.0, gt=0)
     reconcile_every: int = Field(default=6, ge=1, description="Reconcile query every N cycles")
+    submit_grace_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="Seconds a task may stay submitting (e.g. after a WMS outage) before "
+        "the tracker looks it up in the WMS and adopts or resubmits it",
+    )
 
 
 class DatabaseSettings(BaseModel):

@@ -11,9 +11,8 @@ from __future__ import annotations
 import hashlib
 import shutil
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 from urllib.parse import unquote, urlparse
 
 from gproc.domain import InvalidTaskRequest, LimitExceeded
@@ -22,11 +21,6 @@ SAFE_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXY
 
 InputResolver = Callable[[str, Path], None]
 """Copies the data a source reference names into the given file, or raises."""
-
-OutputSink = Callable[[Any, list[dict[str, Any]]], dict[str, str]]
-"""Stores a finished task's outputs for its owner: (task row, output records with
-``port``/``name``/``path``) -> {port: where it is stored}. Raising means "try again
-at the next tracker cycle" (the task completes only once its outputs are stored)."""
 
 
 def check_sandbox_name(name: str) -> str:
@@ -89,27 +83,23 @@ def _local_path(source: str) -> Path:
 
 def stage_inputs(
     dest_dir: Path,
-    names: Mapping[str, str | tuple[str, ...]],
-    sources: Mapping[str, str | tuple[str, ...]],
+    staging: Sequence[tuple[str, str]],
     inline: Mapping[str, bytes],
     resolve: InputResolver,
     max_inline: int,
 ) -> None:
-    """Put every input port's data into ``dest_dir`` under its sandbox name(s)."""
+    """Put the plan's (source reference, sandbox name) pairs into ``dest_dir``; a
+    source found in ``inline`` (by its reference) is written from the request."""
     dest_dir.mkdir(parents=True, exist_ok=True)
-    for port, name in names.items():
-        sandbox = (name,) if isinstance(name, str) else tuple(name)
-        if port in inline:
-            if len(inline[port]) > max_inline:
-                raise LimitExceeded(f"inline input {port!r} exceeds {max_inline} bytes")
-            (dest_dir / check_sandbox_name(sandbox[0])).write_bytes(inline[port])
+    for source, name in staging:
+        dest = dest_dir / check_sandbox_name(name)
+        data = inline.get(source)
+        if data is None:
+            resolve(source, dest)
             continue
-        src = sources.get(port)
-        refs = (src,) if isinstance(src, str) else tuple(src or ())
-        if len(refs) != len(sandbox):
-            raise InvalidTaskRequest(f"inputs.{port}", f"expected {len(sandbox)} file(s)")
-        for ref, fname in zip(refs, sandbox, strict=True):
-            resolve(ref, dest_dir / check_sandbox_name(fname))
+        if len(data) > max_inline:
+            raise LimitExceeded(f"inline input {source!r} exceeds {max_inline} bytes")
+        dest.write_bytes(data)
 
 
 def checksums(path: Path) -> tuple[int, str, str]:

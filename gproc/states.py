@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from gproc import errors
 from gproc.wrappers.base import JobState
 
 
@@ -61,7 +62,11 @@ JOB_TO_TASK: dict[JobState, TaskState | None] = {
 }
 
 
-class InvalidTransition(ValueError):
+class InvalidTransition(errors.Conflict):
+    """A state change the table does not allow (``Client.StateConflict``)."""
+
+    code = "Client.StateConflict"
+
     def __init__(self, task_id: str, current: TaskState, target: TaskState) -> None:
         allowed = ", ".join(sorted(TRANSITIONS[current])) or "none"
         super().__init__(

@@ -3,15 +3,17 @@
 Each cycle reads new entries of the WMS event log (prompt, no schedd query);
 every ``reconcile_every`` cycles it runs one reconciling status query for all
 active jobs (a constant number of schedd queries, whatever the task count), as
-HTCondor recommends for scalable job tracking. It also stages out finished
-jobs and recovers tasks left ``submitting`` by a crash or a WMS outage: it
-looks their task ids up in the WMS and adopts what it finds before it ever
-submits again.
+HTCondor recommends for scalable job tracking. The changes a cycle works out are
+applied in memory, then written in one transaction together with the new event-log
+cursor (compare-and-set per task: a task the API changed meanwhile is left to the
+next cycle). It then stages out finished jobs, applies holds that waited for an
+upload to end, retries failed "forget" calls, and recovers tasks left
+``submitting`` by a crash or a WMS outage: it looks their task ids up in the WMS
+and adopts what it finds before it ever submits again.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Sequence
@@ -21,12 +23,13 @@ from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from gproc.lifecycle import TaskService
+from gproc.domain import OutputFile, TaskPlan, outputs_json, task_owner
+from gproc.lifecycle import PENDING_FORGET, PENDING_HOLD, TaskService
 from gproc.models import TaskRow, utcnow
-from gproc.registry import ConcurrentChange
+from gproc.registry import ConcurrentChange, TaskChange
 from gproc.staging import checksums
 from gproc.states import ACTIVE, TaskState, can_transition, task_state_for
-from gproc.wrappers.base import JobInfo, JobState, WmsError
+from gproc.wrappers.base import JobInfo, JobState, WmsError, WmsRejected
 
 log = logging.getLogger("gproc.tracker")
 S = TaskState
@@ -43,6 +46,26 @@ class CycleStats:
     recovered: int = 0
     errors: list[str] = field(default_factory=list)
     ms: float = 0.0
+
+
+@dataclass
+class _Work:
+    """One task's state within a cycle: what was read, and what the cycle decided."""
+
+    row: TaskRow
+    state: TaskState
+    hold_reason: str | None
+    fields: dict[str, Any] = field(default_factory=dict)
+    events: list[tuple[str, str | None, str]] = field(default_factory=list)
+    finished: JobInfo | None = None  # the job ended: stage out after the flush
+
+    @classmethod
+    def of(cls, row: TaskRow) -> _Work:
+        return cls(row, S(row.state), row.hold_reason)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.fields or self.events)
 
 
 class Tracker:
@@ -95,31 +118,45 @@ class Tracker:
         stats = CycleStats()
         first = self._cycles == 0
         self._cycles += 1
-        active = self.svc.registry.in_states(ACTIVE)
+        reg = self.svc.registry
+        active = reg.in_states(ACTIVE)
+        pending = reg.meta_items("pending.")
+        holds = {k[len(PENDING_HOLD) :] for k in pending if k.startswith(PENDING_HOLD)}
         by_job = {r.job_id: r for r in active if r.job_id}
-        self._follow_events(by_job, stats)
+        work: dict[str, _Work] = {}
+        cursor = reg.get_meta(CURSOR_KEY)
+        new_cursor = self._follow_events(cursor, by_job, work, holds, stats)
         due = (
             reconcile
             if reconcile is not None
-            else (first or self._cycles % self.reconcile_every == 0 or not self._has_event_log)
+            else (first or self._cycles % self.reconcile_every == 0 or cursor is None)
         )
         if due and by_job:
-            self._reconcile(by_job, stats)
+            self._reconcile(by_job, work, holds, stats)
+        self._flush(work, new_cursor if new_cursor != cursor else None, stats)
+        self._stage_out([w for w in work.values() if w.finished is not None], stats)
+        self._apply_pending_holds(holds, stats)
+        forgets = {
+            k[len(PENDING_FORGET) :]: v for k, v in pending.items() if k.startswith(PENDING_FORGET)
+        }
+        self._retry_forgets(forgets, stats)
         self._recover_submitting([r for r in active if r.state == S.SUBMITTING], first, stats)
         stats.ms = (time.perf_counter() - started) * 1000
         return stats
 
-    @property
-    def _has_event_log(self) -> bool:
-        return self.svc.registry.get_meta(CURSOR_KEY) is not None
-
-    def _follow_events(self, by_job: dict[str, TaskRow], stats: CycleStats) -> None:
-        cursor = self.svc.registry.get_meta(CURSOR_KEY)
+    def _follow_events(
+        self,
+        cursor: str | None,
+        by_job: dict[str, TaskRow],
+        work: dict[str, _Work],
+        holds: set[str],
+        stats: CycleStats,
+    ) -> str | None:
         try:
             events, new_cursor = self.svc.wms.read_events(cursor)
         except WmsError as exc:
             stats.errors.append(f"event log: {exc}")
-            return
+            return cursor
         by_cluster = {_cluster_proc(j): r for j, r in by_job.items()}
         for ev in events:
             row = by_job.get(ev.job_id or "") or by_cluster.get((ev.cluster, ev.proc))
@@ -133,159 +170,235 @@ class Tracker:
                 exit_code=ev.exit_code,
                 hold_reason=ev.detail if ev.state == JobState.HELD else None,
             )
-            self._apply(row, info, stats, kind=ev.kind)
-            row = self.svc.registry.get(row.id)
-            by_job[row.job_id or ""] = row
-        if new_cursor is not None and new_cursor != cursor:
-            self.svc.registry.set_meta(CURSOR_KEY, new_cursor)
+            w = work.get(row.id) or work.setdefault(row.id, _Work.of(row))
+            self._apply(w, info, ev.kind, row.id in holds)
+        return new_cursor
 
-    def _reconcile(self, by_job: dict[str, TaskRow], stats: CycleStats) -> None:
+    def _reconcile(
+        self, by_job: dict[str, TaskRow], work: dict[str, _Work], holds: set[str], stats: CycleStats
+    ) -> None:
         try:
             stats.wms_queries += 1
             infos = self.svc.wms.query(list(by_job))
         except WmsError as exc:
             stats.errors.append(f"reconcile: {exc}")
             return
-        fresh = self.svc.registry.get_many([r.id for r in by_job.values()])  # after events
         for job_id, row in by_job.items():
-            current = fresh.get(row.id)
-            if current is None or current.job_id != job_id:
-                continue
+            w = work.get(row.id) or work.setdefault(row.id, _Work.of(row))
             info = infos.get(job_id)
             if info is None or info.state == JobState.UNKNOWN:
-                self._note_missing(current, stats)
+                self._note_missing(w)
                 continue
             self._missing.pop(row.id, None)
-            self._apply(current, info, stats, kind="RECONCILE")
+            self._apply(w, info, "RECONCILE", row.id in holds)
 
-    def _note_missing(self, row: TaskRow, stats: CycleStats) -> None:
-        n = self._missing[row.id] = self._missing.get(row.id, 0) + 1
-        if n >= MISSING_LIMIT:
-            self._missing.pop(row.id, None)
-            self._try_move(
-                row,
-                S.FAILED,
-                stats,
-                kind="JOB_LOST",
-                detail=f"job {row.job_id} is no longer known to the WMS",
-                finished_at=utcnow(),
-            )
+    def _note_missing(self, w: _Work) -> None:
+        tid = w.row.id
+        n = self._missing[tid] = self._missing.get(tid, 0) + 1
+        if n >= MISSING_LIMIT and w.finished is None:
+            self._missing.pop(tid, None)
+            detail = f"job {w.row.job_id} is no longer known to the WMS"
+            self._step(w, S.FAILED, "JOB_LOST", detail, finished_at=utcnow(), state_reason=detail)
 
-    # ---- applying WMS state ---------------------------------------------
-    def _apply(self, row: TaskRow, info: JobInfo, stats: CycleStats, kind: str) -> None:
-        current = S(row.state)
+    # ---- applying WMS state (in memory) ------------------------------------
+    def _apply(self, w: _Work, info: JobInfo, kind: str, hold_pending: bool) -> None:
+        if w.finished is not None:
+            return  # the job ended: stage-out decides the rest
         target = task_state_for(info.state)
-        if target is None or target == current and target != S.HELD:
+        if target is None or target == w.state and target != S.HELD:
             return
+        if hold_pending and target in (S.IDLE, S.RUNNING):
+            return  # held by the owner; the WMS hears of it once the upload has ended
         if target in (S.COMPLETED, S.FAILED):
-            self._stage_out(row, info, stats)
+            w.finished = info
             return
-        if not can_transition(current, target):
+        if not can_transition(w.state, target):
             return
         fields: dict[str, Any] = {}
         if target == S.HELD:
-            if current == S.HELD and row.hold_reason == info.hold_reason:
+            if w.state == S.HELD and w.hold_reason == info.hold_reason:
                 return
             fields = {"hold_reason": info.hold_reason, "hold_code": info.hold_code}
+            w.hold_reason = info.hold_reason
         elif target == S.RUNNING:
             fields = {"started_at": info.started_at or utcnow()}
         elif target == S.CANCELLED:
             fields = {"finished_at": utcnow()}
-        if current == target:
-            self.svc.registry.update_fields(row.id, current, **fields)
+        if w.state == target:
+            w.fields.update(fields)
             return
-        self._try_move(row, target, stats, kind=kind, detail=info.hold_reason or "", **fields)
+        self._step(w, target, kind, info.hold_reason or "", **fields)
 
-    def _stage_out(self, row: TaskRow, info: JobInfo, stats: CycleStats) -> None:
-        """Fetch the output sandbox; the task ends only once its outputs are safe."""
+    @staticmethod
+    def _step(w: _Work, target: TaskState, kind: str, detail: str, **fields: Any) -> None:
+        if not can_transition(w.state, target):
+            return
+        w.state = target
+        w.fields.update(fields)
+        w.events.append((kind, str(target), detail))
+
+    def _flush(self, work: dict[str, _Work], cursor: str | None, stats: CycleStats) -> None:
+        """The cycle's changes and the new cursor in one transaction."""
+        changes = [
+            TaskChange(w.row.id, S(w.row.state), w.state, dict(w.fields), tuple(w.events))
+            for w in work.values()
+            if w.changed
+        ]
+        if not changes and cursor is None:
+            return
+        moved = self.svc.registry.apply_changes(changes, {CURSOR_KEY: cursor} if cursor else None)
+        stats.transitions += sum(len(c.events) for c in changes if c.task_id in moved)
+        for w in work.values():
+            if w.changed and w.row.id not in moved:
+                w.finished = None  # the task moved meanwhile: the next cycle looks again
+
+    # ---- stage-out ----------------------------------------------------------
+    def _stage_out(self, done: Sequence[_Work], stats: CycleStats) -> None:
+        """Fetch output sandboxes; a task ends only once its outputs are safe. The
+        final transitions are one transaction, the jobs are forgotten in one call."""
+        if not done:
+            return
+        fresh = self.svc.registry.get_many([w.row.id for w in done])
+        changes: list[TaskChange] = []
+        for w in done:
+            row = fresh.get(w.row.id)
+            if row is None or w.finished is None or S(row.state) not in ACTIVE:
+                continue
+            change = self._finish(row, w.finished, stats)
+            if change is not None:
+                changes.append(change)
+        if not changes:
+            return
+        moved = self.svc.registry.apply_changes(changes)
+        stats.transitions += len(moved)
+        stats.staged_out += len(moved)
+        jobs = {c.task_id: str(fresh[c.task_id].job_id) for c in changes if c.task_id in moved}
+        self._forget(jobs, stats)
+
+    def _finish(self, row: TaskRow, info: JobInfo, stats: CycleStats) -> TaskChange | None:
         out_dir = self.svc.dirs.outputs(row.id)
         out_dir.mkdir(parents=True, exist_ok=True)
         try:
             self.svc.wms.retrieve(row.job_id or "", out_dir)
         except WmsError as exc:
             stats.errors.append(f"retrieve {row.id}: {exc}")
-            return
-        plan = json.loads(row.plan_json)
-        outputs, missing = [], []
-        for port, name in plan["outputs"].items():
+            return None
+        plan = TaskPlan.from_json(row.plan_json)
+        outputs: list[OutputFile] = []
+        missing: list[str] = []
+        for port, name in plan.outputs.items():
             path = out_dir / name
             if not path.is_file():
                 missing.append(port)
                 continue
             size, adler, sha = checksums(path)
-            outputs.append(
-                {
-                    "port": port,
-                    "name": name,
-                    "size": size,
-                    "adler32": adler,
-                    "sha256": sha,
-                    "path": str(path),
-                }
-            )
+            outputs.append(OutputFile(port, plan.output_name(port), size, adler, sha, str(path)))
         target = S.COMPLETED if info.state == JobState.COMPLETED and not missing else S.FAILED
-        if target == S.COMPLETED and not self._sink(row, outputs, stats):
-            return
+        if target == S.COMPLETED:
+            stored = self._store(row, outputs, stats)
+            if stored is None:
+                return None
+            outputs = stored
         reason = None
         if info.state == JobState.FAILED:
             reason = f"job exited with code {info.exit_code}"
         elif missing:
             reason = "outputs missing: " + ", ".join(missing)
-        if self._try_move(
-            row,
-            target,
-            stats,
-            kind="STAGED_OUT",
-            detail=reason or "",
-            exit_code=info.exit_code,
-            finished_at=info.finished_at or utcnow(),
-            retrieved_at=utcnow(),
-            outputs_json=json.dumps(outputs),
-            state_reason=reason,
-        ):
-            stats.staged_out += 1
-            try:
-                self.svc.wms.forget([row.job_id or ""])
-            except WmsError as exc:  # harmless: the job lingers until the next forget
-                stats.errors.append(f"forget {row.id}: {exc}")
+        if not can_transition(S(row.state), target):
+            return None
+        fields = {
+            "exit_code": info.exit_code,
+            "finished_at": info.finished_at or utcnow(),
+            "retrieved_at": utcnow(),
+            "outputs_json": outputs_json(outputs),
+            "state_reason": reason,
+        }
+        event = ("STAGED_OUT", str(target), reason or "")
+        return TaskChange(row.id, S(row.state), target, fields, (event,))
 
-    def _sink(self, row: TaskRow, outputs: list[dict[str, Any]], stats: CycleStats) -> bool:
-        """Hand outputs to the service's sink (e.g. the owner's gateway area); False:
+    def _store(
+        self, row: TaskRow, outputs: list[OutputFile], stats: CycleStats
+    ) -> list[OutputFile] | None:
+        """Hand outputs to the task data sink (e.g. the owner's gateway area); None:
         it failed, the task stays as it is and the next cycle tries again."""
-        sink = self.svc.output_sink
-        if sink is None or not outputs:
-            return True
+        if not outputs:
+            return outputs
         try:
-            stored = sink(row, outputs)
+            stored = self.svc.task_data.store_outputs(task_owner(row), outputs)
         except Exception as exc:  # noqa: BLE001 - any sink failure is retried
             stats.errors.append(f"store outputs of {row.id}: {exc}")
-            return False
-        for out in outputs:
-            if out["port"] in stored:
-                out["stored_at"] = stored[out["port"]]
-        return True
+            return None
+        return [
+            OutputFile(**{**o.__dict__, "stored_at": stored[o.port]}) if o.port in stored else o
+            for o in outputs
+        ]
 
-    def _try_move(
-        self,
-        row: TaskRow,
-        target: TaskState,
-        stats: CycleStats,
-        *,
-        kind: str,
-        detail: str = "",
-        **fields: Any,
-    ) -> bool:
-        current = S(row.state)
-        if not can_transition(current, target):
-            return False
+    # ---- WMS actions that must happen eventually ---------------------------------
+    def _forget(self, jobs: dict[str, str], stats: CycleStats) -> None:
+        """Let finished jobs leave the queue; a failure is recorded and retried by
+        every cycle until it succeeds (the task may long be completed by then)."""
+        if not jobs:
+            return
         try:
-            self.svc.registry.transition(
-                row.id, current, target, kind=kind, detail=detail, **fields
-            )
-        except ConcurrentChange:
-            return False
-        stats.transitions += 1
-        return True
+            self.svc.wms.forget(list(jobs.values()))
+        except WmsError as exc:
+            if isinstance(exc, WmsRejected) or self.svc.wms.ping().reachable:
+                # the WMS answers, so some job is gone already: settle them one by one
+                jobs = self._forget_each(jobs)
+            if jobs:
+                stats.errors.append(f"forget (retried next cycle): {exc}")
+                for tid, job_id in jobs.items():
+                    self.svc.registry.set_meta(PENDING_FORGET + tid, job_id)
+                return
+        self.svc.registry.delete_meta(PENDING_FORGET + t for t in jobs)
+
+    def _forget_each(self, jobs: dict[str, str]) -> dict[str, str]:
+        """Forget jobs one at a time; a job the reachable WMS cannot forget has left
+        the queue already. Returns those still to retry (the WMS went away)."""
+        left: dict[str, str] = {}
+        for tid, job_id in jobs.items():
+            try:
+                self.svc.wms.forget([job_id])
+            except WmsError:
+                if self.svc.wms.ping().reachable:
+                    continue
+                left[tid] = job_id
+        self.svc.registry.delete_meta(PENDING_FORGET + t for t in jobs if t not in left)
+        return left
+
+    def _retry_forgets(self, pending: dict[str, str], stats: CycleStats) -> None:
+        if pending:
+            self._forget(pending, stats)
+
+    def _apply_pending_holds(self, holds: set[str], stats: CycleStats) -> None:
+        """Holds accepted while the job's inputs were uploading go to the WMS now."""
+        if not holds:
+            return
+        reg = self.svc.registry
+        rows = reg.get_many(holds)
+        reasons = reg.meta_items(PENDING_HOLD)
+        gone = [t for t in holds if t not in rows or rows[t].state != S.HELD]
+        waiting = {str(rows[t].job_id): rows[t] for t in holds if t not in gone and rows[t].job_id}
+        if waiting:
+            try:
+                stats.wms_queries += 1
+                infos = self.svc.wms.query(list(waiting))
+            except WmsError as exc:
+                stats.errors.append(f"pending holds: {exc}")
+                infos = {}
+            for job_id, row in waiting.items():
+                info = infos.get(job_id)
+                if info is None or info.spooling:
+                    continue
+                reason = reasons.get(PENDING_HOLD + row.id) or "held by the owner"
+                try:
+                    self.svc.wms.hold([job_id], reason)
+                except WmsError as exc:
+                    stats.errors.append(f"hold {row.id}: {exc}")
+                    continue
+                reg.add_event(row.id, "HOLD_APPLIED", reason, str(S.HELD))
+                gone.append(row.id)
+        reg.delete_meta(PENDING_HOLD + t for t in gone)
 
     # ---- recovering submissions -------------------------------------------
     def _recover_submitting(self, rows: Sequence[TaskRow], first: bool, stats: CycleStats) -> None:
@@ -299,6 +412,7 @@ class Tracker:
             found = self.svc.wms.find_jobs([r.id for r in stale])
         except WmsError as exc:
             stats.errors.append(f"recovery: {exc}")
+            self.svc.note_wms_down(stale, exc)
             return
         resend: list[TaskRow] = []
         for row in stale:
@@ -316,6 +430,12 @@ class Tracker:
                 except WmsError as exc:
                     stats.errors.append(f"recovery cancel {row.id}: {exc}")
                     continue
+                self.svc.registry.add_event(
+                    row.id,
+                    "ORPHAN_REMOVED",
+                    f"removed job {job.job_id}: its input upload was interrupted",
+                    str(S.SUBMITTING),
+                )
             resend.append(row)
         if resend:
             self._resend(resend, stats)

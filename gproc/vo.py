@@ -21,6 +21,7 @@ from datetime import datetime
 from sqlalchemy import func
 from sqlmodel import Session, SQLModel, col, delete, select
 
+from gproc import errors
 from gproc.models import utcnow
 from gproc.registry import make_engine
 from gproc.vo_models import (
@@ -43,34 +44,30 @@ _DN_ALIASES = {"email": "emailaddress", "e": "emailaddress", "userid": "uid"}
 DEFAULT_ADMIN_ROLE = "VO-Admin"
 
 
-class VoError(Exception):
-    """Base of VO administration errors; ``code`` is stable (services map it)."""
+class VoError(errors.GprocError):
+    """Base of VO administration errors; codes are the error root's (``gproc.errors``)."""
 
-    code = "Internal"
-
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
-        self.field = field
+    def __init__(self, message: str, *, field: str | None = None, rule: str | None = None) -> None:
+        super().__init__(message, field=field, rule=rule)
 
 
-class VoNotFound(VoError):
-    code = "NotFound"
+class VoNotFound(VoError, errors.NotFound):
+    pass
 
 
-class VoConflict(VoError):
-    code = "Conflict"
+class VoConflict(VoError, errors.Conflict):
+    pass
 
 
-class VoInvalid(VoError):
-    code = "InvalidRequest"
+class VoInvalid(VoError, errors.InvalidRequest):
+    pass
 
 
-class VoDenied(VoError):
-    code = "NotAuthorised"
+class VoDenied(VoError, errors.NotAuthorised):
+    rule: str
 
     def __init__(self, rule: str, message: str) -> None:
-        super().__init__(message)
-        self.rule = rule
+        super().__init__(message, rule=rule)
 
 
 @dataclass(frozen=True)

@@ -20,12 +20,13 @@ from rich.table import Table
 
 from gproc import connectors
 from gproc.app import build_service, build_tracker
-from gproc.connectors.base import InvalidRequest, ToolRequest, UnknownTool
+from gproc.connectors.base import ToolRequest, UnknownTool
 from gproc.domain import GprocError, Owner, TaskRequest, TaskResult, TaskView
 from gproc.lifecycle import TaskService
-from gproc.registry import TaskFilter, TaskNotFound
+from gproc.registry import TaskFilter
 from gproc.settings import get_settings
 from gproc.states import TERMINAL, TaskState
+from gproc.wrappers.base import WmsError
 
 # wide enough for full task and job ids when output goes to a file or a pipe
 out = Console(width=None if sys.stdout.isatty() else 200)
@@ -42,7 +43,7 @@ def _service() -> Iterator[TaskService]:
         sys.exit(2)
     try:
         yield svc
-    except (GprocError, TaskNotFound, InvalidRequest, UnknownTool) as exc:
+    except GprocError as exc:  # every reportable error derives from the root
         err.print(f"[red]error:[/red] {exc}")
         sys.exit(2)
     finally:
@@ -77,10 +78,12 @@ def _s(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def _results(results: Sequence[TaskResult], as_json: bool) -> None:
+def _results(
+    results: Sequence[TaskResult], as_json: bool, extra: dict[str, Any] | None = None
+) -> None:
     views = [r.task for r in results if r.task]
     errors = [(r.task_id, str(r.error)) for r in results if r.error]
-    data = {"tasks": [v.as_dict() for v in views], "errors": dict(errors)}
+    data = {"tasks": [v.as_dict() for v in views], "errors": dict(errors), **(extra or {})}
 
     def render() -> None:
         if views:
@@ -224,10 +227,42 @@ def _submit(svc: TaskService, ids: list[str], as_json: bool) -> None:
     _results(svc.submit(ids), as_json)
 
 
-@_ids_command("status", "Show tasks' states (after one tracker cycle).")
-def _status(svc: TaskService, ids: list[str], as_json: bool) -> None:
-    build_tracker(svc, get_settings()).cycle()
-    _results(svc.status(ids), as_json)
+@task_group.command("status")
+@click.argument("task_ids", nargs=-1, required=True)
+@click.option("--wms", "ask_wms", is_flag=True, help="Also show what the WMS says of each job now.")
+@json_opt
+def status_cmd(task_ids: tuple[str, ...], ask_wms: bool, as_json: bool) -> None:
+    """Show tasks' states as the registry has them (a read: nothing is changed; the
+    tracker, `gproc tracker run` or `gproc serve`, keeps them fresh)."""
+    with _service() as svc:
+        results = svc.status(list(task_ids))
+        wms = _wms_view(svc, results) if ask_wms else None
+        if wms is not None and not as_json:
+            t = Table("task id", "WMS state", "hold reason", "inputs uploading")
+            for row in wms:
+                t.add_row(row["task_id"], row["state"], row["hold_reason"], row["spooling"])
+            out.print(t)
+        _results(results, as_json, {"wms": wms} if wms is not None else None)
+
+
+def _wms_view(svc: TaskService, results: Sequence[TaskResult]) -> list[dict[str, Any]]:
+    """The WMS's own view of the tasks' jobs, read-only (one query)."""
+    jobs = {r.task.job_id: r.task.id for r in results if r.task and r.task.job_id}
+    try:
+        infos = svc.wms.query(list(jobs)) if jobs else {}
+    except WmsError as exc:
+        err.print(f"[yellow]WMS unreachable:[/yellow] {exc}")
+        return []
+    return [
+        {
+            "task_id": jobs[j],
+            "state": str(i.state),
+            "hold_reason": i.hold_reason or "",
+            "spooling": "yes" if i.spooling else "",
+        }
+        for j, i in infos.items()
+        if j in jobs
+    ]
 
 
 def _one_by_one(action: Callable[[TaskService, str], TaskView]) -> Callable[..., None]:
@@ -288,14 +323,18 @@ def retrieve_cmd(task_id: str, as_json: bool) -> None:
 @task_group.command("wait")
 @click.argument("task_ids", nargs=-1, required=True)
 @click.option("--timeout", default=600.0, show_default=True, help="Seconds.")
+@click.option("--track/--no-track", default=True, show_default=True, help="Run tracker cycles.")
 @json_opt
-def wait_cmd(task_ids: tuple[str, ...], timeout: float, as_json: bool) -> None:
-    """Follow tasks (running tracker cycles here) until they have ended."""
+def wait_cmd(task_ids: tuple[str, ...], timeout: float, track: bool, as_json: bool) -> None:
+    """Follow tasks until they have ended. Unlike `status` this drives tracker cycles
+    here (the CLI's way of running tasks without a service); with --no-track it only
+    polls the registry while `gproc tracker run` or `gproc serve` tracks."""
     with _service() as svc:
-        tracker = build_tracker(svc, get_settings())
+        tracker = build_tracker(svc, get_settings()) if track else None
         deadline = time.monotonic() + timeout
         while True:
-            tracker.cycle(reconcile=True)
+            if tracker is not None:
+                tracker.cycle(reconcile=True)
             results = svc.status(list(task_ids))
             if all(r.task and r.task.state in TERMINAL | {TaskState.PURGED} for r in results):
                 break

@@ -8,44 +8,50 @@ is percent-decoded exactly once; the path is then validated by the gateway like
 any front's. The data is read with the *caller's* validated identity at
 registration: a task can only use data its owner may read.
 
-Outputs. When a job completes, the tracker hands the outputs to :meth:`output_sink`,
-which stores them in the owner's private area under
-``<home>/<gateway.task_outputs>/<task id>/<name>`` (atomic uploads, overwritten on
-resubmission). The identity used: the task's delegated proxy when it has one and it
-still validates; otherwise the owner as recorded at registration (DN and the FQANs
-validated then), which is what private-area membership is decided on. If the
-gateway is unreachable the sink raises and the tracker retries at its next cycle;
-if the owner has no private area or it is over quota, the task still completes and
-its outputs stay retrievable from the service (no ``stored_at``).
+Outputs. When a job completes, the tracker hands the outputs to
+:meth:`GatewayTaskData.store_outputs`, which stores them in the owner's private area
+under ``<home>/<gateway.task_outputs>/<task id>/<name>`` (atomic uploads, overwritten
+on resubmission; ``<name>`` is the output's label when the request gave one, see
+:meth:`gproc.domain.TaskPlan.output_name`). The principal used: the task's delegated
+proxy when it has one and it still validates (the owner's own credential); otherwise
+the service acts for the owner with an :class:`ActingForOwner` principal (the DN and
+FQANs validated at registration, vouched for by this service), which the gateway lets
+create directories and write files in that task's output folder only
+(``storage_gateway/access.py``). If the gateway is unreachable the sink raises and the
+tracker retries at its next cycle; if the owner has no private area or it is over
+quota, the task still completes and its outputs stay retrievable from the service (no
+``stored_at``).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 from urllib.parse import unquote
 
 from cryptography import x509
 
-from gproc.domain import InvalidTaskRequest, Owner
+from gproc.domain import InvalidTaskRequest, OutputFile, Owner
 from gproc.security.errors import CredentialError
-from gproc.security.identity import AcInfo, Fqan, Identity, ProxyType
+from gproc.security.identity import Fqan, Identity
 from gproc.security.wsgi_auth import Validator, validate_with
 from gproc.staging import InputResolver
 from gproc.storage_gateway import paths
+from gproc.storage_gateway.access import ActingForOwner, Principal
 from gproc.storage_gateway.backends.base import BackendUnavailable, StorageError
 from gproc.storage_gateway.gateway import StorageGateway
+from gproc.task_data import TaskData, TaskOwner
 
 log = logging.getLogger("gproc.gateway.tasks")
 SCHEME = "gateway://"
 
 
-class TaskData:
-    """The owner-aware resolver and the output sink the core is given."""
+SERVICE = "the gproc processing service"
+
+
+class GatewayTaskData(TaskData):
+    """Task inputs from, and outputs to, the storage gateway (given to the core)."""
 
     def __init__(
         self,
@@ -55,12 +61,14 @@ class TaskData:
         url_base: str | None = None,
         outputs_dir: str = "tasks",
         validator: Validator | None = None,
+        service: str = SERVICE,
     ) -> None:
         self.gateway = gateway
         self.fallback = fallback
         self.url_base = url_base.rstrip("/") if url_base else None
         self.outputs_dir = paths.check_component(outputs_dir)
         self.validator = validator
+        self.service = service
 
     # -- inputs --------------------------------------------------------------------
     def logical_path(self, ref: str) -> str | None:
@@ -89,7 +97,7 @@ class TaskData:
                 self.fallback(ref, dest)
                 return
             identity = owner.credential
-            if not isinstance(identity, Identity):
+            if not isinstance(identity, Identity):  # the caller's own, validated
                 raise InvalidTaskRequest("inputs", "gateway inputs need an authenticated owner")
             try:
                 self._copy(identity, path, dest)
@@ -107,81 +115,60 @@ class TaskData:
                 fh.write(chunk)
 
     # -- outputs -------------------------------------------------------------------
-    def output_sink(self, row: Any, outputs: list[dict[str, Any]]) -> dict[str, str]:
+    def store_outputs(self, owner: TaskOwner, outputs: Sequence[OutputFile]) -> Mapping[str, str]:
         """Store outputs in the owner's private area; {port: logical path}."""
-        identity = self.owner_identity(row)
-        home = self.gateway.home(identity)
-        if home is None:
-            log.info("task %s: owner has no private area; outputs stay local", row.id)
+        folder = self.output_folder(owner)
+        if folder is None:
+            log.info("task %s: owner has no private area; outputs stay local", owner.task_id)
             return {}
-        folder = f"{home}/{self.outputs_dir}/{paths.check_component(row.id)}"
+        principal = self.principal_for(owner, folder)
         stored: dict[str, str] = {}
         try:
-            self.gateway.mkdir(identity, folder, parents=True)
+            self.gateway.mkdir(principal, folder, parents=True)
             for out in outputs:
-                target = f"{folder}/{paths.check_component(out['name'])}"
-                self.gateway.write(
-                    identity, target, _file_chunks(Path(out["path"])), overwrite=True
-                )
-                stored[out["port"]] = target
+                target = f"{folder}/{paths.check_component(out.name)}"
+                self.gateway.write(principal, target, _file_chunks(Path(out.path)), overwrite=True)
+                stored[out.port] = target
         except BackendUnavailable:
             raise  # the tracker retries at its next cycle
         except StorageError as exc:
-            log.warning("task %s: outputs not stored in the gateway: %s", row.id, exc)
+            log.warning("task %s: outputs not stored in the gateway: %s", owner.task_id, exc)
         return stored
 
-    def location(self, logical: str) -> str:
+    def output_folder(self, owner: TaskOwner) -> str | None:
+        """``<home>/<outputs_dir>/<task id>`` of the owner (None: no private area)."""
+        home = self.gateway.home(self._recorded(owner, scope=""))
+        if home is None:
+            return None
+        return f"{home}/{self.outputs_dir}/{paths.check_component(owner.task_id)}"
+
+    def location(self, stored_at: str) -> str:
         """What RetrieveTaskOutput hands out for a stored output."""
         if self.url_base:
-            return self.url_base + logical
-        return SCHEME + logical
+            return self.url_base + stored_at
+        return SCHEME + stored_at
 
-    def owner_identity(self, row: Any) -> Identity:
-        """The delegated proxy's identity when it validates, else the recorded owner."""
-        if row.x509_proxy and self.validator is not None:
+    def principal_for(self, owner: TaskOwner, folder: str) -> Principal:
+        """The delegated proxy's identity when it validates, else this service acting
+        for the recorded owner within ``folder``."""
+        if owner.x509_proxy and self.validator is not None:
             try:
-                chain = x509.load_pem_x509_certificates(Path(row.x509_proxy).read_bytes())
+                chain = x509.load_pem_x509_certificates(owner.x509_proxy.read_bytes())
                 return validate_with(self.validator, chain)
             except (OSError, ValueError, CredentialError) as exc:
                 log.info(
-                    "task %s: delegated proxy unusable (%s); using the recorded owner", row.id, exc
+                    "task %s: delegated proxy unusable (%s); acting for the recorded owner",
+                    owner.task_id,
+                    exc,
                 )
-        return recorded_owner(row.owner_dn, json.loads(row.owner_fqans or "[]"))
+        return self._recorded(owner, scope=folder)
+
+    def _recorded(self, owner: TaskOwner, scope: str) -> ActingForOwner:
+        fqans = tuple(Fqan.parse(f) for f in owner.fqans)
+        return ActingForOwner(owner.dn, fqans, self.service, scope)
 
 
 def _file_chunks(path: Path) -> Iterator[bytes]:
     with path.open("rb") as fh:
         while chunk := fh.read(1 << 20):
             yield chunk
-
-
-def recorded_owner(dn: str, fqans: list[str]) -> Identity:
-    """An Identity for the owner as validated at registration (DN + FQANs then held).
-
-    Used only to store the task's own outputs in the owner's private area."""
-    parsed = [Fqan.parse(f) for f in fqans]
-    now = datetime.now(UTC)
-    vos = list(dict.fromkeys(f.vo for f in parsed))
-    acs = tuple(
-        AcInfo(
-            vo=vo,
-            uri="",
-            issuer="(recorded at registration)",
-            serial=0,
-            not_before=now,
-            not_after=now + timedelta(minutes=5),
-            fqans=tuple(f for f in parsed if f.vo == vo),
-        )
-        for vo in vos
-    )
-    return Identity(
-        subject="",
-        subject_grid=dn,
-        issuer="",
-        issuer_grid="",
-        proxy_type=ProxyType.NONE,
-        proxy_depth=0,
-        not_after=now + timedelta(minutes=5),
-        fingerprint="",
-        acs=acs,
-    )

@@ -10,6 +10,16 @@ site states storage rules exactly like job rules. Kinds of area:
   sub-area keyed by :func:`user_key`; nobody else may see it (another user's area
   answers NotFound, exactly like a missing one, so its existence is not revealed).
 
+Acting for an owner. Besides validated grid identities, the gateway accepts one
+other principal, :class:`ActingForOwner`: a gproc service storing a finished task's
+outputs for the task's owner long after the owner's credential expired. It names the
+owner DN and the FQANs validated when the task was registered, and the service that
+vouches for them; the area rules are applied to that DN and those FQANs exactly as to
+the owner, and in addition it may only create directories and write files at or below
+its ``scope`` (the task's own output folder): no reads, listings, deletes or renames,
+and nothing elsewhere. It is built in-process by the service from its own registry
+record, never from anything a caller sends.
+
 Private area keys. A DN is unique but unreadable and full of characters that do not
 belong in a path; a CN is readable but neither unique nor safe. The key is therefore
 ``<sanitised CN>-<12 hex of SHA-256 of the canonical slash DN>``, e.g.
@@ -27,7 +37,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from gproc.security.identity import Identity, normalise_grid_dn, same_dn
+from gproc.security.identity import Fqan, Identity, normalise_grid_dn, same_dn
 from gproc.security.policy import Decision, FqanPattern, PolicyError
 
 _NOT_SAFE = re.compile(r"[^a-z0-9]+")
@@ -46,7 +56,24 @@ class AreaKind(StrEnum):
     PRIVATE = "private"
 
 
-def user_key(identity: Identity) -> str:
+@dataclass(frozen=True)
+class ActingForOwner:
+    """A service acting for a task's owner within ``scope`` (see module docstring)."""
+
+    subject_grid: str  # the owner's DN (slash form), as recorded at registration
+    fqans: tuple[Fqan, ...]  # the owner's FQANs validated at registration
+    service: str  # who vouches for it (shown in refusals and logs)
+    scope: str  # the one logical folder it may write in (normalised, no trailing /)
+
+    def permits(self, path: str, op: Op) -> bool:
+        return op is Op.WRITE and (path == self.scope or path.startswith(self.scope + "/"))
+
+
+Principal = Identity | ActingForOwner
+"""Who a gateway operation runs as."""
+
+
+def user_key(identity: Principal) -> str:
     """The private-area directory name of ``identity`` (see module docstring)."""
     canonical = normalise_grid_dn(identity.subject_grid)
     digest = hashlib.sha256("/".join(f"{k}={v}" for k, v in canonical).encode("utf-8")).hexdigest()[
@@ -81,8 +108,8 @@ class Principals:
                 raise PolicyError(str(exc)) from None
         return cls(tuple(FqanPattern.parse(p) for p in fqans), dn_list)
 
-    def covers(self, identity: Identity) -> bool:
-        if any(p.matches_identity(identity) for p in self.fqans):
+    def covers(self, identity: Principal) -> bool:
+        if any(p.anyone or any(p.matches(f) for f in identity.fqans) for p in self.fqans):
             return True
         return any(same_dn(dn, identity.subject_grid) for dn in self.dns)
 
@@ -97,7 +124,7 @@ class AreaRules:
     write: Principals = Principals()
     members: Principals = Principals()
 
-    def decide(self, identity: Identity, op: Op, owner: str | None = None) -> Decision:
+    def decide(self, identity: Principal, op: Op, owner: str | None = None) -> Decision:
         """Allow or refuse ``op``; for private areas ``owner`` is the addressed key."""
         if self.kind is AreaKind.PRIVATE:
             return self._private(identity, owner)
@@ -115,7 +142,7 @@ class AreaRules:
             False, f"{self.name}:read", f"reading {self.name} needs one of {self._names(self.read)}"
         )
 
-    def _private(self, identity: Identity, owner: str | None) -> Decision:
+    def _private(self, identity: Principal, owner: str | None) -> Decision:
         rule = f"{self.name}:owner"
         if not self.members.covers(identity):
             return Decision(

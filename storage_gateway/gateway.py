@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 
 from gproc.security.identity import Identity
 from gproc.storage_gateway import paths
-from gproc.storage_gateway.access import AreaKind, Op, user_key
+from gproc.storage_gateway.access import ActingForOwner, AreaKind, Op, Principal, user_key
 from gproc.storage_gateway.backends.base import (
     AlreadyExists,
     Checksums,
@@ -39,7 +39,12 @@ class StorageGateway:
         self._roots_made: dict[tuple[str, str], float] = {}
 
     # -- resolution + access --------------------------------------------------------
-    def _target(self, identity: Identity, path: str, op: Op) -> Resolved:
+    def _target(self, identity: Principal, path: str, op: Op) -> Resolved:
+        if isinstance(identity, ActingForOwner) and not identity.permits(paths.normalise(path), op):
+            raise PermissionDenied(
+                f"{path}: {identity.service} acting for {identity.subject_grid} may only "
+                f"write below {identity.scope}"
+            )
         resolved = self.namespace.resolve(path)
         if resolved is None:
             if op is Op.WRITE:
@@ -62,7 +67,7 @@ class StorageGateway:
         resolved.backend.mkdir(resolved.area_root, parents=True)
         self._roots_made[key] = time.monotonic()
 
-    def home(self, identity: Identity) -> str | None:
+    def home(self, identity: Principal) -> str | None:
         """Logical path of the caller's private area (None when none is configured)."""
         for area in self.namespace.areas:
             if area.kind is AreaKind.PRIVATE and area.rules.members.covers(identity):
@@ -118,7 +123,7 @@ class StorageGateway:
         return resolved.backend.checksum(resolved.backend_path)
 
     # -- write operations -------------------------------------------------------------
-    def _writable(self, identity: Identity, path: str) -> Resolved:
+    def _writable(self, identity: Principal, path: str) -> Resolved:
         resolved = self._target(identity, path, Op.WRITE)
         if not resolved.rest:
             raise PermissionDenied(f"{path}: the area root itself cannot be changed")
@@ -126,7 +131,7 @@ class StorageGateway:
 
     def write(
         self,
-        identity: Identity,
+        identity: Principal,
         path: str,
         chunks: Iterable[bytes],
         *,
@@ -165,7 +170,7 @@ class StorageGateway:
             raise QuotaExceeded(f"{resolved.area.name}: quota of {quota} bytes used up")
         return quota - used
 
-    def mkdir(self, identity: Identity, path: str, parents: bool = False) -> None:
+    def mkdir(self, identity: Principal, path: str, parents: bool = False) -> None:
         resolved = self._writable(identity, path)
         resolved.backend.mkdir(resolved.backend_path, parents)
 

@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
+
+from gproc import errors
 
 TASK_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 """Task ids are uuid4 hex: the only form ever placed in a job description."""
@@ -32,8 +35,11 @@ class JobState(StrEnum):
     UNKNOWN = "unknown"  # the WMS no longer knows the job
 
 
-class WmsError(Exception):
-    """Base of all WMS failures."""
+class WmsError(errors.WmsUnavailable):
+    """Base of all WMS failures (``Server.WmsUnavailable``: the WMS did not do it)."""
+
+    def __init__(self, message: str = "", **where: Any) -> None:
+        super().__init__(message, **where)
 
 
 class WmsUnavailable(WmsError):
@@ -41,7 +47,11 @@ class WmsUnavailable(WmsError):
 
 
 class WmsRejected(WmsError):
-    """The WMS refused the request (bad description, not authorised...)."""
+    """The WMS refused the request (bad description, not authorised...): retrying the
+    same request does not help."""
+
+    code = "Server.WmsRejected"
+    retryable = False
 
 
 @dataclass(frozen=True)

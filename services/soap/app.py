@@ -27,7 +27,7 @@ from gproc.security.policy import Policy
 from gproc.security.tls import GridServer, TLSConfig, make_server
 from gproc.security.truststore import TrustStore
 from gproc.security.voms import VomsTrust
-from gproc.services.gateway_tasks import TaskData
+from gproc.services.gateway_tasks import GatewayTaskData
 from gproc.services.soap.hardening import ENV_REQUEST_ID, HardeningMiddleware, WSGIApp
 from gproc.services.soap.service import (
     ENV_FAULT,
@@ -38,6 +38,7 @@ from gproc.services.soap.service import (
 )
 from gproc.services.soap.types import NS
 from gproc.settings import Settings
+from gproc.staging import local_file_resolver
 from gproc.storage_gateway.gateway import StorageGateway
 from gproc.storage_gateway.namespace import Namespace
 from gproc.vo import VoStore
@@ -93,7 +94,6 @@ def build_context(
     -gateway paths read as the caller (``gateway``, else ``[gateway] namespace``)."""
     svc = settings.service
     allowed = tuple(p.resolve() for p in svc.allowed_input_dirs)
-    core = build_service(settings, wms=wms, local_roots=allowed)
     store = DelegationStore(
         svc.delegation_dir or settings.state_dir.resolve() / "delegation", validator
     )
@@ -101,15 +101,14 @@ def build_context(
         gateway = StorageGateway(Namespace.load(settings.gateway.namespace))
     task_data = None
     if gateway is not None:
-        task_data = TaskData(
+        task_data = GatewayTaskData(
             gateway,
-            core.resolve_input,
+            local_file_resolver(allowed),
             url_base=svc.output_url_base,
             outputs_dir=settings.gateway.task_outputs,
             validator=validator,
         )
-        core.resolver_for = task_data.resolver_for
-        core.output_sink = task_data.output_sink
+    core = build_service(settings, wms=wms, local_roots=allowed, task_data=task_data)
     vo_store = (
         VoStore(
             settings.vo_database_url, admins=settings.vo.admins, admin_role=settings.vo.admin_role

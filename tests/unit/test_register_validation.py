@@ -16,6 +16,7 @@ from gproc.domain import InvalidTaskRequest, LimitExceeded, Owner, TaskRequest
 from gproc.lifecycle import TaskService
 from gproc.registry import Registry, TaskFilter
 from gproc.staging import TaskDirs, local_file_resolver
+from gproc.task_data import LocalTaskData
 from gproc.wrappers.htcondor.schedd import HTCondorWMS
 
 OWNER = Owner(dn="/C=RO/O=GiSHEO/CN=ann")
@@ -44,7 +45,7 @@ def _svc(tmp_path: Path, roots: tuple[Path, ...] | None = None, max_batch: int =
         Registry(f"sqlite:///{tmp_path / 'db.sqlite'}"),
         HTCondorWMS(instance="unit", sandbox_root=tmp_path / "sb"),
         TaskDirs(tmp_path / "tasks"),
-        local_file_resolver(roots),
+        LocalTaskData(local_file_resolver(roots)),
         max_batch=max_batch,
         max_inline=64,
     )
