@@ -341,30 +341,13 @@ class Tracker:
             return
         try:
             self.svc.wms.forget(list(jobs.values()))
+        except WmsRejected as exc:  # not job ids of this WMS: nothing to retry
+            stats.errors.append(f"forget: {exc}")
         except WmsError as exc:
-            if isinstance(exc, WmsRejected) or self.svc.wms.ping().reachable:
-                # the WMS answers, so some job is gone already: settle them one by one
-                jobs = self._forget_each(jobs)
-            if jobs:
-                stats.errors.append(f"forget (retried next cycle): {exc}")
-                for tid, job_id in jobs.items():
-                    self.svc.registry.set_meta(PENDING_FORGET + tid, job_id)
-                return
+            stats.errors.append(f"forget (retried next cycle): {exc}")
+            self.svc.registry.apply_changes([], {PENDING_FORGET + t: j for t, j in jobs.items()})
+            return
         self.svc.registry.delete_meta(PENDING_FORGET + t for t in jobs)
-
-    def _forget_each(self, jobs: dict[str, str]) -> dict[str, str]:
-        """Forget jobs one at a time; a job the reachable WMS cannot forget has left
-        the queue already. Returns those still to retry (the WMS went away)."""
-        left: dict[str, str] = {}
-        for tid, job_id in jobs.items():
-            try:
-                self.svc.wms.forget([job_id])
-            except WmsError:
-                if self.svc.wms.ping().reachable:
-                    continue
-                left[tid] = job_id
-        self.svc.registry.delete_meta(PENDING_FORGET + t for t in jobs if t not in left)
-        return left
 
     def _retry_forgets(self, pending: dict[str, str], stats: CycleStats) -> None:
         if pending:

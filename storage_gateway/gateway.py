@@ -174,12 +174,14 @@ class StorageGateway:
         resolved = self._writable(identity, path)
         resolved.backend.mkdir(resolved.backend_path, parents)
 
-    def delete(self, identity: Identity, path: str) -> None:
+    def delete(self, identity: Principal, path: str) -> None:
+        _only_writes(identity, path)
         resolved = self._writable(identity, path)
         resolved.backend.delete(resolved.backend_path)
 
-    def rename(self, identity: Identity, src: str, dst: str) -> None:
+    def rename(self, identity: Principal, src: str, dst: str) -> None:
         """Rename within one area (and one private owner); never replaces ``dst``."""
+        _only_writes(identity, src)
         source = self._writable(identity, src)
         target = self._writable(identity, dst)
         if (source.area, source.owner) != (target.area, target.owner):
@@ -187,3 +189,9 @@ class StorageGateway:
         if source.backend_path == target.backend_path:
             raise AlreadyExists(f"{dst}: already exists")
         source.backend.rename(source.backend_path, target.backend_path)
+
+
+def _only_writes(identity: Principal, path: str) -> None:
+    """A service acting for an owner creates and writes; it never deletes or renames."""
+    if isinstance(identity, ActingForOwner):
+        raise PermissionDenied(f"{path}: {identity.service} may not delete or rename")

@@ -12,7 +12,15 @@ import rasterio
 from rasterio.transform import from_origin
 
 from gproc.connectors import ToolRequest
-from gproc.domain import InvalidTaskRequest, LimitExceeded, Owner, TaskRequest
+from gproc.domain import (
+    InvalidTaskRequest,
+    LimitExceeded,
+    NotReady,
+    Owner,
+    TaskPurged,
+    TaskRequest,
+)
+from gproc.errors import StorageUnavailable
 from gproc.lifecycle import TaskService
 from gproc.registry import Registry, TaskFilter
 from gproc.staging import TaskDirs, local_file_resolver
@@ -160,3 +168,74 @@ def test_accounting_group_and_delegated_proxy_reach_the_job_description(
     desc = _svc(tmp_path).register([req])[0].job_description
     assert f"x509userproxy = {proxy}" in desc
     assert "accounting_group = group_testvo.grid" in desc
+
+
+def test_a_refused_item_names_its_index_in_the_batch(tmp_path: Path, tif: Path) -> None:
+    good = _req("band", {"image": str(tif)})
+    reqs = [good] * 3 + [_req("canny", {"image": str(tif)}, {"canny1": -5})] + [good]
+    with pytest.raises(InvalidTaskRequest) as exc:
+        _svc(tmp_path).register(reqs)
+    assert exc.value.index == 3 and exc.value.field == "params.canny1"
+    assert str(exc.value).startswith("item 3, params.canny1: ")
+    with pytest.raises(InvalidTaskRequest) as exc:
+        _svc(tmp_path).register([good, _req("band", {"image": "/no/such.tif"})])
+    assert exc.value.index == 1 and exc.value.field == "inputs"  # staging errors too
+
+
+def _broken_store(svc: TaskService, pragma: str) -> None:
+    """Make the real SQLite database refuse writes the way a full disk
+    (max_page_count reached: SQLITE_FULL) or a read-only database (SQLITE_READONLY)
+    does, on every connection the registry opens from now on."""
+    from sqlalchemy import event
+
+    svc.registry.engine.dispose()
+
+    @event.listens_for(svc.registry.engine, "connect")
+    def _limit(dbapi_conn: object, _record: object) -> None:
+        cur = dbapi_conn.cursor()  # type: ignore[attr-defined]
+        if pragma == "full":
+            pages = cur.execute("PRAGMA page_count").fetchone()[0]
+            cur.execute(f"PRAGMA max_page_count = {pages}")
+        else:
+            cur.execute("PRAGMA query_only = ON")
+        cur.close()
+
+
+@pytest.mark.parametrize(
+    ("pragma", "cause"),
+    [("full", "database or disk is full"), ("readonly", "readonly database")],
+)
+def test_a_store_that_cannot_write_is_unavailable_and_nothing_stays(
+    tmp_path: Path, tif: Path, pragma: str, cause: str
+) -> None:
+    svc = _svc(tmp_path)
+    _broken_store(svc, pragma)
+    # a payload large enough to need new database pages
+    reqs = [_req("band", {"image": str(tif)}, client_request_id=f"r{i}") for i in range(8)]
+    with pytest.raises(StorageUnavailable) as exc:
+        svc.register(reqs)
+    assert exc.value.retryable and exc.value.code == "Server.StorageUnavailable"
+    assert cause in str(exc.value)
+    assert svc.registry.list_tasks(TaskFilter())[1] == 0  # nothing partial is visible
+    assert not any((tmp_path / "tasks").iterdir())  # nor any staged file
+
+
+def test_outputs_of_a_purged_task_say_it_was_purged(tmp_path: Path, tif: Path) -> None:
+    svc = _svc(tmp_path)
+    view = svc.register([_req("band", {"image": str(tif)})])[0]
+    with pytest.raises(NotReady, match="once it has ended"):
+        svc.outputs(view.id)
+    assert svc.purge(view.id).state == "purged"
+    with pytest.raises(TaskPurged, match="was purged") as exc:
+        svc.outputs(view.id)
+    assert exc.value.code == "Client.TaskPurged" and "once it has ended" not in str(exc.value)
+
+
+def test_the_submit_grace_is_a_setting(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from gproc.app import build_tracker
+    from gproc.settings import Settings, TrackerSettings
+
+    settings = Settings(state_dir=tmp_path, tracker=TrackerSettings(submit_grace_s=7))
+    assert build_tracker(_svc(tmp_path), settings).submit_grace == timedelta(seconds=7)

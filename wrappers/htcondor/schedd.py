@@ -363,6 +363,9 @@ class HTCondorWMS(WorkloadManager):
         for chunk in _chunks(ids):
             constraint = f"{self._mine()} && member(GlobalJobId, {_set(chunk)})"
             with self._call(f"forgetting {len(chunk)} jobs") as schedd:
+                # jobs that left the queue are forgotten already (edit fails on no match)
+                if not schedd.query(constraint, ["ClusterId"], limit=1):
+                    continue
                 schedd.edit(constraint, "GprocRetrieved", classad2.ExprTree("true"))
                 schedd.act(
                     htcondor2.JobAction.Remove,
