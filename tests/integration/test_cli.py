@@ -110,3 +110,27 @@ def test_errors_are_clear_and_exit_non_zero(run: Any, tmp_path: Path) -> None:
     assert missing.returncode == 1 and "unknown task" in missing.stderr
     wrong = run("task", "release", "0" * 32, ok=False)
     assert wrong.returncode == 2 and "unknown task" in wrong.stderr
+
+
+def test_status_is_a_read_and_changes_nothing(run: Any, tmp_path: Path) -> None:
+    """A task left ``submitting`` (as by a crash) stays so under ``status``: only the
+    tracker recovers tasks (it would look the task up and submit it)."""
+    from gproc.registry import Registry
+    from gproc.states import TaskState
+
+    case = next(c for c in CASES if c.tool == "band")
+    inputs = case.make_inputs(tmp_path)
+    reg = json.loads(
+        run("task", "register", "band", "-i", f"image={inputs['image']}", "--json").stdout
+    )
+    task_id = reg["tasks"][0]["id"]
+    registry = Registry(f"sqlite:///{tmp_path / 'state' / 'gproc.db'}")
+    registry.transition(task_id, TaskState.REGISTERED, TaskState.SUBMITTING, attempt=1)
+    before = [(e.kind, e.state) for e in registry.events(task_id)]
+    status = json.loads(run("task", "status", task_id, "--json").stdout)
+    assert status["tasks"][0]["state"] == "submitting"
+    assert [(e.kind, e.state) for e in registry.events(task_id)] == before
+    asked = json.loads(run("task", "status", task_id, "--wms", "--json").stdout)
+    assert asked["tasks"][0]["state"] == "submitting" and asked["wms"] == []  # no job yet
+    assert registry.get(task_id).state == "submitting"
+    registry.close()

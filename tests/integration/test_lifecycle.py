@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import htcondor2
 import pytest
@@ -15,7 +17,8 @@ from gproc.domain import TaskRequest, TaskStateConflict
 from gproc.lifecycle import TaskService
 from gproc.states import TaskState
 from gproc.tracker import Tracker
-from gproc.wrappers.base import JobState
+from gproc.wrappers.base import JobState, WmsUnavailable
+from gproc.wrappers.htcondor.schedd import HTCondorWMS
 from tests.fixtures.core import ALICE, requests_for, wait_for
 from tests.integration.connector_cases import CASES
 
@@ -114,6 +117,9 @@ def test_a_pool_outage_at_submit_keeps_the_task_and_it_runs_later(
     task = down.register(requests_for([_ndvi_request(tmp_path)]))[0]
     result = down.submit([task.id])[0]
     assert result.task and result.task.state == S.SUBMITTING  # accepted, not lost
+    reason = result.task.state_reason or ""
+    assert reason.startswith("WMS unreachable since ") and "HTCondor unreachable" in reason
+    assert "WMS_UNREACHABLE" in [e["kind"] for e in down.log(task.id)["events"]]
     healthy = make_core()
     done = wait_for(Tracker(healthy, submit_grace_s=0), healthy, [task.id])[0]
     assert done.state == S.COMPLETED
@@ -158,12 +164,7 @@ def test_hold_release_and_a_wms_side_hold_reports_its_reason(
     schedd = htcondor2.Schedd()
     job_b = f'GlobalJobId == "{svc.get(b.id).job_id}"'
     schedd.edit(job_b, "Requirements", "false")
-    try:
-        svc.hold(a.id, "portal asked to wait")
-    except TaskStateConflict as exc:  # refused clearly while uploading, never lost
-        assert "uploaded" in str(exc)
-        _wait_inputs_uploaded(svc, a.id)
-        svc.hold(a.id, "portal asked to wait")
+    assert svc.hold(a.id, "portal asked to wait").state == S.HELD  # even while uploading
     held = svc.get(a.id)
     assert held.state == S.HELD and held.hold_reason == "portal asked to wait"
     _wait_inputs_uploaded(svc, b.id)
@@ -239,3 +240,123 @@ def _all_jobs_of(svc: TaskService, task_id: str) -> list[str]:
 
 def test_job_state_enum_is_what_the_wms_reports() -> None:
     assert json.dumps([s.value for s in JobState])  # the neutral vocabulary is serialisable
+
+
+class SlowUpload(HTCondorWMS):
+    """The real WMS whose input upload waits until the test lets it go (as a large
+    upload would). Mirrors ``HTCondorWMS._submit_one`` without the ``spool`` call."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.deferred: list[Any] = []
+
+    def _submit_one(self, template: dict[str, str], items: list[dict[str, str]]) -> int:
+        with self._call("submitting jobs", rejectable=True) as schedd:
+            result = schedd.submit(htcondor2.Submit(template), count=1, spool=True)
+        self.deferred.append(result)
+        return int(result.cluster())
+
+    def finish_upload(self) -> None:
+        for result in self.deferred:
+            with self._call("uploading job inputs") as schedd:
+                schedd.spool(result)
+        self.deferred.clear()
+
+
+class FlakyForget(HTCondorWMS):
+    """The real WMS whose first ``forget`` fails as a busy schedd's would."""
+
+    failures = 1
+
+    def forget(self, job_ids: Sequence[str]) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise WmsUnavailable("forgetting jobs: HTCondor unreachable or failing: timed out")
+        super().forget(job_ids)
+
+
+def _wms_like(svc: TaskService, cls: type[HTCondorWMS], tmp: Path) -> HTCondorWMS:
+    """Another WMS object of the same instance (it sees the same jobs)."""
+    return cls(instance=svc.wms.instance, event_log=svc.wms.event_log, sandbox_root=tmp / "sb2")  # type: ignore[attr-defined]
+
+
+def _in_queue(job_id: str) -> bool:
+    return bool(htcondor2.Schedd().query(f'GlobalJobId == "{job_id}"', ["ClusterId"]))
+
+
+def _until(check: Callable[[], bool], tracker: Tracker, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        tracker.cycle()
+        time.sleep(0.5)
+
+
+def test_a_hold_while_the_inputs_upload_is_accepted_and_applied_once_they_are_up(
+    make_core: MakeCore, tmp_path: Path, pool: Any
+) -> None:
+    slow = SlowUpload(
+        instance=f"t{uuid.uuid4().hex[:12]}",
+        event_log=getattr(pool, "event_log", None),
+        sandbox_root=tmp_path / "sb",
+    )
+    svc = make_core(wms=slow)
+    tracker = Tracker(svc)
+    task = svc.register(requests_for([_ndvi_request(tmp_path)]))[0]
+    job_id = svc.submit([task.id])[0].task.job_id  # type: ignore[union-attr]
+    assert job_id and slow.query([job_id])[job_id].spooling
+    held = svc.hold(task.id, "portal asked to wait")  # not refused
+    assert held.state == S.HELD and held.hold_reason == "portal asked to wait"
+    assert svc.hold_pending(task.id)
+    tracker.cycle(reconcile=True)  # still uploading: the WMS cannot hold it yet
+    assert svc.get(task.id).state == S.HELD and svc.hold_pending(task.id)
+    slow.finish_upload()
+    _until(lambda: slow.query([job_id])[job_id].state == JobState.HELD, tracker)
+    info = slow.query([job_id])[job_id]
+    assert info.hold_reason and "portal asked to wait" in info.hold_reason
+    tracker.cycle(reconcile=True)
+    view = svc.get(task.id)
+    assert view.state == S.HELD and not svc.hold_pending(task.id)
+    kinds = [e["kind"] for e in svc.log(task.id)["events"]]
+    assert "HOLD_PENDING" in kinds and "HOLD_APPLIED" in kinds
+    assert svc.release(task.id).state == S.IDLE
+    done = wait_for(tracker, svc, [task.id])[0]
+    assert done.state == S.COMPLETED
+
+
+def test_a_failed_forget_is_retried_after_the_task_completed(
+    make_core: MakeCore, tmp_path: Path, pool: Any
+) -> None:
+    flaky = FlakyForget(
+        instance=f"t{uuid.uuid4().hex[:12]}",
+        event_log=getattr(pool, "event_log", None),
+        sandbox_root=tmp_path / "sb",
+    )
+    svc = make_core(wms=flaky)
+    tracker = Tracker(svc)
+    task = svc.register(requests_for([_ndvi_request(tmp_path)]))[0]
+    svc.submit([task.id])
+    done = wait_for(tracker, svc, [task.id])[0]
+    assert done.state == S.COMPLETED and done.job_id and flaky.failures == 0
+    assert _in_queue(done.job_id)  # the forget failed: the finished job lingers
+    _until(lambda: not _in_queue(done.job_id or ""), tracker, timeout=60)
+    assert svc.get(task.id).state == S.COMPLETED
+
+
+def test_removing_an_orphaned_upload_is_recorded_on_the_task(
+    make_core: MakeCore, tmp_path: Path
+) -> None:
+    """A crash in the middle of the input upload leaves a job held for spooling: the
+    tracker removes it, says so in the task's events, and submits a new attempt."""
+    svc = make_core()
+    task = svc.register(requests_for([_ndvi_request(tmp_path)]))[0]
+    svc.registry.transition(task.id, S.REGISTERED, S.SUBMITTING, attempt=1)
+    orphan = _wms_like(svc, SlowUpload, tmp_path).submit([svc.job_spec(svc.registry.get(task.id))])
+    time.sleep(1.1)  # the orphan's queue date is now in the past
+    tracker = Tracker(svc, submit_grace_s=0)
+    tracker.cycle()
+    events = svc.log(task.id)["events"]
+    removed = [e for e in events if e["kind"] == "ORPHAN_REMOVED"]
+    assert removed and orphan[0].job_id in removed[0]["detail"]
+    done = wait_for(tracker, svc, [task.id])[0]
+    assert done.state == S.COMPLETED and done.attempt == 2 and done.job_id != orphan[0].job_id
