@@ -281,7 +281,7 @@ def audit_cmd(vo: str, limit: int, as_json: bool) -> None:
 )
 def serve_cmd(ca_dir: Path, vomsdir: Path | None, cert: Path, key: Path) -> None:
     from gproc.security.attribute_authority import AttributeAuthority
-    from gproc.security.pki import load_credential
+    from gproc.security.credentials import load_credential
     from gproc.security.tls import TLSConfig
     from gproc.services.soap.app import build_validator
     from gproc.services.vo_admin.app import make_admin_server
@@ -348,13 +348,11 @@ def proxy_init_cmd(
     hours: float,
 ) -> None:
     """Make an RFC 3820 proxy with a VOMS AC (for users without voms-clients)."""
-    from gproc.services.voms_client import VomsClientError, proxy_init, read_vomses
+    from gproc.services.voms_client import VomsClientError, proxy_init, servers_for
 
     vo, _, wanted = voms.partition(":")
-    servers = [s for s in read_vomses(vomses) if vo in (s.alias, s.vo)]
-    if not servers:
-        raise click.ClickException(f"no server for VO {vo!r} in {vomses}")
     try:
+        servers = servers_for(vomses, vo)
         ident = proxy_init(
             cert,
             key,
