@@ -397,7 +397,7 @@ class TestPKI:
 
 DEFAULT_FQANS = {
     "alice": ["/testvo", "/testvo/grid"],
-    "bob": ["/testvo/Role=admin", "/testvo"],
+    "bob": ["/testvo/Role=VO-Admin", "/testvo"],  # the default [vo] admin_role
 }
 
 
@@ -407,7 +407,7 @@ def make_test_pki(root: Path, *, vo: str = "testvo", uri: str = "vm:15000") -> T
     CA + CRL revoking user mallory, host cert `vm`, VOMS server cert for `vo`, users
     alice and bob, and proxies in `root/proxies/`: alice (plain), alice-voms
     (/testvo, /testvo/grid), alice-limited, alice-independent, bob-voms
-    (/testvo/Role=admin, /testvo), mallory (revoked)."""
+    (/testvo/Role=VO-Admin: a VO admin by default; /testvo), mallory (revoked)."""
     root.mkdir(parents=True, exist_ok=True)
     ca = make_ca()
     host = make_host_cert(ca, "vm")

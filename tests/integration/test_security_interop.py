@@ -204,7 +204,7 @@ def test_openssl_uses_old_hash_links(test_pki: TestPKI, tmp_path: Path) -> None:
     ("label", "fqans"),
     [
         ("alice-voms", ["/testvo", "/testvo/grid"]),
-        ("bob-voms", ["/testvo/Role=admin", "/testvo"]),
+        ("bob-voms", ["/testvo/Role=VO-Admin", "/testvo"]),
     ],
 )
 def test_gproc_acs_show_in_voms_proxy_info(test_pki: TestPKI, label: str, fqans: list[str]) -> None:
