@@ -31,7 +31,7 @@ from gproc.security.errors import SecurityError
 from gproc.security.identity import Identity, grid_dn, same_dn
 from gproc.security.truststore import TrustStore
 from gproc.security.voms import VomsTrust
-from gproc.services.soap.hardening import hardened_parser
+from gproc.services.chassis.guard import hardened_parser
 
 MAX_ANSWER = 1 << 20
 
