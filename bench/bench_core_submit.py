@@ -38,6 +38,7 @@ from gproc.models import TaskRow
 from gproc.registry import Registry
 from gproc.settings import LimitsSettings, Settings
 from gproc.staging import TaskDirs, local_file_resolver
+from gproc.task_data import LocalTaskData
 from gproc.wrappers.base import JobSpec, SubmittedJob
 from gproc.wrappers.htcondor.pool import PersonalPool
 from gproc.wrappers.htcondor.schedd import HTCondorWMS
@@ -81,7 +82,7 @@ def never_runs_service(
         Registry(settings.database_url),
         wms,
         TaskDirs(settings.tasks_dir),
-        local_file_resolver((src_dir,)),
+        LocalTaskData(local_file_resolver((src_dir,))),
         max_batch=max_batch,
     )
 
