@@ -7,10 +7,14 @@ connector, tiny input, spooled, in batches of 1,000; the jobs ask for more memor
 than any slot has, see bench_core_submit.py), then all held with one schedd act by
 the instance constraint, so 10,000 tasks are tracked without running 10,000 jobs.
 The tracker follows the pool's event log from its end; it first catches up with
-the submit and hold events (reported as "catch-up"), then the cycles are measured,
-alternating event-only, reconciling and the raw query. Schedd calls are counted by
-wrapping the methods of ``htcondor2.Schedd`` in this process. Every job is removed
-at the end. Needs the personal pool up (``gproc pool up``).
+the submit and hold events (reported as "catch-up": the tracker applies a cycle's
+events in memory and writes them in one transaction), then the same events are
+applied again the way the tracker did before (for each event a registry read and one
+durable compare-and-set transaction; "per-event baseline", after the tasks are set
+back to ``submitted``), so the two rates are measured in the same run. Then the
+cycles are measured, alternating event-only, reconciling and the raw query. Schedd
+calls are counted by wrapping the methods of ``htcondor2.Schedd`` in this process.
+Every job is removed at the end. Needs the personal pool up (``gproc pool up``).
 
 Run: .venv/bin/python bench/bench_tracker.py [--sizes 1000 10000] [--reps 3]
 """
@@ -18,6 +22,7 @@ Run: .venv/bin/python bench/bench_tracker.py [--sizes 1000 10000] [--reps 3]
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import sys
 import tempfile
@@ -36,7 +41,9 @@ from bench_core_submit import OWNER, clean, never_runs_service
 from gproc.connectors import ToolRequest
 from gproc.domain import TaskRequest
 from gproc.lifecycle import TaskService
-from gproc.states import TaskState
+from gproc.models import TaskRow
+from gproc.registry import ConcurrentChange
+from gproc.states import TaskState, can_transition, task_state_for
 from gproc.tracker import CURSOR_KEY, Tracker
 from gproc.wrappers.htcondor.pool import PersonalPool
 from gproc.wrappers.htcondor.schedd import INFO_ATTRS, HTCondorWMS
@@ -141,6 +148,35 @@ def catch_up(tracker: Tracker, n: int) -> tuple[float, int, int]:
             time.sleep(0.5)
 
 
+def per_event_baseline(svc: TaskService, cursor: str | None) -> tuple[float, int]:
+    """(seconds, events applied) replaying the events since ``cursor`` one durable
+    transaction per event, each after a registry read: the former tracker's costs."""
+    with svc.registry.session() as s:  # back to where the events start from
+        s.execute(
+            TaskRow.__table__.update().values(state="submitted", hold_reason=None)  # type: ignore[attr-defined]
+        )
+        s.commit()
+    t0 = time.perf_counter()
+    events, _ = svc.wms.read_events(cursor)
+    rows = svc.registry.in_states([TaskState.SUBMITTED])
+    by_job = {r.job_id: r.id for r in rows if r.job_id}
+    applied = 0
+    for ev in events:
+        task_id = by_job.get(ev.job_id or "")
+        if task_id is None or ev.state is None:
+            continue
+        row = svc.registry.get(task_id)
+        target = task_state_for(ev.state)
+        current = TaskState(row.state)
+        if target is None or not can_transition(current, target):
+            continue
+        applied += 1
+        fields = {"hold_reason": ev.detail} if target == TaskState.HELD else {}
+        with contextlib.suppress(ConcurrentChange):
+            svc.registry.transition(task_id, current, target, kind=ev.kind, **fields)
+    return time.perf_counter() - t0, applied
+
+
 def timed(fn: Callable[[], Any]) -> tuple[float, int]:
     """(milliseconds, schedd calls) of one call of ``fn``."""
     before = sum(CALLS.values())
@@ -158,8 +194,11 @@ def measure(n: int, reps: int, pool: PersonalPool, run_id: str, tmp: Path) -> di
     assert isinstance(wms, HTCondorWMS)
     tracker = Tracker(svc)
     skip_to_log_end(svc)
+    start_cursor = svc.registry.get_meta(CURSOR_KEY)
     setup_s = submit_held(svc, n, image)
     catch_s, catch_cycles, catch_events = catch_up(tracker, n)
+    base_s, base_events = per_event_baseline(svc, start_cursor)
+    catch_up(tracker, n)  # the tracker's view again (the baseline left them HELD)
     schedd = htcondor2.Schedd()
     raw_query = lambda: schedd.query(wms_constraint(wms), INFO_ATTRS)  # noqa: E731
     results: dict[str, list[tuple[float, int]]] = {"event": [], "reconcile": [], "raw": []}
@@ -177,6 +216,8 @@ def measure(n: int, reps: int, pool: PersonalPool, run_id: str, tmp: Path) -> di
         "catch_s": catch_s,
         "catch_cycles": catch_cycles,
         "catch_events": catch_events,
+        "base_s": base_s,
+        "base_events": base_events,
         "held": held,
         **results,
     }
@@ -192,6 +233,12 @@ def report(r: dict[str, Any]) -> None:
     print(
         f"  catch-up  : {r['catch_cycles']} event cycles, {r['catch_events']} events applied, "
         f"{r['catch_s']:.1f} s ({r['catch_events'] / r['catch_s']:.0f} events/s)"
+    )
+    new_rate = r["catch_events"] / r["catch_s"]
+    base_rate = r["base_events"] / r["base_s"]
+    print(
+        f"  per-event : {r['base_events']} events in {r['base_s']:.1f} s ({base_rate:.0f} events/s)"
+        f"; one transaction per cycle x{new_rate / base_rate:.1f}"
     )
     for key, label in (
         ("event", "event-only cycle"),

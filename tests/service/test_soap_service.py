@@ -197,6 +197,8 @@ def test_control_operations_and_state_conflicts(
     assert [t.state for t in cancelled] == ["cancelled", "cancelled"]
     assert alice.service.ResubmitTask(task_ids=[a])[0].state == "submitting"
     assert alice.service.PurgeTask(task_ids=[b])[0].state == "purged"
+    code, detail = fault(alice.service.RetrieveTaskOutput, task_id=b)  # says it was purged
+    assert code == "Client.StateConflict" and "was purged" in detail["message"]
     code, detail = fault(alice.service.HoldTask, task_ids=[b], reason="bad\nreason")
     assert (code, detail["field"]) == ("Client.InvalidRequest", "reason")
 
