@@ -26,7 +26,7 @@ from cheroot import connections
 from OpenSSL import SSL
 
 MAX_HEADER_BYTES = 64 * 1024
-_LENGTH = re.compile(rb"^content-length:[ \t]*(\d{1,18})[ \t]*$", re.I | re.M)
+_LENGTH = re.compile(rb"^content-length:[ \t]*(\d{1,18})[ \t]*\r?$", re.I | re.M)
 _CHUNKED = re.compile(rb"^transfer-encoding:.*chunked", re.I | re.M)
 _EXPECT = re.compile(rb"^expect:[ \t]*100-continue", re.I | re.M)
 _TIMEOUT_408 = (
@@ -38,7 +38,8 @@ _TIMEOUT_408 = (
 def wanted_bytes(buf: bytes, prefetch_bytes: int) -> int | None:
     """How many buffered bytes make ``buf``'s first request ready (None: headers not
     complete yet). Without a known length (chunked, Expect: 100-continue, no body)
-    the headers are enough; bodies count up to ``prefetch_bytes``."""
+    the headers are enough; bodies count up to ``prefetch_bytes``, and not at all
+    beyond twice that (the application streams them, or refuses them unread)."""
     end = buf.find(b"\r\n\r\n")
     if end < 0:
         return MAX_HEADER_BYTES if len(buf) >= MAX_HEADER_BYTES else None
@@ -47,6 +48,8 @@ def wanted_bytes(buf: bytes, prefetch_bytes: int) -> int | None:
         return len(head)
     m = _LENGTH.search(head)
     body = int(m.group(1)) if m else 0
+    if body > 2 * prefetch_bytes:  # streamed (or refused unread) by the application
+        return len(head)
     return len(head) + min(body, prefetch_bytes)
 
 
