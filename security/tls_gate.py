@@ -16,6 +16,7 @@ Connections that send nothing are closed by cheroot's idle expiry as before.
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import selectors
 import socket
@@ -25,6 +26,7 @@ from typing import Any
 from cheroot import connections
 from OpenSSL import SSL
 
+log = logging.getLogger("gproc.tls")
 MAX_HEADER_BYTES = 64 * 1024
 _LENGTH = re.compile(rb"^content-length:[ \t]*(\d{1,18})[ \t]*\r?$", re.I | re.M)
 _CHUNKED = re.compile(rb"^transfer-encoding:.*chunked", re.I | re.M)
@@ -118,6 +120,9 @@ class GatedConnections(connections.ConnectionManager):  # type: ignore[misc]
         try:
             got = self._read_available(conn)
         except (OSError, SSL.Error):
+            got = -1
+        except Exception:  # noqa: BLE001 - one odd client never stops the selector thread
+            log.exception("request gate: dropping a connection")
             got = -1
         if got < 0:  # closed, reset or a TLS failure: nothing to answer
             self._selector.unregister(fd)
