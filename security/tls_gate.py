@@ -93,22 +93,26 @@ class GatedConnections(connections.ConnectionManager):  # type: ignore[misc]
                 if conn is self.server:
                     new = self._from_server_socket(self.server.socket)
                     if new is not None:
+                        new.last_used = time.time()
                         _reset(new, b"")
                         self._selector.register(new.socket.fileno(), selectors.EVENT_READ, new)
                 else:
                     self._advance(fd, conn)
-            self._refuse_late()
             now = time.time()
-            if now - last_check > expiration_interval:
-                self._expire(threshold=now - self.server.timeout)
-                last_check = now
+            try:
+                self._refuse_late()
+                if now - last_check > expiration_interval:
+                    last_check = now
+                    self._expire(threshold=now - self.server.timeout)
+            except Exception:  # noqa: BLE001 - the selector thread must keep running
+                log.exception("request gate: bookkeeping failed")
 
     def _expire(self, threshold: float) -> None:
         """Close idle connections; those in the middle of a request have their own bound."""
         idle = [
             (fd, c)
             for fd, c in list(self._selector.connections)
-            if c is not self.server and c._gate_since is None and c.last_used < threshold
+            if c is not self.server and c._gate_since is None and (c.last_used or 0) < threshold
         ]
         for fd, conn in idle:
             self._selector.unregister(fd)

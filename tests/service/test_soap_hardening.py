@@ -3,6 +3,7 @@ good request succeeds (the server stays up). Real TLS server, real parser."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import time
@@ -186,6 +187,7 @@ def test_identity_never_comes_from_the_envelope(soap_offline: SoapServer, who: s
 
 # ---- slow clients: bounded reads, no starvation ---------------------------------------
 GATE_S = 3.0  # the test server's read_timeout_s
+IDLE_S = 4  # its request_timeout_s: idle connections are closed after this
 
 
 @pytest.fixture(scope="module")
@@ -193,7 +195,7 @@ def small_server(soap_offline: SoapServer) -> Iterator[SoapServer]:
     """The offline service on a second server with two worker threads and a short
     request deadline (same core, same PKI)."""
     svc = soap_offline.gp.settings.service.model_copy(
-        update={"threads": 2, "read_timeout_s": GATE_S}
+        update={"threads": 2, "read_timeout_s": GATE_S, "request_timeout_s": IDLE_S}
     )
     gp = replace(
         soap_offline.gp, settings=soap_offline.gp.settings.model_copy(update={"service": svc})
@@ -246,7 +248,22 @@ def test_slow_clients_do_not_starve_the_workers(small_server: SoapServer) -> Non
             )
             assert resp.status_code == 200, resp.text[:300]
         assert time.monotonic() - started < GATE_S  # all of them before any slow one gave up
+        time.sleep(1.0)  # past the server's idle-expiry sweep, with the slow ones still there
+        good_call_works(small_server)  # a new connection
     finally:
         for s in slow:
             s.close()
+    good_call_works(small_server)
+
+
+@pytest.mark.parametrize("handshake", [False, True])
+def test_silent_connections_are_closed_when_idle(small_server: SoapServer, handshake: bool) -> None:
+    """A connection that never sends a request is closed after the idle timeout
+    (it holds no worker meanwhile)."""
+    with _connect(small_server, handshake=handshake) as conn:
+        conn.settimeout(IDLE_S + 10)
+        started = time.monotonic()
+        with contextlib.suppress(ConnectionResetError, ssl.SSLError):  # closed either way
+            assert conn.recv(100) == b""
+        assert time.monotonic() - started < IDLE_S + 5
     good_call_works(small_server)
