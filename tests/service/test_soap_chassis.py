@@ -16,8 +16,7 @@ import requests
 import spyne.const
 from lxml import etree
 
-from gproc.security.pki import make_proxy
-from gproc.security.pki_ac import make_voms_ac
+from gproc.security.pki import make_proxy, make_voms_ac
 from gproc.services.vo_admin.app import MAX_MESSAGE_BYTES
 from tests.fixtures.soap import SoapServer
 from tests.fixtures.vo import VoStack
