@@ -44,7 +44,7 @@ from gproc.lifecycle import TaskService
 from gproc.models import TaskRow
 from gproc.registry import ConcurrentChange
 from gproc.states import TaskState, can_transition, task_state_for
-from gproc.tracker import CURSOR_KEY, Tracker
+from gproc.tracker import CURSOR_KEY, Tracker, _cluster_proc
 from gproc.wrappers.htcondor.pool import PersonalPool
 from gproc.wrappers.htcondor.schedd import INFO_ATTRS, HTCondorWMS
 from gproc.wrappers.htcondor.states import HOLD_SPOOLING_INPUT
@@ -160,9 +160,10 @@ def per_event_baseline(svc: TaskService, cursor: str | None) -> tuple[float, int
     events, _ = svc.wms.read_events(cursor)
     rows = svc.registry.in_states([TaskState.SUBMITTED])
     by_job = {r.job_id: r.id for r in rows if r.job_id}
+    by_cluster = {_cluster_proc(j): t for j, t in by_job.items()}
     applied = 0
     for ev in events:
-        task_id = by_job.get(ev.job_id or "")
+        task_id = by_job.get(ev.job_id or "") or by_cluster.get((ev.cluster, ev.proc))
         if task_id is None or ev.state is None:
             continue
         row = svc.registry.get(task_id)
@@ -196,9 +197,12 @@ def measure(n: int, reps: int, pool: PersonalPool, run_id: str, tmp: Path) -> di
     skip_to_log_end(svc)
     start_cursor = svc.registry.get_meta(CURSOR_KEY)
     setup_s = submit_held(svc, n, image)
+    print(f"  [{n}] {n} tasks submitted and held in {setup_s:.1f} s", flush=True)
     catch_s, catch_cycles, catch_events = catch_up(tracker, n)
+    print(f"  [{n}] catch-up done: {catch_events} events in {catch_s:.1f} s", flush=True)
     base_s, base_events = per_event_baseline(svc, start_cursor)
-    catch_up(tracker, n)  # the tracker's view again (the baseline left them HELD)
+    print(f"  [{n}] per-event baseline done: {base_events} in {base_s:.1f} s", flush=True)
+    tracker.cycle(reconcile=True)  # the tracker's view again, whatever the replay left
     schedd = htcondor2.Schedd()
     raw_query = lambda: schedd.query(wms_constraint(wms), INFO_ATTRS)  # noqa: E731
     results: dict[str, list[tuple[float, int]]] = {"event": [], "reconcile": [], "raw": []}
@@ -270,6 +274,9 @@ def main(argv: list[str] | None = None) -> None:
             with tempfile.TemporaryDirectory(prefix="gproc-bench-") as tmp:
                 try:
                     report(measure(n, args.reps, pool, run_id, Path(tmp)))
+                except SystemExit as exc:  # say why before the cleanup may say more
+                    print(f"  [{n}] stopped: {exc}", flush=True)
+                    raise
                 finally:
                     clean(run_id)
     finally:
