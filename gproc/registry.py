@@ -25,8 +25,9 @@ from typing import Any
 from sqlalchemy import bindparam, event, func, insert, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, SQLModel, col, create_engine, select
+from sqlmodel import Session, col, create_engine, select
 
+from gproc import migrations
 from gproc.models import MetaRow, TaskEventRow, TaskRow, utcnow
 from gproc.states import TaskState, check_transition
 
@@ -72,10 +73,18 @@ def make_engine(url: str) -> Engine:
 
 
 class Registry:
-    def __init__(self, url: str) -> None:
+    """Opening a registry prepares its schema (:func:`gproc.migrations.prepare`):
+    a new database is created at head, an older one is upgraded when
+    ``auto_upgrade`` is set and refused otherwise."""
+
+    def __init__(self, url: str, *, auto_upgrade: bool = False) -> None:
         self.url = url
         self.engine = make_engine(url)
-        SQLModel.metadata.create_all(self.engine)
+        try:
+            migrations.prepare(self.engine, auto_upgrade=auto_upgrade)
+        except BaseException:
+            self.engine.dispose()
+            raise
 
     def close(self) -> None:
         self.engine.dispose()

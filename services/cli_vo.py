@@ -42,6 +42,7 @@ def _store() -> Iterator[tuple[VoStore, Actor]]:
         settings.vo_database_url,
         admins=[*settings.vo.admins, actor.dn],
         admin_role=settings.vo.admin_role,
+        auto_upgrade=settings.database.auto_upgrade,
     )
     try:
         yield store, actor
@@ -291,7 +292,12 @@ def serve_cmd(ca_dir: Path, vomsdir: Path | None, cert: Path, key: Path) -> None
     if not (cfg.vo and cfg.aa_cert and cfg.aa_key):
         raise click.UsageError("[vo] vo, aa_cert and aa_key must be set to serve ACs")
     validator = build_validator(ca_dir, vomsdir)
-    store = VoStore(get_settings().vo_database_url, admins=cfg.admins, admin_role=cfg.admin_role)
+    store = VoStore(
+        get_settings().vo_database_url,
+        admins=cfg.admins,
+        admin_role=cfg.admin_role,
+        auto_upgrade=get_settings().database.auto_upgrade,
+    )
     admin = make_admin_server(
         store, validator, TLSConfig(cert, key, ca_dir), host=cfg.admin_host, port=cfg.admin_port
     )
