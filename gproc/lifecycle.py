@@ -270,6 +270,22 @@ class TaskService:
         rows, total = self.registry.list_tasks(flt, offset, min(limit, self.max_batch))
         return [TaskView.from_row(r) for r in rows], total
 
+    def list_page(
+        self,
+        flt: TaskFilter,
+        *,
+        limit: int = 100,
+        after: str | None = None,
+        offset: int = 0,
+        with_total: bool = False,
+    ) -> tuple[list[TaskView], str | None, int | None]:
+        """A keyset page (see ``Registry.page``): views, the next page's token, the
+        total when asked for."""
+        p = self.registry.page(
+            flt, limit=min(limit, self.max_batch), after=after, offset=offset, with_total=with_total
+        )
+        return [TaskView.from_row(r) for r in p.rows], p.next_token, p.total
+
     def log(self, task_id: str, max_bytes: int = 16384) -> dict[str, Any]:
         """Task history, and the tails of the job's stdout/stderr once retrieved."""
         row = self.registry.get(task_id)

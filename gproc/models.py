@@ -19,6 +19,7 @@ class TaskRow(SQLModel, table=True):
         # keyset pages of task lists, newest first (revision 0002)
         Index("ix_tasks_owner_created", "owner_dn", "created_at", "id"),
         Index("ix_tasks_owner_state_created", "owner_dn", "state", "created_at", "id"),
+        Index("ix_tasks_vo_created", "owner_vo", "created_at", "id"),
         Index("ix_tasks_state_created", "state", "created_at", "id"),
         Index("ix_tasks_created", "created_at", "id"),
     )
@@ -26,7 +27,7 @@ class TaskRow(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=32)
     client_request_id: str | None = Field(default=None, max_length=128)
     owner_dn: str = Field(max_length=512)
-    owner_vo: str | None = Field(default=None, index=True, max_length=128)
+    owner_vo: str | None = Field(default=None, max_length=128)
     owner_fqans: str = Field(default="[]")  # JSON list, as presented at registration
     tool: str = Field(index=True, max_length=64)
     request_json: str  # validated tool request (inputs, params) as JSON

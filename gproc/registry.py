@@ -15,6 +15,9 @@ cost of one fsync per transaction, which batching amortises;
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -22,12 +25,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, event, func, insert, update
+from sqlalchemy import bindparam, event, func, insert, tuple_, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, create_engine, select
 
 from gproc import migrations
+from gproc.errors import InvalidRequest
 from gproc.models import MetaRow, TaskEventRow, TaskRow, utcnow
 from gproc.states import TaskState, check_transition
 
@@ -42,6 +46,20 @@ class TaskNotFound(LookupError):
 
 class ConcurrentChange(RuntimeError):
     """The task changed state under us; the caller re-reads and decides again."""
+
+
+class BadPageToken(InvalidRequest):
+    """A continuation token that is malformed or belongs to another listing."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, field="page_token")
+
+
+@dataclass(frozen=True)
+class TaskPage:
+    rows: list[TaskRow]
+    next_token: str | None  # None: this is the last page
+    total: int | None  # None unless asked for
 
 
 @dataclass(frozen=True)
@@ -162,21 +180,49 @@ class Registry:
             stmt = select(TaskRow).where(col(TaskRow.state).in_([str(x) for x in states]))
             return list(s.exec(stmt))
 
+    def page(
+        self,
+        flt: TaskFilter,
+        *,
+        limit: int = 100,
+        after: str | None = None,
+        offset: int = 0,
+        with_total: bool = False,
+    ) -> TaskPage:
+        """One page of tasks, newest first (created_at, then id, descending).
+
+        ``after`` is the ``next_token`` of the previous page: keyset paging, so every
+        page reads only its own rows through the (owner|vo|state, created_at, id)
+        indexes, however deep. ``offset`` skips rows the old way (cost grows with
+        it). The total is counted only when asked for (it reads every match)."""
+        conds = _conditions(flt)
+        if after is not None:
+            created, task_id = _decode_token(after, flt)
+            conds.append(tuple_(col(TaskRow.created_at), col(TaskRow.id)) < (created, task_id))
+        stmt = (
+            select(TaskRow)
+            .where(*conds)
+            .order_by(col(TaskRow.created_at).desc(), col(TaskRow.id).desc())
+            .offset(offset)
+            .limit(limit + 1)  # one more tells whether a next page exists
+        )
+        with self.session() as s:
+            rows = list(s.exec(stmt))
+            total = None
+            if with_total:
+                count = select(func.count()).select_from(TaskRow).where(*_conditions(flt))
+                total = int(s.exec(count).one())
+        more = len(rows) > limit
+        rows = rows[:limit]
+        token = _encode_token(rows[-1], flt) if more and rows else None
+        return TaskPage(rows, token, total)
+
     def list_tasks(
         self, flt: TaskFilter, offset: int = 0, limit: int = 100
     ) -> tuple[list[TaskRow], int]:
-        """One page of tasks, newest first, and the total matching."""
-        with self.session() as s:
-            conds = _conditions(flt)
-            total = s.exec(select(func.count()).select_from(TaskRow).where(*conds)).one()
-            stmt = (
-                select(TaskRow)
-                .where(*conds)
-                .order_by(col(TaskRow.created_at).desc(), col(TaskRow.id))
-                .offset(offset)
-                .limit(limit)
-            )
-            return list(s.exec(stmt)), int(total)
+        """One page by offset and the total matching (see :meth:`page`)."""
+        p = self.page(flt, limit=limit, offset=offset, with_total=True)
+        return p.rows, p.total or 0
 
     def events(self, task_id: str) -> list[TaskEventRow]:
         with self.session() as s:
@@ -324,6 +370,34 @@ def _add_events(s: Session, events: Sequence[tuple[str, str, str | None, str]]) 
             for t, k, st, d in events
         ],
     )
+
+
+def _filter_tag(flt: TaskFilter) -> str:
+    """Binds a token to the filter it was made for (a token is not a capability:
+    the filter, owner included, is applied on every page anyway)."""
+    return hashlib.sha256(repr(flt).encode()).hexdigest()[:12]
+
+
+def _encode_token(last: TaskRow, flt: TaskFilter) -> str:
+    raw = json.dumps([last.created_at.isoformat(), last.id, _filter_tag(flt)])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_token(token: str, flt: TaskFilter) -> tuple[datetime, str]:
+    try:
+        if len(token) > 200:
+            raise ValueError("too long")
+        created, task_id, tag = json.loads(
+            base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        )
+        when = datetime.fromisoformat(created)
+        if when.tzinfo is None or not isinstance(task_id, str) or len(task_id) > 32:
+            raise ValueError("bad fields")
+    except (ValueError, TypeError, binascii.Error) as exc:
+        raise BadPageToken("not a page token of this service") from exc
+    if tag != _filter_tag(flt):
+        raise BadPageToken("the page token was made for other list criteria")
+    return when, task_id
 
 
 def _conditions(flt: TaskFilter) -> list[Any]:

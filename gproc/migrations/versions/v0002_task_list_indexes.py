@@ -1,7 +1,7 @@
-"""Task-list indexes: keyset pages by (created_at, id) per owner, state, or overall.
+"""Task-list indexes: keyset pages by (created_at, id) per owner, VO, state, or all.
 
-Composite indexes replace the single-column ones on owner_dn, state and created_at
-(each is a prefix of a new one), so a page of ``ListTasks`` reads only its rows.
+Composite indexes replace the single-column ones on owner_dn, owner_vo, state and
+created_at (each is a prefix of a new one), so a page of ``ListTasks`` reads only its rows.
 """
 
 from __future__ import annotations
@@ -16,11 +16,13 @@ depends_on = None
 NEW = {
     "ix_tasks_owner_created": ["owner_dn", "created_at", "id"],
     "ix_tasks_owner_state_created": ["owner_dn", "state", "created_at", "id"],
+    "ix_tasks_vo_created": ["owner_vo", "created_at", "id"],
     "ix_tasks_state_created": ["state", "created_at", "id"],
     "ix_tasks_created": ["created_at", "id"],
 }
 OLD = {
     "ix_tasks_owner_dn": ["owner_dn"],
+    "ix_tasks_owner_vo": ["owner_vo"],
     "ix_tasks_state": ["state"],
     "ix_tasks_created_at": ["created_at"],
 }
