@@ -253,7 +253,7 @@ class TaskService:
     def status(self, task_ids: Iterable[str]) -> list[TaskResult]:
         ids = list(dict.fromkeys(task_ids))
         self._check_batch(ids)
-        rows = self.registry.get_many(ids)
+        rows = self.registry.records(ids)
         return [
             TaskResult(t, task=TaskView.from_row(rows[t]))
             if t in rows

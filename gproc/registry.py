@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, event, func, insert, tuple_, update
+from sqlalchemy import Row, bindparam, event, func, insert, tuple_, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, create_engine, select
@@ -36,6 +37,8 @@ from gproc.models import MetaRow, TaskEventRow, TaskRow, utcnow
 from gproc.states import TaskState, check_transition
 
 _CHUNK = 500  # bound on IN (...) lists
+_TASKS = TaskRow.__table__  # type: ignore[attr-defined]
+_BY_IDS = sa_select(_TASKS).where(_TASKS.c.id.in_(bindparam("ids", expanding=True)))
 
 
 class TaskNotFound(LookupError):
@@ -57,7 +60,10 @@ class BadPageToken(InvalidRequest):
 
 @dataclass(frozen=True)
 class TaskPage:
-    rows: list[TaskRow]
+    """Rows are read-only records with the columns of ``TaskRow`` as attributes, read
+    without the ORM (building ORM objects cost ten times the query for 100 rows)."""
+
+    rows: list[Row[Any]]
     next_token: str | None  # None: this is the last page
     total: int | None  # None unless asked for
 
@@ -175,6 +181,17 @@ class Registry:
                     out[row.id] = row
         return out
 
+    def records(self, task_ids: Iterable[str]) -> dict[str, Row[Any]]:
+        """Like :meth:`get_many`, as read-only records without the ORM, through one
+        statement built once (status reads: building the ORM objects and the SQL
+        expression cost more than the query itself)."""
+        out: dict[str, Row[Any]] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(list(task_ids)):
+                for row in conn.execute(_BY_IDS, {"ids": chunk}):
+                    out[row.id] = row
+        return out
+
     def in_states(self, states: Iterable[TaskState]) -> list[TaskRow]:
         with self.session() as s:
             stmt = select(TaskRow).where(col(TaskRow.state).in_([str(x) for x in states]))
@@ -199,19 +216,20 @@ class Registry:
         if after is not None:
             created, task_id = _decode_token(after, flt)
             conds.append(tuple_(col(TaskRow.created_at), col(TaskRow.id)) < (created, task_id))
+        table = _TASKS
         stmt = (
-            select(TaskRow)
+            sa_select(table)
             .where(*conds)
             .order_by(col(TaskRow.created_at).desc(), col(TaskRow.id).desc())
             .offset(offset)
             .limit(limit + 1)  # one more tells whether a next page exists
         )
-        with self.session() as s:
-            rows = list(s.exec(stmt))
+        with self.engine.connect() as conn:
+            rows = list(conn.execute(stmt))
             total = None
             if with_total:
-                count = select(func.count()).select_from(TaskRow).where(*_conditions(flt))
-                total = int(s.exec(count).one())
+                count = sa_select(func.count()).select_from(table).where(*_conditions(flt))
+                total = int(conn.execute(count).scalar_one())
         more = len(rows) > limit
         rows = rows[:limit]
         token = _encode_token(rows[-1], flt) if more and rows else None
@@ -219,7 +237,7 @@ class Registry:
 
     def list_tasks(
         self, flt: TaskFilter, offset: int = 0, limit: int = 100
-    ) -> tuple[list[TaskRow], int]:
+    ) -> tuple[list[Row[Any]], int]:
         """One page by offset and the total matching (see :meth:`page`)."""
         p = self.page(flt, limit=limit, offset=offset, with_total=True)
         return p.rows, p.total or 0
@@ -378,7 +396,7 @@ def _filter_tag(flt: TaskFilter) -> str:
     return hashlib.sha256(repr(flt).encode()).hexdigest()[:12]
 
 
-def _encode_token(last: TaskRow, flt: TaskFilter) -> str:
+def _encode_token(last: Row[Any], flt: TaskFilter) -> str:
     raw = json.dumps([last.created_at.isoformat(), last.id, _filter_tag(flt)])
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 

@@ -167,3 +167,13 @@ def test_page_tokens_are_checked(registry: Registry) -> None:
         with pytest.raises(BadPageToken) as info:
             registry.page(TaskFilter(owner_dn="/CN=ann"), after=bad)
         assert info.value.field == "page_token"
+
+
+def test_records_read_what_get_many_reads(registry: Registry) -> None:
+    rows = registry.insert_tasks([_row(request_id="a"), _row(tool="canny")])
+    registry.transition(rows[0].id, S.REGISTERED, S.SUBMITTING, attempt=1)
+    wanted = [r.id for r in rows] + [uuid.uuid4().hex]
+    orm, plain = registry.get_many(wanted), registry.records(wanted)
+    assert set(plain) == set(orm) == {r.id for r in rows}  # unknown ids are left out
+    for task_id, row in orm.items():
+        assert dict(plain[task_id]._mapping) == row.model_dump()
