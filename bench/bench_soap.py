@@ -132,6 +132,7 @@ def serve(state: Path, pki_root: Path, instance: str, host: str, port: int) -> N
     profile = os.environ.get("BENCH_PROFILE")
     if profile:
         server.server.wsgi_app, dump = _profiled(server.server.wsgi_app)
+    pauses = _gc_pauses() if os.environ.get("BENCH_GC") else None
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     server.start()
@@ -143,6 +144,30 @@ def serve(state: Path, pki_root: Path, instance: str, host: str, port: int) -> N
     tracker.stop()
     if profile:
         dump(profile)
+    if pauses is not None:
+        slow = sorted(pauses, reverse=True)
+        print(
+            f"server gc: {len(pauses)} collections, {sum(pauses):.0f} ms in all, "
+            f"longest {', '.join(f'{p:.1f}' for p in slow[:5])} ms",
+            file=sys.stderr,
+        )
+
+
+def _gc_pauses() -> list[float]:
+    """Durations (ms) of the interpreter's garbage collections in this process."""
+    import gc
+
+    pauses: list[float] = []
+    started: list[float] = [0.0]
+
+    def callback(phase: str, _info: dict[str, Any]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            pauses.append((time.perf_counter() - started[0]) * 1000)
+
+    gc.callbacks.append(callback)
+    return pauses
 
 
 def _profiled(app: Any) -> tuple[Any, Any]:
@@ -388,9 +413,11 @@ def list_latency(
     url: str, session: requests.Session, settings: Settings, dn: str, sizes: list[int]
 ) -> None:
     """Fills the registry to each size in turn and times pages of 100 (medians)."""
-    print("ListTasks, pages of 100 of the caller's tasks, newest first (median of 30 calls)")
+    print("ListTasks, pages of 100 of the caller's tasks, newest first (median of 30 calls each,")
+    print("the four variants alternating)")
     print("  tasks    | first: token  offset+total | deep (middle): token  offset+total")
-    rows = []
+    rows: list[tuple[float, ...]] = []
+    db: list[tuple[float, ...]] = []
     for size in sizes:
         fill_registry(settings.database_url, max(0, size - _count(settings.database_url)), dn)
         mid = size // 2
@@ -399,20 +426,60 @@ def list_latency(
         assert match, body[:300]
         token = match.group(1).decode()
 
-        def med(**kw: Any) -> float:
-            for _ in range(3):
-                _list_call(session, url, **kw)
-            return statistics.median(_list_call(session, url, **kw)[0] for _ in range(30))
-
-        r = (size, med(), med(total=True), med(token=token), med(offset=mid, total=True))
+        variants: list[dict[str, Any]] = [
+            {},
+            {"total": True},
+            {"token": token},
+            {"offset": mid, "total": True},
+        ]
+        times: list[list[float]] = [[] for _ in variants]
+        for i in range(33):  # the variants alternate, so load changes hit them alike
+            for kw, out in zip(variants, times, strict=True):
+                elapsed = _list_call(session, url, **kw)[0]
+                if i >= 3:
+                    out.append(elapsed)
+        r = (size, *(statistics.median(t) for t in times))
+        db.append((size, *_registry_pages(settings.database_url, dn, token, mid)))
         rows.append(r)
         print(f"  {r[0]:>8,} | {r[1]:8.2f} ms  {r[2]:8.2f} ms | {r[3]:8.2f} ms  {r[4]:8.2f} ms")
+    _ratios(rows)
+    print("  the same pages read from the registry in-process (the database's share):")
+    for r in db:
+        print(f"  {r[0]:>8,} | {r[1]:8.2f} ms  {r[2]:8.2f} ms | {r[3]:8.2f} ms  {r[4]:8.2f} ms")
+    _ratios(db)
+
+
+def _ratios(rows: list[tuple[float, ...]]) -> None:
     first, last = rows[0], rows[-1]
     print(
         f"  ratio {last[0]:,} / {first[0]:,} tasks: first page x{last[1] / first[1]:.2f}, "
         f"deep page x{last[3] / first[3]:.2f} (token); offset+total x{last[2] / first[2]:.2f}, "
         f"x{last[4] / first[4]:.2f}"
     )
+
+
+def _registry_pages(url: str, dn: str, token: str, mid: int) -> list[float]:
+    """The same four pages read from the registry in this process (no HTTP, no SOAP):
+    the database's share of a page."""
+    reg = Registry(url)
+    flt = TaskFilter(owner_dn=dn)
+    variants: list[dict[str, Any]] = [
+        {},
+        {"with_total": True},
+        {"after": token},
+        {"offset": mid, "with_total": True},
+    ]
+    times: list[list[float]] = [[] for _ in variants]
+    try:
+        for i in range(33):
+            for kw, out in zip(variants, times, strict=True):
+                t0 = time.perf_counter()
+                assert len(reg.page(flt, limit=100, **kw).rows) == 100
+                if i >= 3:
+                    out.append((time.perf_counter() - t0) * 1000)
+    finally:
+        reg.close()
+    return [statistics.median(t) for t in times]
 
 
 def _count(url: str) -> int:
