@@ -41,7 +41,7 @@ def build_service(
     replaces local files as the source of inputs and the sink of outputs."""
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     return TaskService(
-        Registry(settings.database_url),
+        Registry(settings.database_url, auto_upgrade=settings.database.auto_upgrade),
         wms or load_wms(settings),
         TaskDirs(settings.tasks_dir),
         task_data or LocalTaskData(local_file_resolver(local_roots)),

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -19,6 +19,9 @@ from gproc.errors import GprocError
 from gproc.models import TaskRow
 from gproc.states import TaskState
 from gproc.task_data import Credential, TaskOwner
+
+if TYPE_CHECKING:
+    from sqlalchemy import Row
 
 CLIENT_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 
@@ -149,7 +152,7 @@ def outputs_json(outputs: Sequence[OutputFile]) -> str:
     return json.dumps([asdict(o) for o in outputs])
 
 
-def outputs_of(row: TaskRow) -> tuple[OutputFile, ...]:
+def outputs_of(row: TaskRow | Row[Any]) -> tuple[OutputFile, ...]:
     return tuple(OutputFile(**o) for o in json.loads(row.outputs_json or "[]"))
 
 
@@ -189,7 +192,7 @@ class TaskView:
     outputs: tuple[OutputFile, ...]
 
     @classmethod
-    def from_row(cls, row: TaskRow) -> TaskView:
+    def from_row(cls, row: TaskRow | Row[Any]) -> TaskView:
         outs = outputs_of(row)
         return cls(
             id=row.id,
