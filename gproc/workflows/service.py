@@ -34,7 +34,7 @@ from gproc.workflows.document import WorkflowDoc, WorkflowError
 from gproc.workflows.states import ACTIVE, TERMINAL, NodeState, WorkflowState
 from gproc.workflows.store import StateChanged, WorkflowNotFound, WorkflowStore
 from gproc.workflows.views import WorkflowView
-from gproc.wrappers.base import JobSpec, WmsError, WmsRejected
+from gproc.wrappers.base import JobSpec, JobState, WmsError, WmsRejected
 from gproc.wrappers.dag_base import DagNode, DagRunner, DagSpec
 
 log = logging.getLogger("gproc.workflows")
@@ -318,8 +318,8 @@ class WorkflowService:
             run = self.runner.find([row.id]).get(row.id)
         except WmsError:
             return False
-        if run is None or run.attempt != row.attempt:
-            return False
+        if run is None or run.attempt != row.attempt or run.job.state == JobState.REMOVED:
+            return False  # a removed DAGMan job (e.g. its upload was cut off) never runs
         return self._move(
             row,
             W.SUBMITTING,

@@ -195,9 +195,18 @@ class WorkflowTracker:
         ):
             stats.finished += 1
             self._forget(run.job.job_id, stats)
-            if target == W.COMPLETED and not row.keep_intermediate:
-                for old in self.svc.dirs.workflow(row.id).glob("run*"):
-                    shutil.rmtree(old, ignore_errors=True)
+            if target == W.COMPLETED:
+                self._tidy(row)
+
+    def _tidy(self, row: WorkflowRow) -> None:
+        """A completed workflow keeps its logs and ``out/``; the runs' data files go."""
+        keep = {"wf.dag", "wf.status", "wf.dag.dagman.out"}
+        for run in self.svc.dirs.workflow(row.id).glob("run*"):
+            for path in run.iterdir():
+                if path.suffix in (".tif", ".json") and path.name not in keep:
+                    path.unlink(missing_ok=True)
+        for carry in self.svc.dirs.workflow(row.id).glob("carry*"):
+            shutil.rmtree(carry, ignore_errors=True)
 
     def _outputs(self, row: WorkflowRow, run_dir: Path, completed: bool) -> list[dict[str, Any]]:
         """Checksummed outputs copied to ``out/``: the final ones, and the others on request."""
@@ -298,7 +307,9 @@ class WorkflowTracker:
             return
         for row in stale:
             run = runs.get(row.id)
-            if run is not None and run.attempt == row.attempt:
+            if run is not None and run.attempt == row.attempt and run.job.state == JobState.REMOVED:
+                self._forget(run.job.job_id, stats)  # its upload was cut off: it never ran
+            elif run is not None and run.attempt == row.attempt:
                 if not run.job.spooling:
                     stats.recovered += self.svc.adopt_or_keep(row)
                     continue

@@ -137,6 +137,7 @@ def test_dagman_job_description(tmp_path: Path) -> None:
     assert "_CONDOR_DAGMAN_USER_LOG_SCAN_INTERVAL=1" in desc["environment"]
     assert desc["MY.GprocWorkflowId"] == f'"{WID}"' and desc["MY.GprocAttempt"] == "2"
     assert desc["leave_in_queue"]  # the DAGMan job is spooled: it waits to be retrieved
+    assert desc["MY.OtherJobRemoveRequirements"] == '"DAGManJobId =?= $(Cluster)"'
     shipped = desc["transfer_input_files"].split(",")
     assert {Path(p).name for p in shipped} >= {"wf.dag", "n0_A.sub", "n2_C.sub", "eotool.py"}
     (tmp_path / "x").mkdir()

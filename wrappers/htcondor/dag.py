@@ -281,6 +281,8 @@ class HTCondorDagRunner(DagRunner):
             "when_to_transfer_output": "ON_EXIT",
             "transfer_input_files": ",".join(checked_path(f) for f in files),
             "leave_in_queue": LEAVE_IN_QUEUE,
+            # as condor_submit_dag does: removing the DAGMan job removes its node jobs
+            "MY.OtherJobRemoveRequirements": '"DAGManJobId =?= $(Cluster)"',
             "MY.GprocWorkflowId": classad_string(spec.workflow_id),
             "MY.GprocInstance": classad_string(self.instance),
             "MY.GprocAttempt": str(int(spec.attempt)),
