@@ -23,7 +23,7 @@ from gproc.security.identity import Identity
 from gproc.security.pki import load_credential, make_proxy
 from gproc.security.truststore import TrustStore
 from gproc.security.voms import VomsTrust
-from gproc.services.soap.hardening import hardened_parser
+from gproc.services.chassis.guard import hardened_parser
 
 MAX_ANSWER = 1 << 20
 
