@@ -300,6 +300,57 @@ def wait_cmd(workflow_id: str, timeout: float, owner_dn: str | None, as_json: bo
             sys.exit(1)
 
 
+SERVE_OVERRIDES = {
+    "host": "workflow.host",
+    "port": "workflow.port",
+    "cert": "service.cert",
+    "key": "service.key",
+    "ca_dir": "service.ca_dir",
+    "vomsdir": "service.vomsdir",
+    "policy": "service.policy",
+}
+
+
+@workflow_group.command("serve")
+@click.option("--host")
+@click.option("--port", type=int)
+@click.option("--cert", type=click.Path(path_type=Path))
+@click.option("--key", type=click.Path(path_type=Path))
+@click.option("--ca-dir", type=click.Path(path_type=Path))
+@click.option("--vomsdir", type=click.Path(path_type=Path))
+@click.option("--policy", type=click.Path(path_type=Path))
+def serve_cmd(**options: Any) -> None:
+    """Serve the workflow SOAP service (WSDL at https://HOST:PORT/?wsdl), with the
+    workflow tracker and the callback notifier in the same process."""
+    from gproc.security.tls import TLSConfig
+    from gproc.services.chassis import serve
+    from gproc.services.workflow.app import (
+        ACCESS_LOGGER,
+        LOGGERS,
+        build_context,
+        make_workflow_server,
+    )
+
+    settings = serve.apply_overrides(get_settings(), options, SERVE_OVERRIDES)
+    serve.require(settings, "service.cert", "service.key", "service.ca_dir")
+    svc = settings.service
+    serve.json_logging(LOGGERS, access=[ACCESS_LOGGER])
+    validator = serve.build_validator(svc.ca_dir, svc.vomsdir)  # type: ignore[arg-type]
+    gp = build_context(settings)
+    tls = TLSConfig(svc.cert, svc.key, svc.ca_dir)  # type: ignore[arg-type]
+    server = make_workflow_server(
+        gp, validator, tls, host=settings.workflow.host, port=settings.workflow.port
+    )
+    tracker = build_workflow_tracker(gp.core, settings)
+    notifier = build_notifier(gp.core, settings)
+    serve.run(
+        [server, tracker, notifier],
+        banner=lambda: f"gproc workflow: serving {server.url}/ (WSDL: {server.url}/?wsdl)",
+        name="gproc workflow",
+        cleanup=[gp.core.store.engine.dispose],
+    )
+
+
 @workflow_group.command("track")
 def track_cmd() -> None:
     """Track every active workflow and deliver callbacks until interrupted."""

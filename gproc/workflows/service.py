@@ -149,8 +149,12 @@ class WorkflowService:
         return compile_workflow(doc, max_nodes=self.max_nodes, sources=req.sources)
 
     def register(
-        self, req: WorkflowRequest, compiled: CompiledWorkflow | None = None
+        self,
+        req: WorkflowRequest,
+        compiled: CompiledWorkflow | None = None,
+        resolver: InputResolver | None = None,
     ) -> WorkflowView:
+        """Validate, stage the inputs (with ``resolver``, else the owner's) and record."""
         wf = compiled or self.compile(req)
         _check_request(req)
         existing = self.store.by_request(req.owner.dn, req.client_request_id)
@@ -159,7 +163,7 @@ class WorkflowService:
         wid = uuid.uuid4().hex
         secret = req.callback_secret or (secrets.token_urlsafe(32) if req.callback_url else None)
         try:
-            self._stage(wid, wf, req.owner)
+            self._stage(wid, wf, req.owner, resolver)
             row = WorkflowRow(
                 id=wid,
                 name=wf.name,
@@ -207,8 +211,12 @@ class WorkflowService:
             self.dirs.remove(wid)
         return self._view(stored, secret=stored.id == wid)
 
-    def _stage(self, wid: str, wf: CompiledWorkflow, owner: Owner) -> None:
-        resolve = self.resolver_for(owner) if self.resolver_for else self.resolve_input
+    def _stage(
+        self, wid: str, wf: CompiledWorkflow, owner: Owner, resolver: InputResolver | None
+    ) -> None:
+        resolve = resolver or (
+            self.resolver_for(owner) if self.resolver_for else self.resolve_input
+        )
         folder = self.dirs.inputs(wid)
         folder.mkdir(parents=True, exist_ok=True)
         for name, source in wf.inputs:
