@@ -13,6 +13,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 
@@ -97,11 +98,14 @@ class DagRunner(ABC):
         WmsRejected."""
 
     @abstractmethod
-    def find(self, workflow_ids: Iterable[str]) -> dict[str, DagRun]:
-        """Engine jobs by workflow id, queue then history; the highest attempt wins."""
+    def find(self, workflow_ids: Iterable[str], since: datetime | None = None) -> dict[str, DagRun]:
+        """Engine jobs by workflow id, queue then history; the highest attempt wins.
+        ``since``: the history older than this is not read (no job of these is there)."""
 
     @abstractmethod
-    def node_jobs(self, workflow_ids: Iterable[str]) -> dict[str, list[NodeJob]]:
+    def node_jobs(
+        self, workflow_ids: Iterable[str], since: datetime | None = None
+    ) -> dict[str, list[NodeJob]]:
         """Every node job of these workflows (all attempts), queue and history."""
 
     @abstractmethod

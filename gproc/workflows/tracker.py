@@ -45,6 +45,7 @@ from gproc.wrappers.dag_base import DagRun, NodeJob
 log = logging.getLogger("gproc.workflows.tracker")
 W = WorkflowState
 MISSING_LIMIT = 3
+HISTORY_MARGIN = timedelta(minutes=10)
 
 
 @dataclass
@@ -114,8 +115,9 @@ class WorkflowTracker:
         ids = [r.id for r in rows]
         try:
             stats.wms_queries += 4
-            runs = self.svc.runner.find(ids)
-            node_jobs = self.svc.runner.node_jobs(ids)
+            since = _since(rows)
+            runs = self.svc.runner.find(ids, since)
+            node_jobs = self.svc.runner.node_jobs(ids, since)
         except WmsError as exc:
             stats.errors.append(f"query: {exc}")
             return
@@ -301,7 +303,7 @@ class WorkflowTracker:
             return
         try:
             stats.wms_queries += 2
-            runs = self.svc.runner.find([r.id for r in stale])
+            runs = self.svc.runner.find([r.id for r in stale], _since(stale))
         except WmsError as exc:
             stats.errors.append(f"recovery: {exc}")
             return
@@ -358,6 +360,12 @@ def live_node_changes(run: DagRun, jobs: Sequence[NodeJob]) -> dict[str, dict[st
             }
         changes[node] = entry
     return changes
+
+
+def _since(rows: Sequence[WorkflowRow]) -> datetime:
+    """Older history cannot hold jobs of these workflows (with a margin for clock skew):
+    the first attempt of each was recorded after its registration."""
+    return min(_aware(r.created_at) for r in rows) - HISTORY_MARGIN
 
 
 def _aware(value: datetime) -> datetime:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -323,7 +324,9 @@ class HTCondorDagRunner(DagRunner):
             pass
 
     # ---- lookups
-    def _ads(self, ids: Sequence[str], extra: str) -> list[Mapping[str, Any]]:
+    def _ads(
+        self, ids: Sequence[str], extra: str, since: datetime | None
+    ) -> list[Mapping[str, Any]]:
         if not ids:
             return []
         constraint = f"{self._mine(ids)} && {extra}"
@@ -331,22 +334,28 @@ class HTCondorDagRunner(DagRunner):
             queue = list(schedd.query(constraint, ATTRS))
         seen = {ad.get("GlobalJobId") for ad in queue}
         with self._call("querying the job history") as schedd:
-            history = schedd.history(constraint, ATTRS, match=self.history_limit)
+            # the history is read newest first: stop at what left the queue before ``since``
+            stop = f"EnteredCurrentStatus < {int(since.timestamp())}" if since else None
+            history = schedd.history(constraint, ATTRS, match=self.history_limit, since=stop)
             queue += [ad for ad in history if ad.get("GlobalJobId") not in seen]
         return queue
 
-    def find(self, workflow_ids: Iterable[str]) -> dict[str, DagRun]:
+    def find(self, workflow_ids: Iterable[str], since: datetime | None = None) -> dict[str, DagRun]:
         out: dict[str, DagRun] = {}
-        for ad in self._ads(list(dict.fromkeys(workflow_ids)), "DAGManJobId =?= undefined"):
+        ids = list(dict.fromkeys(workflow_ids))
+        for ad in self._ads(ids, "DAGManJobId =?= undefined", since):
             wid = str(ad.get("GprocWorkflowId"))
             attempt = int(ad.get("GprocAttempt", 0))
             if wid not in out or attempt > out[wid].attempt:
                 out[wid] = DagRun(wid, attempt, job_info(ad))
         return out
 
-    def node_jobs(self, workflow_ids: Iterable[str]) -> dict[str, list[NodeJob]]:
+    def node_jobs(
+        self, workflow_ids: Iterable[str], since: datetime | None = None
+    ) -> dict[str, list[NodeJob]]:
         out: dict[str, list[NodeJob]] = {}
-        for ad in self._ads(list(dict.fromkeys(workflow_ids)), "DAGManJobId =!= undefined"):
+        ids = list(dict.fromkeys(workflow_ids))
+        for ad in self._ads(ids, "DAGManJobId =!= undefined", since):
             wid = str(ad.get("GprocWorkflowId"))
             info = job_info(ad)
             if info.state == JobState.UNKNOWN:
