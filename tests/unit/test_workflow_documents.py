@@ -296,3 +296,10 @@ def test_sources_bind_start_ports_and_instances() -> None:
     with pytest.raises(WorkflowError, match="not a start task"):
         compile_workflow(doc, max_nodes=10, sources={"A": ["/a"]})
     assert PortRef("S", "o1") == doc.edges[0].source
+
+
+def test_the_ndvi_mosaic_example_compiles() -> None:
+    text = (FIGURE7.parent / "ndvi_mosaic.json").read_text()
+    wf = compile_workflow(structured.parse(text), max_nodes=100)
+    assert [j.tool for j in wf.jobs] == ["ndvi"] * 8 + ["mosaic"]
+    assert len(wf.inputs) == 16 and wf.jobs[-1].final
