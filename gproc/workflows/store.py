@@ -167,8 +167,10 @@ class WorkflowStore:
         if not changes:
             return changed
         with self.session() as s:
+            stmt = select(WorkflowNodeRow).where(WorkflowNodeRow.workflow_id == row.id)
+            current = {n.name: n for n in s.exec(stmt)}  # one query, not one per node
             for name, fields in changes.items():
-                node = s.get(WorkflowNodeRow, (row.id, name))
+                node = current.get(name)
                 if node is None:
                     continue
                 before = node.state

@@ -45,7 +45,8 @@ from gproc.wrappers.dag_base import DagRun, NodeJob
 log = logging.getLogger("gproc.workflows.tracker")
 W = WorkflowState
 MISSING_LIMIT = 3
-HISTORY_MARGIN = timedelta(minutes=10)
+HISTORY_MARGIN = timedelta(minutes=1)
+RECORD_MARGIN = timedelta(seconds=30)  # a job's history record may lag its last state
 
 
 @dataclass
@@ -58,6 +59,7 @@ class CycleStats:
     recovered: int = 0
     errors: list[str] = field(default_factory=list)
     ms: float = 0.0
+    wms_ms: float = 0.0  # of which: waiting for the schedd
 
 
 class WorkflowTracker:
@@ -69,6 +71,8 @@ class WorkflowTracker:
         self.submit_grace = timedelta(seconds=submit_grace_s)
         self._cycles = 0
         self._missing: dict[str, int] = {}
+        self._known: dict[str, dict[str, NodeJob]] = {}  # node jobs seen, per workflow
+        self._mark: datetime | None = None  # when the last history read started
         self._scheduler: BackgroundScheduler | None = None
 
     def start(self) -> None:
@@ -113,14 +117,27 @@ class WorkflowTracker:
 
     def _follow(self, rows: Sequence[WorkflowRow], stats: CycleStats) -> None:
         ids = [r.id for r in rows]
+        unseen = [r for r in rows if r.id not in self._known]
+        # the schedd history is read only back to the previous cycle, except for
+        # workflows this tracker has not followed yet (back to their registration)
+        since = _since(unseen) if unseen or self._mark is None else self._mark - RECORD_MARGIN
+        mark = utcnow()
         try:
             stats.wms_queries += 4
-            since = _since(rows)
+            asked = time.perf_counter()
             runs = self.svc.runner.find(ids, since)
-            node_jobs = self.svc.runner.node_jobs(ids, since)
+            found = self.svc.runner.node_jobs(ids, since)
+            stats.wms_ms += (time.perf_counter() - asked) * 1000
         except WmsError as exc:
             stats.errors.append(f"query: {exc}")
             return
+        self._mark = mark
+        self._known = {wid: self._known.get(wid, {}) for wid in ids}
+        node_jobs: dict[str, list[NodeJob]] = {}
+        for wid in ids:
+            known = self._known[wid]
+            known.update({j.job.job_id: j for j in found.get(wid, [])})
+            node_jobs[wid] = sorted(known.values(), key=_submitted)
         for row in rows:
             run = runs.get(row.id)
             if run is None or run.attempt != row.attempt:
@@ -360,6 +377,10 @@ def live_node_changes(run: DagRun, jobs: Sequence[NodeJob]) -> dict[str, dict[st
             }
         changes[node] = entry
     return changes
+
+
+def _submitted(job: NodeJob) -> tuple[bool, datetime | None, str]:
+    return (job.job.submitted_at is None, job.job.submitted_at, job.job.job_id)
 
 
 def _since(rows: Sequence[WorkflowRow]) -> datetime:
