@@ -9,7 +9,6 @@ adds the batch position, and each front maps ``code`` to its own declared fault
 
 from __future__ import annotations
 
-import copy
 from typing import ClassVar, Self
 
 

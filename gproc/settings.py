@@ -117,7 +117,11 @@ class VoSettings(BaseModel):
     admins: list[str] = Field(
         default_factory=list, description="DNs that administer every VO and may create VOs"
     )
-    admin_role: str = Field(default="VO-Admin", description="Role in /<vo> that makes an admin")
+    admin_role: str = Field(
+        default="VO-Admin",
+        description="Role in /<vo> that makes a VO admin, for the VO admin service and the "
+        "processing policy alike (VO admins act on every task of their VO)",
+    )
     vo: str | None = Field(default=None, description="VO served by the VOMS endpoint")
     aa_cert: Path | None = Field(default=None, description="Attribute authority certificate")
     aa_key: Path | None = Field(default=None, description="Attribute authority key")

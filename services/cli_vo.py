@@ -281,7 +281,7 @@ VO_OVERRIDES = {k: f"service.{k}" for k in ("ca_dir", "vomsdir", "cert", "key")}
 )
 def serve_cmd(**options: Any) -> None:
     from gproc.security.attribute_authority import AttributeAuthority
-    from gproc.security.pki import load_credential
+    from gproc.security.credentials import load_credential
     from gproc.security.tls import TLSConfig
     from gproc.services.chassis import serve
     from gproc.services.vo_admin.app import ACCESS_LOGGER, LOGGERS, make_admin_server
@@ -347,13 +347,11 @@ def proxy_init_cmd(
     hours: float,
 ) -> None:
     """Make an RFC 3820 proxy with a VOMS AC (for users without voms-clients)."""
-    from gproc.services.voms_client import VomsClientError, proxy_init, read_vomses
+    from gproc.services.voms_client import VomsClientError, proxy_init, servers_for
 
     vo, _, wanted = voms.partition(":")
-    servers = [s for s in read_vomses(vomses) if vo in (s.alias, s.vo)]
-    if not servers:
-        raise click.ClickException(f"no server for VO {vo!r} in {vomses}")
     try:
+        servers = servers_for(vomses, vo)
         ident = proxy_init(
             cert,
             key,

@@ -51,6 +51,12 @@ def build_wsgi(gp: ServiceContext) -> WSGIApp:
     )
 
 
+def load_policy(settings: Settings) -> Policy:
+    """The authorisation policy, with the VO admin role of the VO settings (the one the
+    VO admin service uses), so a VO admin by one rule is one by the other."""
+    return Policy.load(settings.service.policy, admin_role=settings.vo.admin_role)
+
+
 def build_context(
     settings: Settings,
     validator: Validator,
@@ -89,7 +95,7 @@ def build_context(
     )
     return ServiceContext(
         core=core,
-        policy=policy or Policy.load(svc.policy),
+        policy=policy or load_policy(settings),
         settings=settings,
         delegations=store,
         task_data=task_data,
