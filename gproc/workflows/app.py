@@ -46,7 +46,10 @@ def build_workflow_service(
     user); network entry points pass ``()`` or an owner-aware resolver."""
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     return WorkflowService(
-        store or WorkflowStore(make_engine(settings.database_url)),
+        store
+        or WorkflowStore(
+            make_engine(settings.database_url), auto_upgrade=settings.database.auto_upgrade
+        ),
         runner or build_runner(settings),
         WorkflowDirs(settings.workflows_dir),
         resolve_input or local_file_resolver(local_roots),

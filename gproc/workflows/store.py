@@ -16,8 +16,9 @@ from typing import Any
 from sqlalchemy import func, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, SQLModel, col, select
+from sqlmodel import Session, col, select
 
+from gproc import migrations
 from gproc.errors import NotFound
 from gproc.models import utcnow
 from gproc.workflow_models import (
@@ -27,13 +28,6 @@ from gproc.workflow_models import (
     WorkflowRow,
 )
 from gproc.workflows.states import WorkflowState, can_transition
-
-TABLES = [
-    WorkflowRow.__table__,  # type: ignore[attr-defined]
-    WorkflowNodeRow.__table__,  # type: ignore[attr-defined]
-    WorkflowEventRow.__table__,  # type: ignore[attr-defined]
-    NotificationRow.__table__,  # type: ignore[attr-defined]
-]
 
 
 class WorkflowNotFound(NotFound):
@@ -49,9 +43,10 @@ class StateChanged(RuntimeError):
 
 
 class WorkflowStore:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, auto_upgrade: bool = False) -> None:
+        """The schema is prepared like the registry's (revision 0003 adds these tables)."""
         self.engine = engine
-        SQLModel.metadata.create_all(engine, tables=TABLES)
+        migrations.prepare(engine, auto_upgrade=auto_upgrade)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
