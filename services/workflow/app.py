@@ -38,7 +38,7 @@ def build_context(
     core = build_workflow_service(settings, runner=runner, resolve_input=resolver)
     return WorkflowContext(
         core=core,
-        policy=policy or Policy.load(settings.service.policy),
+        policy=policy or Policy.load(settings.service.policy, admin_role=settings.vo.admin_role),
         settings=settings,
         base_resolver=resolver,
     )
