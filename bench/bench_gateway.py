@@ -17,7 +17,8 @@ for a big file (default 1 GiB) and many small files (default 1,000 x 10 KiB), pu
 get, and prints MB/s and each goal's ratio. The gateway runs in this process on a
 POSIX backend (a local directory), with the test PKI. Servers listen on ``--host``;
 ``--port P`` puts them on P (gateway HTTPS), P+1 (gateway SFTP), P+2 (sshd), P+3
-(nginx) instead of free ports.
+(nginx) instead of free ports. The gateway's area has a quota (``--quota``, as
+private areas have), so uploads account for usage.
 
     .venv/bin/python bench/bench_gateway.py [--big-mib 1024] [--small-count 1000]
         [--host 127.0.0.1] [--port 0] [--only small|big]
@@ -266,6 +267,8 @@ def bench_http(b: Bench, front: str, curl: list[str], url: str, slash: str = "")
         b.record(front, "big", "put", put, big)
         get = timed(lambda: run([*curl, "-o", str(dl / "big.bin"), f"{url}/big.bin"]))
         b.record(front, "big", "get", get, big)
+        head = timed(lambda: run([*curl, "-I", f"{url}/big.bin"]))
+        print(f"  {front:9s} big    HEAD {head:8.3f} s  (the gateway answers with its Digest)")
         assert (dl / "big.bin").stat().st_size == big
     if "small" in b.parts:
         run([*curl, "-X", "MKCOL", f"{url}/small{slash}"])
@@ -312,7 +315,7 @@ def report(b: Bench) -> None:
         print(f"  {what:5s} {op}  {front:8s}/{base:8s} {ratio:6.3f}   {verdict}")
 
 
-def gateway_namespace(base: Path) -> Namespace:
+def gateway_namespace(base: Path, quota: str | None) -> Namespace:
     return Namespace.from_dict(
         {
             "backends": {"local": {"type": "posix", "root": str(base / "store"), "create": True}},
@@ -323,6 +326,7 @@ def gateway_namespace(base: Path) -> Namespace:
                     "root": "/grid",
                     "read": ["/testvo/grid/*"],
                     "write": ["/testvo/grid/*"],
+                    **({"quota": quota} if quota else {}),
                 }
             ],
         }
@@ -337,6 +341,9 @@ def main() -> int:
     ap.add_argument("--host", default="127.0.0.1", help="address every bench server listens on")
     ap.add_argument("--port", type=int, default=0, help="first of 4 ports (0: free ports)")
     ap.add_argument("--only", choices=("big", "small"), help="run only big or small files")
+    ap.add_argument(
+        "--quota", default="1 TiB", help="quota of the gateway's area ('' for none), as usual"
+    )
     args = ap.parse_args()
     host = args.host
     ports = [args.port + i if args.port else free_port(host) for i in range(4)]
@@ -359,7 +366,7 @@ def main() -> int:
         settings = Settings(
             state_dir=base / "state", gateway=GatewaySettings(sshkeys_dir=base / "keys")
         )
-        parts = build_parts(settings, validator, gateway_namespace(base))
+        parts = build_parts(settings, validator, gateway_namespace(base, args.quota))
         tls = TLSConfig(pki.host_cert, pki.host_key, pki.ca_dir)
         https = make_https_front(parts, validator, tls, host, ports[0], threads=8).start()
         host_key = load_host_key(base / "gw_host_key")
