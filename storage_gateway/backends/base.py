@@ -202,8 +202,13 @@ class Backend(ABC):
     def rename(self, src: str, dst: str) -> None:
         """Move ``src`` to ``dst``; never replaces an existing ``dst``."""
 
+    def set_times(self, path: str, atime: float, mtime: float) -> None:
+        """Set a file's or directory's access and modification times (seconds)."""
+        raise NotSupported(f"{path}: this storage cannot set times")
+
     def checksum(self, path: str) -> Checksums:
-        """adler32 + sha256 of a file, computed by streaming it once."""
+        """adler32 + sha256 of a file, computed by streaming it once (backends that
+        keep the checksums computed at upload serve those instead)."""
         hasher = Hasher()
         for chunk in self.open_read(path):
             hasher.update(chunk)
