@@ -315,10 +315,11 @@ def report(b: Bench) -> None:
         print(f"  {what:5s} {op}  {front:8s}/{base:8s} {ratio:6.3f}   {verdict}")
 
 
-def gateway_namespace(base: Path, quota: str | None) -> Namespace:
+def gateway_namespace(base: Path, quota: str | None, fsync: bool) -> Namespace:
+    store = {"type": "posix", "root": str(base / "store"), "create": True, "fsync": fsync}
     return Namespace.from_dict(
         {
-            "backends": {"local": {"type": "posix", "root": str(base / "store"), "create": True}},
+            "backends": {"local": store},
             "area": [
                 {
                     "path": "/groups/grid",
@@ -342,6 +343,16 @@ def main() -> int:
     ap.add_argument("--port", type=int, default=0, help="first of 4 ports (0: free ports)")
     ap.add_argument("--only", choices=("big", "small"), help="run only big or small files")
     ap.add_argument(
+        "--fronts",
+        default="local,openssh,gw-sftp,nginx,gw-https",
+        help="comma-separated subset to run (e.g. gw-sftp alone, under a profiler)",
+    )
+    ap.add_argument(
+        "--no-fsync",
+        action="store_true",
+        help="gateway backend with fsync = false (as the stock servers, which do not fsync)",
+    )
+    ap.add_argument(
         "--quota", default="1 TiB", help="quota of the gateway's area ('' for none), as usual"
     )
     args = ap.parse_args()
@@ -354,7 +365,9 @@ def main() -> int:
         pki = make_test_pki(base / "pki")
         ca = base / "ca.pem"
         ca.write_bytes(pki.ca.cert_pem())
-        big, small = make_files(base, args.big_mib, args.small_count, args.small_kib)
+        big_mib = 0 if args.only == "small" else args.big_mib
+        small_count = 0 if args.only == "big" else args.small_count
+        big, small = make_files(base, big_mib, small_count, args.small_kib)
         key = base / "id_ed25519"
         run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)])
         procs.append(start_sshd(base, key.with_suffix(".pub"), host, ports[2]))
@@ -366,7 +379,9 @@ def main() -> int:
         settings = Settings(
             state_dir=base / "state", gateway=GatewaySettings(sshkeys_dir=base / "keys")
         )
-        parts = build_parts(settings, validator, gateway_namespace(base, args.quota))
+        parts = build_parts(
+            settings, validator, gateway_namespace(base, args.quota, not args.no_fsync)
+        )
         tls = TLSConfig(pki.host_cert, pki.host_key, pki.ca_dir)
         https = make_https_front(parts, validator, tls, host, ports[0], threads=8).start()
         host_key = load_host_key(base / "gw_host_key")
@@ -382,10 +397,14 @@ def main() -> int:
             f"files: big {args.big_mib} MiB, small {args.small_count} x {args.small_kib} KiB;"
             f" {os.cpu_count()} CPUs, {host}"
         )
-        bench_local(b)
-        bench_sftp(b, "openssh", ports[2], key, "root", str(base / "sshd-dst"))
-        bench_sftp(b, "gw-sftp", sftp.port, key, "grid", "/groups/grid/sftp")
-        if nginx is not None:
+        fronts = set(args.fronts.split(","))
+        if "local" in fronts:
+            bench_local(b)
+        if "openssh" in fronts:
+            bench_sftp(b, "openssh", ports[2], key, "root", str(base / "sshd-dst"))
+        if "gw-sftp" in fronts:
+            bench_sftp(b, "gw-sftp", sftp.port, key, "grid", "/groups/grid/sftp")
+        if nginx is not None and "nginx" in fronts:
             user = [
                 *curl,
                 "--cert",
@@ -394,7 +413,8 @@ def main() -> int:
                 str(pki.user_key["alice"]),
             ]
             bench_http(b, "nginx", user, f"https://{host}:{ports[3]}/dav", "/")
-        bench_http(b, "gw-https", gw_curl, f"{https.url}/groups/grid/https")
+        if "gw-https" in fronts:
+            bench_http(b, "gw-https", gw_curl, f"{https.url}/groups/grid/https")
         report(b)
     finally:
         if https is not None:

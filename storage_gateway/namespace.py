@@ -104,7 +104,11 @@ def make_backend(conf: Mapping[str, Any]) -> Backend:
     if kind == "posix":
         from gproc.storage_gateway.backends.posix import PosixBackend
 
-        return PosixBackend(conf["root"], create=bool(conf.get("create", False)))
+        return PosixBackend(
+            conf["root"],
+            create=bool(conf.get("create", False)),
+            fsync=bool(conf.get("fsync", True)),
+        )
     if kind == "hdfs":
         from gproc.storage_gateway.backends.hdfs import HdfsBackend
 

@@ -37,7 +37,7 @@ import queue
 import socket
 import stat
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -201,27 +201,29 @@ class _ReadHandle(SFTPHandle):
 
 
 class _UploadHandle(SFTPHandle):
-    """Feeds a background atomic upload; committed only by :meth:`commit`."""
+    """Feeds an atomic upload; committed only by :meth:`commit`.
+
+    A file that fits in ``UPLOAD_BUFFER`` is written in one call at CLOSE (small
+    files cost no thread); a bigger one streams into a background upload started
+    when the buffer first fills."""
 
     def __init__(
         self, gateway: StorageGateway, identity: Identity, path: str, overwrite: bool
     ) -> None:
         super().__init__()
         self.gateway, self.identity, self.path = gateway, identity, path
+        self._overwrite = overwrite
         self._times: Times | None = None  # from FSETSTAT, set once committed
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=8)
         self._pending = bytearray()
         self._offset = 0
         self._error: BaseException | None = None
         self._aborted = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, name="sftp-upload", daemon=True, args=(gateway, identity, overwrite)
-        )
-        self._thread.start()
+        self._thread: threading.Thread | None = None
 
-    def _run(self, gateway: StorageGateway, identity: Identity, overwrite: bool) -> None:
+    def _run(self, chunks: Iterable[bytes]) -> None:
         try:
-            gateway.write(identity, self.path, self._chunks(), overwrite=overwrite)
+            self.gateway.write(self.identity, self.path, chunks, overwrite=self._overwrite)
         except BaseException as exc:  # noqa: BLE001 - reported at write/close
             self._error = exc
 
@@ -235,6 +237,11 @@ class _UploadHandle(SFTPHandle):
             yield item
 
     def _put(self, item: Any) -> bool:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name="sftp-upload", daemon=True, args=(self._chunks(),)
+            )
+            self._thread.start()
         while self._thread.is_alive():
             try:
                 self._queue.put(item, timeout=0.5)
@@ -261,11 +268,14 @@ class _UploadHandle(SFTPHandle):
         """The client's CLOSE: finish, verify and rename the upload."""
         if self._aborted.is_set():
             return SFTP_FAILURE, "upload was abandoned"
-        if self._pending:
-            self._put(bytes(self._pending))
-            self._pending = bytearray()
-        self._put(_DONE)
-        self._thread.join()
+        if self._thread is None:  # all of it is buffered: write it here
+            self._run([bytes(self._pending)])
+        else:
+            if self._pending:
+                self._put(bytes(self._pending))
+            self._put(_DONE)
+            self._thread.join()
+        self._pending = bytearray()
         if self._error is not None:
             return self._error_code(), str(self._error)
         if self._times is not None:
@@ -290,11 +300,15 @@ class _UploadHandle(SFTPHandle):
 
     def _abort(self) -> None:
         self._aborted.set()
-        self._put(None)
+        self._pending = bytearray()
+        if self._thread is not None:
+            self._put(None)
 
     def close(self) -> None:
         """Session teardown without CLOSE: abort (nothing becomes visible)."""
-        if self._thread.is_alive():
+        if self._thread is None:
+            self._abort()
+        elif self._thread.is_alive():
             self._abort()
             self._thread.join(timeout=30)
 

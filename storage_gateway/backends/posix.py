@@ -61,8 +61,12 @@ class PosixBackend(Backend):
 
     kind = "posix"
 
-    def __init__(self, root: str | Path, *, create: bool = False) -> None:
+    def __init__(self, root: str | Path, *, create: bool = False, fsync: bool = True) -> None:
+        """``fsync=False`` publishes uploads without flushing them to disk first: still
+        atomic for readers, but a crash of the machine may leave an empty or short
+        file under the final name (what stock sftp-server and nginx do)."""
         self.root = Path(root)
+        self.fsync = fsync
         if not self.root.is_absolute():
             raise ValueError(f"POSIX backend root must be absolute: {root}")
         if create:
@@ -244,15 +248,17 @@ class PosixBackend(Backend):
                 raise
             return sums
 
-    @staticmethod
-    def _fill(fd: int, chunks: Iterable[bytes], options: WriteOptions, path: str) -> Checksums:
+    def _fill(
+        self, fd: int, chunks: Iterable[bytes], options: WriteOptions, path: str
+    ) -> Checksums:
         hasher = Hasher()
         try:  # errors raised by the source itself (client gone...) pass through as they are
             for data in metered(chunks, hasher, options.max_bytes):
                 _write_all(fd, data, path)
             sums = verify(hasher, options.expected)
             _store_sums(fd, os.fstat(fd), sums)
-            _fsync(fd, path)
+            if self.fsync:
+                _fsync(fd, path)
         finally:
             os.close(fd)
         return sums

@@ -329,6 +329,25 @@ class TestPosix(BackendContract):
         assert fields[2] == str(2_000_000 * 10**9).encode()
         assert backend.checksum("/st") == sums
 
+    def test_without_fsync_uploads_stay_atomic_and_correct(self, posix_root: Path) -> None:
+        from gproc.storage_gateway.namespace import make_backend
+
+        backend = make_backend(
+            {
+                "type": "posix",
+                "root": str(posix_root / uuid.uuid4().hex),
+                "create": True,
+                "fsync": False,
+            }
+        )
+        assert isinstance(backend, PosixBackend) and backend.fsync is False
+        data = payload(2 * MiB + 3)
+        assert backend.write_stream("/nf", chunked(data)) == expected_sums(data)
+        assert read_all(backend, "/nf") == data and backend.checksum("/nf") == expected_sums(data)
+        with pytest.raises(Interrupted):
+            backend.write_stream("/nf2", broken_source(data, 1000))
+        assert self.raw_names(backend) == ["nf"]
+
     def test_final_symlink_refused(self, backend: Backend, outside: Path) -> None:
         os.symlink(outside / "secret", self.root(backend) / "link")
         for op in (
