@@ -21,7 +21,8 @@ POSIX backend (a local directory), with the test PKI. Servers listen on ``--host
 private areas have), so uploads account for usage.
 
     .venv/bin/python bench/bench_gateway.py [--big-mib 1024] [--small-count 1000]
-        [--host 127.0.0.1] [--port 0] [--only small|big]
+        [--host 127.0.0.1] [--port 0] [--only small|big] [--repeat N] [--no-fsync]
+        [--fronts local,openssh,gw-sftp,nginx,gw-https] [--quota '1 TiB']
 """
 
 from __future__ import annotations
@@ -210,7 +211,8 @@ class Bench:
 
     def record(self, front: str, what: str, op: str, seconds: float, nbytes: int) -> None:
         mbs = nbytes / seconds / 1e6
-        self.results[(front, what, op)] = mbs
+        key = (front, what, op)
+        self.results[key] = max(mbs, self.results.get(key, 0.0))  # best of the rounds
         print(f"  {front:9s} {what:6s} {op:4s} {seconds:8.2f} s  {mbs:9.1f} MB/s", flush=True)
 
     def sizes(self) -> tuple[int, int]:
@@ -301,11 +303,13 @@ GOALS = [  # (what, op, front, baseline, goal)
     ("big", "get", "gw-https", "local", 0.8),
     ("small", "put", "gw-https", "local", None),
     ("small", "get", "gw-https", "local", None),
+    ("big", "put", "nginx", "local", None),  # what TLS in C reaches against cp
+    ("big", "get", "nginx", "local", None),
 ]
 
 
 def report(b: Bench) -> None:
-    print("\nratios (same run):")
+    print("\nratios (same run, best round of each):")
     r = b.results
     for what, op, front, base, goal in GOALS:
         if (front, what, op) not in r or (base, what, op) not in r:
@@ -346,6 +350,9 @@ def main() -> int:
         "--fronts",
         default="local,openssh,gw-sftp,nginx,gw-https",
         help="comma-separated subset to run (e.g. gw-sftp alone, under a profiler)",
+    )
+    ap.add_argument(
+        "--repeat", type=int, default=1, help="rounds of every front; the best of each is kept"
     )
     ap.add_argument(
         "--no-fsync",
@@ -398,23 +405,25 @@ def main() -> int:
             f" {os.cpu_count()} CPUs, {host}"
         )
         fronts = set(args.fronts.split(","))
-        if "local" in fronts:
-            bench_local(b)
-        if "openssh" in fronts:
-            bench_sftp(b, "openssh", ports[2], key, "root", str(base / "sshd-dst"))
-        if "gw-sftp" in fronts:
-            bench_sftp(b, "gw-sftp", sftp.port, key, "grid", "/groups/grid/sftp")
-        if nginx is not None and "nginx" in fronts:
-            user = [
-                *curl,
-                "--cert",
-                str(pki.user_cert["alice"]),
-                "--key",
-                str(pki.user_key["alice"]),
-            ]
-            bench_http(b, "nginx", user, f"https://{host}:{ports[3]}/dav", "/")
-        if "gw-https" in fronts:
-            bench_http(b, "gw-https", gw_curl, f"{https.url}/groups/grid/https")
+        for n in range(args.repeat):  # rounds interleave the fronts: load hits all alike
+            print(f"round {n + 1} of {args.repeat}", flush=True)
+            if "local" in fronts:
+                bench_local(b)
+            if "openssh" in fronts:
+                bench_sftp(b, "openssh", ports[2], key, "root", str(base / f"sshd-dst{n}"))
+            if "gw-sftp" in fronts:
+                bench_sftp(b, "gw-sftp", sftp.port, key, "grid", f"/groups/grid/sftp{n}")
+            if nginx is not None and "nginx" in fronts:
+                user = [
+                    *curl,
+                    "--cert",
+                    str(pki.user_cert["alice"]),
+                    "--key",
+                    str(pki.user_key["alice"]),
+                ]
+                bench_http(b, "nginx", user, f"https://{host}:{ports[3]}/dav{n}", "/")
+            if "gw-https" in fronts:
+                bench_http(b, "gw-https", gw_curl, f"{https.url}/groups/grid/https{n}")
         report(b)
     finally:
         if https is not None:
