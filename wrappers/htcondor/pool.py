@@ -8,6 +8,11 @@ for the service identity ``gproc@<uid domain>`` (the schedd refuses root-owned j
 State lives under ``<state_dir>/pool/``: ``root/`` (the trixie root), ``client/``
 (client config + token), ``pool.json`` (what is up), ``logs/``. Package downloads
 are cached under ``<state_dir>/cache/`` so re-creating the root needs no download.
+
+For gproc's shared-filesystem mode the root sees gproc's task and sandbox
+directories at their host paths: ``<state_dir>/tasks`` and ``<state_dir>/sandboxes``
+are bind-mounted into the root while the pool is up (:meth:`PersonalPool.share`
+adds others). Jobs run as the root's ``gproc`` account (:meth:`PersonalPool.job_owner`).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ SERVICE_USER = "gproc"
 HOST = "127.0.0.1"
 DEFAULT_PORT = 9618
 READY_MARK = ".gproc-root-ready"
+SHARED_DIRS = ("tasks", "sandboxes")  # under the state dir, as gproc lays it out
 BUILD_TIMEOUT = 2400.0
 
 
@@ -87,12 +93,14 @@ class PersonalPool:
         self.dir.mkdir(parents=True, exist_ok=True)
         with self._lock():
             if self.is_up() and self.client_config.is_file():
+                self._share_defaults()
                 return self._wait_ready(min(timeout, 30.0))
             self._stop_daemons()
             self._unmount_all()
             self._ensure_root()
             self._write_pool_config()
             self._mount_all()
+            self._share_defaults()
             self._prepare_run_dirs()
             pid = self._start_master()
             self._save_state({"master_pid": pid, "started": time.time()})
@@ -153,6 +161,56 @@ class PersonalPool:
     def activate_client(self) -> None:
         """Point this process's htcondor2 bindings at the pool's client config."""
         activate_client_config(self.client_config)
+
+    # ---------------------------------------------------------------- sharing
+    def share(self, path: Path | str) -> Path:
+        """Make the host directory ``path`` visible in the root at the same path (a bind
+        mount, until ``down``/``unshare``). Idempotent; the pool must be built."""
+        host = Path(path).resolve()
+        if not host.is_dir():
+            raise PoolError(f"share: {host} is not a directory")
+        if host == self.root or host.is_relative_to(self.root) or self.root.is_relative_to(host):
+            raise PoolError(f"share: {host} contains or is inside the pool's root")
+        target = self.root / host.relative_to("/")
+        if str(target) in _mounts_under(self.root):
+            return target
+        target.mkdir(parents=True, exist_ok=True)
+        _run(
+            ["mount", "--bind", str(host), str(target)],
+            step=f"share {host}",
+            log=self._log("mount"),
+            timeout=30,
+        )
+        return target
+
+    def unshare(self, path: Path | str) -> None:
+        """Undo :meth:`share` (a no-op if ``path`` is not shared)."""
+        target = self.root / Path(path).resolve().relative_to("/")
+        if str(target) in _mounts_under(self.root):
+            res = subprocess.run(["umount", str(target)], capture_output=True, timeout=30)
+            if res.returncode != 0:
+                subprocess.run(["umount", "-l", str(target)], capture_output=True, timeout=30)
+
+    def shared_dirs(self) -> list[Path]:
+        """Host directories visible in the root at the same path right now."""
+        prefix = len(str(self.root))
+        shared = [Path(m[prefix:]) for m in _mounts_under(self.root)]
+        return [p for p in shared if p.parts[1:2] not in (("proc",), ("sys",), ("dev",))]
+
+    def job_owner(self) -> tuple[int, int]:
+        """(uid, gid) of the root's service account, which the schedd runs jobs as."""
+        passwd = (self.root / "etc/passwd").read_text()
+        for line in passwd.splitlines():
+            fields = line.split(":")
+            if len(fields) >= 4 and fields[0] == SERVICE_USER:
+                return int(fields[2]), int(fields[3])
+        raise PoolError(f"no {SERVICE_USER} account in {self.root}/etc/passwd")
+
+    def _share_defaults(self) -> None:
+        for name in SHARED_DIRS:
+            path = self.state_dir / name
+            path.mkdir(parents=True, exist_ok=True)
+            self.share(path)
 
     # ---------------------------------------------------------------- steps
     def _log(self, step: str) -> Path:
