@@ -131,12 +131,9 @@ class Profiled:
 
 def serve(args: argparse.Namespace) -> None:
     from gproc.security.tls import TLSConfig, make_server
-    from gproc.services.soap.app import build_context, build_validator, build_wsgi
+    from gproc.services.chassis import build_validator
+    from gproc.services.soap.app import build_context, build_wsgi
 
-    if args.min_gc_interval is not None:
-        import spyne.const
-
-        spyne.const.MIN_GC_INTERVAL = args.min_gc_interval
     pool = _pool(Path(args.state_dir))
     settings = _settings(
         Path(args.serve), pool, Path(args.pki), args.instance, args.host, args.port
@@ -176,8 +173,6 @@ class Server:
         argv += ["--state-dir", args.state_dir]
         if args.profile:
             argv += ["--profile", args.profile]
-        if args.min_gc_interval is not None:
-            argv += ["--min-gc-interval", str(args.min_gc_interval)]
         if args.no_tracker:
             argv.append("--no-tracker")
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, cwd=REPO)
@@ -342,9 +337,6 @@ def _args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--port", type=int, default=0, help="service port (0: a free one)")
     ap.add_argument("--state-dir", default=os.environ.get("GPROC_STATE_DIR", ".state"))
     ap.add_argument("--profile", help="write a cProfile of the service's requests here")
-    ap.add_argument(
-        "--min-gc-interval", type=float, help="set spyne.const.MIN_GC_INTERVAL in the service"
-    )
     ap.add_argument(
         "--no-tracker", action="store_true", help="run the service without its tracker thread"
     )

@@ -12,9 +12,8 @@ from typing import Any
 import pytest
 
 from gproc.wrappers.base import JobSpec
-from gproc.wrappers.htcondor.schedd import _derived_ids
 from gproc.wrappers.htcondor.shared import EXEC_DIR, PROXY_NAME, SharedDirs, job_dir
-from gproc.wrappers.htcondor.submit import job_description
+from gproc.wrappers.htcondor.submit import derived_job_ids, job_description
 
 TASK = "0123456789abcdef0123456789abcdef"
 
@@ -129,7 +128,7 @@ class _Result:
 
 def test_job_ids_are_derived_from_submit_results_in_spec_order() -> None:
     results = [(_Result(7, 0, 2, {"QDate": 100}), [0, 2]), (_Result(8, 0, 1, {"QDate": 101}), [1])]
-    assert _derived_ids("vm", results) == {
+    assert derived_job_ids("vm", results) == {
         0: (7, 0, "vm#7.0#100"),
         2: (7, 1, "vm#7.1#100"),
         1: (8, 0, "vm#8.0#101"),
@@ -145,4 +144,4 @@ def test_job_ids_are_derived_from_submit_results_in_spec_order() -> None:
     ],
 )
 def test_no_derivation_without_everything_it_needs(name: str | None, result: _Result) -> None:
-    assert _derived_ids(name, [(result, [0])]) is None
+    assert derived_job_ids(name, [(result, [0])]) is None

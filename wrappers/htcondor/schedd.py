@@ -50,6 +50,8 @@ from gproc.wrappers.htcondor.submit import (
     STDOUT_NAME,
     SubmitValueError,
     checked_instance,
+    checked_path,
+    derived_job_ids,
     description_text,
     itemdata_groups,
     job_description,
@@ -116,21 +118,11 @@ def _copy_proxies_on_spool() -> None:
         htcondor2.param["DELEGATE_JOB_GSI_CREDENTIALS"] = "False"
 
 
-def _derived_ids(
-    schedd_id: str | None, submitted: list[tuple[Any, list[int]]]
-) -> dict[int, tuple[int, int, str]] | None:
-    """{spec index: (cluster, proc, global job id)} from submit results, or None."""
-    if not schedd_id:
-        return None
-    out = {}
-    for result, idx in submitted:
-        qdate = result.clusterad().get("QDate")
-        if not isinstance(qdate, int) or result.num_procs() != len(idx):
-            return None
-        cluster, first = result.cluster(), result.first_proc()
-        for n, i in enumerate(idx):
-            out[i] = (cluster, first + n, f"{schedd_id}#{cluster}.{first + n}#{qdate}")
-    return out
+def _use_prepared(desc: dict[str, str], spec: JobSpec) -> None:
+    """Point a shared-filesystem description at the staged executable and proxy."""
+    desc["executable"] = checked_path(spec.executable)
+    if spec.x509_proxy is not None:
+        desc["x509userproxy"] = checked_path(spec.x509_proxy)
 
 
 def _better(new: JobInfo, old: JobInfo | None) -> bool:
@@ -238,8 +230,8 @@ class HTCondorWMS(WorkloadManager):
             return []
         descs = [self._description(spec) for spec in specs]  # refuse bad specs first
         if self.shared is not None:
-            with _errors("preparing the job directories"):
-                descs = [self._description(self.shared.prepare(spec)) for spec in specs]
+            for spec, desc in zip(specs, descs, strict=True):
+                _use_prepared(desc, self._prepare(spec))
         else:
             for spec in specs:
                 self.sandbox_dir(spec.task_id).mkdir(parents=True, exist_ok=True)
@@ -251,6 +243,15 @@ class HTCondorWMS(WorkloadManager):
         for template, items, idx in batches:
             submitted.append((self._submit_one(template, items), idx))
         return self._global_ids(specs, submitted)
+
+    def _prepare(self, spec: JobSpec) -> JobSpec:
+        assert self.shared is not None
+        try:
+            return self.shared.prepare(spec)
+        except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+            raise WmsRejected(f"task {spec.task_id}: cannot read {exc.filename}") from exc
+        except OSError as exc:
+            raise WmsUnavailable(f"preparing the job directory of {spec.task_id}: {exc}") from exc
 
     def _submit_one(self, template: dict[str, str], items: list[dict[str, str]]) -> Any:
         """Submit one cluster and, when spooling, upload its inputs; the submit result."""
@@ -293,7 +294,7 @@ class HTCondorWMS(WorkloadManager):
         The first batch after locating the schedd also reads them from the queue;
         the derivation is used from then on only if it gave the same ids.
         """
-        derived = _derived_ids(self._schedd_id, submitted)
+        derived = derived_job_ids(self._schedd_id, submitted)
         if derived is not None and self._ids_derived:
             self._remember_ids(derived)
             return [SubmittedJob(s.task_id, derived[i][2]) for i, s in enumerate(specs)]

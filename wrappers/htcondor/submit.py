@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import classad2
 
@@ -237,3 +238,20 @@ def itemdata_groups(
         items = [{var: descs[i][key] for var, key in varying} for i in idx]
         groups.append((template, items, idx))
     return groups
+
+
+def derived_job_ids(
+    schedd_id: str | None, submitted: list[tuple[Any, list[int]]]
+) -> dict[int, tuple[int, int, str]] | None:
+    """{spec index: (cluster, proc, global job id)} from submit results, or None."""
+    if not schedd_id:
+        return None
+    out = {}
+    for result, idx in submitted:
+        qdate = result.clusterad().get("QDate")
+        if not isinstance(qdate, int) or result.num_procs() != len(idx):
+            return None
+        cluster, first = result.cluster(), result.first_proc()
+        for n, i in enumerate(idx):
+            out[i] = (cluster, first + n, f"{schedd_id}#{cluster}.{first + n}#{qdate}")
+    return out
