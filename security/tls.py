@@ -99,6 +99,8 @@ def peer_chain(conn: SSL.Connection) -> tuple[x509.Certificate, ...]:
 
 ENV_READ_DEADLINE = "gproc.read_deadline"
 """A function of a monotonic time: the request's body reads stop waiting then (TLS)."""
+ENV_CLOSE = "gproc.close_connection"
+"""Set by the application: close the connection after the answer (a body cut short)."""
 
 
 class _ClientChainGateway(wsgi.Gateway_10):
@@ -114,6 +116,13 @@ class _ClientChainGateway(wsgi.Gateway_10):
             env[ENV_PEER_CHAIN] = _cached_chain(self.req.conn, sock)
             env[ENV_READ_DEADLINE] = _deadline_setter(self.req.conn.rfile)
         return env
+
+    def start_response(self, status: str, headers: Any, exc_info: Any = None) -> Any:
+        """With ``environ[ENV_CLOSE]`` set, the connection closes after this answer
+        (cheroot would otherwise first wait for the rest of a body that is not coming)."""
+        if self.env.get(ENV_CLOSE):
+            self.req.close_connection = True
+        return super().start_response(status, headers, exc_info)
 
 
 def _deadline_setter(rfile: Any) -> Any:

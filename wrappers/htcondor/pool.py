@@ -442,11 +442,3 @@ class PersonalPool:
                 yield
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-# -------------------------------------------------------------------- helpers
-def default_pool() -> PersonalPool:
-    """The pool under the configured state dir."""
-    from gproc.settings import get_settings
-
-    return PersonalPool(get_settings().state_dir)
