@@ -222,6 +222,25 @@ class GridServer:
         self.stop()
 
 
+def _no_body_for_head(app: WSGIApp) -> WSGIApp:
+    """Drop the body of every HEAD answer (RFC 9110 9.3.2): cheroot sends what the app
+    returns, and a body would be read as the start of the next response on a kept-alive
+    connection. Headers (Content-Length included) stay as the app set them."""
+
+    def head_safe(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        body = app(environ, start_response)
+        if environ.get("REQUEST_METHOD") != "HEAD":
+            return body
+        for _ in body:  # run the app to its end, send nothing
+            pass
+        close = getattr(body, "close", None)
+        if close is not None:
+            close()
+        return []
+
+    return head_safe
+
+
 def make_server(
     app: WSGIApp,
     host: str,
@@ -245,7 +264,11 @@ def make_server(
     of body) within ``read_timeout_s`` of its first byte before a worker sees it;
     ``timeout_s`` bounds each later socket wait and idle keep-alive connections."""
     wrapped = IdentityMiddleware(
-        app, validator, trusted_proxies=trusted_proxies, header=header, require=require_identity
+        _no_body_for_head(app),
+        validator,
+        trusted_proxies=trusted_proxies,
+        header=header,
+        require=require_identity,
     )
     server = _GatedServer(
         (host, port), wrapped, numthreads=threads, timeout=timeout_s, shutdown_timeout=5

@@ -7,6 +7,7 @@ import logging
 import click
 
 from gproc.services.cli_data import data_group, gateway_group
+from gproc.services.cli_db import db_group
 from gproc.services.cli_pki import pki_group
 from gproc.services.cli_pool import pool
 from gproc.services.cli_serve import serve_cmd
@@ -30,6 +31,7 @@ main.add_command(data_group)
 main.add_command(gateway_group)
 main.add_command(vo_group)
 main.add_command(proxy_init_cmd)
+main.add_command(db_group)
 main.add_command(pool, "pool")
 main.add_command(pki_group, "pki")
 

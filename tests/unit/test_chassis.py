@@ -95,3 +95,38 @@ def test_overrides_are_applied_and_validated() -> None:
 def test_command_groups_are_mounted(group: str) -> None:
     result = CliRunner().invoke(main, [group, "--help"])
     assert result.exit_code == 0, result.output
+
+
+def test_serve_loop_freezes_start_up_objects_out_of_the_collector() -> None:
+    import gc
+    import threading
+
+    from gproc.services.chassis import serve
+
+    class Part:
+        def start(self) -> None:
+            pass
+
+        def stop(self) -> None:
+            pass
+
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+    stop = threading.Event()
+    runner = threading.Thread(
+        target=serve.run,
+        args=([Part()],),
+        kwargs={"banner": lambda: "up", "name": "t", "stop": stop},
+    )
+    runner.start()
+    try:
+        deadline = threading.Event()
+        for _ in range(50):
+            if gc.get_freeze_count() > 0:
+                break
+            deadline.wait(0.1)
+        assert gc.get_freeze_count() > 0
+    finally:
+        stop.set()
+        runner.join(10)
+        gc.unfreeze()
