@@ -23,11 +23,10 @@ def test_inputs_are_staged_in_the_task_directory_itself(tmp_path: Path) -> None:
     src = tmp_path / "src.tif"
     src.write_bytes(b"II*\x00" + bytes(100))
     dirs = TaskDirs(tmp_path / "tasks")
-    stage_inputs(
+    stage_inputs(  # the plan's (source, sandbox name) pairs; inline content by source
         dirs.inputs(TASK),
-        {"image": "in_image.tif", "aux": "in_aux.bin"},
-        {"image": str(src)},
-        {"aux": b"inline"},
+        [(str(src), "in_image.tif"), ("inline:aux", "in_aux.bin")],
+        {"inline:aux": b"inline"},
         local_file_resolver((tmp_path,)),
         1024,
     )
