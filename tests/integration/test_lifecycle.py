@@ -250,11 +250,11 @@ class SlowUpload(HTCondorWMS):
         super().__init__(*args, **kwargs)
         self.deferred: list[Any] = []
 
-    def _submit_one(self, template: dict[str, str], items: list[dict[str, str]]) -> int:
+    def _submit_one(self, template: dict[str, str], items: list[dict[str, str]]) -> Any:
         with self._call("submitting jobs", rejectable=True) as schedd:
             result = schedd.submit(htcondor2.Submit(template), count=1, spool=True)
         self.deferred.append(result)
-        return int(result.cluster())
+        return result
 
     def finish_upload(self) -> None:
         for result in self.deferred:
