@@ -139,6 +139,22 @@ class VoSettings(BaseModel):
     )
 
 
+class OgcSettings(BaseModel):
+    """The OGC API - Processes front (``gproc ogc serve``); TLS and policy from [service]."""
+
+    host: str = Field(default="127.0.0.1", description="Address to listen on")
+    port: int = Field(default=8448, ge=0, le=65535)
+    threads: int = Field(default=16, ge=1, le=512, description="Worker threads")
+    sync_wait_s: float = Field(
+        default=30.0, ge=0, le=600, description="How long a synchronous execute waits"
+    )
+    poll_s: float = Field(default=0.25, gt=0, le=10, description="Sync execute polling interval")
+    max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024, description="Request body cap")
+    max_inline_output_bytes: int = Field(
+        default=1024 * 1024, ge=0, description="Outputs above this are given by reference"
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GPROC_", env_nested_delimiter="__")
 
@@ -151,6 +167,7 @@ class Settings(BaseSettings):
     service: ServiceSettings = ServiceSettings()
     gateway: GatewaySettings = GatewaySettings()
     vo: VoSettings = VoSettings()
+    ogc: OgcSettings = OgcSettings()
 
     @classmethod
     def settings_customise_sources(

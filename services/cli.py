@@ -16,6 +16,7 @@ from gproc.services.cli_vo import proxy_init_cmd, vo_group
 _MOUNTS = {
     "pool": "gproc.wrappers.htcondor.cli:pool",
     "pki": "gproc.security.cli:pki",
+    "ogc": "gproc.services.cli_ogc:ogc_group",
 }
 
 

@@ -17,6 +17,7 @@ pytest_plugins = [
     "tests.fixtures.soap",
     "tests.fixtures.gateway",
     "tests.fixtures.vo",
+    "tests.fixtures.ogc",
 ]
 
 _TIERS = {"unit": "unit", "service": "service", "integration": "integration"}
