@@ -46,6 +46,10 @@ class DatabaseSettings(BaseModel):
     url: str | None = Field(
         default=None, description="SQLAlchemy URL; default sqlite:///<state_dir>/gproc.db"
     )
+    auto_upgrade: bool = Field(
+        default=False,
+        description="Services bring an older schema forward at start (else: gproc db upgrade)",
+    )
 
 
 class LimitsSettings(BaseModel):

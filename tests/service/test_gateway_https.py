@@ -354,3 +354,26 @@ def test_ssh_key_registration(gateway_posix: GatewayServer, tmp_path: Path) -> N
     assert alice.delete(gw.url + "/sshkeys", params={"fingerprint": fp}).status_code == 200
     # other tests of the session may have registered alice's keys: only this one is gone
     assert fp not in [k["fingerprint"] for k in alice.get(gw.url + "/sshkeys").json()["keys"]]
+
+
+def test_head_answers_carry_no_body_on_a_kept_alive_connection(
+    gateway_posix: GatewayServer,
+) -> None:
+    """A HEAD answer (an error included) has no body (RFC 9110 9.3.2): a body would
+    be read as the start of the next response on the same connection."""
+    gw = gateway_posix
+    d = fresh_dir(gw)
+    conn = _raw_tls(gw)
+    try:
+        conn.sendall(
+            f"HEAD {d}/missing HTTP/1.1\r\nHost: localhost\r\n\r\n"
+            f"GET {d}/missing HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode()
+        )
+        raw = b""
+        while chunk := conn.recv(65536):
+            raw += chunk
+    finally:
+        conn.close()
+    head, sep, rest = raw.partition(b"\r\n\r\n")
+    assert sep and head.startswith(b"HTTP/1.1 404"), raw[:200]
+    assert rest.startswith(b"HTTP/1.1 404"), f"HEAD sent a body: {rest[:120]!r}"
