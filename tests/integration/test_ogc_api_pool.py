@@ -120,3 +120,21 @@ def test_one_job_model_across_fronts(ogc_on_pool: OgcServer, tmp_path: Path) -> 
     assert gone.status_code == 200 and gone.json()["status"] == "dismissed", gone.text
     (task,) = soap.service.GetTaskStatus(task_ids=[reg.task_id])
     assert task.state == "purged"
+
+
+def test_failed_job_results_are_a_conflict(ogc_on_pool: OgcServer) -> None:
+    s = ogc_on_pool.session()
+    junk = base64.b64encode(b"II*\x00 not a raster").decode()
+    body = {"inputs": {"red": {"value": junk}, "nir": {"value": junk}}}
+    resp = s.post(
+        f"{ogc_on_pool.url}/processes/ndvi/execution",
+        json=body,
+        headers={"Prefer": "respond-async"},
+        timeout=60,
+    )
+    status = _poll(s, resp.headers["Location"], {"successful", "failed", "dismissed"})
+    assert status["status"] == "failed", status
+    results = s.get(f"{resp.headers['Location']}/results", timeout=30)
+    assert results.status_code == 409
+    assert results.headers["Content-Type"] == "application/problem+json"
+    assert results.json()["code"] == "Client.JobFailed"
