@@ -85,6 +85,21 @@ def test_ranges(gateway_posix: GatewayServer) -> None:
     assert bad.status_code == 416 and bad.json()["error"] == "InvalidRange"
 
 
+@pytest.mark.parametrize(
+    "header",
+    ["bytes=5-x", "bytes=x-5", "bytes=-", "bytes=5-3", "bytes=--5", "bytes= 1 2-3", "bytes=-0"],
+)
+def test_malformed_or_unsatisfiable_range_is_416(gateway_posix: GatewayServer, header: str) -> None:
+    gw, s = gateway_posix, gateway_posix.session()
+    d = fresh_dir(gw)
+    s.put(f"{gw.url}{d}/r", data=b"0123456789").raise_for_status()
+    r = s.get(f"{gw.url}{d}/r", headers={"Range": header})
+    assert r.status_code == 416, (header, r.status_code, r.text)
+    assert r.json()["error"] == "InvalidRange"
+    assert r.headers["Content-Range"] == "bytes */10"
+    assert s.get(f"{gw.url}{d}/r").content == b"0123456789"  # the service keeps serving
+
+
 def test_chunked_put_and_checksum_verification(gateway_posix: GatewayServer) -> None:
     gw, s = gateway_posix, gateway_posix.session()
     d = fresh_dir(gw)
