@@ -14,6 +14,7 @@ from gproc.services.cli_pool import pool
 from gproc.services.cli_serve import serve_cmd
 from gproc.services.cli_tasks import task_group, tools_cmd, tracker_group
 from gproc.services.cli_vo import proxy_init_cmd, vo_group
+from gproc.services.cli_workflows import workflow_group
 
 
 @click.group()
@@ -36,6 +37,7 @@ main.add_command(db_group)
 main.add_command(pool, "pool")
 main.add_command(pki_group, "pki")
 main.add_command(ogc_group)
+main.add_command(workflow_group)
 
 if __name__ == "__main__":
     main()

@@ -62,7 +62,7 @@ from sqlmodel import SQLModel
 from gproc.errors import Internal
 
 # Modules defining table rows; a fresh database gets every table they declare.
-MODEL_MODULES = ("gproc.models", "gproc.vo_models")
+MODEL_MODULES = ("gproc.models", "gproc.vo_models", "gproc.workflow_models")
 VERSION_TABLE = "alembic_version"
 _PG_LOCK_KEY = 0x6770726F63  # "gproc"
 _LOCAL = threading.Lock()
