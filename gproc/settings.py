@@ -35,6 +35,10 @@ class HTCondorSettings(BaseModel):
     instance: str = Field(
         default="gproc", description="Marks jobs of this gproc instance (GprocInstance attr)"
     )
+    shared_filesystem: bool = Field(
+        default=False,
+        description="The schedd reads task directories in place (same paths): no spooling",
+    )
 
 
 class TrackerSettings(BaseModel):

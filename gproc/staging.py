@@ -1,15 +1,19 @@
 """Task directories, input staging and output checksums.
 
-Each task owns ``<tasks_dir>/<task_id>/``: ``in/`` holds the staged inputs
-under connector-chosen sandbox names (never user strings), ``out/`` the
-retrieved outputs. A registered task is therefore self-contained: it can be
-submitted, resubmitted or recovered without the caller's files.
+Each task owns ``<tasks_dir>/<task_id>/``, which holds the staged inputs under
+connector-chosen sandbox names (never user strings), and ``out/`` (made when the
+job ends) the retrieved outputs. A registered task is therefore self-contained:
+it can be submitted, resubmitted or recovered without the caller's files.
+Staging costs one directory and one file per input (no ``in/`` level: tasks
+staged that way by earlier versions are still read from there).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+import stat
 import zlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -19,6 +23,9 @@ from urllib.parse import unquote, urlparse
 from gproc.domain import InvalidTaskRequest, LimitExceeded
 
 SAFE_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+OUT_DIR = "out"
+LEGACY_IN_DIR = "in"
+RESERVED_NAMES = frozenset({OUT_DIR, LEGACY_IN_DIR})  # sub-names of a task directory
 
 InputResolver = Callable[[str, Path], None]
 """Copies the data a source reference names into the given file, or raises."""
@@ -33,6 +40,8 @@ def check_sandbox_name(name: str) -> str:
     """Sandbox file names come from connectors; refuse anything that is not a plain name."""
     if not name or name.startswith(".") or not set(name) <= SAFE_NAME_CHARS or len(name) > 128:
         raise ValueError(f"unsafe sandbox file name {name!r}")
+    if name in RESERVED_NAMES:
+        raise ValueError(f"sandbox file name {name!r} is reserved in task directories")
     return name
 
 
@@ -45,10 +54,13 @@ class TaskDirs:
         return self.root / task_id
 
     def inputs(self, task_id: str) -> Path:
-        return self.task(task_id) / "in"
+        """The task directory itself; ``in/`` for tasks staged by earlier versions."""
+        task = self.task(task_id)
+        legacy = task / LEGACY_IN_DIR
+        return legacy if legacy.is_dir() else task
 
     def outputs(self, task_id: str) -> Path:
-        return self.task(task_id) / "out"
+        return self.task(task_id) / OUT_DIR
 
     def remove(self, task_id: str) -> None:
         shutil.rmtree(self.task(task_id), ignore_errors=True)
@@ -66,11 +78,42 @@ def local_file_resolver(allowed_roots: tuple[Path, ...] | None) -> InputResolver
         real = path.resolve(strict=False)
         if allowed_roots is not None and not any(real.is_relative_to(r) for r in allowed_roots):
             raise InvalidTaskRequest("inputs", f"local path {source!r} is not allowed here")
-        if not real.is_file():
-            raise InvalidTaskRequest("inputs", f"input {source!r} is not a readable file")
-        shutil.copyfile(real, dest)
+        try:
+            copy_file(real, dest)
+        except (IsADirectoryError, NotADirectoryError, FileNotFoundError, PermissionError) as exc:
+            raise InvalidTaskRequest("inputs", f"input {source!r} is not a readable file") from exc
 
     return resolve
+
+
+def copy_file(src: Path, dest: Path) -> None:
+    """Copy a regular file into a new file ``dest``, in the kernel (copy_file_range,
+    which may share blocks; else sendfile): one open each, no extra stat calls."""
+    fd_in = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        info = os.fstat(fd_in)
+        if not stat.S_ISREG(info.st_mode):
+            raise IsADirectoryError(f"{src} is not a regular file")
+        fd_out = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            _copy_fds(fd_in, fd_out, info.st_size)
+        finally:
+            os.close(fd_out)
+    finally:
+        os.close(fd_in)
+
+
+def _copy_fds(fd_in: int, fd_out: int, size: int) -> None:
+    copied = 0
+    try:
+        while copied < size or size == 0:
+            n = os.copy_file_range(fd_in, fd_out, max(size - copied, 1 << 20))
+            if n == 0:
+                return
+            copied += n
+    except OSError:  # across filesystems on older kernels, or unsupported
+        while n := os.sendfile(fd_out, fd_in, copied, 1 << 20):
+            copied += n
 
 
 def _local_path(source: str) -> Path:
@@ -96,7 +139,10 @@ def stage_inputs(
     max_inline: int,
 ) -> None:
     """Put every input port's data into ``dest_dir`` under its sandbox name(s)."""
-    dest_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        dest_dir.mkdir(exist_ok=True)  # the tasks root exists: one mkdir per task
+    except FileNotFoundError:
+        dest_dir.mkdir(parents=True, exist_ok=True)
     for port, name in names.items():
         sandbox = (name,) if isinstance(name, str) else tuple(name)
         if port in inline:

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import classad2
+import htcondor2
 import pytest
 
 from gproc.wrappers.base import (
@@ -141,6 +143,28 @@ def batch(wms: HTCondorWMS, script: Path, tmp_path_factory: pytest.TempPathFacto
     jobs = wms.submit(specs)
     infos = wait_for(wms, [j.job_id for j in jobs], ENDED)
     return Batch(specs, jobs, infos, contents)
+
+
+def test_job_ids_derived_from_submit_results_are_the_queue_s(
+    pool: Any, script: Path, tmp_path: Path
+) -> None:
+    """The first batch checks the derivation against the queue; later batches use it
+    without a query, and their ids are still the ones the schedd assigned."""
+    instance = f"itest-{uuid.uuid4().hex[:8]}"
+    wms = HTCondorWMS(instance, sandbox_root=tmp_path)
+    try:
+        first = wms.submit([make_spec(script) for _ in range(2)])
+        assert wms._ids_derived is True
+        later = wms.submit([make_spec(script) for _ in range(3)])
+        ads = htcondor2.Schedd().query(
+            f"GprocInstance == {classad2.quote(instance)}", ["GprocTaskId", "GlobalJobId"]
+        )
+        queue = {ad["GprocTaskId"]: ad["GlobalJobId"] for ad in ads}
+        assert {j.task_id: j.job_id for j in first + later} == queue
+    finally:
+        ids = [j.job_id for j in wms.find_jobs(None).values()]
+        wms.cancel(ids, "test cleanup")
+        wms.forget(ids)
 
 
 def test_submit_returns_global_ids_in_order(batch: Batch) -> None:

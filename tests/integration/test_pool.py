@@ -14,7 +14,7 @@ from typing import Any
 import htcondor2
 import pytest
 
-from gproc.wrappers.htcondor.pool import PersonalPool
+from gproc.wrappers.htcondor.pool import PersonalPool, PoolError
 
 JOB_TIMEOUT_S = 120.0
 LEAVE_IN_QUEUE = "JobStatus == 4 && (StageOutFinish =?= UNDEFINED || StageOutFinish == 0)"
@@ -153,6 +153,44 @@ def test_up_while_up_keeps_the_running_daemons(pool: Any) -> None:
     personal.up(timeout=30)
     assert time.monotonic() - t0 < 30
     assert personal.status()["master_pid"] == before
+
+
+def test_gproc_task_and_sandbox_dirs_are_seen_in_the_root_at_their_host_paths(
+    pool: Any,
+) -> None:
+    """What the shared-filesystem mode needs when gproc shares the pool's state dir."""
+    personal = _personal(pool)
+    personal.up(timeout=30)  # also on a pool that was up before these mounts existed
+    for name in ("tasks", "sandboxes"):
+        host = personal.state_dir / name
+        assert host in personal.shared_dirs()
+        probe = host / f".probe-{secrets.token_hex(4)}"
+        probe.write_text("seen")
+        try:
+            res = personal.run_in_root(["cat", str(probe)], user="gproc")
+            assert res.stdout == "seen", res.stderr
+        finally:
+            probe.unlink()
+
+
+def test_share_and_unshare_a_host_directory(pool: Any, tmp_path: Path) -> None:
+    personal = _personal(pool)
+    area = tmp_path / "area"
+    area.mkdir(mode=0o755)
+    (area / "f").write_text("host file")
+    personal.share(area)
+    personal.share(area)  # idempotent
+    try:
+        assert personal.run_in_root(["cat", str(area / "f")], user="gproc").stdout == "host file"
+        uid, gid = personal.job_owner()
+        made = personal.run_in_root(["id", "-u"], user="gproc")
+        assert made.stdout.strip() == str(uid)
+    finally:
+        personal.unshare(area)
+    assert area not in personal.shared_dirs()
+    assert personal.run_in_root(["cat", str(area / "f")]).returncode != 0
+    with pytest.raises(PoolError, match="inside the pool's root"):
+        personal.share(personal.root / "tmp")
 
 
 def test_run_in_root_runs_argv_without_a_shell(pool: Any) -> None:

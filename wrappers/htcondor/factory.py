@@ -2,7 +2,10 @@
 
 With no ``condor_config`` configured, gproc uses the personal pool that
 ``gproc pool up`` keeps under the state directory, and follows its schedd
-event log.
+event log. ``shared_filesystem = true`` submits without spooling: the schedd
+reads the task directories in place (the personal pool sees them through bind
+mounts and runs the jobs as its ``gproc`` account, to which job directories are
+given).
 """
 
 from __future__ import annotations
@@ -18,10 +21,14 @@ from gproc.wrappers.htcondor.schedd import HTCondorWMS
 def create(config: Mapping[str, Any], state_dir: Path) -> HTCondorWMS:
     condor_config = config.get("condor_config")
     event_log = config.get("event_log")
+    shared = bool(config.get("shared_filesystem", False))
+    job_owner = None
     if condor_config is None:
         pool = PersonalPool(state_dir)
         condor_config = pool.client_config
         event_log = event_log or pool.event_log
+        if shared:
+            job_owner = pool.job_owner()
     activate_client_config(condor_config)
     return HTCondorWMS(
         instance=config.get("instance", "gproc"),
@@ -29,4 +36,6 @@ def create(config: Mapping[str, Any], state_dir: Path) -> HTCondorWMS:
         collector=config.get("collector"),
         event_log=Path(event_log) if event_log else None,
         sandbox_root=Path(state_dir).resolve() / "sandboxes",
+        shared_filesystem=shared,
+        job_owner=job_owner,
     )

@@ -8,6 +8,11 @@ for the service identity ``gproc@<uid domain>`` (the schedd refuses root-owned j
 State lives under ``<state_dir>/pool/``: ``root/`` (the trixie root), ``client/``
 (client config + token), ``pool.json`` (what is up), ``logs/``. Package downloads
 are cached under ``<state_dir>/cache/`` so re-creating the root needs no download.
+
+For gproc's shared-filesystem mode the root sees gproc's task and sandbox
+directories at their host paths: ``<state_dir>/tasks`` and ``<state_dir>/sandboxes``
+are bind-mounted into the root while the pool is up (:meth:`PersonalPool.share`
+adds others). Jobs run as the root's ``gproc`` account (:meth:`PersonalPool.job_owner`).
 """
 
 from __future__ import annotations
@@ -17,7 +22,6 @@ import fcntl
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
@@ -25,16 +29,19 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from gproc.wrappers.htcondor import host
+from gproc.wrappers.htcondor.external import ExternalPool as ExternalPool
+from gproc.wrappers.htcondor.host import PoolError as PoolError
+from gproc.wrappers.htcondor.host import activate_client_config as activate_client_config
+from gproc.wrappers.htcondor.host import client_env as _client_env
+
 UID_DOMAIN = "gproc.pool"
 SERVICE_USER = "gproc"
 HOST = "127.0.0.1"
 DEFAULT_PORT = 9618
 READY_MARK = ".gproc-root-ready"
+SHARED_DIRS = ("tasks", "sandboxes")  # under the state dir, as gproc lays it out
 BUILD_TIMEOUT = 2400.0
-
-
-class PoolError(RuntimeError):
-    """A pool step failed; the message names the step and the log to read."""
 
 
 class PersonalPool:
@@ -77,7 +84,7 @@ class PersonalPool:
     def is_up(self) -> bool:
         """True when our condor_master runs in our root and the collector port answers."""
         pid = self._master_pid()
-        return pid is not None and _port_open(HOST, self.port)
+        return pid is not None and host.port_open(HOST, self.port)
 
     def up(self, timeout: float = 120.0) -> dict[str, Any]:
         """Build the root if needed, start the daemons, wait until jobs can be submitted.
@@ -87,12 +94,14 @@ class PersonalPool:
         self.dir.mkdir(parents=True, exist_ok=True)
         with self._lock():
             if self.is_up() and self.client_config.is_file():
+                self._share_defaults()
                 return self._wait_ready(min(timeout, 30.0))
             self._stop_daemons()
             self._unmount_all()
             self._ensure_root()
             self._write_pool_config()
             self._mount_all()
+            self._share_defaults()
             self._prepare_run_dirs()
             pid = self._start_master()
             self._save_state({"master_pid": pid, "started": time.time()})
@@ -123,7 +132,7 @@ class PersonalPool:
             "event_log": str(self.event_log),
             "collector": self.collector,
             "master_pid": pid,
-            "collector_reachable": _port_open(HOST, self.port),
+            "collector_reachable": host.port_open(HOST, self.port),
         }
         if pid is None or not out["collector_reachable"] or not self.client_config.is_file():
             return out
@@ -142,7 +151,7 @@ class PersonalPool:
             raise ValueError("empty argv")
         cmd = ["chroot"]
         if user is not None:
-            cmd.append(f"--userspec={_checked_name(user)}")
+            cmd.append(f"--userspec={host.checked_name(user)}")
         cmd += [str(self.root), *argv]
         home = "/root" if user in (None, "root") else f"/home/{user}"
         env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": home}
@@ -153,6 +162,56 @@ class PersonalPool:
     def activate_client(self) -> None:
         """Point this process's htcondor2 bindings at the pool's client config."""
         activate_client_config(self.client_config)
+
+    # ---------------------------------------------------------------- sharing
+    def share(self, path: Path | str) -> Path:
+        """Make the host directory ``path`` visible in the root at the same path (a bind
+        mount, until ``down``/``unshare``). Idempotent; the pool must be built."""
+        source = Path(path).resolve()
+        if not source.is_dir():
+            raise PoolError(f"share: {source} is not a directory")
+        if source.is_relative_to(self.root) or self.root.is_relative_to(source):
+            raise PoolError(f"share: {source} contains or is inside the pool's root")
+        target = self.root / source.relative_to("/")
+        if str(target) in host.mounts_under(self.root):
+            return target
+        target.mkdir(parents=True, exist_ok=True)
+        host.run(
+            ["mount", "--bind", str(source), str(target)],
+            step=f"share {source}",
+            log=self._log("mount"),
+            timeout=30,
+        )
+        return target
+
+    def unshare(self, path: Path | str) -> None:
+        """Undo :meth:`share` (a no-op if ``path`` is not shared)."""
+        target = self.root / Path(path).resolve().relative_to("/")
+        if str(target) in host.mounts_under(self.root):
+            res = subprocess.run(["umount", str(target)], capture_output=True, timeout=30)
+            if res.returncode != 0:
+                subprocess.run(["umount", "-l", str(target)], capture_output=True, timeout=30)
+
+    def shared_dirs(self) -> list[Path]:
+        """Host directories visible in the root at the same path right now."""
+        prefix = len(str(self.root))
+        shared = [Path(m[prefix:]) for m in host.mounts_under(self.root)]
+        return [p for p in shared if p.parts[1:2] not in (("proc",), ("sys",), ("dev",))]
+
+    def job_owner(self) -> tuple[int, int]:
+        """(uid, gid) of the root's service account, which the schedd runs jobs as."""
+        passwd = (self.root / "etc/passwd").read_text()
+        for line in passwd.splitlines():
+            fields = line.split(":")
+            if len(fields) >= 4 and fields[0] == SERVICE_USER:
+                return int(fields[2]), int(fields[3])
+        raise PoolError(f"no {SERVICE_USER} account in {self.root}/etc/passwd")
+
+    def _share_defaults(self) -> None:
+        for name in SHARED_DIRS:
+            path = self.state_dir / name
+            path.mkdir(parents=True, exist_ok=True)
+            self.share(path)
 
     # ---------------------------------------------------------------- steps
     def _log(self, step: str) -> Path:
@@ -166,14 +225,14 @@ class PersonalPool:
         script = resources.files("gproc.wrappers.htcondor").joinpath("build_root.sh")
         log = self._log("build-root")
         try:
-            _run(
+            host.run(
                 ["bash", str(script), str(self.root), str(self.cache), SERVICE_USER],
                 step="build root",
                 log=log,
                 timeout=BUILD_TIMEOUT,
             )
         except PoolError as exc:
-            raise PoolError(f"{exc} (failing step: {_last_step(log)})") from exc
+            raise PoolError(f"{exc} (failing step: {host.last_step(log)})") from exc
 
     def _write_pool_config(self) -> None:
         text = resources.files("gproc.wrappers.htcondor").joinpath("pool.conf").read_text()
@@ -189,17 +248,17 @@ class PersonalPool:
             ("dev", ["mount", "--bind", "/dev"]),
         ):
             path = self.root / target
-            if str(path) in _mounts_under(self.root):
+            if str(path) in host.mounts_under(self.root):
                 continue
             path.mkdir(exist_ok=True)
-            _run([*cmd, str(path)], step=f"mount {target}", log=self._log("mount"), timeout=30)
+            host.run([*cmd, str(path)], step=f"mount {target}", log=self._log("mount"), timeout=30)
 
     def _unmount_all(self) -> None:
-        for path in sorted(_mounts_under(self.root), key=len, reverse=True):
+        for path in sorted(host.mounts_under(self.root), key=len, reverse=True):
             res = subprocess.run(["umount", path], capture_output=True, timeout=30, check=False)
             if res.returncode != 0:
                 subprocess.run(["umount", "-l", path], capture_output=True, timeout=30, check=False)
-        left = _mounts_under(self.root)
+        left = host.mounts_under(self.root)
         if left:
             raise PoolError(f"down: could not unmount {', '.join(left)}")
 
@@ -211,7 +270,7 @@ class PersonalPool:
         self.logs.mkdir(parents=True, exist_ok=True)
 
     def _start_master(self) -> int:
-        if _port_open(HOST, self.port):
+        if host.port_open(HOST, self.port):
             raise PoolError(
                 f"start: {self.collector} is already in use by a process that is not this "
                 f"pool's condor_master (another pool?); stop it first"
@@ -238,7 +297,7 @@ class PersonalPool:
     def _install_token(self, timeout: float) -> None:
         """Mint an IDTOKEN for the service identity once the master made its signing key."""
         key = self.root / "etc/condor/passwords.d/POOL"
-        _wait(
+        host.wait(
             lambda: key.is_file(),
             timeout,
             f"token: signing key {key} never appeared; read {self.condor_log_dir / 'MasterLog'}",
@@ -320,7 +379,7 @@ class PersonalPool:
     def _master_pid(self) -> int | None:
         state = self._read_state()
         pid = state.get("master_pid")
-        if isinstance(pid, int) and self._in_root(pid) and _comm(pid) == "condor_master":
+        if isinstance(pid, int) and self._in_root(pid) and host.comm(pid) == "condor_master":
             return pid
         return None
 
@@ -350,11 +409,13 @@ class PersonalPool:
         if pid is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGQUIT)
-            _wait(lambda: not self._root_pids(), timeout, None)
+            host.wait(lambda: not self._root_pids(), timeout, None)
         for left in self._root_pids():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(left, signal.SIGKILL)
-        _wait(lambda: not self._root_pids(), 10.0, "down: processes survived SIGKILL in the root")
+        host.wait(
+            lambda: not self._root_pids(), 10.0, "down: processes survived SIGKILL in the root"
+        )
         if self._master_proc is not None:  # reap our own child
             self._master_proc.poll()
             self._master_proc = None
@@ -381,134 +442,3 @@ class PersonalPool:
                 yield
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-# -------------------------------------------------------------------- helpers
-def activate_client_config(config: Path | str) -> None:
-    """Set CONDOR_CONFIG for this process and make htcondor2 re-read it."""
-    import htcondor2
-
-    os.environ["CONDOR_CONFIG"] = str(config)
-    htcondor2.reload_config()
-
-
-@contextlib.contextmanager
-def _client_env(config: Path) -> Iterator[Any]:
-    import htcondor2
-
-    before = os.environ.get("CONDOR_CONFIG")
-    activate_client_config(config)
-    try:
-        yield htcondor2
-    finally:
-        if before != str(config):
-            if before is None:
-                os.environ.pop("CONDOR_CONFIG", None)
-            else:
-                os.environ["CONDOR_CONFIG"] = before
-            htcondor2.reload_config()
-
-
-class ExternalPool:
-    """A pool gproc does not manage (settings ``[htcondor]``): same read-only surface."""
-
-    root = None
-
-    def __init__(
-        self, client_config: Path | str, event_log: Path | None = None, collector: str | None = None
-    ) -> None:
-        self.client_config = Path(client_config)
-        self.event_log = event_log
-        self.collector = collector
-
-    def is_up(self) -> bool:
-        return bool(self.status()["up"])
-
-    def status(self) -> dict[str, Any]:
-        """Collector/schedd reachability and slots, through the client config."""
-        out: dict[str, Any] = {
-            "up": False,
-            "external": True,
-            "client_config": str(self.client_config),
-        }
-        try:
-            with _client_env(self.client_config) as htcondor2:
-                coll = (
-                    htcondor2.Collector(self.collector) if self.collector else htcondor2.Collector()
-                )
-                out["slots"] = len(coll.query(htcondor2.AdType.Startd, projection=["Name"]))
-                htcondor2.Schedd().query(constraint="false", projection=["ClusterId"])
-                out["schedd_reachable"] = True
-                out["bindings_version"] = htcondor2.version()
-        except Exception as exc:  # diagnostic
-            out["error"] = f"{type(exc).__name__}: {exc}"
-        out["up"] = bool(out.get("schedd_reachable")) and out.get("slots", 0) > 0
-        return out
-
-    def activate_client(self) -> None:
-        activate_client_config(self.client_config)
-
-
-def _last_step(log: Path) -> str:
-    steps = [
-        ln[6:] for ln in log.read_text(errors="replace").splitlines() if ln.startswith("STEP: ")
-    ]
-    return steps[-1] if steps else "unknown"
-
-
-def _checked_name(name: str) -> str:
-    if not name or not all(c.isalnum() or c in "_-" for c in name) or name[0] == "-":
-        raise ValueError(f"not a valid account name: {name!r}")
-    return name
-
-
-def _comm(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
-        return ""
-
-
-def _port_open(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(1.0)
-        return sock.connect_ex((host, port)) == 0
-
-
-def _mounts_under(root: Path) -> list[str]:
-    prefix = str(root) + "/"
-    found = []
-    for line in Path("/proc/mounts").read_text().splitlines():
-        target = line.split()[1].replace("\\040", " ")
-        if target.startswith(prefix):
-            found.append(target)
-    return found
-
-
-def _wait(pred: Any, timeout: float, error: str | None) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.2)
-    if error:
-        raise PoolError(error)
-    return False
-
-
-def _run(
-    cmd: Sequence[str], step: str, log: Path, timeout: float, env: dict[str, str] | None = None
-) -> None:
-    """Run a build step, appending its output to ``log``; raise naming the step on failure."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as fh:
-        fh.write(f"\n$ {' '.join(cmd)}\n".encode())
-        fh.flush()
-        try:
-            res = subprocess.run(
-                cmd, stdout=fh, stderr=subprocess.STDOUT, timeout=timeout, env=env, check=False
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise PoolError(f"{step}: timed out after {timeout:.0f}s; read {log}") from exc
-    if res.returncode != 0:
-        raise PoolError(f"{step}: failed (exit {res.returncode}); read {log}")

@@ -1,11 +1,18 @@
 """``HTCondorWMS``: the gproc job life cycle on one HTCondor schedd (htcondor2 bindings).
 
-Every job is spooled: inputs are uploaded to the schedd after submission and
-outputs stay in the schedd's spool until :meth:`HTCondorWMS.retrieve` fetches
-them, which the bindings write into the job's submit-side ``initialdir``
-(``<sandbox_root>/<task id>`` on this host), from where they are moved to the
-caller's ``dest``. The schedd may live elsewhere (even in a chroot): no path
-is shared with it.
+Two ways to hand files to the schedd:
+
+* spooled (the default): inputs are uploaded to the schedd after submission and
+  outputs stay in the schedd's spool until :meth:`HTCondorWMS.retrieve` fetches
+  them, which the bindings write into the job's submit-side ``initialdir``
+  (``<sandbox_root>/<task id>`` on this host), from where they are moved to the
+  caller's ``dest``. The schedd may live elsewhere (even in a chroot): no path
+  is shared with it.
+* shared filesystem (``shared_filesystem=True``): the schedd sees this host's
+  paths (the usual submit node). Nothing is uploaded: the schedd reads the
+  inputs where they are and writes the output into the job's ``initialdir``
+  (``<sandbox_root>/<task id>.<attempt>``, see :mod:`.shared`) when the job ends;
+  the job leaves the queue at once and retrieval is a local move.
 
 ``CONDOR_CONFIG`` (security, collector) is set up by the caller.
 """
@@ -36,12 +43,15 @@ from gproc.wrappers.base import (
     WorkloadManager,
 )
 from gproc.wrappers.htcondor.events import EventLogReader
+from gproc.wrappers.htcondor.shared import SharedDirs, job_dir
 from gproc.wrappers.htcondor.states import STATE_ATTRS, job_info
 from gproc.wrappers.htcondor.submit import (
     STDERR_NAME,
     STDOUT_NAME,
     SubmitValueError,
     checked_instance,
+    checked_path,
+    derived_job_ids,
     description_text,
     itemdata_groups,
     job_description,
@@ -50,6 +60,7 @@ from gproc.wrappers.htcondor.submit import (
 JOB_ID_RE = re.compile(r"^[A-Za-z0-9_.@:-]+#\d+\.\d+#\d+$")
 MAX_LISTED_IDS = 1000  # beyond this, filter client-side instead of a huge constraint
 INFO_ATTRS = [*STATE_ATTRS, "GlobalJobId", "GprocTaskId", "GprocAttempt", "ClusterId", "ProcId"]
+RETRIEVE_ATTRS = ["GprocTaskId", "GprocAttempt", "GprocOutputs", "GprocShared", "JobStatus"]
 _UNREACHABLE = ("connect", "locate", "timed out", "timeout", "refused", "no route", "reset")
 
 
@@ -107,6 +118,13 @@ def _copy_proxies_on_spool() -> None:
         htcondor2.param["DELEGATE_JOB_GSI_CREDENTIALS"] = "False"
 
 
+def _use_prepared(desc: dict[str, str], spec: JobSpec) -> None:
+    """Point a shared-filesystem description at the staged executable and proxy."""
+    desc["executable"] = checked_path(spec.executable)
+    if spec.x509_proxy is not None:
+        desc["x509userproxy"] = checked_path(spec.x509_proxy)
+
+
 def _better(new: JobInfo, old: JobInfo | None) -> bool:
     """Higher attempt wins; on a tie the earlier source (the queue) stays."""
     return old is None or (new.attempt or 0) > (old.attempt or 0)
@@ -125,11 +143,17 @@ class HTCondorWMS(WorkloadManager):
         event_log: Path | None = None,
         sandbox_root: Path | None = None,
         itemdata: bool = True,
+        shared_filesystem: bool = False,
+        job_owner: tuple[int, int] | None = None,
     ) -> None:
         """``sandbox_root`` holds one submit-side directory per task (default: a temp dir).
 
         ``itemdata`` submits a batch as one cluster per job shape (``QUEUE FROM``);
         ``False`` makes one cluster per job (kept for comparison in bench/).
+        ``shared_filesystem`` submits without spooling (the schedd must see the
+        inputs, the executable and ``sandbox_root`` at the same paths);
+        ``job_owner`` (uid, gid) is the account the schedd runs the jobs as, when
+        it is not this process's (job directories are given to it).
         """
         self.instance = checked_instance(instance)
         self.schedd_name = schedd_name
@@ -138,7 +162,10 @@ class HTCondorWMS(WorkloadManager):
         root = sandbox_root or Path(tempfile.gettempdir()) / f"gproc-{instance}-sandboxes"
         self.sandbox_root = root.resolve()
         self.itemdata = itemdata
+        self.shared = SharedDirs(self.sandbox_root, job_owner) if shared_filesystem else None
         self._schedd: htcondor2.Schedd | None = None
+        self._schedd_id: str | None = None  # the schedd's Name, the first part of job ids
+        self._ids_derived: bool | None = None  # None: not yet checked against the queue
         self._events = EventLogReader(event_log, instance) if event_log else None
         self._job_ids: dict[tuple[int, int], str] = {}  # (cluster, proc) -> GlobalJobId
 
@@ -151,6 +178,8 @@ class HTCondorWMS(WorkloadManager):
             with _errors("locating the schedd"):
                 ad = self._collector().locate(htcondor2.DaemonType.Schedd, self.schedd_name)
                 self._schedd = htcondor2.Schedd(ad)
+                self._schedd_id = str(ad.get("Name") or "") or None
+                self._ids_derived = None
         return self._schedd
 
     @contextmanager
@@ -182,9 +211,16 @@ class HTCondorWMS(WorkloadManager):
         return self.sandbox_root / task_id
 
     # ------------------------------------------------------------ submit
+    def _initialdir(self, spec: JobSpec) -> Path:
+        if self.shared is not None:
+            self.sandbox_dir(spec.task_id)  # validates the id
+            return self.shared.job_dir(spec.task_id, spec.attempt)
+        return self.sandbox_dir(spec.task_id)
+
     def _description(self, spec: JobSpec) -> dict[str, str]:
         with _errors(f"job description of task {spec.task_id}"):
-            return job_description(spec, self.instance, self.sandbox_dir(spec.task_id))
+            initialdir = self._initialdir(spec)
+            return job_description(spec, self.instance, initialdir, spooled=self.shared is None)
 
     def describe(self, spec: JobSpec) -> str:
         return description_text(self._description(spec))
@@ -192,24 +228,42 @@ class HTCondorWMS(WorkloadManager):
     def submit(self, specs: Sequence[JobSpec]) -> list[SubmittedJob]:
         if not specs:
             return []
-        descs = [self._description(spec) for spec in specs]
-        for spec in specs:
-            self.sandbox_dir(spec.task_id).mkdir(parents=True, exist_ok=True)
-        if self.itemdata:
-            batches = [(t, items) for t, items, _ in itemdata_groups(descs)]
+        descs = [self._description(spec) for spec in specs]  # refuse bad specs first
+        if self.shared is not None:
+            for spec, desc in zip(specs, descs, strict=True):
+                _use_prepared(desc, self._prepare(spec))
         else:
-            batches = [(dict(d), [{}]) for d in descs]
-        clusters = [self._submit_one(template, items) for template, items in batches]
-        return self._global_ids(specs, clusters)
+            for spec in specs:
+                self.sandbox_dir(spec.task_id).mkdir(parents=True, exist_ok=True)
+        if self.itemdata:
+            batches = [(t, items, idx) for t, items, idx in itemdata_groups(descs)]
+        else:
+            batches = [(dict(d), [{}], [i]) for i, d in enumerate(descs)]
+        submitted: list[tuple[Any, list[int]]] = []
+        for template, items, idx in batches:
+            submitted.append((self._submit_one(template, items), idx))
+        return self._global_ids(specs, submitted)
 
-    def _submit_one(self, template: dict[str, str], items: list[dict[str, str]]) -> int:
-        """Submit one cluster (spooled) and upload its inputs; its cluster id."""
+    def _prepare(self, spec: JobSpec) -> JobSpec:
+        assert self.shared is not None
+        try:
+            return self.shared.prepare(spec)
+        except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+            raise WmsRejected(f"task {spec.task_id}: cannot read {exc.filename}") from exc
+        except OSError as exc:
+            raise WmsUnavailable(f"preparing the job directory of {spec.task_id}: {exc}") from exc
+
+    def _submit_one(self, template: dict[str, str], items: list[dict[str, str]]) -> Any:
+        """Submit one cluster and, when spooling, upload its inputs; the submit result."""
+        spool = self.shared is None
         with self._call("submitting jobs", rejectable=True) as schedd:
             description = htcondor2.Submit(template)
             if items[0]:
-                result = schedd.submit(description, spool=True, itemdata=iter(items))
+                result = schedd.submit(description, spool=spool, itemdata=iter(items))
             else:
-                result = schedd.submit(description, count=1, spool=True)
+                result = schedd.submit(description, count=1, spool=spool)
+        if not spool:
+            return result
         if template.get("x509userproxy"):
             _copy_proxies_on_spool()
         try:
@@ -218,7 +272,7 @@ class HTCondorWMS(WorkloadManager):
         except WmsUnavailable:
             self._drop_cluster(result.cluster())
             raise
-        return result.cluster()
+        return result
 
     def _drop_cluster(self, cluster: int) -> None:
         """Best effort: a cluster whose inputs never arrived would stay held forever."""
@@ -232,7 +286,19 @@ class HTCondorWMS(WorkloadManager):
         except WmsUnavailable:
             pass
 
-    def _global_ids(self, specs: Sequence[JobSpec], clusters: list[int]) -> list[SubmittedJob]:
+    def _global_ids(
+        self, specs: Sequence[JobSpec], submitted: list[tuple[Any, list[int]]]
+    ) -> list[SubmittedJob]:
+        """Job ids from the submit results (``<schedd>#<cluster>.<proc>#<QDate>``).
+
+        The first batch after locating the schedd also reads them from the queue;
+        the derivation is used from then on only if it gave the same ids.
+        """
+        derived = derived_job_ids(self._schedd_id, submitted)
+        if derived is not None and self._ids_derived:
+            self._remember_ids(derived)
+            return [SubmittedJob(s.task_id, derived[i][2]) for i, s in enumerate(specs)]
+        clusters = [result.cluster() for result, _ in submitted]
         constraint = f"member(ClusterId, {{{', '.join(str(c) for c in clusters)}}})"
         with self._call("reading new job ids") as schedd:
             ads = schedd.query(constraint, ["ClusterId", "ProcId", "GlobalJobId", "GprocTaskId"])
@@ -241,7 +307,17 @@ class HTCondorWMS(WorkloadManager):
         missing = [s.task_id for s in specs if s.task_id not in by_task]
         if missing:
             raise WmsUnavailable(f"submitted jobs not found in the queue for tasks {missing}")
+        if derived is not None and self._ids_derived is None:
+            self._ids_derived = all(
+                by_task[s.task_id] == derived[i][2] for i, s in enumerate(specs)
+            )
         return [SubmittedJob(s.task_id, by_task[s.task_id]) for s in specs]
+
+    def _remember_ids(self, ids: Mapping[int, tuple[int, int, str]]) -> None:
+        if len(self._job_ids) > 200_000:
+            self._job_ids.clear()
+        for cluster, proc, job_id in ids.values():
+            self._job_ids[(cluster, proc)] = job_id
 
     # ------------------------------------------------------------ lookups
     def _lookup(
@@ -312,19 +388,32 @@ class HTCondorWMS(WorkloadManager):
 
     # ------------------------------------------------------------ output
     def retrieve(self, job_id: str, dest: Path) -> list[Path]:
+        """Spooled jobs: fetch the output from the spool. Shared-filesystem jobs
+        (``GprocShared``, in the queue or, once ended, in the history): the output
+        is already in their job directory."""
         (job_id,) = _checked_job_ids([job_id])
         constraint = f"GlobalJobId == {classad2.quote(job_id)} && {self._mine()}"
         with self._call("looking up the job to retrieve") as schedd:
-            ads = schedd.query(constraint, ["GprocTaskId", "GprocOutputs", "JobStatus"])
+            ads = schedd.query(constraint, RETRIEVE_ATTRS)
         if not ads:
-            raise WmsRejected(f"job {job_id} is not in the queue (forgotten or never there)")
+            with self._call("looking up the ended job to retrieve") as schedd:
+                ads = [ad for ad in schedd.history(constraint, RETRIEVE_ATTRS, match=1)]
+            if not ads or ads[0].get("GprocShared") is not True:
+                raise WmsRejected(f"job {job_id} is not in the queue (forgotten or never there)")
+        ad = ads[0]
+        task_id = str(ad.get("GprocTaskId", ""))
+        if ad.get("GprocShared") is True:
+            try:
+                source = job_dir(self.sandbox_root, task_id, ad.get("GprocAttempt"))
+            except ValueError as exc:
+                raise WmsRejected(f"job {job_id}: {exc}") from exc
+            return self._collect(ad, source, dest)
         with self._call(f"retrieving the output of {job_id}", rejectable=True) as schedd:
             schedd.retrieve(constraint)
-        return self._collect(ads[0], dest)
+        return self._collect(ad, self.sandbox_dir(task_id), dest)
 
-    def _collect(self, ad: Mapping[str, Any], dest: Path) -> list[Path]:
-        """Move the declared outputs from the task's initialdir to ``dest``; drop the rest."""
-        source = self.sandbox_dir(str(ad.get("GprocTaskId", "")))
+    def _collect(self, ad: Mapping[str, Any], source: Path, dest: Path) -> list[Path]:
+        """Move the declared outputs from the job's initialdir to ``dest``; drop the rest."""
         names = [n for n in str(ad.get("GprocOutputs") or "").split(",") if n]
         names += [STDOUT_NAME, STDERR_NAME]
         dest.mkdir(parents=True, exist_ok=True)
@@ -358,12 +447,21 @@ class HTCondorWMS(WorkloadManager):
         self._act(htcondor2.JobAction.Release, job_ids, None)
 
     def forget(self, job_ids: Sequence[str]) -> None:
-        """Mark finished jobs retrieved; completed ones are removed, removed ones purged."""
+        """Mark finished jobs retrieved; completed ones are removed, removed ones purged.
+
+        Jobs no longer in the queue (shared-filesystem jobs leave it when they end)
+        are already forgotten."""
         ids = _checked_job_ids(job_ids)
         for chunk in _chunks(ids):
             constraint = f"{self._mine()} && member(GlobalJobId, {_set(chunk)})"
             with self._call(f"forgetting {len(chunk)} jobs") as schedd:
-                schedd.edit(constraint, "GprocRetrieved", classad2.ExprTree("true"))
+                try:
+                    schedd.edit(constraint, "GprocRetrieved", classad2.ExprTree("true"))
+                except htcondor2.HTCondorException:
+                    # the schedd refuses an edit matching no job: fine if none is left
+                    if not schedd.query(constraint, ["ClusterId"], limit=1):
+                        continue
+                    raise
                 schedd.act(
                     htcondor2.JobAction.Remove,
                     f"({constraint}) && JobStatus == 4",

@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import classad2
 
@@ -172,10 +173,14 @@ def _optional(spec: JobSpec) -> dict[str, str]:
     return out
 
 
-def job_description(spec: JobSpec, instance: str, initialdir: Path) -> dict[str, str]:
+def job_description(
+    spec: JobSpec, instance: str, initialdir: Path, *, spooled: bool = True
+) -> dict[str, str]:
     """The submit description of one job, as the dict handed to ``htcondor2.Submit``.
 
-    ``initialdir`` is the host directory where retrieved output lands.
+    ``initialdir`` is the host directory where the output lands: retrieved from the
+    spool (``spooled``), or written there by the schedd's shadow when the job ends
+    (shared-filesystem mode, ``GprocShared``; the job leaves the queue at once).
     """
     desc = {
         "universe": "vanilla",
@@ -186,10 +191,13 @@ def job_description(spec: JobSpec, instance: str, initialdir: Path) -> dict[str,
         "error": STDERR_NAME,
         "should_transfer_files": "YES",
         "when_to_transfer_output": "ON_EXIT",
-        "leave_in_queue": LEAVE_IN_QUEUE,
-        "MY.GprocTaskId": classad_string(spec.task_id),
-        "MY.GprocInstance": classad_string(checked_instance(instance)),
     }
+    if spooled:
+        desc["leave_in_queue"] = LEAVE_IN_QUEUE
+    else:
+        desc["MY.GprocShared"] = "true"
+    desc["MY.GprocTaskId"] = classad_string(spec.task_id)
+    desc["MY.GprocInstance"] = classad_string(checked_instance(instance))
     desc |= _resources(spec)
     desc["MY.GprocAttempt"] = str(spec.attempt)
     desc |= _optional(spec)
@@ -230,3 +238,20 @@ def itemdata_groups(
         items = [{var: descs[i][key] for var, key in varying} for i in idx]
         groups.append((template, items, idx))
     return groups
+
+
+def derived_job_ids(
+    schedd_id: str | None, submitted: list[tuple[Any, list[int]]]
+) -> dict[int, tuple[int, int, str]] | None:
+    """{spec index: (cluster, proc, global job id)} from submit results, or None."""
+    if not schedd_id:
+        return None
+    out = {}
+    for result, idx in submitted:
+        qdate = result.clusterad().get("QDate")
+        if not isinstance(qdate, int) or result.num_procs() != len(idx):
+            return None
+        cluster, first = result.cluster(), result.first_proc()
+        for n, i in enumerate(idx):
+            out[i] = (cluster, first + n, f"{schedd_id}#{cluster}.{first + n}#{qdate}")
+    return out
