@@ -96,3 +96,34 @@ def random_datasets(n: int, seed: int = 7) -> list[Dataset]:
             )
         )
     return out
+
+
+def identity(dn: str, fqans: tuple[str, ...] = (), vo: str = "testvo"):
+    """An Identity as the validator builds it (for in-process catalogue tests)."""
+    from gproc.security.identity import AcInfo, Fqan, Identity, ProxyType
+
+    now = datetime.now(UTC)
+    acs = ()
+    if fqans:
+        acs = (
+            AcInfo(
+                vo,
+                "vm:15000",
+                "/CN=vm",
+                1,
+                now,
+                now + timedelta(hours=1),
+                tuple(Fqan.parse(f) for f in fqans),
+            ),
+        )
+    return Identity(
+        subject=",".join(reversed(dn.strip("/").split("/"))),
+        subject_grid=dn,
+        issuer="CN=CA",
+        issuer_grid="/CN=CA",
+        proxy_type=ProxyType.IMPERSONATION,
+        proxy_depth=1,
+        not_after=now + timedelta(hours=1),
+        fingerprint="00",
+        acs=acs,
+    )
