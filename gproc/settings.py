@@ -132,6 +132,23 @@ class VoSettings(BaseModel):
     )
 
 
+class CatalogueSettings(BaseModel):
+    """The GDIS data catalogue (``gproc catalogue``)."""
+
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default sqlite:///<state_dir>/catalogue.db"
+    )
+    quicklook_dir: Path | None = Field(
+        default=None, description="Quicklook PNGs; default <state_dir>/quicklooks"
+    )
+    admins: list[str] = Field(
+        default_factory=list, description="DNs that find datasets of every area"
+    )
+    input_types: dict[str, list[str]] = Field(
+        default_factory=dict, description='Dataset types per tool port, "<tool>.<port>" = [...]'
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GPROC_", env_nested_delimiter="__")
 
@@ -144,6 +161,7 @@ class Settings(BaseSettings):
     service: ServiceSettings = ServiceSettings()
     gateway: GatewaySettings = GatewaySettings()
     vo: VoSettings = VoSettings()
+    catalogue: CatalogueSettings = CatalogueSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -165,6 +183,11 @@ class Settings(BaseSettings):
         if self.database.url:
             return self.database.url
         return f"sqlite:///{self.state_dir.resolve() / 'gproc.db'}"
+
+    @property
+    def catalogue_database_url(self) -> str:
+        url = self.catalogue.database_url
+        return url or f"sqlite:///{self.state_dir.resolve() / 'catalogue.db'}"
 
     @property
     def vo_database_url(self) -> str:

@@ -7,6 +7,7 @@ import logging
 
 import click
 
+from gproc.services.cli_catalogue import catalogue_group
 from gproc.services.cli_data import data_group, gateway_group
 from gproc.services.cli_serve import serve_cmd
 from gproc.services.cli_tasks import task_group, tools_cmd, tracker_group
@@ -35,6 +36,7 @@ main.add_command(data_group)
 main.add_command(gateway_group)
 main.add_command(vo_group)
 main.add_command(proxy_init_cmd)
+main.add_command(catalogue_group)
 
 for _name, _target in _MOUNTS.items():
     _module, _attr = _target.split(":")
