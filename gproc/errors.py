@@ -9,7 +9,6 @@ adds the batch position, and each front maps ``code`` to its own declared fault
 
 from __future__ import annotations
 
-import copy
 from typing import ClassVar, Self
 
 
@@ -53,7 +52,10 @@ class GprocError(Exception):
 
     def at(self, index: int | None = None, task_id: str | None = None) -> Self:
         """A copy that names its place in a batch (the original is left as it is)."""
-        located = copy.copy(self)
+        located = self.__class__.__new__(self.__class__)  # copy.copy would re-run __init__
+        located.__dict__.update(self.__dict__)
+        located.args = self.args
+        located.__traceback__ = self.__traceback__
         if index is not None:
             located.index = index
         if task_id is not None:

@@ -65,6 +65,9 @@ class ServiceSettings(BaseModel):
     policy: Path = Field(default=Path("etc/policy.toml"), description="Authorisation policy")
     threads: int = Field(default=16, ge=1, le=512, description="Worker threads")
     request_timeout_s: int = Field(default=60, ge=1)
+    read_timeout_s: float = Field(
+        default=20.0, gt=0, description="Seconds a request may take to arrive, headers and body"
+    )
     max_message_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     max_depth: int = Field(default=32, ge=8, le=256, description="XML element depth limit")
     max_inline_output_bytes: int = Field(default=1024 * 1024, ge=0)
@@ -114,7 +117,11 @@ class VoSettings(BaseModel):
     admins: list[str] = Field(
         default_factory=list, description="DNs that administer every VO and may create VOs"
     )
-    admin_role: str = Field(default="VO-Admin", description="Role in /<vo> that makes an admin")
+    admin_role: str = Field(
+        default="VO-Admin",
+        description="Role in /<vo> that makes a VO admin, for the VO admin service and the "
+        "processing policy alike (VO admins act on every task of their VO)",
+    )
     vo: str | None = Field(default=None, description="VO served by the VOMS endpoint")
     aa_cert: Path | None = Field(default=None, description="Attribute authority certificate")
     aa_key: Path | None = Field(default=None, description="Attribute authority key")

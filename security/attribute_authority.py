@@ -22,14 +22,14 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from cryptography import x509
 
+from gproc.security.ac_signing import sign_voms_ac
+from gproc.security.credentials import CLOCK_SKEW, Credential, utc_now
 from gproc.security.identity import Fqan, grid_dn
-from gproc.security.pki import Credential
-from gproc.security.pki_ac import make_voms_ac
 
 DEFAULT_LIFETIME_S = 12 * 3600
 
@@ -117,10 +117,10 @@ class AttributeAuthority:
         fqans = _order(self._granted(member, vo, requested), vo, order)
         wanted = lifetime_s if lifetime_s and lifetime_s > 0 else self.default_lifetime_s
         seconds = min(wanted, self.max_lifetime_s)
-        start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
-        end = start + timedelta(minutes=5, seconds=seconds)
+        now = utc_now()
+        start, end = now - CLOCK_SKEW, now + timedelta(seconds=seconds)
         serial = secrets.randbits(63) | 1
-        der = make_voms_ac(
+        der = sign_voms_ac(
             holder,
             self.signer,
             vo,

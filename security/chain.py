@@ -137,7 +137,7 @@ class Validator:
             )
         if self.strict_voms and ident.rejected_acs:
             bad = ident.rejected_acs[0]
-            raise VomsError(bad.reason, bad.message)
+            raise VomsError(bad.reason, bad.describe())
 
     def _validate_cold(
         self, ders: list[bytes], digest: bytes, snap: TrustSnapshot, now: datetime | None

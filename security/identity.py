@@ -142,11 +142,29 @@ class AcInfo:
 
 @dataclass(frozen=True)
 class AcRejection:
-    """An AC that failed a check and so contributed no attributes."""
+    """An AC that failed a check and so contributed no attributes.
+
+    Names the AC (its position in the proxy's AC sequence, VO, serial and issuer, as
+    far as they could be read) and the problem (a stable `reason` code and a message),
+    so a front refusing the request can tell the caller which AC was ignored and why."""
 
     reason: Reason
     message: str
     vo: str | None = None
+    index: int | None = None  # position in the proxy's AC sequence (None: unreadable)
+    serial: int | None = None
+    issuer: str | None = None  # slash-form DN of the AC's issuer (the VOMS server)
+
+    def describe(self) -> str:
+        """One line, e.g. `AC #0 of VO testvo (serial 7, issued by /C=..): ac-expired: ..`."""
+        who = "AC" if self.index is None else f"AC #{self.index}"
+        if self.vo:
+            who += f" of VO {self.vo}"
+        facts = [f"serial {self.serial}"] if self.serial is not None else []
+        facts += [f"issued by {self.issuer}"] if self.issuer else []
+        if facts:
+            who += f" ({', '.join(facts)})"
+        return f"{who}: {self.reason.value}: {self.message}"
 
 
 @dataclass(frozen=True)

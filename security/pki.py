@@ -1,40 +1,40 @@
-"""Test-PKI tooling: CAs with CRLs, host/user certificates, RFC 3820 proxies of every
-kind, VOMS ACs embedded in proxies, grid CA directories and vomsdirs.
+"""Test-PKI tooling: CAs with CRLs, host/user certificates, broken proxies for negative
+tests, VOMS ACs embedded in proxies, grid CA directories and vomsdirs.
 
 Used by the test fixtures, the `gproc pki` commands and the README quick start; it
-builds exactly the artefacts the real grid tools (openssl, Globus, VOMS) consume."""
+builds exactly the artefacts the real grid tools (openssl, Globus, VOMS) consume.
+Nothing in the running services depends on it: production credential code (loading
+credentials, making proxies, signing ACs) lives in `security/credentials.py` and
+`security/ac_signing.py`, re-exported here for the tooling's callers."""
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
-import os
 import re
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
-from asn1crypto import cms
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from OpenSSL import crypto
 
-from gproc.security.asn1 import (
-    OID_INDEPENDENT,
-    OID_INHERIT_ALL,
-    OID_LIMITED,
-    OID_PROXY_CERT_INFO,
-    OID_VOMS_ACSEQ,
-    AttributeCertificates,
-    VomsAcSequence,
-    proxy_cert_info_der,
+from gproc.security.ac_signing import sign_ac_info, voms_ac_info
+from gproc.security.credentials import (
+    CLOCK_SKEW,
+    KEY_SIZE,
+    Credential,
+    build_proxy,
+    load_credential,
+    new_key,
+    subject_hash,
+    utc_now,
+    validity_window,
 )
 from gproc.security.identity import ProxyType, grid_dn
-from gproc.security.pki_ac import make_voms_ac
 
 __all__ = [
     "Credential",
@@ -49,25 +49,11 @@ __all__ = [
     "write_ca_dir",
     "write_vomsdir",
     "subject_hash",
+    "load_credential",
+    "new_key",
     "make_test_pki",
     "name",
 ]
-
-KEY_SIZE = 2048
-_LANG = {
-    ProxyType.IMPERSONATION: OID_INHERIT_ALL,
-    ProxyType.LIMITED: OID_LIMITED,
-    ProxyType.INDEPENDENT: OID_INDEPENDENT,
-}
-
-
-def _now() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
-
-
-def new_key(bits: int = KEY_SIZE) -> rsa.RSAPrivateKey:
-    """A fresh RSA key (grid tools expect RSA)."""
-    return rsa.generate_private_key(public_exponent=65537, key_size=bits)
 
 
 def name(*rdns: tuple[str, str]) -> x509.Name:
@@ -84,73 +70,6 @@ def name(*rdns: tuple[str, str]) -> x509.Name:
     return x509.Name([x509.NameAttribute(oids[k], v) for k, v in rdns])
 
 
-@dataclass
-class Credential:
-    """A certificate, its private key and the certificates above it (CA excluded)."""
-
-    cert: x509.Certificate
-    key: rsa.RSAPrivateKey
-    chain: tuple[x509.Certificate, ...] = ()
-
-    @property
-    def dn(self) -> str:
-        """Slash-form subject DN."""
-        return grid_dn(self.cert.subject)
-
-    def cert_pem(self) -> bytes:
-        """PEM of the certificate alone."""
-        return self.cert.public_bytes(serialization.Encoding.PEM)
-
-    def key_pem(self) -> bytes:
-        """Unencrypted traditional (PKCS#1) PEM of the key, as grid tools write it."""
-        return self.key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.TraditionalOpenSSL,
-            serialization.NoEncryption(),
-        )
-
-    def chain_pem(self) -> bytes:
-        """PEM of the certificate followed by its chain (leaf first)."""
-        return self.cert_pem() + b"".join(
-            c.public_bytes(serialization.Encoding.PEM) for c in self.chain
-        )
-
-    def proxy_pem(self) -> bytes:
-        """Globus proxy file layout: certificate, key, then the chain."""
-        return (
-            self.cert_pem()
-            + self.key_pem()
-            + b"".join(c.public_bytes(serialization.Encoding.PEM) for c in self.chain)
-        )
-
-    def write(self, cert_path: Path, key_path: Path) -> None:
-        """Write cert (0644) and key (0400, as grid tools demand)."""
-        cert_path.write_bytes(self.cert_pem())
-        _write_private(key_path, self.key_pem(), 0o400)
-
-    def write_proxy(self, path: Path) -> Path:
-        """Write a proxy file (mode 0600) and return its path."""
-        _write_private(path, self.proxy_pem(), 0o600)
-        return path
-
-
-def _write_private(path: Path, data: bytes, mode: int) -> None:
-    if path.exists():
-        path.chmod(0o600)
-        path.unlink()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    path.chmod(mode)
-
-
-def _window(
-    not_before: datetime | None, not_after: datetime | None, lifetime: timedelta
-) -> tuple[datetime, datetime]:
-    start = not_before or (_now() - timedelta(minutes=5))
-    return start, not_after or (start + lifetime)
-
-
 def make_ca(
     cn: str = "gproc Test CA",
     org: str = "gproc-test",
@@ -164,7 +83,7 @@ def make_ca(
     """A root CA (or an intermediate CA when `issuer` is given)."""
     key = key or new_key()
     subject = name(("C", "XX"), ("O", org), ("CN", cn))
-    start, end = _window(not_before, not_after, timedelta(days=days))
+    start, end = validity_window(timedelta(days=days), not_before, not_after)
     signer_key = issuer.key if issuer else key
     ski = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
     b = (
@@ -199,7 +118,7 @@ def make_crl(
     last_update: datetime | None = None,
 ) -> x509.CertificateRevocationList:
     """A CRL of `ca` revoking the given serial numbers."""
-    start = last_update or (_now() - timedelta(minutes=5))
+    start = last_update or (utc_now() - CLOCK_SKEW)
     b = (
         x509.CertificateRevocationListBuilder()
         .issuer_name(ca.cert.subject)
@@ -231,7 +150,7 @@ def issue_cert(
 ) -> Credential:
     """An end-entity certificate signed by `ca` (`signer` overrides the key: tampering)."""
     key = key or new_key()
-    start, end = _window(not_before, not_after, timedelta(days=days))
+    start, end = validity_window(timedelta(days=days), not_before, not_after)
     eku = [ExtendedKeyUsageOID.CLIENT_AUTH] + ([ExtendedKeyUsageOID.SERVER_AUTH] if server else [])
     b = (
         x509.CertificateBuilder()
@@ -299,59 +218,62 @@ def make_proxy(
 ) -> Credential:
     """An RFC 3820 proxy of `issuer` (an end-entity cert or another proxy).
 
-    `acs` are DER VOMS ACs to embed; `subject`/`signer`/`policy_oid` deliberately break
-    the RFC rules for negative tests."""
-    key = new_key(key_size)
-    serial = x509.random_serial_number()
-    cn = str(serial & 0x7FFFFFFF)
-    subj = subject or x509.Name(
-        [
-            *issuer.cert.subject.rdns,
-            x509.RelativeDistinguishedName([x509.NameAttribute(NameOID.COMMON_NAME, cn)]),
-        ]
-    )
-    start, end = _window(not_before, not_after, timedelta(hours=hours))
+    `acs` are DER VOMS ACs to embed; `not_before`/`not_after` set the window (else
+    `hours` from now, capped by the issuer); `subject`/`signer`/`policy_oid`
+    deliberately break the RFC rules for negative tests."""
+    start, end = validity_window(timedelta(hours=hours), not_before, not_after)
     end = min(end, issuer.cert.not_valid_after_utc) if not_after is None else end
-    if kind is ProxyType.NONE:
-        raise ValueError("a proxy needs a proxy type")
-    pci = proxy_cert_info_der(policy_oid or _LANG[kind], path_length)
-    b = (
-        x509.CertificateBuilder()
-        .subject_name(subj)
-        .issuer_name(issuer.cert.subject)
-        .public_key(key.public_key())
-        .serial_number(serial)
-        .not_valid_before(start)
-        .not_valid_after(end)
-        .add_extension(
-            x509.KeyUsage(True, False, True, True, False, False, False, False, False), critical=True
-        )
-        .add_extension(
-            x509.UnrecognizedExtension(x509.ObjectIdentifier(OID_PROXY_CERT_INFO), pci),
-            critical=True,
-        )
+    return build_proxy(
+        issuer,
+        new_key(key_size),
+        kind=kind,
+        path_length=path_length,
+        start=start,
+        end=end,
+        acs=acs,
+        subject=subject,
+        signer=signer,
+        policy_oid=policy_oid,
     )
-    if acs:
-        b = b.add_extension(
-            x509.UnrecognizedExtension(x509.ObjectIdentifier(OID_VOMS_ACSEQ), _acseq_der(acs)),
-            critical=False,
-        )
-    cert = b.sign(signer or issuer.key, hashes.SHA256())
-    return Credential(cert, key, (issuer.cert, *issuer.chain))
 
 
-def _acseq_der(acs: Sequence[bytes]) -> bytes:
-    """SEQUENCE { SEQUENCE OF AC } from individual AC DERs."""
-    inner = AttributeCertificates([cms.AttributeCertificateV2.load(a) for a in acs])
-    return VomsAcSequence([inner]).dump()
+def make_voms_ac(
+    holder: x509.Certificate,
+    signer: Credential,
+    vo: str,
+    fqans: Sequence[str],
+    *,
+    uri: str = "vm:15000",
+    hours: float = 12,
+    not_before: datetime | None = None,
+    not_after: datetime | None = None,
+    serial: int | None = None,
+    embed_signer: bool = True,
+    issuer: x509.Name | None = None,
+    sign_key: rsa.RSAPrivateKey | None = None,
+    holder_issuer: x509.Name | None = None,
+) -> bytes:
+    """DER of a VOMS AC for `holder` (the end-entity cert) signed by `signer`, valid
+    `hours` from now unless `not_before`/`not_after` say otherwise.
 
-
-def subject_hash(cert: x509.Certificate, *, old: bool = False) -> str:
-    """OpenSSL subject hash (`-subject_hash`, or `-subject_hash_old` when old)."""
-    if old:
-        digest = hashlib.md5(cert.subject.public_bytes(), usedforsecurity=False).digest()
-        return f"{int.from_bytes(digest[:4], 'little'):08x}"
-    return f"{crypto.X509.from_cryptography(cert).subject_name_hash():08x}"
+    `holder_issuer` names the holder as `voms-proxy-fake` without `-newformat` does
+    (pass the holder's subject); `issuer`/`sign_key` override the issuer name and
+    signing key for negative tests."""
+    start, end = validity_window(timedelta(hours=hours), not_before, not_after)
+    info = voms_ac_info(
+        holder,
+        signer,
+        vo,
+        fqans,
+        uri=uri,
+        not_before=start,
+        not_after=end,
+        serial=serial if serial is not None else x509.random_serial_number(),
+        embed_signer=embed_signer,
+        issuer=issuer,
+        holder_name=holder_issuer,
+    )
+    return sign_ac_info(info, sign_key or signer.key)
 
 
 def signing_policy_text(ca: x509.Certificate, namespaces: Sequence[str]) -> str:
@@ -475,7 +397,7 @@ class TestPKI:
 
 DEFAULT_FQANS = {
     "alice": ["/testvo", "/testvo/grid"],
-    "bob": ["/testvo/Role=admin", "/testvo"],
+    "bob": ["/testvo/Role=VO-Admin", "/testvo"],  # the default [vo] admin_role
 }
 
 
@@ -485,7 +407,7 @@ def make_test_pki(root: Path, *, vo: str = "testvo", uri: str = "vm:15000") -> T
     CA + CRL revoking user mallory, host cert `vm`, VOMS server cert for `vo`, users
     alice and bob, and proxies in `root/proxies/`: alice (plain), alice-voms
     (/testvo, /testvo/grid), alice-limited, alice-independent, bob-voms
-    (/testvo/Role=admin, /testvo), mallory (revoked)."""
+    (/testvo/Role=VO-Admin: a VO admin by default; /testvo), mallory (revoked)."""
     root.mkdir(parents=True, exist_ok=True)
     ca = make_ca()
     host = make_host_cert(ca, "vm")
@@ -539,13 +461,3 @@ def _make_proxies(pki: TestPKI, users: dict[str, Credential], mallory: Credentia
     }
     for label, cred in made.items():
         pki.proxies[label] = cred.write_proxy(pdir / f"{label}.pem")
-
-
-def load_credential(cert_path: Path, key_path: Path | None = None) -> Credential:
-    """Read a cert+key pair, or a proxy file (cert, key, chain) when key_path is None."""
-    data = cert_path.read_bytes()
-    certs = x509.load_pem_x509_certificates(data)
-    key = serialization.load_pem_private_key(key_path.read_bytes() if key_path else data, None)
-    if not isinstance(key, rsa.RSAPrivateKey):
-        raise ValueError(f"{key_path or cert_path}: only RSA keys are supported")
-    return Credential(certs[0], key, tuple(certs[1:]))

@@ -12,7 +12,13 @@ Evaluation order, chosen so every refusal names exactly one rule:
 FQAN patterns (``fqans = [...]``) compare VOMS group and role:
 ``/vo/g`` means group ``/vo/g`` with any role; ``/vo/g/Role=r`` needs role ``r`` in that
 group; ``/vo/*`` means ``/vo`` or any subgroup, any role (``/vo/*/Role=r`` with role ``r``);
-``/*`` is any VO member; ``*`` is any authenticated identity, with or without VOMS.
+``/*`` is any VO member; ``*`` is any authenticated identity, with or without VOMS;
+``@vo-admin`` is an administrator of any VO (see below).
+
+VO administrators are those holding the VO admin role in the VO's root group
+(``/vo/Role=<admin_role>``), the same rule the VO admin service applies: the role is
+the ``[vo] admin_role`` setting, given to :meth:`Policy.load` by the services (default
+``VO-Admin``, as in VOMS). A VO administrator may act on every task of that VO.
 """
 
 from __future__ import annotations
@@ -48,6 +54,9 @@ _RULE_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
 _TOOL_GLOB = re.compile(r"^[A-Za-z0-9_.\-*?]{1,64}$")
 _ACCOUNTING = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_]")
+_ROLE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+DEFAULT_ADMIN_ROLE = "VO-Admin"  # the [vo] admin_role default (gproc.settings, gproc.vo)
+VO_ADMIN = "@vo-admin"
 
 
 class PolicyError(ValueError):
@@ -91,11 +100,14 @@ class FqanPattern:
     subgroups: bool  # trailing "*": the group or any subgroup
     role: str | None  # None: any role
     anyone: bool = False  # "*": any authenticated identity
+    vo_admin: bool = False  # "@vo-admin": `role` in the root group of any VO
 
     @classmethod
-    def parse(cls, text: str) -> FqanPattern:
+    def parse(cls, text: str, admin_role: str = DEFAULT_ADMIN_ROLE) -> FqanPattern:
         """Parse a pattern; raise PolicyError on anything outside the grammar."""
         t = text.strip()
+        if t == VO_ADMIN:
+            return cls(t, None, (), False, admin_role, vo_admin=True)
         if t == "*":
             return cls(t, None, (), True, None, anyone=True)
         if t == "/*":
@@ -119,6 +131,8 @@ class FqanPattern:
 
     def matches(self, fqan: Fqan) -> bool:
         """True when ``fqan`` falls under this pattern."""
+        if self.vo_admin:
+            return not fqan.groups and fqan.role == self.role
         if self.vo is None:
             return True
         if fqan.vo != self.vo:
@@ -175,31 +189,40 @@ class Policy:
     rules: tuple[Rule, ...]
     bans: tuple[Ban, ...]
     full_proxy_required: frozenset[str]
-    vo_admin: tuple[FqanPattern, ...]
+    admin_role: str  # role in /<vo> that makes a VO administrator ([vo] admin_role)
     accounting_prefix: str
     accounting_default: str
     accounting_map: tuple[tuple[FqanPattern, str], ...]
 
     @classmethod
-    def load(cls, path: str | Path) -> Policy:
-        """Read and check a policy file; raise PolicyError naming the bad entry."""
+    def load(cls, path: str | Path, *, admin_role: str = DEFAULT_ADMIN_ROLE) -> Policy:
+        """Read and check a policy file; raise PolicyError naming the bad entry.
+
+        ``admin_role`` is the ``[vo] admin_role`` setting (the VO admin service's)."""
         try:
             data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise PolicyError(f"{path}: {exc}") from None
-        return cls.from_dict(data)
+        return cls.from_dict(data, admin_role=admin_role)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Policy:
+    def from_dict(cls, data: Mapping[str, Any], *, admin_role: str = DEFAULT_ADMIN_ROLE) -> Policy:
         """Build from parsed TOML (also used by tests to state policies inline)."""
-        _only(data, {"version", "rule", "ban", "proxy", "ownership", "accounting"}, "top level")
+        if "ownership" in data:
+            raise PolicyError(
+                "[ownership] is gone: VO administrators are the holders of the role set by "
+                "[vo] admin_role in the VO's root group, as for the VO admin service; "
+                f"rules name them with fqans = [{VO_ADMIN!r}]"
+            )
+        _only(data, {"version", "rule", "ban", "proxy", "accounting"}, "top level")
         if data.get("version", 1) != 1:
             raise PolicyError(f"unsupported policy version {data.get('version')!r}")
-        rules = tuple(_rule(r, i) for i, r in enumerate(_tables(data, "rule")))
+        if not _ROLE.match(admin_role):
+            raise PolicyError(f"bad VO admin role {admin_role[:70]!r}: [A-Za-z0-9_.-] only")
+        rules = tuple(_rule(r, i, admin_role) for i, r in enumerate(_tables(data, "rule")))
         bans = tuple(_ban(b, i) for i, b in enumerate(_tables(data, "ban")))
         _unique([r.id for r in rules] + [b.id for b in bans])
         proxy = _table(data, "proxy", {"full_required"})
-        own = _table(data, "ownership", {"vo_admin"})
         acc = _table(data, "accounting", {"prefix", "default", "map"})
         prefix = str(acc.get("prefix", "group_"))
         default = str(acc.get("default", "group_nogroup"))
@@ -210,12 +233,12 @@ class Policy:
         for pat, group in _mapping(acc.get("map", {}), "accounting.map").items():
             if not isinstance(group, str) or not _ACCOUNTING.match(group):
                 raise PolicyError(f"accounting.map value {group!r} must be [A-Za-z0-9_.] words")
-            amap.append((FqanPattern.parse(pat), group))
+            amap.append((FqanPattern.parse(pat, admin_role), group))
         return cls(
             rules=rules,
             bans=bans,
             full_proxy_required=_operations(proxy.get("full_required", []), "proxy"),
-            vo_admin=tuple(FqanPattern.parse(p) for p in _strings(own, "vo_admin", "ownership")),
+            admin_role=admin_role,
             accounting_prefix=prefix,
             accounting_default=default,
             accounting_map=tuple(amap),
@@ -260,15 +283,17 @@ class Policy:
             return ban
         if _is_owner(identity, owner_dn):
             return Decision(True, "owner", "the caller owns the task")
-        if owner_vo:
-            for pat in self.vo_admin:
-                if pat.vo == owner_vo and pat.matches_identity(identity):
-                    return Decision(True, "vo-admin", f"{pat.text} administers VO {owner_vo}")
+        if owner_vo and self.is_vo_admin(identity, owner_vo):
+            return Decision(
+                True, "vo-admin", f"/{owner_vo}/Role={self.admin_role} administers VO {owner_vo}"
+            )
         return Decision(False, "ownership", "the task belongs to another user")
 
     def is_vo_admin(self, identity: Identity, vo: str) -> bool:
-        """True when ``identity`` holds an admin pattern of ``vo`` (lists all VO tasks)."""
-        return any(p.vo == vo and p.matches_identity(identity) for p in self.vo_admin)
+        """True when ``identity`` holds the admin role in ``/vo`` (sees all VO tasks)."""
+        return any(
+            f.vo == vo and not f.groups and f.role == self.admin_role for f in identity.fqans
+        )
 
     def accounting_group(self, identity: Identity) -> str:
         """HTCondor accounting group from the primary FQAN, e.g. ``group_testvo.grid``.
@@ -290,7 +315,7 @@ def _is_owner(identity: Identity, owner_dn: str) -> bool:
     return owner_dn == identity.subject
 
 
-def _rule(data: Any, index: int) -> Rule:
+def _rule(data: Any, index: int, admin_role: str) -> Rule:
     where = f"rule #{index + 1}"
     t = _mapping(data, where)
     _only(t, {"id", "effect", "operations", "tools", "fqans", "dns", "description"}, where)
@@ -307,7 +332,7 @@ def _rule(data: Any, index: int) -> Rule:
         bad = [g for g in tools if not _TOOL_GLOB.match(g)]
         if bad or not tools:
             raise PolicyError(f"{where} ({rid}): bad tool names {bad or tools}")
-    fqans = tuple(FqanPattern.parse(p) for p in _strings(t, "fqans", where))
+    fqans = tuple(FqanPattern.parse(p, admin_role) for p in _strings(t, "fqans", where))
     dns = tuple(_strings(t, "dns", where))
     for dn in dns:
         if not dn.startswith("/"):

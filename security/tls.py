@@ -28,6 +28,7 @@ from cryptography import x509
 from OpenSSL import SSL
 from OpenSSL.crypto import X509StoreFlags
 
+from gproc.security.tls_gate import GatedConnections
 from gproc.security.tls_streams import PatientReader, PatientWriter
 from gproc.security.wsgi_auth import (
     DEFAULT_CHAIN_HEADER,
@@ -96,16 +97,31 @@ def peer_chain(conn: SSL.Connection) -> tuple[x509.Certificate, ...]:
     return (leaf, *rest)
 
 
+ENV_READ_DEADLINE = "gproc.read_deadline"
+"""A function of a monotonic time: the request's body reads stop waiting then (TLS)."""
+
+
 class _ClientChainGateway(wsgi.Gateway_10):
-    """WSGI 1.0 gateway that adds the verified TLS peer chain to the environ."""
+    """WSGI 1.0 gateway that adds the verified TLS peer chain to the environ, and a
+    way for the application to bound the time its body reads may wait."""
 
     def get_environ(self) -> dict[str, Any]:  # type: ignore[override]
         env: dict[str, Any] = super().get_environ()
         sock = self.req.conn.socket
         env.pop(ENV_PEER_CHAIN, None)
+        env.pop(ENV_READ_DEADLINE, None)
         if isinstance(sock, SSL.Connection):
             env[ENV_PEER_CHAIN] = _cached_chain(self.req.conn, sock)
+            env[ENV_READ_DEADLINE] = _deadline_setter(self.req.conn.rfile)
         return env
+
+
+def _deadline_setter(rfile: Any) -> Any:
+    def bound(at: float) -> None:
+        current = getattr(rfile, "_gproc_deadline", None)
+        rfile._gproc_deadline = at if current is None else min(current, at)
+
+    return bound
 
 
 def _cached_chain(conn: Any, sock: SSL.Connection) -> tuple[x509.Certificate, ...]:
@@ -133,6 +149,23 @@ class _Adapter(pyOpenSSLAdapter):
             stream.__class__ = PatientWriter
             stream._gproc_timeout = self.write_timeout_s  # type: ignore[attr-defined]
         return stream
+
+
+class _GatedServer(wsgi.Server):  # type: ignore[misc]
+    """cheroot's WSGI server whose workers get only requests that have arrived
+    (see ``security.tls_gate``)."""
+
+    gate_read_timeout_s = 20.0
+    gate_prefetch_bytes = 1 << 20
+    _connections: Any
+
+    def prepare(self) -> None:
+        super().prepare()
+        stock = self._connections
+        self._connections = GatedConnections(
+            self, read_timeout_s=self.gate_read_timeout_s, prefetch_bytes=self.gate_prefetch_bytes
+        )
+        stock._selector.close()
 
 
 class GridServer:
@@ -192,18 +225,24 @@ def make_server(
     require_identity: bool = True,
     threads: int = 10,
     timeout_s: int = 30,
+    read_timeout_s: float = 20.0,
+    prefetch_bytes: int = 1 << 20,
 ) -> GridServer:
     """A server whose app sees ``environ["gproc.identity"]`` (see wsgi_auth).
 
     ``tls=None`` serves plain HTTP, meant only behind a TLS-terminating proxy whose
     address is in ``trusted_proxies``; port 0 picks a free port (read ``.port``
-    after ``start()``)."""
+    after ``start()``). A request must arrive (headers and up to ``prefetch_bytes``
+    of body) within ``read_timeout_s`` of its first byte before a worker sees it;
+    ``timeout_s`` bounds each later socket wait and idle keep-alive connections."""
     wrapped = IdentityMiddleware(
         app, validator, trusted_proxies=trusted_proxies, header=header, require=require_identity
     )
-    server = wsgi.Server(
+    server = _GatedServer(
         (host, port), wrapped, numthreads=threads, timeout=timeout_s, shutdown_timeout=5
     )
+    server.gate_read_timeout_s = read_timeout_s
+    server.gate_prefetch_bytes = prefetch_bytes
     server.gateway = _ClientChainGateway
     if tls is not None:
         server.ssl_adapter = _Adapter(tls, float(timeout_s))

@@ -22,7 +22,11 @@ class PatientReader(SSLFileobjectStreamReader):
     headers (what most HTTP clients send) failed: read() now uses read1 (one raw read
     at a time, so a retry never loses buffered bytes) under the retry loop. And it
     retried by sleeping 10 ms, adding up to 10 ms per wait to every call: it now waits
-    for the socket to become readable instead."""
+    for the socket to become readable instead. The request gate (``security.tls_gate``)
+    sets ``_gproc_deadline`` on a request that came too late: reads then stop
+    waiting at that moment."""
+
+    _gproc_deadline: float | None = None
 
     def _safe_call(self, is_reader: bool, call: Any, *args: Any, **kwargs: Any) -> Any:
         return super()._safe_call(is_reader, self._patient(call), *args, **kwargs)  # type: ignore[misc]
@@ -33,6 +37,8 @@ class PatientReader(SSLFileobjectStreamReader):
 
         def run(*args: Any, **kwargs: Any) -> Any:
             deadline = time.monotonic() + limit
+            if self._gproc_deadline is not None:
+                deadline = min(deadline, self._gproc_deadline)
             while True:
                 try:
                     return call(*args, **kwargs)

@@ -20,9 +20,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from OpenSSL import crypto
 
+from gproc.security.credentials import subject_hash
 from gproc.security.errors import TrustStoreError
 from gproc.security.identity import grid_dn, normalise_grid_dn
-from gproc.security.pki import subject_hash
 
 log = logging.getLogger(__name__)
 

@@ -1,16 +1,24 @@
 """VOMS attribute certificates: extraction from proxies and verification against a
-vomsdir configured the VOMS way (`<vo>/*.lsc` DN chains or `<vo>/*.pem` server certs).
+vomsdir configured the VOMS way.
 
-An AC that fails any check contributes no attributes; the reason is returned so the
-caller can record it (see Identity.rejected_acs)."""
+As VOMS does, the signer of an AC carrying its certificate is checked against
+`<vomsdir>/<vo>/<host>.lsc`, `host` taken from the AC's policy authority
+(`<vo>://<host>:<port>`); without that file (or without an embedded certificate) a
+server certificate `<vomsdir>/<vo>/*.pem` whose subject is the AC's issuer is used.
+The holder's baseCertificateID must carry the holder's serial and name either its
+issuer (RFC 5755, `voms-proxy-fake -newformat`) or its subject (the older encoding),
+as VOMS accepts both.
+
+An AC that fails any check contributes no attributes; the rejection names the AC and
+its problem so the caller can report it (see Identity.rejected_acs)."""
 
 from __future__ import annotations
 
 import os
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -59,7 +67,7 @@ class AcRefused(Exception):  # noqa: N818 - internal control flow, never escapes
 class VoTrust:
     """Trusted VOMS servers of one VO."""
 
-    lsc_chains: tuple[tuple[str, ...], ...]  # (server DN, CA DN, ...) slash form
+    lsc: Mapping[str, tuple[tuple[str, ...], ...]]  # host -> (server DN, CA DN, ...) chains
     certs: tuple[x509.Certificate, ...]  # directly trusted server certificates
 
 
@@ -133,14 +141,14 @@ class VomsTrust:
 
     @staticmethod
     def _load_vo(vodir: Path) -> VoTrust:
-        chains: list[tuple[str, ...]] = []
+        lsc: dict[str, tuple[tuple[str, ...], ...]] = {}
         certs: list[x509.Certificate] = []
         for f in sorted(vodir.iterdir()):
             if f.suffix == ".lsc":
-                chains.extend(_parse_lsc(f.read_text(errors="replace")))
+                lsc[f.stem] = tuple(_parse_lsc(f.read_text(errors="replace")))
             elif f.suffix == ".pem":
                 certs.extend(x509.load_pem_x509_certificates(f.read_bytes()))
-        return VoTrust(tuple(chains), tuple(certs))
+        return VoTrust(lsc, tuple(certs))
 
     def vo(self, name: str) -> VoTrust | None:
         """Trust entries of VO `name`, or None if the VO is not configured."""
@@ -158,13 +166,15 @@ class VomsTrust:
         when = now or datetime.now(UTC)
         good: list[AcInfo] = []
         bad: list[AcRejection] = []
-        for ac in acs:
+        for index, ac in enumerate(acs):
             try:
                 good.append(self._verify_one(ac, holder, trust, when))
             except AcRefused as exc:
-                bad.append(exc.rejection)
+                bad.append(_named(exc.rejection, ac, index))
             except (ValueError, KeyError, TypeError) as exc:
-                bad.append(AcRejection(Reason.AC_MALFORMED, f"unparseable AC: {exc}"))
+                bad.append(
+                    _named(AcRejection(Reason.AC_MALFORMED, f"unparseable AC: {exc}"), ac, index)
+                )
         return good, bad
 
     def _verify_one(
@@ -180,7 +190,7 @@ class VomsTrust:
         if vot is None:
             raise AcRefused(Reason.AC_UNKNOWN_VO, f"no vomsdir entry for VO {vo!r}", vo)
         issuer_dn = _issuer_dn(info)
-        signer = _trusted_signer(info, issuer_dn, vot, trust, when, vo)
+        signer = _trusted_signer(info, issuer_dn, vot, _uri_host(uri, vo), trust, when, vo)
         _check_signature(ac, signer, vo)
         start = info["att_cert_validity_period"]["not_before_time"].native
         end = info["att_cert_validity_period"]["not_after_time"].native
@@ -208,6 +218,31 @@ def _fqans(info: cms.AttributeCertificateInfoV2) -> tuple[str, str, tuple[Fqan, 
             raise AcRefused(Reason.AC_MALFORMED, f"AC FQANs do not all belong to VO {vo!r}", vo)
         return vo, uri, fqans
     raise AcRefused(Reason.AC_MALFORMED, "AC carries no VOMS FQAN attribute")
+
+
+def _named(rejection: AcRejection, ac: cms.AttributeCertificateV2, index: int) -> AcRejection:
+    """The rejection with the AC's position, serial and issuer (those still readable)."""
+    serial: int | None
+    issuer: str | None
+    try:
+        serial = int(ac["ac_info"]["serial_number"].native)
+    except (ValueError, KeyError, TypeError):
+        serial = None
+    try:
+        issuer = _issuer_dn(ac["ac_info"])
+    except (AcRefused, ValueError, KeyError, TypeError):
+        issuer = None
+    return replace(rejection, index=index, serial=serial, issuer=issuer)
+
+
+def _uri_host(uri: str, vo: str) -> str:
+    """`host` of the policy authority's `host:port`: the name of the VO's LSC file."""
+    host, sep, _ = uri.partition(":")
+    if not sep or not host:
+        raise AcRefused(
+            Reason.AC_MALFORMED, f"AC policy authority {vo}://{uri} does not name host:port", vo
+        )
+    return host
 
 
 def _asn1_name_dn(name: ax.Name) -> str:
@@ -244,18 +279,33 @@ def _trusted_signer(
     info: cms.AttributeCertificateInfoV2,
     issuer_dn: str,
     vot: VoTrust,
+    host: str,
     trust: TrustSnapshot,
     when: datetime,
     vo: str,
 ) -> x509.Certificate:
-    """The AC signer: an embedded cert matching an LSC chain and valid to a trusted CA,
-    or a server certificate placed in the vomsdir."""
+    """The AC signer: an embedded cert matching `<vo>/<host>.lsc` and valid to a trusted
+    CA (that file decides when it exists), else a server certificate of the vomsdir."""
     embedded = _embedded_certs(info)
-    if embedded and same_dn(grid_dn(embedded[0].subject), issuer_dn):
+    chains = vot.lsc.get(host)
+    lsc_name = f"{vo}/{host}.lsc"
+    if embedded and chains is not None:
         signer = embedded[0]
-        if any(_lsc_matches(ch, embedded) for ch in vot.lsc_chains):
-            _validate_signer_cert(signer, embedded[1:], trust, when, vo)
-            return signer
+        if not same_dn(grid_dn(signer.subject), issuer_dn):
+            raise AcRefused(
+                Reason.AC_UNTRUSTED_SIGNER,
+                f"AC issuer {issuer_dn} is not its embedded signer {grid_dn(signer.subject)}",
+                vo,
+            )
+        if not any(_lsc_matches(ch, embedded) for ch in chains):
+            raise AcRefused(
+                Reason.AC_UNTRUSTED_SIGNER,
+                f"AC signer {issuer_dn} (CA {grid_dn(signer.issuer)}) does not match "
+                f"the vomsdir's {lsc_name}",
+                vo,
+            )
+        _validate_signer_cert(signer, embedded[1:], trust, when, vo)
+        return signer
     for cert in vot.certs:
         if same_dn(grid_dn(cert.subject), issuer_dn):
             if not cert.not_valid_before_utc <= when <= cert.not_valid_after_utc:
@@ -267,7 +317,8 @@ def _trusted_signer(
             return cert
     raise AcRefused(
         Reason.AC_UNTRUSTED_SIGNER,
-        f"AC signer {issuer_dn} is not a trusted VOMS server of VO {vo}",
+        f"AC signer {issuer_dn} is not a trusted VOMS server of VO {vo} (no {lsc_name} "
+        "in the vomsdir for an AC carrying its signer, no server certificate of that DN)",
         vo,
     )
 
@@ -329,17 +380,31 @@ def _check_signature(ac: cms.AttributeCertificateV2, signer: x509.Certificate, v
 
 
 def _check_holder(info: cms.AttributeCertificateInfoV2, holder: x509.Certificate, vo: str) -> None:
+    """baseCertificateID: the holder's serial and one directory name that is the holder
+    certificate's issuer or its subject (names compared as X509_NAME_cmp does)."""
     base = info["holder"]["base_certificate_id"]
     if base.native is None:
         raise AcRefused(Reason.AC_HOLDER_MISMATCH, "AC holder has no baseCertificateID", vo)
-    issuers = [_asn1_name_dn(gn.chosen) for gn in base["issuer"] if gn.name == "directory_name"]
-    if base["serial"].native != holder.serial_number or not any(
-        same_dn(i, grid_dn(holder.issuer)) for i in issuers
-    ):
+    if base["serial"].native != holder.serial_number:
         raise AcRefused(
             Reason.AC_HOLDER_MISMATCH,
             f"AC of VO {vo} was issued to another certificate (serial "
-            f"{base['serial'].native}), not to {grid_dn(holder.subject)}",
+            f"{base['serial'].native}), not to {grid_dn(holder.subject)} "
+            f"(serial {holder.serial_number})",
+            vo,
+        )
+    names = list(base["issuer"])
+    if len(names) != 1 or names[0].name != "directory_name":
+        raise AcRefused(
+            Reason.AC_HOLDER_MISMATCH, "AC holder does not name exactly one directory name", vo
+        )
+    named = names[0].chosen
+    own = (ax.Name.load(n.public_bytes()) for n in (holder.issuer, holder.subject))
+    if not any(named == n for n in own):
+        raise AcRefused(
+            Reason.AC_HOLDER_MISMATCH,
+            f"AC of VO {vo} names holder {_asn1_name_dn(named)}, neither the subject nor "
+            f"the issuer of {grid_dn(holder.subject)}",
             vo,
         )
 

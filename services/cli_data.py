@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import sys
-import threading
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -237,6 +234,18 @@ def gateway_group() -> None:
     """The data gateway service."""
 
 
+GATEWAY_OVERRIDES = {
+    "namespace": "gateway.namespace",
+    "host": "gateway.host",
+    "port": "gateway.port",
+    "sftp_port": "gateway.sftp_port",
+    "cert": "service.cert",
+    "key": "service.key",
+    "ca_dir": "service.ca_dir",
+    "vomsdir": "service.vomsdir",
+}
+
+
 @gateway_group.command("serve")
 @click.option("--namespace", type=_PATH, help="Namespace TOML [gateway.namespace].")
 @click.option("--host", help="Listen address [gateway.host].")
@@ -246,33 +255,31 @@ def gateway_group() -> None:
 @click.option("--key", type=_PATH, help="Host key [service.key].")
 @click.option("--ca-dir", type=_PATH, help="CA directory [service.ca_dir].")
 @click.option("--vomsdir", type=_PATH, help="VOMS LSC directory [service.vomsdir].")
-def serve_cmd(**opts: Any) -> None:
+def serve_cmd(sftp_port: int | None, **opts: Any) -> None:
     """Serve the HTTPS and SFTP fronts until SIGTERM/SIGINT."""
     from gproc.security.tls import TLSConfig
-    from gproc.services.gateway_app import build_parts, host_key_path, make_https_front
-    from gproc.services.soap.app import build_validator
+    from gproc.services.chassis import serve
+    from gproc.services.gateway_app import (
+        ACCESS_LOGGER,
+        LOGGERS,
+        build_parts,
+        host_key_path,
+        make_https_front,
+    )
     from gproc.settings import get_settings
     from gproc.storage_gateway.sftp_front import SftpFront, load_host_key
 
-    settings = get_settings()
-    gw = settings.gateway.model_copy(
-        update={
-            k: v for k, v in opts.items() if v is not None and k in ("namespace", "host", "port")
-        }
-    )
-    if opts["sftp_port"] is not None:
-        gw.sftp_port = None if opts["sftp_port"] < 0 else opts["sftp_port"]
-    svc = settings.service.model_copy(
-        update={
-            k: v
-            for k, v in opts.items()
-            if v is not None and k in ("cert", "key", "ca_dir", "vomsdir")
-        }
-    )
-    if svc.cert is None or svc.key is None or svc.ca_dir is None:
-        raise click.UsageError("--cert, --key and --ca-dir are required (or [service])")
-    settings = settings.model_copy(update={"gateway": gw, "service": svc})
-    validator = build_validator(svc.ca_dir, svc.vomsdir)
+    off = sftp_port is not None and sftp_port < 0  # -1: no SFTP front
+    opts["sftp_port"] = None if off else sftp_port
+    settings = serve.apply_overrides(get_settings(), opts, GATEWAY_OVERRIDES)
+    if off:
+        gw_off = settings.gateway.model_copy(update={"sftp_port": None})
+        settings = settings.model_copy(update={"gateway": gw_off})
+    serve.require(settings, "service.cert", "service.key", "service.ca_dir")
+    gw, svc = settings.gateway, settings.service
+    assert svc.cert and svc.key and svc.ca_dir
+    serve.json_logging(LOGGERS, access=[ACCESS_LOGGER])
+    validator = serve.build_validator(svc.ca_dir, svc.vomsdir)
     parts = build_parts(settings, validator)
     https = make_https_front(
         parts,
@@ -281,7 +288,8 @@ def serve_cmd(**opts: Any) -> None:
         gw.host,
         gw.port,
         threads=gw.threads,
-    ).start()
+    )
+    fronts: list[serve.Runnable] = [https]
     sftp = None
     if gw.sftp_port is not None:
         sftp = SftpFront(
@@ -292,18 +300,12 @@ def serve_cmd(**opts: Any) -> None:
             gw.sftp_port,
             max_sessions=gw.sftp_sessions,
             admit=parts.admit,
-        ).start()
-    click.echo(
-        f"gproc gateway: HTTPS {https.url}" + (f", SFTP {gw.host}:{sftp.port}" if sftp else "")
+        )
+        fronts.append(sftp)
+    serve.run(
+        fronts,
+        banner=lambda: (
+            f"gproc gateway: HTTPS {https.url}" + (f", SFTP {gw.host}:{sftp.port}" if sftp else "")
+        ),
+        name="gproc gateway",
     )
-    sys.stdout.flush()
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    try:
-        while not stop.wait(1.0):
-            pass
-    finally:
-        https.stop()
-        if sftp is not None:
-            sftp.stop()

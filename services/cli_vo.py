@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import getpass
 import json
-import signal
-import sys
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -271,29 +268,39 @@ def audit_cmd(vo: str, limit: int, as_json: bool) -> None:
         )
 
 
+VO_OVERRIDES = {k: f"service.{k}" for k in ("ca_dir", "vomsdir", "cert", "key")}
+
+
 @_simple(
     "serve",
     "Serve the VO admin SOAP service and the VOMS endpoint ([vo] settings).",
-    click.option("--ca-dir", type=_PATH, required=True),
-    click.option("--vomsdir", type=_PATH),
-    click.option("--cert", type=_PATH, required=True),
-    click.option("--key", type=_PATH, required=True),
+    click.option("--ca-dir", type=_PATH, help="Hashed CA directory [service.ca_dir]."),
+    click.option("--vomsdir", type=_PATH, help="VOMS LSC directory [service.vomsdir]."),
+    click.option("--cert", type=_PATH, help="Admin service certificate [service.cert]."),
+    click.option("--key", type=_PATH, help="Host key of the admin service [service.key]."),
 )
-def serve_cmd(ca_dir: Path, vomsdir: Path | None, cert: Path, key: Path) -> None:
+def serve_cmd(**options: Any) -> None:
     from gproc.security.attribute_authority import AttributeAuthority
-    from gproc.security.pki import load_credential
+    from gproc.security.credentials import load_credential
     from gproc.security.tls import TLSConfig
-    from gproc.services.soap.app import build_validator
-    from gproc.services.vo_admin.app import make_admin_server
+    from gproc.services.chassis import serve
+    from gproc.services.vo_admin.app import ACCESS_LOGGER, LOGGERS, make_admin_server
     from gproc.services.voms_server import VomsServer
 
-    cfg = get_settings().vo
-    if not (cfg.vo and cfg.aa_cert and cfg.aa_key):
-        raise click.UsageError("[vo] vo, aa_cert and aa_key must be set to serve ACs")
-    validator = build_validator(ca_dir, vomsdir)
-    store = VoStore(get_settings().vo_database_url, admins=cfg.admins, admin_role=cfg.admin_role)
+    settings = serve.apply_overrides(get_settings(), options, VO_OVERRIDES)
+    serve.require(settings, "service.cert", "service.key", "service.ca_dir")
+    serve.require(settings, "vo.vo", "vo.aa_cert", "vo.aa_key")
+    svc, cfg = settings.service, settings.vo
+    assert svc.ca_dir and svc.cert and svc.key and cfg.vo and cfg.aa_cert and cfg.aa_key
+    serve.json_logging(LOGGERS, access=[ACCESS_LOGGER, "gproc.voms"])
+    validator = serve.build_validator(svc.ca_dir, svc.vomsdir)
+    store = VoStore(settings.vo_database_url, admins=cfg.admins, admin_role=cfg.admin_role)
     admin = make_admin_server(
-        store, validator, TLSConfig(cert, key, ca_dir), host=cfg.admin_host, port=cfg.admin_port
+        store,
+        validator,
+        TLSConfig(svc.cert, svc.key, svc.ca_dir),
+        host=cfg.admin_host,
+        port=cfg.admin_port,
     )
     aa = AttributeAuthority(
         store,
@@ -305,25 +312,17 @@ def serve_cmd(ca_dir: Path, vomsdir: Path | None, cert: Path, key: Path) -> None
     voms = VomsServer(
         aa,
         validator,
-        TLSConfig(cfg.aa_cert, cfg.aa_key, ca_dir),
+        TLSConfig(cfg.aa_cert, cfg.aa_key, svc.ca_dir),
         cfg.vo,
         host=cfg.voms_host,
         port=cfg.voms_port,
     )
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    admin.start()
-    voms.start()
-    click.echo(f"gproc vo: admin {admin.url}/?wsdl, VOMS {cfg.vo} on port {voms.port}")
-    sys.stdout.flush()
-    try:
-        while not stop.wait(1.0):
-            pass
-    finally:
-        voms.stop()
-        admin.stop()
-        store.close()
+    serve.run(
+        [admin, voms],
+        banner=lambda: f"gproc vo: admin {admin.url}/?wsdl, VOMS {cfg.vo} on port {voms.port}",
+        name="gproc vo",
+        cleanup=[store.close],
+    )
 
 
 @click.command("proxy-init")
@@ -348,13 +347,11 @@ def proxy_init_cmd(
     hours: float,
 ) -> None:
     """Make an RFC 3820 proxy with a VOMS AC (for users without voms-clients)."""
-    from gproc.services.voms_client import VomsClientError, proxy_init, read_vomses
+    from gproc.services.voms_client import VomsClientError, proxy_init, servers_for
 
     vo, _, wanted = voms.partition(":")
-    servers = [s for s in read_vomses(vomses) if vo in (s.alias, s.vo)]
-    if not servers:
-        raise click.ClickException(f"no server for VO {vo!r} in {vomses}")
     try:
+        servers = servers_for(vomses, vo)
         ident = proxy_init(
             cert,
             key,

@@ -1,7 +1,8 @@
 """Assemble the data gateway's fronts from settings: namespace, key store, HTTPS server.
 
-The HTTPS front is the WSGI app of ``storage_gateway.https_front`` on
-``security.tls`` with client proxies required (a request without a valid identity
+The HTTPS front is the WSGI app of ``storage_gateway.https_front`` behind the
+chassis access log (``gproc.gateway.access``: request id, one JSON line per call)
+on ``security.tls`` with client proxies required (a request without a valid identity
 never reaches the app). The SFTP front is ``storage_gateway.sftp_front``.
 """
 
@@ -14,12 +15,17 @@ from pathlib import Path
 from gproc.security.chain import Validator
 from gproc.security.identity import Identity
 from gproc.security.tls import GridServer, TLSConfig, make_server
+from gproc.services.chassis import AccessLog
 from gproc.settings import Settings
 from gproc.storage_gateway.gateway import StorageGateway
 from gproc.storage_gateway.https_front import KEYS_PATH, GatewayApp
 from gproc.storage_gateway.namespace import Namespace
 from gproc.storage_gateway.sshkeys import SshKeyStore
 from gproc.vo import VoStore, membership_refusal
+
+ACCESS_LOGGER = "gproc.gateway.access"
+LOGGERS = ("gproc.gateway", "gproc.services")
+PREFETCH_BYTES = 1 << 20  # small uploads arrive whole before a worker sees them
 
 
 @dataclass
@@ -78,11 +84,18 @@ def make_https_front(
     timeout_s: int = 60,
 ) -> GridServer:
     """The HTTPS front (not started); port 0 picks a free port."""
-    app = GatewayApp(parts.gateway, parts.keys, parts.admit)
-    server = make_server(
-        app, host, port, tls, validator, require_identity=True, threads=threads, timeout_s=timeout_s
+    app = AccessLog(GatewayApp(parts.gateway, parts.keys, parts.admit), ACCESS_LOGGER)
+    return make_server(
+        app,
+        host,
+        port,
+        tls,
+        validator,
+        require_identity=True,
+        threads=threads,
+        timeout_s=timeout_s,
+        prefetch_bytes=PREFETCH_BYTES,
     )
-    return server
 
 
 def host_key_path(settings: Settings) -> Path:

@@ -47,7 +47,7 @@ from gproc.security.attribute_authority import AcRequestRefused, AttributeAuthor
 from gproc.security.chain import Validator, proxy_language
 from gproc.security.errors import CredentialError
 from gproc.security.tls import TLSConfig, make_context, peer_chain
-from gproc.services.soap.hardening import hardened_parser
+from gproc.services.chassis.guard import hardened_parser
 
 log = logging.getLogger("gproc.voms")
 MAX_REQUEST = 16 * 1024

@@ -1,41 +1,26 @@
-"""Assemble the SOAP service: spyne application, WSGI guards, access log, HTTPS server.
+"""Assemble the SOAP processing service on the chassis: spyne application, access log
+(``gproc.soap.access``), XML guard, HTTPS server.
 
-Request path: cheroot TLS (client chain) -> IdentityMiddleware (validated
-Identity in the environ) -> AccessLog (request id, one JSON log line per call)
--> HardeningMiddleware (size, XML, depth, operation) -> spyne (Soap11, soft
-validation) -> ProcessingService -> the core.
+Request path: cheroot TLS (client chain; the request gate) -> IdentityMiddleware
+(validated Identity in the environ) -> AccessLog (request id, one JSON log line per
+call) -> XmlGuard (size, XML, depth, operation) -> spyne (Soap11, soft validation)
+-> ProcessingService -> the core.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import time
-import uuid
-from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
-from typing import Any
-
 from spyne import Application
-from spyne.protocol.soap import Soap11
-from spyne.server.wsgi import WsgiApplication
 
 from gproc.app import build_service
 from gproc.security.chain import Validator
 from gproc.security.delegation import DelegationStore
 from gproc.security.policy import Policy
 from gproc.security.tls import GridServer, TLSConfig, make_server
-from gproc.security.truststore import TrustStore
-from gproc.security.voms import VomsTrust
+from gproc.services.chassis import build_validator, soap_application, soap_stack
+from gproc.services.chassis.guard import WSGIApp
 from gproc.services.gateway_tasks import TaskData
-from gproc.services.soap.hardening import ENV_REQUEST_ID, HardeningMiddleware, WSGIApp
-from gproc.services.soap.service import (
-    ENV_FAULT,
-    ENV_IDENTITY,
-    OPERATIONS,
-    ProcessingService,
-    ServiceContext,
-)
+from gproc.services.soap.faults import ERRORS
+from gproc.services.soap.service import OPERATIONS, ProcessingService, ServiceContext
 from gproc.services.soap.types import NS
 from gproc.settings import Settings
 from gproc.storage_gateway.gateway import StorageGateway
@@ -43,42 +28,33 @@ from gproc.storage_gateway.namespace import Namespace
 from gproc.vo import VoStore
 from gproc.wrappers.base import WorkloadManager
 
-access_log = logging.getLogger("gproc.soap.access")
 SERVICE_NAME = "GprocProcessing"
-
-# spyne logs every fault with a traceback; the access log records them once instead
-for _name in ("spyne.application.client", "spyne.application.server", "spyne.application"):
-    logging.getLogger(_name).setLevel(logging.CRITICAL)
+ACCESS_LOGGER = "gproc.soap.access"
+LOGGERS = ("gproc.soap", "gproc.services", "gproc.tracker")
+__all__ = ["build_context", "build_validator", "build_wsgi", "make_soap_server"]
 
 
 def build_application(gp: ServiceContext) -> Application:
-    app = Application(
-        [ProcessingService],
-        tns=NS,
-        name=SERVICE_NAME,
-        in_protocol=Soap11(validator="soft"),
-        out_protocol=Soap11(),
-    )
-    app.gproc = gp
-    return app
+    return soap_application([ProcessingService], NS, SERVICE_NAME, gproc=gp)
 
 
 def build_wsgi(gp: ServiceContext) -> WSGIApp:
-    """The WSGI stack below identity: access log, hardening, spyne."""
+    """The WSGI stack below identity: access log, guard, spyne."""
     svc = gp.settings.service
-    spyne_app = WsgiApplication(build_application(gp), max_content_length=svc.max_message_bytes)
-    guarded = HardeningMiddleware(
-        spyne_app,
+    return soap_stack(
+        build_application(gp),
+        ERRORS,
+        OPERATIONS,
+        access_logger=ACCESS_LOGGER,
         max_bytes=svc.max_message_bytes,
         max_depth=svc.max_depth,
-        operations=OPERATIONS,
-        namespace=NS,
     )
-    return AccessLog(guarded)
 
 
-def build_validator(ca_dir: Path, vomsdir: Path | None) -> Validator:
-    return Validator(TrustStore(ca_dir), VomsTrust(vomsdir) if vomsdir else None)
+def load_policy(settings: Settings) -> Policy:
+    """The authorisation policy, with the VO admin role of the VO settings (the one the
+    VO admin service uses), so a VO admin by one rule is one by the other."""
+    return Policy.load(settings.service.policy, admin_role=settings.vo.admin_role)
 
 
 def build_context(
@@ -119,7 +95,7 @@ def build_context(
     )
     return ServiceContext(
         core=core,
-        policy=policy or Policy.load(svc.policy),
+        policy=policy or load_policy(settings),
         settings=settings,
         delegations=store,
         task_data=task_data,
@@ -141,66 +117,7 @@ def make_soap_server(gp: ServiceContext, validator: Validator, tls: TLSConfig | 
         require_identity=False,
         threads=svc.threads,
         timeout_s=svc.request_timeout_s,
+        read_timeout_s=svc.read_timeout_s,
+        prefetch_bytes=svc.max_message_bytes,
     )
     return server
-
-
-class AccessLog:
-    """A request id per call (``X-Request-Id`` header, fault detail) and one JSON log
-    line with caller, operation, HTTP status, fault code and duration."""
-
-    def __init__(self, app: WSGIApp) -> None:
-        self.app = app
-
-    def __call__(
-        self, environ: dict[str, Any], start_response: Callable[..., Any]
-    ) -> Iterable[bytes]:
-        rid = uuid.uuid4().hex[:16]
-        environ[ENV_REQUEST_ID] = rid
-        started = time.perf_counter()
-        status: list[str] = []
-
-        def _start(code: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            status.append(code)
-            return start_response(code, [*headers, ("X-Request-Id", rid)], exc_info)
-
-        body = self.app(environ, _start)
-        return _Logged(body, lambda: self._log(environ, rid, status, started))
-
-    @staticmethod
-    def _log(environ: dict[str, Any], rid: str, status: list[str], started: float) -> None:
-        ident = environ.get(ENV_IDENTITY)
-        access_log.info(
-            json.dumps(
-                {
-                    "request_id": rid,
-                    "method": environ.get("REQUEST_METHOD"),
-                    "operation": environ.get("gproc.operation"),
-                    "dn": ident.subject_grid if ident else None,
-                    "remote": environ.get("REMOTE_ADDR"),
-                    "status": int(status[0].split()[0]) if status else None,
-                    "fault": environ.get(ENV_FAULT),
-                    "ms": round((time.perf_counter() - started) * 1000, 2),
-                }
-            )
-        )
-
-
-class _Logged:
-    """Iterates a WSGI body and logs once it is done (or closed)."""
-
-    def __init__(self, body: Iterable[bytes], done: Callable[[], None]) -> None:
-        self.body = body
-        self.done = done
-        self._logged = False
-
-    def __iter__(self) -> Iterator[bytes]:
-        yield from self.body
-
-    def close(self) -> None:
-        close = getattr(self.body, "close", None)
-        if close is not None:
-            close()
-        if not self._logged:
-            self._logged = True
-            self.done()

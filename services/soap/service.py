@@ -13,15 +13,16 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from spyne import DateTime, Integer, ServiceBase, Unicode, rpc
+from spyne import DateTime, Integer, Unicode, rpc
 
-from gproc import __version__, connectors
+from gproc import __version__, connectors, errors
 from gproc.domain import InvalidTaskRequest, Owner, TaskRequest, TaskView
 from gproc.lifecycle import TaskService
 from gproc.registry import TaskFilter
 from gproc.security.delegation import DELEGATION_ID, DelegationError, DelegationStore
 from gproc.security.identity import Identity
-from gproc.security.policy import Policy
+from gproc.security.policy import Denied, Policy
+from gproc.services.chassis import FaultingService, as_error, identity_of
 from gproc.services.soap import convert
 from gproc.services.soap import faults as f
 from gproc.services.soap import types as w
@@ -30,10 +31,6 @@ from gproc.states import TaskState
 from gproc.vo import VoStore, membership_refusal
 from gproc.wrappers.base import PoolInfo
 
-ENV_IDENTITY = "gproc.identity"
-ENV_AUTH_ERROR = "gproc.auth_error"
-ENV_FAULT = "gproc.fault"
-ENV_REQUEST_ID = "gproc.request_id"
 MAX_LOG_BYTES = 1 << 20
 PARSER_TEXT_LIMIT = 7_500_000  # decoded bytes whose base64 fits lxml's 10 MB text node
 _REASON = re.compile(r"^[\x20-\x7e]{1,200}$")
@@ -75,10 +72,7 @@ def _gp(ctx: Any) -> ServiceContext:
 
 
 def _caller(ctx: Any) -> Identity:
-    env = ctx.transport.req_env
-    ident: Identity | None = env.get(ENV_IDENTITY)
-    if ident is None:
-        raise f.NotAuthenticatedFault(env.get(ENV_AUTH_ERROR) or "no valid client credential")
+    ident = identity_of(ctx, f.ERRORS)
     store = _gp(ctx).vo_store
     if store is not None and ident.acs:
         refusal = membership_refusal(
@@ -103,9 +97,9 @@ def _authorised_tasks(ctx: Any, operation: str, task_ids: Sequence[str]) -> list
     """The tasks, once the caller may do ``operation`` on every one of them (all or none)."""
     gp, ident = _gp(ctx), _caller(ctx)
     views: list[TaskView] = []
-    for result in gp.core.status(task_ids):
+    for i, result in enumerate(gp.core.status(task_ids)):
         if result.task is None:
-            raise f.UnknownTaskFault(f"unknown task {result.task_id}", task_id=result.task_id)
+            raise errors.NotFound("unknown task", task_id=result.task_id, index=i)
         view = result.task
         gp.policy.require(ident, operation, view.tool)
         gp.policy.may_act_on(ident, view.owner_dn, view.owner_vo).require()
@@ -126,21 +120,10 @@ ONE_TASK = w.TASK_ID.customize(min_occurs=1, nillable=False)
 REASON = Unicode(max_len=200)
 
 
-class ProcessingService(ServiceBase):
+class ProcessingService(FaultingService):
     """G-PROC: register and run Earth-observation processing tasks on the grid."""
 
-    @classmethod
-    def call_wrapper(cls, ctx: Any, args: Any = None) -> Any:
-        """Map every error to its declared fault, tagged with the request id."""
-        try:
-            return super().call_wrapper(ctx, args)
-        except Exception as exc:  # noqa: BLE001 - all errors become faults
-            fault = f.to_fault(exc)
-            env = ctx.transport.req_env
-            if isinstance(fault, f.GprocFault):
-                fault.set_request_id(env.get(ENV_REQUEST_ID, ""))
-            env[ENV_FAULT] = fault.faultcode
-            raise fault from None
+    ERRORS = f.ERRORS  # every error -> its declared fault (the chassis adds the request id)
 
     # ---- tools -------------------------------------------------------------
     @rpc(_returns=w.many(w.ToolSummary), _out_variable_name="tool", _throws=f.COMMON_FAULTS)
@@ -173,18 +156,12 @@ class ProcessingService(ServiceBase):
         requests = []
         for i, spec in enumerate(tasks):
             try:
-                req = convert.task_request(spec, owner)
-            except InvalidTaskRequest as exc:
-                raise f.InvalidRequestFault(f"task {i}: {exc}", field=exc.field) from exc
-            for port, data in req.inline_inputs.items():
-                if len(data) > gp.inline_input_cap:
-                    raise f.LimitExceededFault(
-                        f"task {i}: inline input {port!r} exceeds {gp.inline_input_cap} bytes"
-                    )
-            gp.policy.require(ident, "register", req.tool_request.tool)
-            if spec.delegation_id:
-                req = _with_delegated_proxy(gp, ident, req, spec.delegation_id, i)
-            requests.append(req)
+                requests.append(_request(gp, ident, owner, spec))
+            except Exception as exc:  # noqa: BLE001 - every known error names the task
+                seen = as_error(exc)
+                if seen is None:
+                    raise
+                raise seen[0].at(index=i) from exc
         views = gp.core.register(requests)
         return [convert.registered(v, owner.accounting_group) for v in views]
 
@@ -192,9 +169,9 @@ class ProcessingService(ServiceBase):
     def SubmitTask(ctx: Any, task_ids: list[str]) -> list[w.TaskStatus]:  # noqa: N802,N805
         _authorised_tasks(ctx, "submit", task_ids)
         out = []
-        for result in _gp(ctx).core.submit(task_ids):
+        for i, result in enumerate(_gp(ctx).core.submit(task_ids)):
             if result.task is None:
-                raise f.UnknownTaskFault(str(result.error), task_id=result.task_id)
+                raise errors.NotFound(str(result.error), task_id=result.task_id, index=i)
             out.append(convert.task_status(result.task))
         return out
 
@@ -307,7 +284,7 @@ class ProcessingService(ServiceBase):
         Unicode(max_len=65536),
         _returns=w.DelegationResult,
         _out_variable_name="delegation",
-        _throws=[*f.COMMON_FAULTS, f.NotAuthorisedFault, f.InvalidRequestFault, f.CredentialFault],
+        _throws=[*f.COMMON_FAULTS, f.InvalidRequestFault, f.CredentialFault],
     )
     def DelegateProxy(
         ctx: Any,
@@ -371,18 +348,34 @@ OPERATIONS = tuple(ProcessingService.public_methods)
 __all__ = ["OPERATIONS", "ProcessingService", "ServiceContext", "owner_of"]
 
 
+def _request(gp: ServiceContext, ident: Identity, owner: Owner, spec: w.TaskSpec) -> TaskRequest:
+    """One task of a RegisterTask batch, checked and authorised (errors name no index:
+    the caller adds it)."""
+    req = convert.task_request(spec, owner)
+    for port, data in req.inline_inputs.items():
+        if len(data) > gp.inline_input_cap:
+            raise errors.LimitExceeded(
+                f"inline input {port!r} exceeds {gp.inline_input_cap} bytes", field="inputs"
+            )
+    try:
+        gp.policy.require(ident, "register", req.tool_request.tool)
+    except Denied as exc:
+        raise errors.NotAuthorised(str(exc), rule=exc.rule) from exc
+    if spec.delegation_id:
+        req = _with_delegated_proxy(gp, ident, req, spec.delegation_id)
+    return req
+
+
 def _with_delegated_proxy(
-    gp: Any, ident: Identity, req: TaskRequest, delegation_id: str, index: int
+    gp: ServiceContext, ident: Identity, req: TaskRequest, delegation_id: str
 ) -> TaskRequest:
     """Hand the caller's delegated proxy to the task's job (refused if unknown/expired)."""
     if gp.delegations is None:
-        raise f.InvalidRequestFault(
-            f"task {index}: delegation is not configured here", field="delegation_id"
-        )
+        raise InvalidTaskRequest("delegation_id", "delegation is not configured here")
     if not DELEGATION_ID.match(delegation_id):
-        raise f.InvalidRequestFault(f"task {index}: bad delegation id", field="delegation_id")
+        raise InvalidTaskRequest("delegation_id", "bad delegation id")
     try:
         path = gp.delegations.path_for(ident, delegation_id)
     except DelegationError as exc:
-        raise f.InvalidRequestFault(f"task {index}: {exc}", field="delegation_id") from exc
+        raise InvalidTaskRequest("delegation_id", str(exc)) from exc
     return replace(req, x509_proxy=path)

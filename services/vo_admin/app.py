@@ -1,50 +1,45 @@
-"""Assemble the VO administration service: spyne application, the processing
-service's guards (size, hardened XML, depth, operation) and access log, HTTPS.
+"""Assemble the VO administration service on the chassis: spyne application, access
+log (``gproc.vo_admin.access``), XML guard with this service's own faults, HTTPS.
 
-Request path: cheroot TLS (client chain) -> IdentityMiddleware -> AccessLog ->
-HardeningMiddleware -> spyne (Soap11, soft validation) -> VoAdminService -> VoStore.
+Request path: cheroot TLS (client chain; the request gate) -> IdentityMiddleware ->
+AccessLog -> XmlGuard -> spyne (Soap11, soft validation) -> VoAdminService -> VoStore.
 WSDL at ``https://HOST:PORT/?wsdl``, namespace ``urn:gproc:vo-admin:1``.
 """
 
 from __future__ import annotations
 
 from spyne import Application
-from spyne.protocol.soap import Soap11
-from spyne.server.wsgi import WsgiApplication
 
 from gproc.security.chain import Validator
 from gproc.security.tls import GridServer, TLSConfig, make_server
-from gproc.services.soap.app import AccessLog
-from gproc.services.soap.hardening import HardeningMiddleware, WSGIApp
+from gproc.services.chassis import soap_application, soap_stack
+from gproc.services.chassis.guard import WSGIApp
 from gproc.services.vo_admin.service import OPERATIONS, VoAdminService
-from gproc.services.vo_admin.types import NS
+from gproc.services.vo_admin.types import ERRORS, NS
 from gproc.vo import VoStore
 
 SERVICE_NAME = "GprocVoAdmin"
+ACCESS_LOGGER = "gproc.vo_admin.access"
+LOGGERS = ("gproc.vo_admin", "gproc.voms", "gproc.services")
 MAX_MESSAGE_BYTES = 20 * 1024 * 1024
 MAX_DEPTH = 32
 
 
 def build_application(store: VoStore) -> Application:
-    app = Application(
-        [VoAdminService],
-        tns=NS,
-        name=SERVICE_NAME,
-        in_protocol=Soap11(validator="soft"),
-        out_protocol=Soap11(),
-    )
-    app.vo_store = store
-    return app
+    return soap_application([VoAdminService], NS, SERVICE_NAME, vo_store=store)
 
 
 def build_wsgi(
     store: VoStore, *, max_bytes: int = MAX_MESSAGE_BYTES, max_depth: int = MAX_DEPTH
 ) -> WSGIApp:
-    spyne_app = WsgiApplication(build_application(store), max_content_length=max_bytes)
-    guarded = HardeningMiddleware(
-        spyne_app, max_bytes=max_bytes, max_depth=max_depth, operations=OPERATIONS, namespace=NS
+    return soap_stack(
+        build_application(store),
+        ERRORS,
+        OPERATIONS,
+        access_logger=ACCESS_LOGGER,
+        max_bytes=max_bytes,
+        max_depth=max_depth,
     )
-    return AccessLog(guarded)
 
 
 def make_admin_server(
@@ -58,7 +53,7 @@ def make_admin_server(
     trusted_proxies: tuple[str, ...] = (),
 ) -> GridServer:
     """The HTTPS server (not started); identity is checked per operation (typed faults)."""
-    server = make_server(
+    return make_server(
         build_wsgi(store),
         host,
         port,
@@ -68,5 +63,5 @@ def make_admin_server(
         require_identity=False,
         threads=threads,
         timeout_s=60,
+        prefetch_bytes=MAX_MESSAGE_BYTES,
     )
-    return server

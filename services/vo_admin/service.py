@@ -1,7 +1,7 @@
 """The VO administration service: every operation authenticates the caller from the
 TLS identity (never the envelope), then calls :class:`gproc.vo.VoStore`, which checks
 that the caller administers the VO and audits the change. Errors become declared
-faults in ``call_wrapper``.
+faults through the service's one error table (``types.ERRORS``).
 """
 
 from __future__ import annotations
@@ -11,27 +11,14 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from spyne import Boolean, DateTime, Fault, Integer, ServiceBase, Unicode, rpc
+from spyne import Boolean, DateTime, Integer, Unicode, rpc
 
-from gproc.security.identity import Identity
+from gproc.services.chassis import FaultingService, identity_of
 from gproc.services.vo_admin import types as w
-from gproc.vo import (
-    Actor,
-    MemberInfo,
-    VoConflict,
-    VoDenied,
-    VoError,
-    VoInvalid,
-    VoNotFound,
-    VoStore,
-)
+from gproc.vo import Actor, MemberInfo, VoInvalid, VoStore
 from gproc.vo_transfer import dumps, export_vo, import_vo
 
 log = logging.getLogger("gproc.vo_admin")
-ENV_IDENTITY = "gproc.identity"
-ENV_AUTH_ERROR = "gproc.auth_error"
-ENV_FAULT = "gproc.fault"
-ENV_REQUEST_ID = "gproc.request_id"
 MAX_DOCUMENT = 16 * 1024 * 1024
 _F = w.ADMIN_FAULTS
 
@@ -42,29 +29,11 @@ def _store(ctx: Any) -> VoStore:
 
 
 def _actor(ctx: Any) -> Actor:
-    env = ctx.transport.req_env
-    ident: Identity | None = env.get(ENV_IDENTITY)
-    if ident is None:
-        raise w.NotAuthenticatedFault(env.get(ENV_AUTH_ERROR) or "no valid client credential")
+    ident = identity_of(ctx, w.ERRORS)
     return Actor(ident.subject_grid, ident.issuer_grid)
 
 
-def to_fault(exc: BaseException) -> w.VoAdminFault:
-    """The declared fault for a VO error (anything else is logged, Server.Internal)."""
-    if isinstance(exc, w.VoAdminFault):
-        return exc
-    if isinstance(exc, VoDenied):
-        return w.NotAuthorisedFault(str(exc), rule=exc.rule)
-    mapped = {
-        VoNotFound: w.NotFoundFault,
-        VoConflict: w.ConflictFault,
-        VoInvalid: w.InvalidRequestFault,
-    }
-    for kind, fault in mapped.items():
-        if isinstance(exc, kind):
-            return fault(str(exc), field=exc.field if isinstance(exc, VoError) else None)
-    log.error("internal error", exc_info=exc)
-    return w.InternalFault("internal error; the service log has the details")
+to_fault = w.ERRORS.to_fault
 
 
 def member(m: MemberInfo) -> w.Member:
@@ -81,20 +50,10 @@ def member(m: MemberInfo) -> w.Member:
     )
 
 
-class VoAdminService(ServiceBase):
+class VoAdminService(FaultingService):
     """VO administration: VOs, groups, roles, members, memberships, audit log."""
 
-    @classmethod
-    def call_wrapper(cls, ctx: Any, args: Any = None) -> Any:
-        try:
-            return super().call_wrapper(ctx, args)
-        except Exception as exc:  # noqa: BLE001 - all errors become faults
-            env = ctx.transport.req_env
-            fault = exc if isinstance(exc, Fault) else to_fault(exc)
-            if isinstance(fault, w.VoAdminFault):
-                fault.set_request_id(env.get(ENV_REQUEST_ID, ""))
-            env[ENV_FAULT] = fault.faultcode
-            raise fault from None
+    ERRORS = w.ERRORS
 
     # ---- VOs, groups, roles ----------------------------------------------------
     @rpc(w.NAME, w.TEXT, _returns=Unicode, _out_variable_name="vo", _throws=_F)

@@ -1,20 +1,19 @@
 """Wire types and faults of the VO administration SOAP service (document/literal).
 
-Faults follow the processing service's style: one declared type per error class,
-a stable code, and a ``<detail>`` element with ``code``, ``message`` and, when they
-apply, ``field``, ``rule`` and the call's ``request_id``.
+Faults are the chassis's (``gproc.services.chassis``) in this service's own
+namespace: one declared type per error class, a stable code, and a ``<detail>``
+element with ``code``, ``message`` and, when they apply, ``field``, ``rule``,
+``index``, ``ac_problem`` and the call's ``request_id``.
 """
 
 from __future__ import annotations
 
-import warnings
+from spyne import Boolean, ComplexModel, DateTime, Integer, Unicode
 
-from spyne import Boolean, ComplexModel, DateTime, Fault, Integer, Unicode
-
-from gproc.services.fault_detail import init_fault, set_request_id
+from gproc import errors
+from gproc.services.chassis import ErrorTable, FaultSet
 
 NS = "urn:gproc:vo-admin:1"
-_DETAIL_FIELDS = ("code", "message", "field", "rule", "request_id")
 
 NAME = Unicode(max_len=64, min_occurs=1, nillable=False)
 DN = Unicode(max_len=512, min_occurs=1, nillable=False)
@@ -68,47 +67,40 @@ class ImportResult(Model):
     members_removed = Integer
 
 
-class VoAdminFault(Fault):
-    """Base of the declared faults; ``CODE`` is the stable SOAP fault code."""
+FAULTS = FaultSet(
+    NS,
+    "VoAdminFault",
+    {
+        "NotAuthenticatedFault": "Client.NotAuthenticated",
+        "NotAuthorisedFault": "Client.NotAuthorised",
+        "NotFoundFault": "Client.NotFound",
+        "ConflictFault": "Client.Conflict",
+        "InvalidRequestFault": "Client.InvalidRequest",
+        "InternalFault": "Server.Internal",
+    },
+    module=__name__,
+)
+VoAdminFault = FAULTS.base
+NotAuthenticatedFault = FAULTS.NotAuthenticatedFault
+NotAuthorisedFault = FAULTS.NotAuthorisedFault
+NotFoundFault = FAULTS.NotFoundFault
+ConflictFault = FAULTS.ConflictFault
+InvalidRequestFault = FAULTS.InvalidRequestFault
+InternalFault = FAULTS.InternalFault
 
-    __namespace__ = NS
-    __type_name__ = "VoAdminFault"
-    code = Unicode
-    message = Unicode
-    field = Unicode
-    rule = Unicode
-    request_id = Unicode
-    CODE: str
+ERRORS = ErrorTable(
+    FAULTS,
+    {
+        errors.NotFound.code: NotFoundFault,
+        errors.Conflict.code: ConflictFault,
+        errors.InvalidRequest.code: InvalidRequestFault,
+        errors.LimitExceeded.code: FAULTS.LimitExceededFault,
+        errors.NotAuthenticated.code: NotAuthenticatedFault,
+        errors.NotAuthorised.code: NotAuthorisedFault,
+        errors.Internal.code: InternalFault,
+    },
+)
+"""Error root code -> declared fault: the VO admin service's one mapping."""
 
-    def __init__(self, message: str, **extra: str | None) -> None:
-        init_fault(self, message, extra, NS, _DETAIL_FIELDS)
-
-    def set_request_id(self, request_id: str) -> None:
-        set_request_id(self, request_id, NS, _DETAIL_FIELDS)
-
-
-def _fault(type_name: str, code: str) -> type[VoAdminFault]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        return type(
-            type_name,
-            (VoAdminFault,),
-            {"__type_name__": type_name, "CODE": code, "__namespace__": NS, "__module__": __name__},
-        )
-
-
-NotAuthenticatedFault = _fault("NotAuthenticatedFault", "Client.NotAuthenticated")
-NotAuthorisedFault = _fault("NotAuthorisedFault", "Client.NotAuthorised")
-NotFoundFault = _fault("NotFoundFault", "Client.NotFound")
-ConflictFault = _fault("ConflictFault", "Client.Conflict")
-InvalidRequestFault = _fault("InvalidRequestFault", "Client.InvalidRequest")
-InternalFault = _fault("InternalFault", "Server.Internal")
-
-ADMIN_FAULTS = [
-    NotAuthenticatedFault,
-    NotAuthorisedFault,
-    NotFoundFault,
-    ConflictFault,
-    InvalidRequestFault,
-    InternalFault,
-]
+ADMIN_FAULTS = list(FAULTS.all)
+"""Every operation may answer any of the service's faults (guard ones included)."""

@@ -83,7 +83,13 @@ def test_grid_proxy_init_path_length_is_enforced(
 
 
 def _voms_proxy_fake(
-    p: TestPKI, out: Path, fqans: list[str], hostcert: Path, hostkey: Path
+    p: TestPKI,
+    out: Path,
+    fqans: list[str],
+    hostcert: Path,
+    hostkey: Path,
+    *,
+    newformat: bool = True,
 ) -> subprocess.CompletedProcess[str]:
     args = [
         "voms-proxy-fake",
@@ -103,7 +109,7 @@ def _voms_proxy_fake(
         p.voms_uri,
         "-hours",
         "2",
-        "-newformat",
+        *(["-newformat"] if newformat else []),
         "-rfc",
         "-out",
         str(out),
@@ -120,11 +126,16 @@ def _voms_proxy_fake(
         ["/testvo/grid", "/testvo", "/testvo/Role=admin"],
     ],
 )
+@pytest.mark.parametrize("newformat", [True, False], ids=["newformat", "oldformat"])
 def test_voms_proxy_fake_fqans(
-    test_pki: TestPKI, pki_validator: Validator, tmp_path: Path, fqans: list[str]
+    test_pki: TestPKI, pki_validator: Validator, tmp_path: Path, fqans: list[str], newformat: bool
 ) -> None:
+    """Both AC encodings voms-proxy-fake writes: holder named by the certificate's
+    issuer (-newformat) or, by default, by its subject; VOMS accepts both."""
     out = tmp_path / "voms.pem"
-    res = _voms_proxy_fake(test_pki, out, fqans, test_pki.voms_cert, test_pki.voms_key)
+    res = _voms_proxy_fake(
+        test_pki, out, fqans, test_pki.voms_cert, test_pki.voms_key, newformat=newformat
+    )
     assert res.returncode == 0, res.stderr
     ident = pki_validator.validate(out.read_bytes())
     assert ident.rejected_acs == ()
@@ -193,7 +204,7 @@ def test_openssl_uses_old_hash_links(test_pki: TestPKI, tmp_path: Path) -> None:
     ("label", "fqans"),
     [
         ("alice-voms", ["/testvo", "/testvo/grid"]),
-        ("bob-voms", ["/testvo/Role=admin", "/testvo"]),
+        ("bob-voms", ["/testvo/Role=VO-Admin", "/testvo"]),
     ],
 )
 def test_gproc_acs_show_in_voms_proxy_info(test_pki: TestPKI, label: str, fqans: list[str]) -> None:

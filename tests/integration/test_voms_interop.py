@@ -13,10 +13,12 @@ import shutil
 import socket
 import ssl
 import subprocess
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
+from cryptography import x509
 
 from gproc.security.identity import Fqan
 from gproc.services.cli import main
@@ -213,3 +215,102 @@ def test_legacy_protocol_issues_an_ac(testvo: VoStack) -> None:
             answer += chunk
     assert answer.startswith(b'<?xml version="1.0" encoding="US-ASCII"?><vomsans>')
     assert b"<ac>" in answer and b"<error>" not in answer
+
+
+def _gproc_proxy_init(
+    stack: VoStack, vomses: Path, out: Path, *extra: str, user: str = "carol"
+) -> Result:
+    return CliRunner().invoke(
+        main,
+        [
+            "proxy-init",
+            "--voms",
+            VO,
+            "--vomses",
+            str(vomses),
+            "--cert",
+            str(stack.user_cert[user]),
+            "--key",
+            str(stack.user_key[user]),
+            "--ca-dir",
+            str(stack.pki.ca_dir),
+            "--vomsdir",
+            str(stack.pki.vomsdir),
+            "--out",
+            str(out),
+            *extra,
+        ],
+    )
+
+
+def _vomses(stack: VoStack, path: Path, host: str, dn: str, port: int | None = None) -> Path:
+    """A standard vomses line: "alias" "host" "port" "server DN" "vo" "version"."""
+    path.write_text(f'"{VO}" "{host}" "{port or stack.voms(VO).port}" "{dn}" "{VO}" "24"\n')
+    return path
+
+
+def _one_line_error(result: Result) -> str:
+    """The command failed with a single `Error: ...` line, not a traceback."""
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit), result.exception
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    return lines[0]
+
+
+def test_gproc_proxy_init_with_a_vomses_line_naming_an_address(
+    testvo: VoStack, tmp_path: Path
+) -> None:
+    """The VOMS server's certificate names vm/localhost only: as VOMS clients do, the
+    server is identified by the DN of the vomses line, not by the host name."""
+    vomses = _vomses(testvo, tmp_path / "vomses", "127.0.0.1", testvo.pki.voms.dn)
+    out = tmp_path / "p.pem"
+    result = _gproc_proxy_init(testvo, vomses, out)
+    assert result.exit_code == 0, result.output
+    assert "attribute : /testvo/Role=NULL/Capability=NULL" in result.output
+    assert testvo.validator.validate(out.read_bytes()).vo == VO
+
+
+def test_gproc_proxy_init_checks_the_server_dn(testvo: VoStack, tmp_path: Path) -> None:
+    wrong = "/C=XX/O=gproc-test/OU=hosts/CN=impostor"
+    vomses = _vomses(testvo, tmp_path / "vomses", "localhost", wrong)
+    out = tmp_path / "p.pem"
+    line = _one_line_error(_gproc_proxy_init(testvo, vomses, out))
+    assert wrong in line and testvo.pki.voms.dn in line
+    assert not out.exists()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize("case", ["nobody listens", "bad vomses line", "unreadable key"])
+def test_gproc_proxy_init_failures_are_one_line(testvo: VoStack, tmp_path: Path, case: str) -> None:
+    vomses = _vomses(testvo, tmp_path / "vomses", "127.0.0.1", testvo.pki.voms.dn)
+    extra: list[str] = []
+    if case == "nobody listens":
+        vomses = _vomses(testvo, tmp_path / "vomses", "127.0.0.1", testvo.pki.voms.dn, _free_port())
+    elif case == "bad vomses line":
+        vomses.write_text(f'"{VO}" "localhost" "port" "dn"\n')
+    else:
+        extra = ["--key", str(tmp_path / "missing.pem")]
+    line = _one_line_error(_gproc_proxy_init(testvo, vomses, tmp_path / "p.pem", *extra))
+    assert {"nobody listens": "127.0.0.1", "bad vomses line": "vomses", "unreadable key": "key"}[
+        case
+    ] in line
+
+
+def test_gproc_proxy_init_lifetime_counts_from_now(testvo: VoStack, tmp_path: Path) -> None:
+    """A 3-minute proxy is valid for 3 minutes, and its AC does not outlive it."""
+    vomses = _vomses(testvo, tmp_path / "vomses", "localhost", testvo.pki.voms.dn)
+    out = tmp_path / "p.pem"
+    before = datetime.now(UTC).replace(microsecond=0)
+    result = _gproc_proxy_init(testvo, vomses, out, "--hours", "0.05")
+    assert result.exit_code == 0, result.output
+    proxy = x509.load_pem_x509_certificates(out.read_bytes())[0]
+    assert before + timedelta(minutes=3) <= proxy.not_valid_after_utc
+    assert proxy.not_valid_after_utc <= datetime.now(UTC) + timedelta(minutes=3)
+    ident = testvo.validator.validate(out.read_bytes())
+    assert ident.acs[0].not_after <= proxy.not_valid_after_utc + timedelta(seconds=5)

@@ -174,7 +174,7 @@ def test_users_see_only_their_tasks_and_vo_admins_see_the_vo(
     alice_sees = {t.task_id for t in alice.service.ListTasks(limit=1000).tasks}
     bob_sees = {t.task_id for t in bob.service.ListTasks(limit=1000).tasks}
     assert alices in alice_sees and bobs not in alice_sees
-    assert {alices, bobs} <= bob_sees  # bob holds /testvo/Role=admin
+    assert {alices, bobs} <= bob_sees  # bob holds /testvo/Role=VO-Admin
     assert bob.service.GetTaskStatus(task_ids=[alices])[0].task_id == alices
 
 

@@ -131,7 +131,7 @@ def test_voms_proxy_identity_reaches_app(
 def test_other_user_and_role(tls_server: GridServer, ca_file: str, test_pki: TestPKI) -> None:
     seen = get(tls_server, ca_file, str(test_pki.proxies["bob-voms"])).json()
     assert seen["dn"] == test_pki.users["bob"].dn
-    assert seen["fqans"] == ["/testvo/Role=admin", "/testvo"]
+    assert seen["fqans"] == ["/testvo/Role=VO-Admin", "/testvo"]
 
 
 def test_limited_proxy_is_identified_as_limited(
@@ -209,7 +209,7 @@ def test_header_from_trusted_proxy_gives_identity(
     assert r.status_code == 200
     seen = r.json()
     assert (seen["dn"], seen["source"]) == (test_pki.users["bob"].dn, "proxy-header")
-    assert seen["fqans"] == ["/testvo/Role=admin", "/testvo"]
+    assert seen["fqans"] == ["/testvo/Role=VO-Admin", "/testvo"]
     assert seen["header_visible"] is False
 
 

@@ -7,8 +7,19 @@ from pathlib import Path
 
 import pytest
 
+from gproc import vo as vo_service
 from gproc.security.identity import AcInfo, Fqan, Identity, ProxyType
-from gproc.security.policy import Decision, Denied, FqanPattern, Policy, PolicyError
+from gproc.security.policy import (
+    DEFAULT_ADMIN_ROLE,
+    Decision,
+    Denied,
+    FqanPattern,
+    Policy,
+    PolicyError,
+)
+from gproc.services.soap.app import load_policy
+from gproc.settings import ServiceSettings, Settings, VoSettings
+from gproc.vo import Actor, VoStore
 
 ROOT = Path(__file__).resolve().parents[2]
 ALICE = "/C=RO/O=Test/CN=Alice"
@@ -48,11 +59,10 @@ def ident(dn: str = ALICE, *fqans: str, vo: str = "testvo", limited: bool = Fals
 POLICY = Policy.from_dict(
     {
         "proxy": {"full_required": ["submit", "delegate"]},
-        "ownership": {"vo_admin": ["/testvo/Role=admin"]},
         "accounting": {"map": {"/testvo/Role=production": "group_testvo.prod"}},
         "ban": [{"id": "ban-mallory", "dn": MALLORY, "reason": "stolen key"}],
         "rule": [
-            {"id": "admin-ops", "operations": ["admin"], "fqans": ["/testvo/Role=admin"]},
+            {"id": "admin-ops", "operations": ["admin"], "fqans": ["@vo-admin"]},
             {
                 "id": "no-sar-students",
                 "effect": "deny",
@@ -74,7 +84,8 @@ POLICY = Policy.from_dict(
             },
             {"id": "operator", "operations": ["*"], "dns": [BOB]},
         ],
-    }
+    },
+    admin_role="admin",
 )
 
 # (case, identity, operation, tool, allowed, rule)
@@ -376,6 +387,11 @@ BAD_POLICIES = [
     ("unsafe accounting map", {"accounting": {"map": {"/testvo": "group x"}}}, "accounting.map"),
     ("unsafe prefix", {"accounting": {"prefix": "grp-"}}, "accounting group"),
     ("unknown proxy operation", {"proxy": {"full_required": ["all"]}}, "unknown operations"),
+    (
+        "VO admins listed apart from the [vo] admin_role",
+        {"ownership": {"vo_admin": ["/testvo/Role=admin"]}},
+        r"\[vo\] admin_role",
+    ),
 ]
 
 
@@ -403,6 +419,9 @@ def test_bad_toml_file(tmp_path: Path) -> None:
         ("/*", "/anyvo/g", True),
         ("/testvo/grid/Role=r", "/testvo/grid/Role=r/Capability=NULL", True),
         ("/testvo/grid/Role=r", "/testvo/grid", False),
+        ("@vo-admin", "/anyvo/Role=VO-Admin/Capability=NULL", True),
+        ("@vo-admin", "/anyvo/grid/Role=VO-Admin", False),
+        ("@vo-admin", "/anyvo/Role=admin", False),
     ],
 )
 def test_fqan_pattern(pattern: str, fqan: str, match: bool) -> None:
@@ -414,13 +433,15 @@ def test_shipped_policies_load_and_behave() -> None:
     member = ident(ALICE, "/testvo", "/testvo/grid")
     assert default.authorize(member, "submit", "ndvi").allowed
     assert default.authorize(member, "admin").rule == "default"
-    assert default.authorize(ident(ALICE, "/testvo/Role=admin"), "admin").allowed
+    assert default.authorize(ident(ALICE, "/testvo/Role=VO-Admin"), "admin").allowed
+    assert default.authorize(ident(ALICE, "/testvo/Role=admin"), "admin").rule == "default"
     assert default.authorize(ident(ALICE), "list").rule == "default"
     assert (
         default.authorize(ident(ALICE, "/testvo", limited=True), "submit", "ndvi").rule
         == "limited-proxy"
     )
-    assert default.may_act_on(ident(BOB, "/testvo/Role=admin"), ALICE, "testvo").allowed
+    assert default.may_act_on(ident(BOB, "/testvo/Role=VO-Admin"), ALICE, "testvo").allowed
+    assert not default.may_act_on(ident(BOB, "/testvo/Role=admin"), ALICE, "testvo").allowed
     example = Policy.load(ROOT / "etc/policy.example.toml")
     student = ident(ALICE, "/testvo", "/testvo/students")
     assert example.authorize(student, "submit", "sar-flood").rule == "students-no-sar"
@@ -432,3 +453,41 @@ def test_shipped_policies_load_and_behave() -> None:
 def test_decision_require_returns_self() -> None:
     d = Decision(True, "x", "ok")
     assert d.require() is d
+
+
+def test_the_vo_admin_role_defaults_agree() -> None:
+    assert Settings().vo.admin_role == DEFAULT_ADMIN_ROLE == vo_service.DEFAULT_ADMIN_ROLE
+    assert Policy.from_dict({}).admin_role == DEFAULT_ADMIN_ROLE
+
+
+@pytest.mark.parametrize("role", [None, "Chief"], ids=["default", "configured"])
+def test_policy_and_vo_service_agree_on_vo_admins(tmp_path: Path, role: str | None) -> None:
+    """One setting, `[vo] admin_role`: whoever the VO admin service treats as an
+    administrator of a VO, the processing policy does too, and nobody else."""
+    vo_settings = VoSettings() if role is None else VoSettings(admin_role=role)
+    settings = Settings(
+        state_dir=tmp_path,
+        service=ServiceSettings(policy=ROOT / "etc/policy.toml"),
+        vo=vo_settings,
+    )
+    admin_role = settings.vo.admin_role
+    policy = load_policy(settings)  # as the processing service loads it
+    root = Actor("/C=RO/O=Test/CN=Root", "/CN=CA")
+    store = VoStore(
+        f"sqlite:///{tmp_path / 'vo.db'}", admins=[root.dn], admin_role=admin_role
+    )  # as `gproc vo serve` and the services build it
+    store.create_vo(root, "testvo")
+    store.create_role(root, "testvo", "admin")
+    holders = {ALICE: admin_role, BOB: "admin", MALLORY: None}
+    for dn, held in holders.items():
+        store.add_member(root, "testvo", dn, "/CN=CA")
+        if held:
+            store.grant(root, "testvo", dn, "/testvo", held)
+    for dn, held in holders.items():
+        fqans = ["/testvo"] + ([f"/testvo/Role={held}"] if held else [])
+        by_vo_service = store.is_admin(Actor(dn, "/CN=CA"), "testvo")
+        by_policy = policy.is_vo_admin(ident(dn, *fqans), "testvo")
+        assert by_vo_service == by_policy == (dn == ALICE), (dn, held)
+        task_of_another = policy.may_act_on(ident(dn, *fqans), "/C=RO/O=Test/CN=Carol", "testvo")
+        assert task_of_another.allowed == (dn == ALICE)
+    store.close()

@@ -39,7 +39,7 @@ def test_plain_end_entity_certificate(test_pki: TestPKI, pki_validator: Validato
         ("alice-voms", ProxyType.IMPERSONATION, ["/testvo", "/testvo/grid"]),
         ("alice-limited", ProxyType.LIMITED, ["/testvo", "/testvo/grid"]),
         ("alice-independent", ProxyType.INDEPENDENT, []),
-        ("bob-voms", ProxyType.IMPERSONATION, ["/testvo/Role=admin", "/testvo"]),
+        ("bob-voms", ProxyType.IMPERSONATION, ["/testvo/Role=VO-Admin", "/testvo"]),
     ],
 )
 def test_test_pki_proxies(
@@ -168,7 +168,7 @@ def test_validate_chain_function(test_pki: TestPKI) -> None:
         TrustStore(test_pki.ca_dir),
         str(test_pki.vomsdir),
     )
-    assert ident.primary_fqan == Fqan("testvo", (), "admin")
+    assert ident.primary_fqan == Fqan("testvo", (), "VO-Admin")
     with pytest.raises(CredentialError):
         validate_chain(
             test_pki.proxies["alice-limited"].read_bytes(),

@@ -74,7 +74,7 @@ def test_cli_test_pki(tmp_path: Path) -> None:
         TrustStore(tmp_path / "pki" / "certificates"), VomsTrust(tmp_path / "pki" / "vomsdir")
     )
     ident = validator.validate((tmp_path / "pki" / "proxies" / "bob-voms.pem").read_bytes())
-    assert str(ident.primary_fqan) == "/testvo/Role=admin"
+    assert str(ident.primary_fqan) == "/testvo/Role=VO-Admin"
 
 
 def test_cli_refuses_unsafe_vo_name(tmp_path: Path) -> None:

@@ -160,3 +160,93 @@ def test_garbled_voms_extension_is_recorded(test_pki: TestPKI, pki_validator: Va
     ident = pki_validator.validate(chain)
     assert ident.fqans == () and ident.rejected_acs[0].reason is Reason.AC_MALFORMED
     assert pki_validator.validate(pem).fqans  # the well-formed one still works
+
+
+def test_a_rejection_names_the_ac_and_its_problem(
+    test_pki: TestPKI, pki_validator: Validator
+) -> None:
+    """A front refusing the request can say which AC was ignored and why."""
+    good = _ac(test_pki, fqans=["/testvo"])
+    expired = _ac(
+        test_pki,
+        serial=4242,
+        not_before=NOW - timedelta(hours=3),
+        not_after=NOW - timedelta(hours=1),
+    )
+    proxy = pki.make_proxy(test_pki.users["alice"], acs=[good, expired])
+    ident = pki_validator.validate(proxy.chain_pem())
+    (rej,) = ident.rejected_acs
+    assert (rej.index, rej.serial, rej.issuer, rej.vo, rej.reason) == (
+        1,
+        4242,
+        test_pki.voms.dn,
+        "testvo",
+        Reason.AC_EXPIRED,
+    )
+    text = rej.describe()
+    assert text.startswith("AC #1 of VO testvo (serial 4242, issued by /C=XX/O=gproc-test/")
+    assert "ac-expired" in text and "expired at" in text
+    assert ident.fqans == (Fqan("testvo"),)
+
+
+@pytest.mark.parametrize(
+    ("files", "uri", "accepted"),
+    [
+        ({"vm.lsc"}, "vm:15000", True),
+        ({"other.lsc"}, "vm:15000", False),  # an LSC file of another host trusts nothing
+        ({"vm.lsc"}, "other.vm:15000", False),
+        ({"other.lsc", "vm.lsc"}, "other:15000", True),
+    ],
+)
+def test_the_lsc_file_is_the_one_of_the_acs_host(
+    test_pki: TestPKI, tmp_path: Path, files: set[str], uri: str, accepted: bool
+) -> None:
+    """VOMS reads `<vomsdir>/<vo>/<host>.lsc`, host from the AC's policy authority."""
+    vomsdir = tmp_path / "vomsdir"
+    (vomsdir / "testvo").mkdir(parents=True)
+    for name in files:
+        (vomsdir / "testvo" / name).write_text(f"{test_pki.voms.dn}\n{test_pki.ca.dn}\n")
+    validator = Validator(TrustStore(test_pki.ca_dir), VomsTrust(vomsdir))
+    proxy = pki.make_proxy(test_pki.users["alice"], acs=[_ac(test_pki, uri=uri)])
+    ident = validator.validate(proxy.chain_pem())
+    assert (ident.vo == "testvo") is accepted, ident.rejected_acs
+    if not accepted:
+        assert [r.reason for r in ident.rejected_acs] == [Reason.AC_UNTRUSTED_SIGNER]
+        assert f"testvo/{uri.split(':')[0]}.lsc" in ident.rejected_acs[0].message
+
+
+def test_a_non_matching_lsc_file_is_not_bypassed_by_a_pem(
+    test_pki: TestPKI, tmp_path: Path
+) -> None:
+    """As in VOMS: when `<host>.lsc` exists it decides for ACs carrying their signer."""
+    vomsdir = tmp_path / "vomsdir"
+    pki.write_vomsdir(vomsdir, "testvo", test_pki.voms, pem=True)
+    (vomsdir / "testvo" / "vm.lsc").write_text("/C=XX/O=x/CN=other\n/C=XX/O=x/CN=Other CA\n")
+    validator = Validator(TrustStore(test_pki.ca_dir), VomsTrust(vomsdir))
+    proxy = pki.make_proxy(test_pki.users["alice"], acs=[_ac(test_pki)])
+    ident = validator.validate(proxy.chain_pem())
+    assert [r.reason for r in ident.rejected_acs] == [Reason.AC_UNTRUSTED_SIGNER]
+
+
+@pytest.mark.parametrize(
+    ("holder_name", "accepted"),
+    [
+        ("issuer", True),  # RFC 5755: the holder certificate's issuer (-newformat)
+        ("subject", True),  # the older VOMS encoding: the holder's own subject
+        ("other", False),
+    ],
+)
+def test_holder_name_is_checked_as_voms_does(
+    test_pki: TestPKI, pki_validator: Validator, holder_name: str, accepted: bool
+) -> None:
+    alice = test_pki.users["alice"].cert
+    name = {
+        "issuer": alice.issuer,
+        "subject": alice.subject,
+        "other": test_pki.users["bob"].cert.subject,
+    }[holder_name]
+    proxy = pki.make_proxy(test_pki.users["alice"], acs=[_ac(test_pki, holder_issuer=name)])
+    ident = pki_validator.validate(proxy.chain_pem())
+    assert (ident.vo == "testvo") is accepted, ident.rejected_acs
+    if not accepted:
+        assert ident.rejected_acs[0].reason is Reason.AC_HOLDER_MISMATCH

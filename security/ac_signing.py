@@ -1,14 +1,15 @@
-"""Build VOMS attribute certificates (RFC 5755 ACs in the VOMS profile) for test PKIs.
+"""Signing VOMS attribute certificates (RFC 5755 ACs in the VOMS profile).
 
-Layout follows what a VOMS server emits: holder = issuer+serial of the end-entity
+Production code: the attribute authority issues its ACs with `sign_voms_ac`; the
+test-PKI tooling (`security/pki.py`) builds on `voms_ac_info`/`sign_ac_info`. Layout
+follows what a VOMS server emits: holder = issuer+serial of the end-entity
 certificate, FQANs as OCTET STRINGs in an IetfAttrSyntax whose policyAuthority is
 `<vo>://<host:port>`, the signer certificate embedded in extension ...100.100.10."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from datetime import datetime
 
 from asn1crypto import cms, core
 from asn1crypto import x509 as ax
@@ -26,9 +27,7 @@ from gproc.security.asn1 import (
     Certificates,
     VomsAcCerts,
 )
-
-if TYPE_CHECKING:
-    from gproc.security.pki import Credential
+from gproc.security.credentials import Credential
 
 
 def _gn_dir(name: x509.Name) -> ax.GeneralNames:
@@ -84,32 +83,30 @@ def _ext(spec: dict[str, object]) -> ax.Extension:
     return ext
 
 
-def make_voms_ac(
+def voms_ac_info(
     holder: x509.Certificate,
     signer: Credential,
     vo: str,
     fqans: Sequence[str],
     *,
-    uri: str = "vm:15000",
-    hours: float = 12,
-    not_before: datetime | None = None,
-    not_after: datetime | None = None,
-    serial: int | None = None,
+    uri: str,
+    not_before: datetime,
+    not_after: datetime,
+    serial: int,
     embed_signer: bool = True,
     issuer: x509.Name | None = None,
-    sign_key: RSAPrivateKey | None = None,
-) -> bytes:
-    """DER of a VOMS AC for `holder` (the end-entity cert) signed by `signer`.
+    holder_name: x509.Name | None = None,
+) -> cms.AttributeCertificateInfoV2:
+    """The to-be-signed part of a VOMS AC for the end-entity certificate `holder`.
 
-    `issuer`/`sign_key` override the issuer name and signing key for negative tests."""
-    start = not_before or datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
-    end = not_after or start + timedelta(hours=hours)
-    info = cms.AttributeCertificateInfoV2(
+    `holder_name` is the holder's directory name (default its issuer, RFC 5755; VOMS
+    also accepts its subject); `issuer` is the AC issuer (default the signer)."""
+    return cms.AttributeCertificateInfoV2(
         {
             "version": "v2",
             "holder": {
                 "base_certificate_id": {
-                    "issuer": _gn_dir(holder.issuer),
+                    "issuer": _gn_dir(holder_name or holder.issuer),
                     "serial": holder.serial_number,
                 }
             },
@@ -117,16 +114,19 @@ def make_voms_ac(
                 name="v2_form", value={"issuer_name": _gn_dir(issuer or signer.cert.subject)}
             ),
             "signature": {"algorithm": "sha256_rsa", "parameters": core.Null()},
-            "serial_number": serial if serial is not None else x509.random_serial_number(),
+            "serial_number": serial,
             "att_cert_validity_period": {
-                "not_before_time": core.GeneralizedTime(start),
-                "not_after_time": core.GeneralizedTime(end),
+                "not_before_time": core.GeneralizedTime(not_before),
+                "not_after_time": core.GeneralizedTime(not_after),
             },
             "attributes": [_fqan_attribute(vo, uri, fqans)],
             "extensions": _extensions(signer, embed_signer),
         }
     )
-    key = sign_key or signer.key
+
+
+def sign_ac_info(info: cms.AttributeCertificateInfoV2, key: RSAPrivateKey) -> bytes:
+    """DER of the AC: `info` signed with `key` (SHA-256 with RSA)."""
     signature = key.sign(info.dump(), padding.PKCS1v15(), hashes.SHA256())
     ac = cms.AttributeCertificateV2(
         {
@@ -136,3 +136,31 @@ def make_voms_ac(
         }
     )
     return ac.dump()
+
+
+def sign_voms_ac(
+    holder: x509.Certificate,
+    signer: Credential,
+    vo: str,
+    fqans: Sequence[str],
+    *,
+    uri: str,
+    not_before: datetime,
+    not_after: datetime,
+    serial: int,
+) -> bytes:
+    """DER of a VOMS AC for `holder` signed by (and embedding) the `signer` credential."""
+    info = voms_ac_info(
+        holder,
+        signer,
+        vo,
+        fqans,
+        uri=uri,
+        not_before=not_before,
+        not_after=not_after,
+        serial=serial,
+    )
+    return sign_ac_info(info, signer.key)
+
+
+__all__ = ["sign_ac_info", "sign_voms_ac", "voms_ac_info"]

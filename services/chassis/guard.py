@@ -1,35 +1,31 @@
-"""A WSGI guard in front of spyne: bounded bodies, a hardened XML parse, no DTDs.
+"""The WSGI guard in front of spyne: bounded bodies, a hardened XML parse, no DTDs.
 
-Everything a hostile client can send is checked here before spyne parses it:
-the body size (from Content-Length, read with a bound), the XML itself with an
-lxml parser that never resolves entities, never loads a DTD and never touches
-the network, any DOCTYPE at all (so entity bombs and XXE are refused outright,
-not merely left unexpanded), the element depth, the SOAP 1.1 envelope shape and
-the operation name. Refusals are SOAP faults (or HTTP 411/413 for framing
-problems) and the server carries on with the next request.
+Everything a hostile client can send is checked here before spyne parses it: the
+body size (from Content-Length, read with a bound on size and time), the XML
+itself with an lxml parser that never resolves entities, never loads a DTD and
+never touches the network, any DOCTYPE at all (so entity bombs and XXE are refused
+outright, not merely left unexpanded), the element depth, the SOAP 1.1 envelope
+shape and the operation name. Refusals are the service's own declared faults (or
+HTTP 400/411/413 for framing problems) and the server carries on.
 """
 
 from __future__ import annotations
 
 import io
-import logging
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from lxml import etree
 
-from gproc.services.soap.faults import (
-    GprocFault,
-    LimitExceededFault,
-    MalformedRequestFault,
-    UnknownOperationFault,
-    fault_envelope,
-)
+from gproc.services.chassis.faults import SOAP11_ENV, FaultSet, ServiceFault, fault_envelope
 
-log = logging.getLogger("gproc.soap")
-SOAP11_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 ENV_REQUEST_ID = "gproc.request_id"
+ENV_OPERATION = "gproc.operation"
+ENV_FAULT = "gproc.fault"
+ENV_READ_DEADLINE = "gproc.read_deadline"  # set by gproc.security.tls (TLS connections)
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+BODY_READ_S = 30.0  # a whole body must arrive within this (the TLS server's gate waits first)
 
 
 def hardened_parser() -> etree.XMLParser:
@@ -46,22 +42,30 @@ def hardened_parser() -> etree.XMLParser:
     )
 
 
-def check_document(body: bytes, max_depth: int, operations: frozenset[str], namespace: str) -> str:
-    """Raise a GprocFault unless ``body`` is a plain SOAP 1.1 envelope for a known
+def check_document(
+    body: bytes, max_depth: int, operations: frozenset[str], namespace: str, faults: FaultSet
+) -> str:
+    """Raise one of ``faults`` unless ``body`` is a plain SOAP 1.1 envelope for a known
     operation, no deeper than ``max_depth``; returns the operation name."""
     try:
         root = etree.fromstring(body, parser=hardened_parser())
     except etree.XMLSyntaxError as exc:
-        if "huge" in str(exc).lower():  # a text node beyond libxml2's 10 MB bound
-            raise LimitExceededFault(f"a value is too large to parse: {exc}") from None
-        raise MalformedRequestFault(f"malformed XML: {exc}") from None
+        text = str(exc)
+        if "depth" in text.lower():  # libxml2 stops at 256 levels whatever we allow
+            raise faults.LimitExceededFault(
+                f"XML nested deeper than {max_depth} elements", field="depth"
+            ) from None
+        if "huge" in text.lower():  # a text node beyond libxml2's 10 MB bound
+            raise faults.LimitExceededFault(f"a value is too large to parse: {exc}") from None
+        raise faults.MalformedRequestFault(f"malformed XML: {exc}") from None
     docinfo = root.getroottree().docinfo
     if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
-        raise MalformedRequestFault("DTDs are not accepted (DOCTYPE found)")
-    depth = _depth(root, max_depth)
-    if depth > max_depth:
-        raise LimitExceededFault(f"XML nested deeper than {max_depth} elements", field="depth")
-    return _check_envelope(root, operations, namespace)
+        raise faults.MalformedRequestFault("DTDs are not accepted (DOCTYPE found)")
+    if _depth(root, max_depth) > max_depth:
+        raise faults.LimitExceededFault(
+            f"XML nested deeper than {max_depth} elements", field="depth"
+        )
+    return _check_envelope(root, operations, namespace, faults)
 
 
 def _depth(root: etree._Element, limit: int) -> int:
@@ -77,38 +81,42 @@ def _depth(root: etree._Element, limit: int) -> int:
     return deepest
 
 
-def _check_envelope(root: etree._Element, operations: frozenset[str], namespace: str) -> str:
+def _check_envelope(
+    root: etree._Element, operations: frozenset[str], namespace: str, faults: FaultSet
+) -> str:
     if root.tag != f"{{{SOAP11_ENV}}}Envelope":
-        raise MalformedRequestFault("not a SOAP 1.1 envelope")
+        raise faults.MalformedRequestFault("not a SOAP 1.1 envelope")
     body = root.find(f"{{{SOAP11_ENV}}}Body")
     if body is None:
-        raise MalformedRequestFault("SOAP envelope without a Body")
+        raise faults.MalformedRequestFault("SOAP envelope without a Body")
     payload = [c for c in body if isinstance(c.tag, str)]
     if len(payload) != 1:
-        raise MalformedRequestFault("the SOAP Body must hold exactly one operation element")
+        raise faults.MalformedRequestFault("the SOAP Body must hold exactly one operation element")
     qname = etree.QName(payload[0])
     if qname.namespace != namespace or qname.localname not in operations:
-        raise UnknownOperationFault(f"unknown operation {qname.text[:200]!r}")
+        raise faults.UnknownOperationFault(f"unknown operation {qname.text[:200]!r}")
     return str(qname.localname)
 
 
-class HardeningMiddleware:
+class XmlGuard:
     """Bounds and checks every POST before the SOAP stack sees it."""
 
     def __init__(
         self,
         app: WSGIApp,
+        faults: FaultSet,
         *,
         max_bytes: int,
         max_depth: int,
         operations: Iterable[str],
-        namespace: str,
+        read_s: float = BODY_READ_S,
     ) -> None:
         self.app = app
+        self.faults = faults
         self.max_bytes = max_bytes
         self.max_depth = max_depth
         self.operations = frozenset(operations)
-        self.namespace = namespace
+        self.read_s = read_s
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
@@ -116,24 +124,32 @@ class HardeningMiddleware:
         if environ.get("REQUEST_METHOD") != "POST":
             return self.app(environ, start_response)  # ?wsdl and friends
         length = _content_length(environ)
+        bound = environ.get(ENV_READ_DEADLINE)
+        if bound is not None:
+            bound(time.monotonic() + self.read_s)
         if length is None:
             return _http(start_response, "411 Length Required", "a Content-Length is required")
         if length > self.max_bytes:
             if length <= 2 * self.max_bytes:  # read and drop it, so the client sees the 413
-                _drain(environ["wsgi.input"], length)
+                _read(environ["wsgi.input"], length, self.read_s, keep=False)
             return _http(
                 start_response, "413 Payload Too Large", f"the body exceeds {self.max_bytes} bytes"
             )
-        body = _read(environ["wsgi.input"], length)
+        body = _read(environ["wsgi.input"], length, self.read_s)
         if len(body) != length:
-            return _http(start_response, "400 Bad Request", "the body ended early")
-        try:
-            environ["gproc.operation"] = check_document(
-                body, self.max_depth, self.operations, self.namespace
+            return _http(
+                start_response,
+                "400 Bad Request",
+                f"the body ended early or did not arrive within {self.read_s:g} s "
+                f"({len(body)} of {length} bytes)",
             )
-        except GprocFault as fault:
+        try:
+            environ[ENV_OPERATION] = check_document(
+                body, self.max_depth, self.operations, self.faults.ns, self.faults
+            )
+        except ServiceFault as fault:
             fault.set_request_id(environ.get(ENV_REQUEST_ID, ""))
-            environ["gproc.fault"] = fault.CODE
+            environ[ENV_FAULT] = fault.CODE
             return _soap_fault(start_response, fault)
         environ["wsgi.input"] = io.BytesIO(body)
         environ["CONTENT_LENGTH"] = str(length)
@@ -149,25 +165,22 @@ def _content_length(environ: dict[str, Any]) -> int | None:
     return value if value >= 0 else None
 
 
-def _read(stream: Any, length: int) -> bytes:
+def _read(stream: Any, length: int, within_s: float, *, keep: bool = True) -> bytes:
+    """Up to ``length`` bytes; short if the client stops, hangs up or is too slow."""
     chunks: list[bytes] = []
     left = length
-    while left > 0:
-        chunk = stream.read(min(left, 1 << 20))
+    deadline = time.monotonic() + within_s
+    while left > 0 and time.monotonic() < deadline:
+        try:
+            chunk = stream.read(min(left, 1 << 20))
+        except OSError:  # TimeoutError included: the client stopped sending
+            break
         if not chunk:
             break
-        chunks.append(chunk)
+        if keep:
+            chunks.append(chunk)
         left -= len(chunk)
     return b"".join(chunks)
-
-
-def _drain(stream: Any, length: int) -> None:
-    left = length
-    while left > 0:
-        chunk = stream.read(min(left, 1 << 16))
-        if not chunk:
-            return
-        left -= len(chunk)
 
 
 def _http(start_response: Callable[..., Any], status: str, text: str) -> list[bytes]:
@@ -183,7 +196,7 @@ def _http(start_response: Callable[..., Any], status: str, text: str) -> list[by
     return [body]
 
 
-def _soap_fault(start_response: Callable[..., Any], fault: GprocFault) -> list[bytes]:
+def _soap_fault(start_response: Callable[..., Any], fault: ServiceFault) -> list[bytes]:
     body = fault_envelope(fault)
     start_response(
         "500 Internal Server Error",
