@@ -165,6 +165,17 @@ class CatalogueContract:
             engine.put(same_name)
         assert err.value.field == "name"
 
+    def test_put_many_is_one_transaction_naming_the_bad_item(self, engine) -> None:
+        batch = random_datasets(5)
+        clash = make_dataset(99, box(0, 0, 1, 1))
+        clash = type(clash)(**{**clash.__dict__, "location": batch[0].location})
+        with pytest.raises(DatasetConflict) as err:
+            engine.put_many([*batch[:3], clash, batch[3]])
+        assert err.value.index == 3
+        assert engine.search(Query(), None).items == ()
+        engine.put_many(batch)
+        assert len(engine.search(Query(), None).items) == 5
+
     @pytest.mark.parametrize("qname", sorted(QUERIES))
     def test_query_table(self, loaded, qname: str) -> None:
         engine, data = loaded

@@ -88,6 +88,10 @@ class CatalogueEngine(ABC):
         """Insert, or replace the entry with the same id; DatasetConflict on clashes."""
 
     @abstractmethod
+    def put_many(self, items: Sequence[Dataset]) -> None:
+        """Many entries in one transaction (bulk loads); the error names the item."""
+
+    @abstractmethod
     def get(self, dataset_id: str) -> Dataset:
         """The entry (DatasetNotFound if none); visibility is the caller's business."""
 
@@ -129,6 +133,7 @@ class SqlEngine(CatalogueEngine):
         self.ds = tables.dataset_table(self.metadata, *extra_columns)
         self.props = tables.property_table(self.metadata)
         self.places = tables.place_table(self.metadata)
+        self._column_cache: dict[int, list[Any]] = {}
 
     # -- schema and writes ---------------------------------------------------------
     def create_schema(self) -> None:
@@ -147,36 +152,47 @@ class SqlEngine(CatalogueEngine):
         """Engine hook, see :meth:`_after_write`."""
 
     def put(self, ds: Dataset) -> Dataset:
+        with self.engine.begin() as conn:
+            self._put(conn, ds)
+        return ds
+
+    def put_many(self, items: Sequence[Dataset]) -> None:
+        with self.engine.begin() as conn:
+            for i, ds in enumerate(items):
+                try:
+                    self._put(conn, ds)
+                except DatasetConflict as exc:
+                    raise exc.at(index=i) from None
+
+    def _put(self, conn: Connection, ds: Dataset) -> None:
         row = self._row(ds)
         c = self.ds.c
-        with self.engine.begin() as conn:
-            clash = conn.execute(
-                select(c.id, c.location, c.name).where(
-                    c.id != ds.id,
-                    or_(
-                        c.location == ds.location,
-                        and_(c.datagroup == ds.fields.datagroup, c.dataset == ds.fields.dataset),
-                    ),
-                )
-            ).first()
-            if clash is not None:
-                what = "location" if clash.location == ds.location else "name"
-                raise DatasetConflict(
-                    f"{what}: already catalogued as {clash.name} ({clash.id})", field=what
-                )
-            rid = conn.execute(select(c.rid).where(c.id == ds.id)).scalar()
-            if rid is None:
-                rid = conn.execute(insert(self.ds).values(**row).returning(c.rid)).scalar_one()
-            else:
-                conn.execute(update(self.ds).where(c.rid == rid).values(**row))
-                conn.execute(delete(self.props).where(self.props.c.rid == rid))
-            if ds.fields.properties:
-                conn.execute(
-                    insert(self.props),
-                    [{"rid": rid, "key": k, "value": v} for k, v in ds.fields.properties.items()],
-                )
-            self._after_write(conn, rid, ds)
-        return ds
+        clash = conn.execute(
+            select(c.id, c.location, c.name).where(
+                c.id != ds.id,
+                or_(
+                    c.location == ds.location,
+                    and_(c.datagroup == ds.fields.datagroup, c.dataset == ds.fields.dataset),
+                ),
+            )
+        ).first()
+        if clash is not None:
+            what = "location" if clash.location == ds.location else "name"
+            raise DatasetConflict(
+                f"{what}: already catalogued as {clash.name} ({clash.id})", field=what
+            )
+        rid = conn.execute(select(c.rid).where(c.id == ds.id)).scalar()
+        if rid is None:
+            rid = conn.execute(insert(self.ds).values(**row).returning(c.rid)).scalar_one()
+        else:
+            conn.execute(update(self.ds).where(c.rid == rid).values(**row))
+            conn.execute(delete(self.props).where(self.props.c.rid == rid))
+        if ds.fields.properties:
+            conn.execute(
+                insert(self.props),
+                [{"rid": rid, "key": k, "value": v} for k, v in ds.fields.properties.items()],
+            )
+        self._after_write(conn, rid, ds)
 
     def remove(self, dataset_id: str) -> None:
         c = self.ds.c
@@ -191,7 +207,11 @@ class SqlEngine(CatalogueEngine):
     # -- reads ----------------------------------------------------------------------
     def _columns(self, t: Any = None) -> list[Any]:
         t = self.ds if t is None else t
-        return [col for col in t.c if col.name in tables.DATASET_COLUMNS]
+        cached = self._column_cache.get(id(t))
+        if cached is None:
+            cached = [col for col in t.c if col.name in tables.DATASET_COLUMNS]
+            self._column_cache[id(t)] = cached
+        return cached
 
     def get(self, dataset_id: str) -> Dataset:
         row = self._one(self.ds.c.id == dataset_id)

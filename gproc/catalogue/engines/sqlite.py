@@ -67,6 +67,8 @@ class SqliteEngine(SqlEngine):
             Column("miny", Float),
             Column("maxy", Float),
         )
+        # made once: building an alias's column proxies costs more than the query
+        self.ds_not_indexed = NotIndexed._construct(self.ds, name="d")
 
     def create_schema(self) -> None:
         super().create_schema()
@@ -80,11 +82,6 @@ class SqliteEngine(SqlEngine):
 
     def _after_delete(self, conn: Connection, rid: int) -> None:
         conn.execute(delete(self.rtree).where(self.rtree.c.rid == rid))
-
-    def bulk_put(self, items: list[Dataset]) -> None:
-        """Many inserts in one transaction (benchmarks and scans of new areas)."""
-        for ds in items:
-            self.put(ds)
 
     def _box(self, term: Spatial) -> ColumnElement[bool]:
         """Bounding-box condition on the R*Tree that every exact match satisfies."""
@@ -123,7 +120,7 @@ class SqliteEngine(SqlEngine):
         # rooted at the R*Tree; the dataset table NOT INDEXED so the planner cannot
         # prefer an area/type/name index (a scan) over the spatial index: rows are
         # reached by their integer primary key only
-        t = NotIndexed._construct(self.ds, name="d")
+        t = self.ds_not_indexed
         stmt = (
             select(*self._columns(t))
             .select_from(self.rtree.join(t, t.c.rid == self.rtree.c.rid))
