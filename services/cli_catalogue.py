@@ -88,7 +88,10 @@ def _identity(obj: Ctx) -> Identity:
 
 
 def _catalogue(obj: Ctx) -> tuple[Catalogue, Identity]:
-    s = obj.settings
+    return _build(obj.settings), _identity(obj)
+
+
+def _build(s: Settings) -> Catalogue:
     if s.gateway.namespace is None:
         raise click.ClickException("no gateway namespace configured ([gateway] namespace)")
     admins = list(s.catalogue.admins)
@@ -98,7 +101,7 @@ def _catalogue(obj: Ctx) -> tuple[Catalogue, Identity]:
 
     quicklooks = s.catalogue.quicklook_dir or s.state_dir.resolve() / "quicklooks"
     gateway = StorageGateway(Namespace.load(s.gateway.namespace))
-    return Catalogue(_engine(s), gateway, quicklooks, is_admin=is_admin), _identity(obj)
+    return Catalogue(_engine(s), gateway, quicklooks, is_admin=is_admin)
 
 
 def _fields_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -222,6 +225,42 @@ def rm_cmd(obj: Ctx, ref: str) -> None:
         cat, who = _catalogue(obj)
         ds = cat.remove(who, ref)
     click.echo(f"removed {ds.name} ({ds.id})")
+
+
+@catalogue_group.command("serve")
+@click.pass_obj
+def serve_cmd(obj: Ctx) -> None:
+    """Run the catalogue SOAP service and the read-only STAC API (HTTPS)."""
+    from gproc.security.tls import TLSConfig, make_server
+    from gproc.services.catalogue.app import make_catalogue_server
+    from gproc.services.catalogue.stac import StacApp
+    from gproc.services.chassis import build_validator, json_logging, require, run
+
+    s = obj.settings
+    require(s, "service.cert", "service.key", "service.ca_dir", "gateway.namespace")
+    assert s.service.cert and s.service.key and s.service.ca_dir and s.gateway.namespace
+    json_logging(("gproc.catalogue",), ("gproc.catalogue.access",))
+    with _errors():
+        validator = build_validator(s.service.ca_dir, s.service.vomsdir)
+        cat = _build(s)
+        gaz = Gazetteer(_engine(s))
+    tls = TLSConfig(s.service.cert, s.service.key, s.service.ca_dir)
+    conf = s.catalogue
+    soap = make_catalogue_server(
+        cat, gaz, validator, tls, host=conf.host, port=conf.port, threads=conf.threads
+    )
+    parts: list[Any] = [soap]
+    if conf.stac_port is not None:
+        stac_app = StacApp(cat, gaz)
+        parts.append(make_server(stac_app, conf.host, conf.stac_port, tls, validator))
+
+    def banner() -> str:
+        urls = [f"SOAP {soap.url}/?wsdl"]
+        if len(parts) > 1:
+            urls.append(f"STAC {parts[1].url}/")
+        return "gproc catalogue: " + ", ".join(urls)
+
+    run(parts, banner=banner, name="gproc catalogue")
 
 
 @catalogue_group.group("places")

@@ -148,3 +148,55 @@ def test_catalogue_cli_story(env: dict, test_pki: TestPKI) -> None:
 
     assert gproc(env, "rm", "srtm/banat").returncode == 0
     assert gproc(env, "show", "srtm/banat").returncode == 1
+
+
+def test_catalogue_serve_answers_soap_and_stac(env: dict, test_pki: TestPKI, tmp_path) -> None:
+    import signal
+    import socket
+    import time
+
+    import requests
+
+    ports = []
+    for _ in range(2):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            ports.append(sock.getsockname()[1])
+    cfg = Path(env["GPROC_CONFIG"])
+    text = cfg.read_text().replace(
+        "[service]\n",
+        f'[service]\ncert = "{test_pki.host_cert}"\nkey = "{test_pki.host_key}"\n',
+    )
+    cfg.write_text(text + f"port = {ports[0]}\nstac_port = {ports[1]}\n")
+    run_env = {k: v for k, v in env.items() if k != "home"}
+    proc = subprocess.Popen(
+        [*GPROC, "catalogue", "serve"],
+        env=run_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    try:
+        banner = proc.stdout.readline() if proc.stdout else ""
+        assert "SOAP https://" in banner and "STAC https://" in banner, proc.stderr
+        ca = tmp_path / "ca.pem"
+        ca.write_bytes(test_pki.ca.cert_pem())
+        s = requests.Session()
+        s.trust_env = False
+        s.cert, s.verify = str(test_pki.proxies["alice-voms"]), str(ca)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                wsdl = s.get(f"https://127.0.0.1:{ports[0]}/?wsdl", timeout=10)
+                break
+            except requests.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        assert "urn:gproc:catalogue:1" in wsdl.text
+        landing = s.get(f"https://127.0.0.1:{ports[1]}/", timeout=10).json()
+        assert landing["type"] == "Catalog"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
