@@ -82,6 +82,10 @@ def dataset(i: int, rng: random.Random) -> Dataset:
     )
 
 
+def hits_of(page: Any) -> int:
+    return len(page.items)
+
+
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, math.ceil(p / 100 * len(ordered)) - 1)]
@@ -111,6 +115,21 @@ def boxes(count: int) -> list[tuple[float, float, float, float]]:
     return out
 
 
+def raw_connection(engine: SqlEngine) -> Any:
+    url = engine.engine.url
+    if url.get_backend_name() == "sqlite":
+        import sqlite3
+
+        return sqlite3.connect(url.database or ":memory:")
+    import psycopg
+
+    return psycopg.connect(
+        url.set(drivername="postgresql").render_as_string(False),
+        autocommit=True,
+        prepare_threshold=None,
+    )
+
+
 def raw_sql(engine: SqlEngine, query: Query) -> str:
     """The engine's own SELECT of this query, as literal SQL for the driver."""
     stmt = engine.search_statement(query, None, None, query.limit + 1)
@@ -129,22 +148,27 @@ def measure(
     raw: list[float] = []
     scan: list[float] = []
     hits = 0
-    with engine.engine.connect() as conn:
-        dbapi = conn.connection.dbapi_connection
-        assert dbapi is not None
-        cur = dbapi.cursor()
-        for bb in bbs:  # warm-up and the same queries in turn, so caches are alike
-            q = Query(Spatial.bbox(*bb), limit=100)
-            sql = raw_sql(engine, q)
-            page = timed(lambda q=q: engine.search(q, None), api)
-            hits += len(page.items)
-            timed(lambda sql=sql: (cur.execute(sql), cur.fetchall()), raw)
-        for stmt in prep:  # the baseline: the same query with the index switched off
-            cur.execute(stmt)
-        for bb in bbs[:scan_n]:
-            timed(lambda bb=bb: (cur.execute(scan_sql(bb)), cur.fetchall()), scan)
-        cur.close()
-        dbapi.rollback()
+    dbapi = raw_connection(engine)  # the driver's own connection, outside the pool
+    cur = dbapi.cursor()
+    queries = [Query(Spatial.bbox(*bb), limit=100) for bb in bbs]
+    for q in queries:  # warm-up: every query once, so neither side meets cold pages
+        engine.search(q, None)
+    for i, q in enumerate(queries):  # the same query both ways, in alternating order
+        sql = raw_sql(engine, q)
+        sides = [
+            lambda q=q: hits_of(timed(lambda: engine.search(q, None), api)),
+            lambda sql=sql: timed(lambda: (cur.execute(sql), cur.fetchall()), raw),
+        ]
+        for side in sides if i % 2 else reversed(sides):
+            got = side()
+            if isinstance(got, int):
+                hits += got
+    for stmt in prep:  # the baseline: the same query with the index switched off
+        cur.execute(stmt)
+    for bb in bbs[:scan_n]:
+        timed(lambda bb=bb: (cur.execute(scan_sql(bb)), cur.fetchall()), scan)
+    cur.close()
+    dbapi.close()
     out = {
         "api_p50_ms": pct(api, 50) * 1e3,
         "api_p99_ms": pct(api, 99) * 1e3,

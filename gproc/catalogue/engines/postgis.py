@@ -34,7 +34,15 @@ class PostgisEngine(SqlEngine):
     exact_in_sql = True
 
     def __init__(self, url: str) -> None:
-        engine = sa_create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+        # no server-side prepared statements: a generic plan cannot see how selective the
+        # query geometry is and walks the name index instead of the GiST index
+        engine = sa_create_engine(
+            url,
+            pool_pre_ping=True,
+            pool_size=5,
+            max_overflow=10,
+            connect_args={"prepare_threshold": None},
+        )
         footprint = Column("footprint", Geometry(), nullable=False)
         super().__init__(engine, [footprint])
         Index("ix_catalogue_dataset_footprint", self.ds.c.footprint, postgresql_using="gist")
