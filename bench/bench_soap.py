@@ -5,7 +5,12 @@
     VOMS proxy (zeep, one client); ratios SOAP/raw and SOAP/core.
 (b) the same through SOAP with 16 concurrent clients.
 (c) GetTaskStatus latency (one id per call, keep-alive HTTPS) with 100,000 tasks in
-    the registry: p50/p99 over many calls.
+    the registry: p50/p99 over many calls, against a raw schedd query of one job
+    (``Schedd.query`` by ClusterId/ProcId, the WMS's projection) in the same run.
+(d) ListTasks latency at growing registry sizes (default 1k, 10k, 100k tasks of
+    the caller): the first page and a deep page (the middle of the list), each by
+    continuation token without a total (the service's paging) and the old way, by
+    offset with a total count (what every page cost before keyset paging).
 
 The service runs in its own process (as `gproc serve` does, tracker included) so
 client and server do not share an interpreter. Every mode submits the same batches
@@ -14,15 +19,18 @@ never matched (they ask for 100 TB of memory) so the benchmark does not load the
 execute slots; they are removed at the end.
 
 Run: GPROC_STATE_DIR=<dir with the personal pool> .venv/bin/python bench/bench_soap.py
-     [tasks-per-mode] [batch] [registry-size]
+     [tasks-per-mode] [batch] [registry-size] [--host H --port P]
+     [--only submit,status,list] [--list-sizes 1000 10000 100000]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
 import random
+import re
 import signal
 import statistics
 import subprocess
@@ -45,12 +53,12 @@ from gproc.app import build_service, build_tracker  # noqa: E402
 from gproc.connectors import ToolRequest  # noqa: E402
 from gproc.domain import Owner, TaskRequest  # noqa: E402
 from gproc.models import TaskRow  # noqa: E402
-from gproc.registry import Registry  # noqa: E402
+from gproc.registry import Registry, TaskFilter  # noqa: E402
 from gproc.security.pki import make_test_pki  # noqa: E402
 from gproc.settings import HTCondorSettings, ServiceSettings, Settings  # noqa: E402
 from gproc.wrappers.base import JobSpec  # noqa: E402
 from gproc.wrappers.htcondor.pool import PersonalPool, activate_client_config  # noqa: E402
-from gproc.wrappers.htcondor.schedd import HTCondorWMS  # noqa: E402
+from gproc.wrappers.htcondor.schedd import INFO_ATTRS, HTCondorWMS  # noqa: E402
 
 TIF = b"II*\x00" + bytes(2048)
 ENVELOPE = (
@@ -76,7 +84,9 @@ def _pool() -> PersonalPool:
     return pool
 
 
-def _settings(state: Path, pki_root: Path, instance: str) -> Settings:
+def _settings(
+    state: Path, pki_root: Path, instance: str, host: str = "127.0.0.1", port: int = 0
+) -> Settings:
     pool = _pool()
     return Settings(
         state_dir=state,
@@ -84,8 +94,8 @@ def _settings(state: Path, pki_root: Path, instance: str) -> Settings:
             condor_config=pool.client_config, event_log=pool.event_log, instance=instance
         ),
         service=ServiceSettings(
-            host="127.0.0.1",
-            port=0,
+            host=host,
+            port=port,
             cert=pki_root / "hostcert.pem",
             key=pki_root / "hostkey.pem",
             ca_dir=pki_root / "certificates",
@@ -105,11 +115,11 @@ def _wms(settings: Settings) -> IdleWMS:
 
 
 # ---- the server process ------------------------------------------------------------
-def serve(state: Path, pki_root: Path, instance: str) -> None:
+def serve(state: Path, pki_root: Path, instance: str, host: str, port: int) -> None:
     from gproc.security.tls import TLSConfig
     from gproc.services.soap.app import build_context, build_validator, make_soap_server
 
-    settings = _settings(state, pki_root, instance)
+    settings = _settings(state, pki_root, instance, host, port)
     access = logging.getLogger("gproc.soap.access")
     access.addHandler(logging.FileHandler(state / "access.log"))
     access.setLevel(logging.INFO)
@@ -119,6 +129,10 @@ def serve(state: Path, pki_root: Path, instance: str) -> None:
     gp = build_context(settings, validator, wms=_wms(settings))
     server = make_soap_server(gp, validator, TLSConfig(svc.cert, svc.key, svc.ca_dir))  # type: ignore[arg-type]
     tracker = build_tracker(gp.core, settings)
+    profile = os.environ.get("BENCH_PROFILE")
+    if profile:
+        server.server.wsgi_app, dump = _profiled(server.server.wsgi_app)
+    pauses = _gc_pauses() if os.environ.get("BENCH_GC") else None
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     server.start()
@@ -128,12 +142,70 @@ def serve(state: Path, pki_root: Path, instance: str) -> None:
     stop.wait()
     server.stop()
     tracker.stop()
+    if profile:
+        dump(profile)
+    if pauses is not None:
+        slow = sorted(pauses, reverse=True)
+        print(
+            f"server gc: {len(pauses)} collections, {sum(pauses):.0f} ms in all, "
+            f"longest {', '.join(f'{p:.1f}' for p in slow[:5])} ms",
+            file=sys.stderr,
+        )
+
+
+def _gc_pauses() -> list[float]:
+    """Durations (ms) of the interpreter's garbage collections in this process."""
+    import gc
+
+    pauses: list[float] = []
+    started: list[float] = [0.0]
+
+    def callback(phase: str, _info: dict[str, Any]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            pauses.append((time.perf_counter() - started[0]) * 1000)
+
+    gc.callbacks.append(callback)
+    return pauses
+
+
+def _profiled(app: Any) -> tuple[Any, Any]:
+    """The WSGI app with every request profiled in its worker thread (cProfile is
+    per thread), identity validation included; ``dump(path)`` merges the profiles."""
+    import cProfile
+    import pstats
+
+    local = threading.local()
+    profiles: list[cProfile.Profile] = []
+
+    def wrapped(environ: dict[str, Any], start_response: Any) -> Any:
+        prof = getattr(local, "prof", None)
+        if prof is None:
+            prof = local.prof = cProfile.Profile()
+            profiles.append(prof)
+        prof.enable()
+        try:
+            return list(app(environ, start_response))
+        finally:
+            prof.disable()
+
+    def dump(path: str) -> None:
+        stats = pstats.Stats(profiles[0])
+        for prof in profiles[1:]:
+            stats.add(prof)
+        stats.dump_stats(path)
+
+    return wrapped, dump
 
 
 class Server:
-    def __init__(self, state: Path, pki_root: Path, instance: str) -> None:
+    def __init__(
+        self, state: Path, pki_root: Path, instance: str, host: str = "127.0.0.1", port: int = 0
+    ) -> None:
+        argv = [sys.executable, __file__, "serve", str(state), str(pki_root), instance]
         self.proc = subprocess.Popen(
-            [sys.executable, __file__, "serve", str(state), str(pki_root), instance],
+            [*argv, host, str(port)],
             stdout=subprocess.PIPE,
             text=True,
             cwd=REPO,
@@ -262,7 +334,9 @@ def _cleanup(settings: Settings) -> None:
         wms.forget(ids)
 
 
-def main(n: int = 200, batch: int = 10, registry_size: int = 100_000) -> None:
+def main(args: argparse.Namespace) -> None:
+    n, batch, registry_size = args.tasks, args.batch, args.registry_size
+    only = set(args.only.split(","))
     batches = n // batch
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -275,33 +349,194 @@ def main(n: int = 200, batch: int = 10, registry_size: int = 100_000) -> None:
         server_state = root / "server"
         server_state.mkdir()
         settings = _settings(server_state, root / "pki", instance)
-        t_fill = time.perf_counter()
-        ids = fill_registry(settings.database_url, registry_size, pki.users["alice"].dn)
-        t_fill = time.perf_counter() - t_fill
-        server = Server(server_state, root / "pki", instance)
+        dn = pki.users["alice"].dn
+        Registry(settings.database_url).close()  # the schema, before the server opens it
+        server = Server(server_state, root / "pki", instance, args.host, args.port)
         try:
-            t_raw = raw_batches(local, batches, batch, root)
-            t_core = core_batches(local, batches, batch, owner)
-            t0 = time.perf_counter()
-            soap_batches(server.url, _session(pki, ca_file), batches, batch)
-            t_soap = time.perf_counter() - t0
-            t_conc, n_conc = _concurrent(server.url, pki, ca_file, 16, batch)
-            lat = status_latency(server.url, _session(pki, ca_file), ids, 2000)
+            if "list" in only:
+                list_latency(server.url, _session(pki, ca_file), settings, dn, args.list_sizes)
+            t_fill = time.perf_counter()
+            have = _count(settings.database_url)
+            ids = fill_registry(settings.database_url, max(0, registry_size - have), dn)
+            t_fill = time.perf_counter() - t_fill
+            if "submit" in only:
+                t_raw = raw_batches(local, batches, batch, root)
+                t_core = core_batches(local, batches, batch, owner)
+                t0 = time.perf_counter()
+                soap_batches(server.url, _session(pki, ca_file), batches, batch)
+                t_soap = time.perf_counter() - t0
+                t_conc, n_conc = _concurrent(server.url, pki, ca_file, 16, batch)
+                _report(n, batch, t_raw, t_core, t_soap, t_conc, n_conc)
+            if "status" in only:
+                ids = ids or _some_ids(settings.database_url, dn)
+                raw = raw_job_query(local, root, 2000)
+                lat = status_latency(server.url, _session(pki, ca_file), ids, 2000)
+                _report_status(lat, raw, registry_size, t_fill)
         finally:
             server.stop()
             _cleanup(local)
-        served = _server_times(server_state / "access.log", len(lat))
-    _report(n, batch, t_raw, t_core, t_soap, t_conc, n_conc, lat, registry_size, t_fill)
-    q = statistics.quantiles(served, n=100)
+        if "status" in only:
+            served = _server_times(server_state / "access.log", "GetTaskStatus", len(lat))
+            q = statistics.quantiles(served, n=100)
+            print(
+                f"  inside the service (access log, request read to response written): "
+                f"p50 {q[49]:.2f} ms  p99 {q[98]:.2f} ms"
+            )
+
+
+# ---- ListTasks ------------------------------------------------------------------------
+LIST = (
+    '<?xml version="1.0"?><s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/'
+    'envelope/" xmlns:g="urn:gproc:processing:1"><s:Body><g:ListTasks>{}</g:ListTasks>'
+    "</s:Body></s:Envelope>"
+)
+TOKEN = re.compile(rb"next_page_token>([^<]+)<")
+
+
+def _list_call(
+    session: requests.Session, url: str, *, offset: int = 0, token: str = "", total: bool = False
+) -> tuple[float, bytes]:
+    parts = [f"<g:offset>{offset}</g:offset>" if offset else "", "<g:limit>100</g:limit>"]
+    if token:
+        parts.append(f"<g:page_token>{token}</g:page_token>")
+    if total:
+        parts.append("<g:with_total>true</g:with_total>")
+    body = LIST.format("".join(parts)).encode()
+    t0 = time.perf_counter()
+    r = session.post(url, data=body, headers={"Content-Type": "text/xml"}, timeout=60)
+    elapsed = (time.perf_counter() - t0) * 1000
+    assert r.status_code == 200 and r.content.count(b"<tns:task_id>") == 100, r.text[:300]
+    return elapsed, r.content
+
+
+def list_latency(
+    url: str, session: requests.Session, settings: Settings, dn: str, sizes: list[int]
+) -> None:
+    """Fills the registry to each size in turn and times pages of 100 (medians)."""
+    print("ListTasks, pages of 100 of the caller's tasks, newest first (median of 30 calls each,")
+    print("the four variants alternating)")
+    print("  tasks    | first: token  offset+total | deep (middle): token  offset+total")
+    rows: list[tuple[float, ...]] = []
+    db: list[tuple[float, ...]] = []
+    for size in sizes:
+        fill_registry(settings.database_url, max(0, size - _count(settings.database_url)), dn)
+        mid = size // 2
+        _, body = _list_call(session, url, offset=mid - 100)  # a token into the middle
+        match = TOKEN.search(body)
+        assert match, body[:300]
+        token = match.group(1).decode()
+
+        variants: list[dict[str, Any]] = [
+            {},
+            {"total": True},
+            {"token": token},
+            {"offset": mid, "total": True},
+        ]
+        times: list[list[float]] = [[] for _ in variants]
+        for i in range(33):  # the variants alternate, so load changes hit them alike
+            for kw, out in zip(variants, times, strict=True):
+                elapsed = _list_call(session, url, **kw)[0]
+                if i >= 3:
+                    out.append(elapsed)
+        r = (size, *(statistics.median(t) for t in times))
+        db.append((size, *_registry_pages(settings.database_url, dn, token, mid)))
+        rows.append(r)
+        print(f"  {r[0]:>8,} | {r[1]:8.2f} ms  {r[2]:8.2f} ms | {r[3]:8.2f} ms  {r[4]:8.2f} ms")
+    _ratios(rows)
+    print("  the same pages read from the registry in-process (the database's share):")
+    for r in db:
+        print(f"  {r[0]:>8,} | {r[1]:8.2f} ms  {r[2]:8.2f} ms | {r[3]:8.2f} ms  {r[4]:8.2f} ms")
+    _ratios(db)
+
+
+def _ratios(rows: list[tuple[float, ...]]) -> None:
+    first, last = rows[0], rows[-1]
     print(
-        f"  inside the service (access log, request read to response written): "
-        f"p50 {q[49]:.2f} ms  p99 {q[98]:.2f} ms"
+        f"  ratio {last[0]:,} / {first[0]:,} tasks: first page x{last[1] / first[1]:.2f}, "
+        f"deep page x{last[3] / first[3]:.2f} (token); offset+total x{last[2] / first[2]:.2f}, "
+        f"x{last[4] / first[4]:.2f}"
     )
 
 
-def _server_times(log: Path, last: int) -> list[float]:
+def _registry_pages(url: str, dn: str, token: str, mid: int) -> list[float]:
+    """The same four pages read from the registry in this process (no HTTP, no SOAP):
+    the database's share of a page."""
+    reg = Registry(url)
+    flt = TaskFilter(owner_dn=dn)
+    variants: list[dict[str, Any]] = [
+        {},
+        {"with_total": True},
+        {"after": token},
+        {"offset": mid, "with_total": True},
+    ]
+    times: list[list[float]] = [[] for _ in variants]
+    try:
+        for i in range(33):
+            for kw, out in zip(variants, times, strict=True):
+                t0 = time.perf_counter()
+                assert len(reg.page(flt, limit=100, **kw).rows) == 100
+                if i >= 3:
+                    out.append((time.perf_counter() - t0) * 1000)
+    finally:
+        reg.close()
+    return [statistics.median(t) for t in times]
+
+
+def _count(url: str) -> int:
+    reg = Registry(url)
+    try:
+        return reg.page(TaskFilter(), limit=1, with_total=True).total or 0
+    finally:
+        reg.close()
+
+
+def _some_ids(url: str, dn: str) -> list[str]:
+    reg = Registry(url)
+    try:
+        return [r.id for r in reg.page(TaskFilter(owner_dn=dn), limit=5000).rows]
+    finally:
+        reg.close()
+
+
+# ---- GetTaskStatus against the schedd -------------------------------------------------
+def raw_job_query(settings: Settings, work: Path, calls: int) -> list[float]:
+    """Latency of the schedd's own answer for one job (the floor under any status)."""
+    import htcondor2
+
+    raw_batches(settings, 1, 10, work)
+    schedd = htcondor2.Schedd()
+    constraint = f'GprocInstance == "{settings.htcondor.instance}"'
+    jobs = [
+        (a["ClusterId"], a["ProcId"]) for a in schedd.query(constraint, ["ClusterId", "ProcId"])
+    ]
+    times = []
+    for i in range(calls + 50):
+        c, p = random.choice(jobs)
+        t0 = time.perf_counter()
+        ads = schedd.query(f"ClusterId == {c} && ProcId == {p}", INFO_ATTRS)
+        elapsed = (time.perf_counter() - t0) * 1000
+        assert len(ads) == 1
+        if i >= 50:
+            times.append(elapsed)
+    return times
+
+
+def _report_status(lat: list[float], raw: list[float], registry_size: int, t_fill: float) -> None:
+    q, r = statistics.quantiles(lat, n=100), statistics.quantiles(raw, n=100)
+    print(
+        f"GetTaskStatus, 1 id per call over HTTPS, {registry_size:,} tasks in the registry "
+        f"(filled in {t_fill:.0f} s), {len(lat)} calls"
+    )
+    print(f"  p50 {q[49]:.2f} ms  p90 {q[89]:.2f} ms  p99 {q[98]:.2f} ms  max {max(lat):.2f} ms")
+    print(
+        f"  raw Schedd.query of one job (baseline): p50 {r[49]:.2f} ms  p99 {r[98]:.2f} ms; "
+        f"GetTaskStatus / raw: p50 x{q[49] / r[49]:.2f}, p99 x{q[98] / r[98]:.2f}"
+    )
+
+
+def _server_times(log: Path, operation: str, last: int) -> list[float]:
     lines = [json.loads(line) for line in log.read_text().splitlines()]
-    return [e["ms"] for e in lines if e["operation"] == "GetTaskStatus"][-last:]
+    return [e["ms"] for e in lines if e["operation"] == operation][-last:]
 
 
 def _concurrent(url: str, pki: Any, ca_file: Path, clients: int, batch: int) -> tuple[float, int]:
@@ -333,12 +568,8 @@ def _report(
     t_soap: float,
     t_conc: float,
     n_conc: int,
-    lat: list[float],
-    registry_size: int,
-    t_fill: float,
 ) -> None:
     raw, core, soap, conc = n / t_raw, n / t_core, n / t_soap, n_conc / t_conc
-    q = statistics.quantiles(lat, n=100)
     print(f"register+submit, {n} tasks per mode, {batch} tasks per call, 2 inline inputs each")
     print(f"  raw htcondor2 spooled submit : {raw:7.1f} tasks/s  (baseline)")
     print(f"  core register+submit         : {core:7.1f} tasks/s  x{core / raw:.2f} of raw")
@@ -350,15 +581,22 @@ def _report(
         f"  SOAP, 16 clients             : {conc:7.1f} tasks/s  x{conc / raw:.2f} of raw "
         f"({n_conc} tasks)"
     )
-    print(
-        f"GetTaskStatus, 1 id per call, {registry_size} tasks in the registry "
-        f"(filled in {t_fill:.0f} s), {len(lat)} calls"
-    )
-    print(f"  p50 {q[49]:.2f} ms  p90 {q[89]:.2f} ms  p99 {q[98]:.2f} ms  max {max(lat):.2f} ms")
+
+
+def _args() -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("tasks", nargs="?", type=int, default=200, help="tasks per submit mode")
+    ap.add_argument("batch", nargs="?", type=int, default=10, help="tasks per call")
+    ap.add_argument("registry_size", nargs="?", type=int, default=100_000)
+    ap.add_argument("--host", default="127.0.0.1", help="address of the service")
+    ap.add_argument("--port", type=int, default=0, help="port of the service (0: any free)")
+    ap.add_argument("--only", default="submit,status,list", help="parts to run")
+    ap.add_argument("--list-sizes", type=int, nargs="+", default=[1000, 10_000, 100_000])
+    return ap.parse_args()
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 5 and sys.argv[1] == "serve":
-        serve(Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4])
+    if len(sys.argv) == 7 and sys.argv[1] == "serve":
+        serve(Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4], sys.argv[5], int(sys.argv[6]))
     else:
-        main(*(int(a) for a in sys.argv[1:4]))
+        main(_args())

@@ -48,6 +48,7 @@ TOOL_NAMES: dict[str, str] = {
     "binarize": "threshold",
     "hough": "hough",
     "houghlines": "hough",
+    "hough_lines": "hough",
     "band": "band",
     "extractband": "band",
     "ndvi": "ndvi",
@@ -65,7 +66,15 @@ TOOL_NAMES: dict[str, str] = {
 _CANNY_ALIASES = {"threshold1": "canny1", "threshold2": "canny2", "aperturesize": "aperture_size"}
 PARAM_ALIASES: dict[str, dict[str, str]] = {
     "canny": _CANNY_ALIASES,
-    "hough": _CANNY_ALIASES | {"minlinelength": "min_line_length", "maxlinegap": "max_line_gap"},
+    "hough": _CANNY_ALIASES
+    | {
+        "minlinelength": "min_line_length",
+        "maxlinegap": "max_line_gap",
+        # the names of GiSHEO's workflow paper (Figure 7: hough_lines)
+        "min_line": "min_line_length",
+        "min_gap": "max_line_gap",
+        "hough_threshold": "threshold",
+    },
     "quantize": {"nlevels": "levels"},
     "threshold": {"thresh": "value", "maxval": "max_value"},
     "reproject": {"srs": "epsg"},

@@ -38,7 +38,7 @@ def build_service(
     (the CLI acts as the local user); network entry points pass ``()``."""
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     return TaskService(
-        Registry(settings.database_url),
+        Registry(settings.database_url, auto_upgrade=settings.database.auto_upgrade),
         wms or load_wms(settings),
         TaskDirs(settings.tasks_dir),
         local_file_resolver(local_roots),

@@ -7,13 +7,16 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gproc import errors
 from gproc.connectors.base import ToolRequest
 from gproc.errors import GprocError
 from gproc.models import TaskRow
 from gproc.states import TaskState
+
+if TYPE_CHECKING:
+    from sqlalchemy import Row
 
 CLIENT_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 
@@ -97,7 +100,7 @@ class TaskView:
     outputs: tuple[OutputFile, ...]
 
     @classmethod
-    def from_row(cls, row: TaskRow) -> TaskView:
+    def from_row(cls, row: TaskRow | Row[Any]) -> TaskView:
         outs = tuple(OutputFile(**o) for o in json.loads(row.outputs_json or "[]"))
         return cls(
             id=row.id,

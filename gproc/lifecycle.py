@@ -253,7 +253,7 @@ class TaskService:
     def status(self, task_ids: Iterable[str]) -> list[TaskResult]:
         ids = list(dict.fromkeys(task_ids))
         self._check_batch(ids)
-        rows = self.registry.get_many(ids)
+        rows = self.registry.records(ids)
         return [
             TaskResult(t, task=TaskView.from_row(rows[t]))
             if t in rows
@@ -269,6 +269,22 @@ class TaskService:
     ) -> tuple[list[TaskView], int]:
         rows, total = self.registry.list_tasks(flt, offset, min(limit, self.max_batch))
         return [TaskView.from_row(r) for r in rows], total
+
+    def list_page(
+        self,
+        flt: TaskFilter,
+        *,
+        limit: int = 100,
+        after: str | None = None,
+        offset: int = 0,
+        with_total: bool = False,
+    ) -> tuple[list[TaskView], str | None, int | None]:
+        """A keyset page (see ``Registry.page``): views, the next page's token, the
+        total when asked for."""
+        p = self.registry.page(
+            flt, limit=min(limit, self.max_batch), after=after, offset=offset, with_total=with_total
+        )
+        return [TaskView.from_row(r) for r in p.rows], p.next_token, p.total
 
     def log(self, task_id: str, max_bytes: int = 16384) -> dict[str, Any]:
         """Task history, and the tails of the job's stdout/stderr once retrieved."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import UniqueConstraint
+from sqlalchemy import Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -14,12 +14,20 @@ def utcnow() -> datetime:
 
 class TaskRow(SQLModel, table=True):
     __tablename__ = "tasks"
-    __table_args__ = (UniqueConstraint("owner_dn", "client_request_id", name="uq_owner_request"),)
+    __table_args__ = (
+        UniqueConstraint("owner_dn", "client_request_id", name="uq_owner_request"),
+        # keyset pages of task lists, newest first (revision 0002)
+        Index("ix_tasks_owner_created", "owner_dn", "created_at", "id"),
+        Index("ix_tasks_owner_state_created", "owner_dn", "state", "created_at", "id"),
+        Index("ix_tasks_vo_created", "owner_vo", "created_at", "id"),
+        Index("ix_tasks_state_created", "state", "created_at", "id"),
+        Index("ix_tasks_created", "created_at", "id"),
+    )
 
     id: str = Field(primary_key=True, max_length=32)
     client_request_id: str | None = Field(default=None, max_length=128)
-    owner_dn: str = Field(index=True, max_length=512)
-    owner_vo: str | None = Field(default=None, index=True, max_length=128)
+    owner_dn: str = Field(max_length=512)
+    owner_vo: str | None = Field(default=None, max_length=128)
     owner_fqans: str = Field(default="[]")  # JSON list, as presented at registration
     tool: str = Field(index=True, max_length=64)
     request_json: str  # validated tool request (inputs, params) as JSON
@@ -27,7 +35,7 @@ class TaskRow(SQLModel, table=True):
     job_description: str = ""  # the WMS's native description, shown at registration
     accounting_group: str | None = Field(default=None, max_length=128)
     x509_proxy: str | None = None  # the owner's delegated proxy, handed to the job
-    state: str = Field(index=True, max_length=16)
+    state: str = Field(max_length=16)
     state_reason: str | None = None
     attempt: int = 0
     wms: str = Field(default="htcondor", max_length=32)
@@ -36,7 +44,7 @@ class TaskRow(SQLModel, table=True):
     hold_code: int | None = None
     exit_code: int | None = None
     outputs_json: str | None = None  # list of retrieved outputs with checksums
-    created_at: datetime = Field(default_factory=utcnow, index=True)
+    created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     submitted_at: datetime | None = None
     started_at: datetime | None = None

@@ -15,6 +15,9 @@ cost of one fsync per transaction, which batching amortises;
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -22,15 +25,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, event, func, insert, update
+from sqlalchemy import Row, bindparam, event, func, insert, tuple_, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, SQLModel, col, create_engine, select
+from sqlmodel import Session, col, create_engine, select
 
+from gproc import migrations
+from gproc.errors import InvalidRequest
 from gproc.models import MetaRow, TaskEventRow, TaskRow, utcnow
 from gproc.states import TaskState, check_transition
 
 _CHUNK = 500  # bound on IN (...) lists
+_TASKS = TaskRow.__table__  # type: ignore[attr-defined]
+_BY_IDS = sa_select(_TASKS).where(_TASKS.c.id.in_(bindparam("ids", expanding=True)))
 
 
 class TaskNotFound(LookupError):
@@ -41,6 +49,23 @@ class TaskNotFound(LookupError):
 
 class ConcurrentChange(RuntimeError):
     """The task changed state under us; the caller re-reads and decides again."""
+
+
+class BadPageToken(InvalidRequest):
+    """A continuation token that is malformed or belongs to another listing."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, field="page_token")
+
+
+@dataclass(frozen=True)
+class TaskPage:
+    """Rows are read-only records with the columns of ``TaskRow`` as attributes, read
+    without the ORM (building ORM objects cost ten times the query for 100 rows)."""
+
+    rows: list[Row[Any]]
+    next_token: str | None  # None: this is the last page
+    total: int | None  # None unless asked for
 
 
 @dataclass(frozen=True)
@@ -72,10 +97,18 @@ def make_engine(url: str) -> Engine:
 
 
 class Registry:
-    def __init__(self, url: str) -> None:
+    """Opening a registry prepares its schema (:func:`gproc.migrations.prepare`):
+    a new database is created at head, an older one is upgraded when
+    ``auto_upgrade`` is set and refused otherwise."""
+
+    def __init__(self, url: str, *, auto_upgrade: bool = False) -> None:
         self.url = url
         self.engine = make_engine(url)
-        SQLModel.metadata.create_all(self.engine)
+        try:
+            migrations.prepare(self.engine, auto_upgrade=auto_upgrade)
+        except BaseException:
+            self.engine.dispose()
+            raise
 
     def close(self) -> None:
         self.engine.dispose()
@@ -148,26 +181,66 @@ class Registry:
                     out[row.id] = row
         return out
 
+    def records(self, task_ids: Iterable[str]) -> dict[str, Row[Any]]:
+        """Like :meth:`get_many`, as read-only records without the ORM, through one
+        statement built once (status reads: building the ORM objects and the SQL
+        expression cost more than the query itself)."""
+        out: dict[str, Row[Any]] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(list(task_ids)):
+                for row in conn.execute(_BY_IDS, {"ids": chunk}):
+                    out[row.id] = row
+        return out
+
     def in_states(self, states: Iterable[TaskState]) -> list[TaskRow]:
         with self.session() as s:
             stmt = select(TaskRow).where(col(TaskRow.state).in_([str(x) for x in states]))
             return list(s.exec(stmt))
 
+    def page(
+        self,
+        flt: TaskFilter,
+        *,
+        limit: int = 100,
+        after: str | None = None,
+        offset: int = 0,
+        with_total: bool = False,
+    ) -> TaskPage:
+        """One page of tasks, newest first (created_at, then id, descending).
+
+        ``after`` is the ``next_token`` of the previous page: keyset paging, so every
+        page reads only its own rows through the (owner|vo|state, created_at, id)
+        indexes, however deep. ``offset`` skips rows the old way (cost grows with
+        it). The total is counted only when asked for (it reads every match)."""
+        conds = _conditions(flt)
+        if after is not None:
+            created, task_id = _decode_token(after, flt)
+            conds.append(tuple_(col(TaskRow.created_at), col(TaskRow.id)) < (created, task_id))
+        table = _TASKS
+        stmt = (
+            sa_select(table)
+            .where(*conds)
+            .order_by(col(TaskRow.created_at).desc(), col(TaskRow.id).desc())
+            .offset(offset)
+            .limit(limit + 1)  # one more tells whether a next page exists
+        )
+        with self.engine.connect() as conn:
+            rows = list(conn.execute(stmt))
+            total = None
+            if with_total:
+                count = sa_select(func.count()).select_from(table).where(*_conditions(flt))
+                total = int(conn.execute(count).scalar_one())
+        more = len(rows) > limit
+        rows = rows[:limit]
+        token = _encode_token(rows[-1], flt) if more and rows else None
+        return TaskPage(rows, token, total)
+
     def list_tasks(
         self, flt: TaskFilter, offset: int = 0, limit: int = 100
-    ) -> tuple[list[TaskRow], int]:
-        """One page of tasks, newest first, and the total matching."""
-        with self.session() as s:
-            conds = _conditions(flt)
-            total = s.exec(select(func.count()).select_from(TaskRow).where(*conds)).one()
-            stmt = (
-                select(TaskRow)
-                .where(*conds)
-                .order_by(col(TaskRow.created_at).desc(), col(TaskRow.id))
-                .offset(offset)
-                .limit(limit)
-            )
-            return list(s.exec(stmt)), int(total)
+    ) -> tuple[list[Row[Any]], int]:
+        """One page by offset and the total matching (see :meth:`page`)."""
+        p = self.page(flt, limit=limit, offset=offset, with_total=True)
+        return p.rows, p.total or 0
 
     def events(self, task_id: str) -> list[TaskEventRow]:
         with self.session() as s:
@@ -315,6 +388,34 @@ def _add_events(s: Session, events: Sequence[tuple[str, str, str | None, str]]) 
             for t, k, st, d in events
         ],
     )
+
+
+def _filter_tag(flt: TaskFilter) -> str:
+    """Binds a token to the filter it was made for (a token is not a capability:
+    the filter, owner included, is applied on every page anyway)."""
+    return hashlib.sha256(repr(flt).encode()).hexdigest()[:12]
+
+
+def _encode_token(last: Row[Any], flt: TaskFilter) -> str:
+    raw = json.dumps([last.created_at.isoformat(), last.id, _filter_tag(flt)])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_token(token: str, flt: TaskFilter) -> tuple[datetime, str]:
+    try:
+        if len(token) > 200:
+            raise ValueError("too long")
+        created, task_id, tag = json.loads(
+            base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        )
+        when = datetime.fromisoformat(created)
+        if when.tzinfo is None or not isinstance(task_id, str) or len(task_id) > 32:
+            raise ValueError("bad fields")
+    except (ValueError, TypeError, binascii.Error) as exc:
+        raise BadPageToken("not a page token of this service") from exc
+    if tag != _filter_tag(flt):
+        raise BadPageToken("the page token was made for other list criteria")
+    return when, task_id
 
 
 def _conditions(flt: TaskFilter) -> list[Any]:

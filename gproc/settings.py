@@ -46,6 +46,10 @@ class DatabaseSettings(BaseModel):
     url: str | None = Field(
         default=None, description="SQLAlchemy URL; default sqlite:///<state_dir>/gproc.db"
     )
+    auto_upgrade: bool = Field(
+        default=False,
+        description="Services bring an older schema forward at start (else: gproc db upgrade)",
+    )
 
 
 class LimitsSettings(BaseModel):
@@ -160,6 +164,29 @@ class CatalogueSettings(BaseModel):
     threads: int = Field(default=8, ge=1, le=512)
 
 
+class WorkflowSettings(BaseModel):
+    """Workflows run by HTCondor DAGMan (``gproc workflow``, the workflow service)."""
+
+    host: str = Field(default="127.0.0.1", description="Workflow SOAP service address")
+    port: int = Field(default=8447, ge=0, le=65535, description="Workflow SOAP service port")
+    max_nodes: int = Field(default=1000, ge=1, description="DAG nodes per workflow, expanded")
+    node_retry: int = Field(default=2, ge=0, le=100, description="DAGMan RETRY of each node")
+    dagman: Path = Field(
+        default=Path("/usr/bin/condor_dagman"), description="condor_dagman on the schedd's host"
+    )
+    scan_interval_s: int = Field(
+        default=1, ge=1, le=60, description="DAGMAN_USER_LOG_SCAN_INTERVAL of each DAG"
+    )
+    status_interval_s: int = Field(default=5, ge=1, description="Node status file updates")
+    interval_s: float = Field(default=5.0, gt=0, description="Workflow tracker cycle")
+    submit_grace_s: float = Field(
+        default=60.0, gt=0, description="Age of a 'submitting' workflow before recovery"
+    )
+    callback_timeout_s: float = Field(default=5.0, gt=0)
+    callback_max_attempts: int = Field(default=12, ge=1)
+    callback_backoff_s: float = Field(default=1.0, gt=0, description="First retry delay")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GPROC_", env_nested_delimiter="__")
 
@@ -173,6 +200,7 @@ class Settings(BaseSettings):
     gateway: GatewaySettings = GatewaySettings()
     vo: VoSettings = VoSettings()
     catalogue: CatalogueSettings = CatalogueSettings()
+    workflow: WorkflowSettings = WorkflowSettings()
 
     @classmethod
     def settings_customise_sources(
@@ -207,6 +235,10 @@ class Settings(BaseSettings):
     @property
     def tasks_dir(self) -> Path:
         return self.state_dir.resolve() / "tasks"
+
+    @property
+    def workflows_dir(self) -> Path:
+        return self.state_dir.resolve() / "workflows"
 
     @property
     def pool_dir(self) -> Path:

@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func
-from sqlmodel import Session, SQLModel, col, delete, select
+from sqlmodel import Session, col, delete, select
 
+from gproc import migrations
 from gproc.models import utcnow
 from gproc.registry import make_engine
 from gproc.vo_models import (
-    VO_TABLES,
     VoAuditRow,
     VoGroupRow,
     VoMemberRow,
@@ -165,10 +165,15 @@ class VoStore:
     """The VO database and every administrative operation on it (thread-safe)."""
 
     def __init__(
-        self, url: str, *, admins: Iterable[str] = (), admin_role: str = DEFAULT_ADMIN_ROLE
+        self,
+        url: str,
+        *,
+        admins: Iterable[str] = (),
+        admin_role: str = DEFAULT_ADMIN_ROLE,
+        auto_upgrade: bool = False,
     ) -> None:
         self.engine = make_engine(url)
-        SQLModel.metadata.create_all(self.engine, tables=VO_TABLES)
+        migrations.prepare(self.engine, auto_upgrade=auto_upgrade)  # the one schema
         self.admins = frozenset(dn_key(d) for d in admins)
         self.admin_role = check_role(admin_role)
 

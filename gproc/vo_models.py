@@ -4,8 +4,8 @@ A VO has hierarchical groups (``/vo``, ``/vo/sub``) and roles; members are
 identified by certificate DN *and* issuing CA DN; a membership is (member, group,
 role) with ``role = ""`` for plain group membership, so one unique constraint covers
 both. Removing a member deletes its rows; the audit log (append-only) keeps the
-history. Tables carry the ``vo_`` prefix and are created by :class:`gproc.vo.VoStore`
-only (the task registry does not create them).
+history. Tables carry the ``vo_`` prefix; they belong to gproc's one schema
+(:mod:`gproc.migrations`), created with the others by whichever opens the database first.
 """
 
 from __future__ import annotations
@@ -88,9 +88,3 @@ class VoAuditRow(SQLModel, table=True):
     action: str = Field(max_length=32)
     target: str = Field(default="", max_length=600)
     detail: str = ""  # JSON object
-
-
-VO_TABLES = [
-    row.__table__  # type: ignore[union-attr]
-    for row in (VoRow, VoGroupRow, VoRoleRow, VoMemberRow, VoMembershipRow, VoAuditRow)
-]

@@ -99,6 +99,8 @@ def peer_chain(conn: SSL.Connection) -> tuple[x509.Certificate, ...]:
 
 ENV_READ_DEADLINE = "gproc.read_deadline"
 """A function of a monotonic time: the request's body reads stop waiting then (TLS)."""
+ENV_CLOSE = "gproc.close_connection"
+"""Set by the application: close the connection after the answer (a body cut short)."""
 
 
 class _ClientChainGateway(wsgi.Gateway_10):
@@ -114,6 +116,13 @@ class _ClientChainGateway(wsgi.Gateway_10):
             env[ENV_PEER_CHAIN] = _cached_chain(self.req.conn, sock)
             env[ENV_READ_DEADLINE] = _deadline_setter(self.req.conn.rfile)
         return env
+
+    def start_response(self, status: str, headers: Any, exc_info: Any = None) -> Any:
+        """With ``environ[ENV_CLOSE]`` set, the connection closes after this answer
+        (cheroot would otherwise first wait for the rest of a body that is not coming)."""
+        if self.env.get(ENV_CLOSE):
+            self.req.close_connection = True
+        return super().start_response(status, headers, exc_info)
 
 
 def _deadline_setter(rfile: Any) -> Any:
@@ -213,6 +222,25 @@ class GridServer:
         self.stop()
 
 
+def _no_body_for_head(app: WSGIApp) -> WSGIApp:
+    """Drop the body of every HEAD answer (RFC 9110 9.3.2): cheroot sends what the app
+    returns, and a body would be read as the start of the next response on a kept-alive
+    connection. Headers (Content-Length included) stay as the app set them."""
+
+    def head_safe(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        body = app(environ, start_response)
+        if environ.get("REQUEST_METHOD") != "HEAD":
+            return body
+        for _ in body:  # run the app to its end, send nothing
+            pass
+        close = getattr(body, "close", None)
+        if close is not None:
+            close()
+        return []
+
+    return head_safe
+
+
 def make_server(
     app: WSGIApp,
     host: str,
@@ -236,7 +264,11 @@ def make_server(
     of body) within ``read_timeout_s`` of its first byte before a worker sees it;
     ``timeout_s`` bounds each later socket wait and idle keep-alive connections."""
     wrapped = IdentityMiddleware(
-        app, validator, trusted_proxies=trusted_proxies, header=header, require=require_identity
+        _no_body_for_head(app),
+        validator,
+        trusted_proxies=trusted_proxies,
+        header=header,
+        require=require_identity,
     )
     server = _GatedServer(
         (host, port), wrapped, numthreads=threads, timeout=timeout_s, shutdown_timeout=5

@@ -16,6 +16,7 @@ Connections that send nothing are closed by cheroot's idle expiry as before.
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import selectors
 import socket
@@ -25,8 +26,9 @@ from typing import Any
 from cheroot import connections
 from OpenSSL import SSL
 
+log = logging.getLogger("gproc.tls")
 MAX_HEADER_BYTES = 64 * 1024
-_LENGTH = re.compile(rb"^content-length:[ \t]*(\d{1,18})[ \t]*$", re.I | re.M)
+_LENGTH = re.compile(rb"^content-length:[ \t]*(\d{1,18})[ \t]*\r?$", re.I | re.M)
 _CHUNKED = re.compile(rb"^transfer-encoding:.*chunked", re.I | re.M)
 _EXPECT = re.compile(rb"^expect:[ \t]*100-continue", re.I | re.M)
 _TIMEOUT_408 = (
@@ -38,7 +40,8 @@ _TIMEOUT_408 = (
 def wanted_bytes(buf: bytes, prefetch_bytes: int) -> int | None:
     """How many buffered bytes make ``buf``'s first request ready (None: headers not
     complete yet). Without a known length (chunked, Expect: 100-continue, no body)
-    the headers are enough; bodies count up to ``prefetch_bytes``."""
+    the headers are enough; bodies count up to ``prefetch_bytes``, and not at all
+    beyond twice that (the application streams them, or refuses them unread)."""
     end = buf.find(b"\r\n\r\n")
     if end < 0:
         return MAX_HEADER_BYTES if len(buf) >= MAX_HEADER_BYTES else None
@@ -47,6 +50,8 @@ def wanted_bytes(buf: bytes, prefetch_bytes: int) -> int | None:
         return len(head)
     m = _LENGTH.search(head)
     body = int(m.group(1)) if m else 0
+    if body > 2 * prefetch_bytes:  # streamed (or refused unread) by the application
+        return len(head)
     return len(head) + min(body, prefetch_bytes)
 
 
@@ -88,22 +93,26 @@ class GatedConnections(connections.ConnectionManager):  # type: ignore[misc]
                 if conn is self.server:
                     new = self._from_server_socket(self.server.socket)
                     if new is not None:
+                        new.last_used = time.time()
                         _reset(new, b"")
                         self._selector.register(new.socket.fileno(), selectors.EVENT_READ, new)
                 else:
                     self._advance(fd, conn)
-            self._refuse_late()
             now = time.time()
-            if now - last_check > expiration_interval:
-                self._expire(threshold=now - self.server.timeout)
-                last_check = now
+            try:
+                self._refuse_late()
+                if now - last_check > expiration_interval:
+                    last_check = now
+                    self._expire(threshold=now - self.server.timeout)
+            except Exception:  # noqa: BLE001 - the selector thread must keep running
+                log.exception("request gate: bookkeeping failed")
 
     def _expire(self, threshold: float) -> None:
         """Close idle connections; those in the middle of a request have their own bound."""
         idle = [
             (fd, c)
             for fd, c in list(self._selector.connections)
-            if c is not self.server and c._gate_since is None and c.last_used < threshold
+            if c is not self.server and c._gate_since is None and (c.last_used or 0) < threshold
         ]
         for fd, conn in idle:
             self._selector.unregister(fd)
@@ -115,6 +124,9 @@ class GatedConnections(connections.ConnectionManager):  # type: ignore[misc]
         try:
             got = self._read_available(conn)
         except (OSError, SSL.Error):
+            got = -1
+        except Exception:  # noqa: BLE001 - one odd client never stops the selector thread
+            log.exception("request gate: dropping a connection")
             got = -1
         if got < 0:  # closed, reset or a TLS failure: nothing to answer
             self._selector.unregister(fd)

@@ -59,7 +59,12 @@ class PatientReader(SSLFileobjectStreamReader):
             return b"".join(iter(lambda: self._read_some(1 << 16), b""))
         out = bytearray()
         while len(out) < size:
-            chunk = self._read_some(size - len(out))
+            try:
+                chunk = self._read_some(size - len(out))
+            except TimeoutError:
+                if out:  # a short read: what arrived is returned, the next read fails
+                    break
+                raise
             if not chunk:
                 break
             out += chunk

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 
 import click
 
 from gproc.services.cli_catalogue import catalogue_group
 from gproc.services.cli_data import data_group, gateway_group
+from gproc.services.cli_db import db_group
+from gproc.services.cli_pki import pki_group
+from gproc.services.cli_pool import pool
 from gproc.services.cli_serve import serve_cmd
 from gproc.services.cli_tasks import task_group, tools_cmd, tracker_group
 from gproc.services.cli_vo import proxy_init_cmd, vo_group
-
-# groups that other packages own, mounted when importable
-_MOUNTS = {
-    "pool": "gproc.wrappers.htcondor.cli:pool",
-    "pki": "gproc.security.cli:pki",
-}
+from gproc.services.cli_workflows import workflow_group
 
 
 @click.group()
@@ -36,15 +33,11 @@ main.add_command(data_group)
 main.add_command(gateway_group)
 main.add_command(vo_group)
 main.add_command(proxy_init_cmd)
+main.add_command(db_group)
+main.add_command(pool, "pool")
+main.add_command(pki_group, "pki")
+main.add_command(workflow_group)
 main.add_command(catalogue_group)
-
-for _name, _target in _MOUNTS.items():
-    _module, _attr = _target.split(":")
-    try:
-        main.add_command(getattr(importlib.import_module(_module), _attr), _name)
-    except (ImportError, AttributeError) as _exc:  # pragma: no cover - partial installs
-        logging.getLogger("gproc.cli").debug("command group %s unavailable: %s", _name, _exc)
-
 
 if __name__ == "__main__":
     main()

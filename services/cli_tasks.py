@@ -311,27 +311,39 @@ def wait_cmd(task_ids: tuple[str, ...], timeout: float, as_json: bool) -> None:
 @click.option("--state", "states", multiple=True, type=click.Choice([s.value for s in TaskState]))
 @click.option("--tool")
 @click.option("--owner-dn")
-@click.option("--offset", default=0, show_default=True)
+@click.option("--page-token", help="Continue after the page that printed this token.")
+@click.option("--offset", default=0, show_default=True, help="Skip rows (slow when deep).")
 @click.option("--limit", default=50, show_default=True)
+@click.option("--total", "with_total", is_flag=True, help="Also count all matching tasks.")
 @json_opt
 def list_cmd(
     states: tuple[str, ...],
     tool: str | None,
     owner_dn: str | None,
+    page_token: str | None,
     offset: int,
     limit: int,
+    with_total: bool,
     as_json: bool,
 ) -> None:
-    """List tasks, newest first."""
+    """List tasks, newest first, one page at a time."""
     with _service() as svc:
         flt = TaskFilter(owner_dn=owner_dn, states=tuple(TaskState(s) for s in states), tool=tool)
-        views, total = svc.list_tasks(flt, offset, limit)
+        views, token, total = svc.list_page(
+            flt, limit=limit, after=page_token, offset=offset, with_total=with_total
+        )
 
         def render() -> None:
             out.print(_task_table(views))
-            out.print(f"{len(views)} of {total} task(s)")
+            counted = f" of {total}" if total is not None else ""
+            out.print(f"{len(views)}{counted} task(s)")
+            if token:
+                out.print(f"next page: --page-token {token}")
 
-        _emit({"total": total, "tasks": [v.as_dict() for v in views]}, as_json, render)
+        data: dict[str, Any] = {"tasks": [v.as_dict() for v in views], "next_page_token": token}
+        if total is not None:
+            data["total"] = total
+        _emit(data, as_json, render)
 
 
 # ---- tracker ------------------------------------------------------------

@@ -39,6 +39,7 @@ def _store() -> Iterator[tuple[VoStore, Actor]]:
         settings.vo_database_url,
         admins=[*settings.vo.admins, actor.dn],
         admin_role=settings.vo.admin_role,
+        auto_upgrade=settings.database.auto_upgrade,
     )
     try:
         yield store, actor
@@ -294,7 +295,12 @@ def serve_cmd(**options: Any) -> None:
     assert svc.ca_dir and svc.cert and svc.key and cfg.vo and cfg.aa_cert and cfg.aa_key
     serve.json_logging(LOGGERS, access=[ACCESS_LOGGER, "gproc.voms"])
     validator = serve.build_validator(svc.ca_dir, svc.vomsdir)
-    store = VoStore(settings.vo_database_url, admins=cfg.admins, admin_role=cfg.admin_role)
+    store = VoStore(
+        settings.vo_database_url,
+        admins=cfg.admins,
+        admin_role=cfg.admin_role,
+        auto_upgrade=settings.database.auto_upgrade,
+    )
     admin = make_admin_server(
         store,
         validator,

@@ -60,7 +60,10 @@ def vo_admission(settings: Settings) -> Callable[[Identity], str | None] | None:
     if not settings.vo.enforce_membership:
         return None
     store = VoStore(
-        settings.vo_database_url, admins=settings.vo.admins, admin_role=settings.vo.admin_role
+        settings.vo_database_url,
+        admins=settings.vo.admins,
+        admin_role=settings.vo.admin_role,
+        auto_upgrade=settings.database.auto_upgrade,
     )
 
     def admit(ident: Identity) -> str | None:

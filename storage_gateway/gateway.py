@@ -26,16 +26,18 @@ from gproc.storage_gateway.backends.base import (
     WriteOptions,
 )
 from gproc.storage_gateway.namespace import Area, Namespace, Resolved
+from gproc.storage_gateway.usage import UsageMeter
 
 _ROOT_CACHE_S = 60.0
 
 
 class StorageGateway:
-    """Identity-aware facade over a :class:`Namespace` (thread-safe: no mutable state
-    besides a cache of area roots known to exist)."""
+    """Identity-aware facade over a :class:`Namespace` (thread-safe: its mutable state
+    is a cache of area roots known to exist and the quota areas' running usage)."""
 
-    def __init__(self, namespace: Namespace) -> None:
+    def __init__(self, namespace: Namespace, usage: UsageMeter | None = None) -> None:
         self.namespace = namespace
+        self.usage = usage or UsageMeter()
         self._roots_made: dict[tuple[str, str], float] = {}
 
     # -- resolution + access --------------------------------------------------------
@@ -135,32 +137,44 @@ class StorageGateway:
     ) -> Checksums:
         """Atomic upload; quota and announced checksums enforced while streaming."""
         resolved = self._writable(identity, path)
-        budget = self._budget(resolved, overwrite)
-        return resolved.backend.write_stream(
-            resolved.backend_path, chunks, WriteOptions(overwrite, budget, expected)
+        if resolved.area.quota is None:
+            return resolved.backend.write_stream(
+                resolved.backend_path, chunks, WriteOptions(overwrite, None, expected)
+            )
+        replaced = self._size_of(resolved) if overwrite else 0
+        budget = self._budget(resolved, replaced)
+        counted = _Counted(chunks)
+        sums = resolved.backend.write_stream(
+            resolved.backend_path, counted, WriteOptions(overwrite, budget, expected)
         )
+        self.usage.add(_usage_key(resolved), counted.size - replaced)
+        return sums
 
     def check_write(self, identity: Identity, path: str, overwrite: bool = False) -> None:
         """Refuse now what :meth:`write` would refuse before reading any data (for fronts
         that open a file before the data arrives, like SFTP)."""
         resolved = self._writable(identity, path)
-        self._budget(resolved, overwrite)
         if not overwrite and resolved.backend.exists(resolved.backend_path):
             raise AlreadyExists(f"{path}: already exists")
+        if resolved.area.quota is not None:
+            self._budget(resolved, self._size_of(resolved) if overwrite else 0)
 
-    def _budget(self, resolved: Resolved, overwrite: bool) -> int | None:
-        """Bytes this upload may still use (None: no quota). Counted, not reserved:
+    @staticmethod
+    def _size_of(resolved: Resolved) -> int:
+        """Bytes of the file at the target (0: absent or a directory)."""
+        try:
+            entry = resolved.backend.stat(resolved.backend_path)
+        except NotFound:
+            return 0
+        return 0 if entry.is_dir else entry.size
+
+    def _budget(self, resolved: Resolved, replaced: int) -> int:
+        """Bytes this upload may still use in a quota area. Counted, not reserved:
         concurrent uploads to one area can overshoot by at most their own sizes."""
         quota = resolved.area.quota
-        if quota is None:
-            return None
-        used = resolved.backend.usage(resolved.area_root)
-        if overwrite:
-            try:
-                entry = resolved.backend.stat(resolved.backend_path)
-                used -= 0 if entry.is_dir else entry.size
-            except NotFound:
-                pass
+        assert quota is not None
+        key = _usage_key(resolved)
+        used = self.usage.used(key, resolved.backend, resolved.area_root) - replaced
         if used >= quota:
             raise QuotaExceeded(f"{resolved.area.name}: quota of {quota} bytes used up")
         return quota - used
@@ -171,7 +185,20 @@ class StorageGateway:
 
     def delete(self, identity: Identity, path: str) -> None:
         resolved = self._writable(identity, path)
+        size = self._size_of(resolved) if resolved.area.quota is not None else 0
         resolved.backend.delete(resolved.backend_path)
+        if size:
+            self.usage.add(_usage_key(resolved), -size)
+
+    def modifiable(self, identity: Identity, path: str) -> Entry:
+        """The entry at ``path`` if the caller may change it (for attribute changes)."""
+        resolved = self._writable(identity, path)
+        return resolved.backend.stat(resolved.backend_path)
+
+    def set_times(self, identity: Identity, path: str, atime: float, mtime: float) -> None:
+        """Set access and modification times (the one attribute the gateway keeps)."""
+        resolved = self._writable(identity, path)
+        resolved.backend.set_times(resolved.backend_path, atime, mtime)
 
     def rename(self, identity: Identity, src: str, dst: str) -> None:
         """Rename within one area (and one private owner); never replaces ``dst``."""
@@ -182,3 +209,20 @@ class StorageGateway:
         if source.backend_path == target.backend_path:
             raise AlreadyExists(f"{dst}: already exists")
         source.backend.rename(source.backend_path, target.backend_path)
+
+
+def _usage_key(resolved: Resolved) -> tuple[str, str]:
+    return (resolved.area.backend, resolved.area_root)
+
+
+class _Counted:
+    """Upload chunks passed through, counting their bytes."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = chunks
+        self.size = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._chunks:
+            self.size += len(chunk)
+            yield chunk

@@ -27,6 +27,7 @@ import base64
 import binascii
 import json
 import logging
+import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import parse_qs
@@ -165,7 +166,11 @@ class GatewayApp:
         if entry.is_dir:
             entries = self.gateway.listdir(who, path)
             return _json(sr, "200 OK", {"path": path, "entries": [_entry(e) for e in entries]})
-        rng = parse_range(env.get("HTTP_RANGE"), entry.size)
+        try:
+            rng = parse_range(env.get("HTTP_RANGE"), entry.size)
+        except InvalidRange as exc:  # RFC 9110 15.5.17: say how long the file is
+            extra = [("Content-Range", f"bytes */{entry.size}")]
+            return _error(sr, _status_of(exc), type(exc).__name__, str(exc), extra)
         if rng is None:
             body = self.gateway.open_read(who, path)
             sr(
@@ -273,19 +278,23 @@ def _flag(query: dict[str, list[str]], key: str) -> bool:
     return (_one(query, key) or "").lower() in ("1", "true", "yes")
 
 
+_RANGE_SPEC = re.compile(r"^\s*(\d*)\s*-\s*(\d*)\s*$")
+
+
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     """(start, length) of a single ``bytes=`` range; None serves the whole file.
 
-    Multiple ranges are ignored (the whole file is sent, which RFC 9110 allows);
-    an unsatisfiable range raises InvalidRange."""
+    Multiple ranges and other units are ignored (the whole file is sent, which
+    RFC 9110 allows); a malformed or unsatisfiable range raises InvalidRange."""
     if not header:
         return None
     unit, _, spec = header.strip().partition("=")
     if unit.strip().lower() != "bytes" or "," in spec:
         return None
-    first, dash, last = spec.strip().partition("-")
-    if not dash or not (first.isdigit() or last.isdigit()):
+    match = _RANGE_SPEC.match(spec)
+    if match is None or not (match.group(1) or match.group(2)):
         raise InvalidRange(f"malformed Range header {header!r}")
+    first, last = match.groups()
     if not first:  # suffix: the last N bytes
         n = int(last)
         if n == 0:
@@ -294,7 +303,7 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     start = int(first)
     end = int(last) if last else size - 1
     if start >= size or end < start:
-        raise InvalidRange(f"range {spec} is outside the file ({size} bytes)")
+        raise InvalidRange(f"range {spec.strip()} is outside the file ({size} bytes)")
     return start, min(end, size - 1) - start + 1
 
 
@@ -384,9 +393,15 @@ def _json(
     return [body]
 
 
-def _error(sr: StartResponse, status: str, kind: str, message: str) -> list[bytes]:
+def _error(
+    sr: StartResponse,
+    status: str,
+    kind: str,
+    message: str,
+    extra: list[tuple[str, str]] | None = None,
+) -> list[bytes]:
     log.info("refused: %s %s", status, message)
-    return _json(sr, status, {"error": kind, "message": message})
+    return _json(sr, status, {"error": kind, "message": message}, extra)
 
 
 class _closing:  # noqa: N801 - WSGI iterable wrapper, used like a function

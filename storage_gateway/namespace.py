@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from gproc import errors
 from gproc.security.policy import PolicyError
 from gproc.storage_gateway import paths
 from gproc.storage_gateway.access import AreaKind, AreaRules, Principals
@@ -41,7 +42,7 @@ _UNITS = {
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 
 
-class NamespaceError(ValueError):
+class NamespaceError(errors.InvalidRequest, ValueError):
     """The namespace file is malformed (raised at load time, naming the bad entry)."""
 
 
@@ -103,7 +104,11 @@ def make_backend(conf: Mapping[str, Any]) -> Backend:
     if kind == "posix":
         from gproc.storage_gateway.backends.posix import PosixBackend
 
-        return PosixBackend(conf["root"], create=bool(conf.get("create", False)))
+        return PosixBackend(
+            conf["root"],
+            create=bool(conf.get("create", False)),
+            fsync=bool(conf.get("fsync", True)),
+        )
     if kind == "hdfs":
         from gproc.storage_gateway.backends.hdfs import HdfsBackend
 

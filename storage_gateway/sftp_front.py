@@ -16,8 +16,16 @@ committed only by the client's CLOSE; a session that ends without it (client kil
 network gone) aborts the upload and nothing becomes visible. Writes must be
 sequential (whole-file uploads); other write patterns are refused.
 
+Attributes (SETSTAT, FSETSTAT): access is checked as for a write; modification
+and access times are kept (``put -p``, ``scp -p``); a mode equal to the one the
+gateway reports (0644 files, 0755 directories: access follows the area rules, not
+modes) and a size equal to the current size are accepted as already true; any
+other mode, owner or size change is refused with "Operation unsupported" and
+nothing is changed.
+
 Bounded resources: at most ``max_sessions`` concurrent sessions (extra connections
-are closed at once) and ``MAX_UPLOADS`` open uploads per session.
+are closed at once) and ``MAX_UPLOADS`` open uploads per session. When a session
+ends, the channel reports exit status 0 (``scp -s`` checks it).
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ import queue
 import socket
 import stat
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +62,7 @@ from gproc.storage_gateway.backends.base import (
     Entry,
     InvalidPath,
     NotFound,
+    NotSupported,
     PermissionDenied,
     StorageError,
 )
@@ -70,7 +79,10 @@ _CODES: dict[type[StorageError], int] = {
     InvalidPath: SFTP_PERMISSION_DENIED,
     AlreadyExists: SFTP_FAILURE,
     Conflict: SFTP_FAILURE,
+    NotSupported: SFTP_OP_UNSUPPORTED,
 }
+FILE_MODE, DIR_MODE = 0o644, 0o755
+Times = tuple[float, float]
 
 
 def sftp_code(exc: StorageError) -> int:
@@ -80,11 +92,27 @@ def sftp_code(exc: StorageError) -> int:
     return SFTP_FAILURE
 
 
+def plan_setstat(attr: SFTPAttributes, entry: Entry) -> tuple[int, Times | None]:
+    """(status, times to set) of a SETSTAT on ``entry``: OK only when everything asked
+    is either already true or a time change (nothing is done otherwise)."""
+    flags = attr._flags
+    if flags & (SFTPAttributes.FLAG_UIDGID | SFTPAttributes.FLAG_EXTENDED):
+        return SFTP_OP_UNSUPPORTED, None
+    mode = DIR_MODE if entry.is_dir else FILE_MODE
+    if flags & SFTPAttributes.FLAG_PERMISSIONS and (attr.st_mode or 0) & 0o7777 != mode:
+        return SFTP_OP_UNSUPPORTED, None
+    if flags & SFTPAttributes.FLAG_SIZE and (entry.is_dir or attr.st_size != entry.size):
+        return SFTP_OP_UNSUPPORTED, None  # no truncation: uploads are whole files
+    if flags & SFTPAttributes.FLAG_AMTIME:
+        return SFTP_OK, (float(attr.st_atime or 0), float(attr.st_mtime or 0))
+    return SFTP_OK, None
+
+
 def _attrs(entry: Entry) -> SFTPAttributes:
     a = SFTPAttributes()
     a.filename = entry.name
     a.st_size = entry.size
-    a.st_mode = (stat.S_IFDIR | 0o755) if entry.is_dir else (stat.S_IFREG | 0o644)
+    a.st_mode = (stat.S_IFDIR | DIR_MODE) if entry.is_dir else (stat.S_IFREG | FILE_MODE)
     a.st_mtime = a.st_atime = int(entry.mtime)
     a.st_uid = a.st_gid = 0
     return a
@@ -173,26 +201,29 @@ class _ReadHandle(SFTPHandle):
 
 
 class _UploadHandle(SFTPHandle):
-    """Feeds a background atomic upload; committed only by :meth:`commit`."""
+    """Feeds an atomic upload; committed only by :meth:`commit`.
+
+    A file that fits in ``UPLOAD_BUFFER`` is written in one call at CLOSE (small
+    files cost no thread); a bigger one streams into a background upload started
+    when the buffer first fills."""
 
     def __init__(
         self, gateway: StorageGateway, identity: Identity, path: str, overwrite: bool
     ) -> None:
         super().__init__()
-        self.path = path
+        self.gateway, self.identity, self.path = gateway, identity, path
+        self._overwrite = overwrite
+        self._times: Times | None = None  # from FSETSTAT, set once committed
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=8)
         self._pending = bytearray()
         self._offset = 0
         self._error: BaseException | None = None
         self._aborted = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, name="sftp-upload", daemon=True, args=(gateway, identity, overwrite)
-        )
-        self._thread.start()
+        self._thread: threading.Thread | None = None
 
-    def _run(self, gateway: StorageGateway, identity: Identity, overwrite: bool) -> None:
+    def _run(self, chunks: Iterable[bytes]) -> None:
         try:
-            gateway.write(identity, self.path, self._chunks(), overwrite=overwrite)
+            self.gateway.write(self.identity, self.path, chunks, overwrite=self._overwrite)
         except BaseException as exc:  # noqa: BLE001 - reported at write/close
             self._error = exc
 
@@ -206,6 +237,11 @@ class _UploadHandle(SFTPHandle):
             yield item
 
     def _put(self, item: Any) -> bool:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name="sftp-upload", daemon=True, args=(self._chunks(),)
+            )
+            self._thread.start()
         while self._thread.is_alive():
             try:
                 self._queue.put(item, timeout=0.5)
@@ -232,14 +268,31 @@ class _UploadHandle(SFTPHandle):
         """The client's CLOSE: finish, verify and rename the upload."""
         if self._aborted.is_set():
             return SFTP_FAILURE, "upload was abandoned"
-        if self._pending:
-            self._put(bytes(self._pending))
-            self._pending = bytearray()
-        self._put(_DONE)
-        self._thread.join()
+        if self._thread is None:  # all of it is buffered: write it here
+            self._run([bytes(self._pending)])
+        else:
+            if self._pending:
+                self._put(bytes(self._pending))
+            self._put(_DONE)
+            self._thread.join()
+        self._pending = bytearray()
         if self._error is not None:
             return self._error_code(), str(self._error)
+        if self._times is not None:
+            try:
+                self.gateway.set_times(self.identity, self.path, *self._times)
+            except StorageError as exc:
+                return sftp_code(exc), f"uploaded, but its times were not set: {exc}"
         return SFTP_OK, None
+
+    def chattr(self, attr: SFTPAttributes) -> int:
+        """FSETSTAT during the upload (``put -p``): times are kept for the commit."""
+        if self._error is not None or self._aborted.is_set():
+            return SFTP_FAILURE
+        code, times = plan_setstat(attr, Entry("", False, self._offset, 0.0))
+        if code == SFTP_OK and times is not None:
+            self._times = times
+        return code
 
     def _error_code(self) -> int:
         err = self._error
@@ -247,17 +300,21 @@ class _UploadHandle(SFTPHandle):
 
     def _abort(self) -> None:
         self._aborted.set()
-        self._put(None)
+        self._pending = bytearray()
+        if self._thread is not None:
+            self._put(None)
 
     def close(self) -> None:
         """Session teardown without CLOSE: abort (nothing becomes visible)."""
-        if self._thread.is_alive():
+        if self._thread is None:
+            self._abort()
+        elif self._thread.is_alive():
             self._abort()
             self._thread.join(timeout=30)
 
     def stat(self) -> SFTPAttributes | int:
         a = SFTPAttributes()
-        a.st_size, a.st_mode = self._offset, stat.S_IFREG | 0o644
+        a.st_size, a.st_mode = self._offset, stat.S_IFREG | FILE_MODE
         return a
 
 
@@ -337,7 +394,15 @@ class _GatewaySFTP(SFTPServerInterface):
     posix_rename = rename
 
     def chattr(self, path: str, attr: SFTPAttributes) -> int:
-        return SFTP_OK  # modes/times are not stored; accepted so `put -p` works
+        """SETSTAT: checked like a write; times set, the rest only if already true."""
+        try:
+            logical = self._path(path)
+            code, times = plan_setstat(attr, self.gateway.modifiable(self.identity, logical))
+            if code == SFTP_OK and times is not None:
+                self.gateway.set_times(self.identity, logical, *times)
+        except StorageError as exc:
+            return sftp_code(exc)
+        return code
 
     def symlink(self, target_path: str, path: str) -> int:
         return SFTP_OP_UNSUPPORTED
@@ -356,7 +421,15 @@ class _GatewaySFTP(SFTPServerInterface):
 
 class _SFTPServer(paramiko.SFTPServer):
     """paramiko's SFTP server, except that CLOSE of an upload reports the commit's
-    outcome (paramiko always answers OK to CLOSE)."""
+    outcome (paramiko always answers OK to CLOSE), and that the session's end sends
+    an exit status (paramiko sends none, so ``scp -s`` fails every transfer)."""
+
+    def finish_subsystem(self) -> None:
+        try:
+            self.sock.send_exit_status(0)
+        except Exception as exc:  # noqa: BLE001 - the client may have closed already
+            log.debug("no exit status sent: %s", exc)
+        super().finish_subsystem()
 
     def _process(self, t: int, request_number: int, msg: paramiko.Message) -> None:
         if t == CMD_CLOSE:

@@ -32,6 +32,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from gproc import errors
 from gproc.security.errors import CredentialError
 from gproc.security.identity import Identity, same_dn
 from gproc.security.wsgi_auth import Validator, validate_with
@@ -44,15 +45,15 @@ MAX_LINE = 16 * 1024
 _COMMENT = re.compile(r"^[\x20-\x7e]{0,200}$")
 
 
-class KeyError_(ValueError):
+class KeyError_(errors.InvalidRequest, ValueError):
     """A key line that cannot be registered (message safe to show)."""
 
 
-class KeyConflict(KeyError_):
+class KeyConflict(errors.Conflict, KeyError_):
     """The key is already registered by another identity."""
 
 
-class SessionRefused(Exception):
+class SessionRefused(errors.NotAuthorised):
     """The key's registration no longer gives access (message safe to show)."""
 
 

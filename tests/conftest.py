@@ -18,6 +18,7 @@ pytest_plugins = [
     "tests.fixtures.soap",
     "tests.fixtures.gateway",
     "tests.fixtures.vo",
+    "tests.fixtures.workflow",
 ]
 
 _TIERS = {"unit": "unit", "service": "service", "integration": "integration"}

@@ -208,14 +208,15 @@ def tool_grayscale(a: argparse.Namespace) -> None:
     ds = open_raster(a.in_image[0])
     bands = [read_band(ds, b)[0] for b in (a.red_band, a.green_band, a.blue_band)]
     dtype = bands[0].dtype
-    if a.method == "luminosity" and dtype == np.uint8:
-        grey = cv2_module().cvtColor(np.dstack(bands), cv2_module().COLOR_RGB2GRAY)
-    else:
-        weights = (0.299, 0.587, 0.114) if a.method == "luminosity" else (1 / 3, 1 / 3, 1 / 3)
-        grey = sum(w * b.astype(np.float64) for w, b in zip(weights, bands, strict=True))
-        if np.issubdtype(dtype, np.integer):
-            grey = np.rint(grey)
-        grey = grey.astype(dtype)
+    # exactly the formula the connector describes, in float64, rounded to the nearest
+    # level (halves to even) for integer rasters (not cv2.cvtColor: its fixed-point
+    # BT.601 arithmetic differs from the formula by one level on some pixels)
+    r, g, b = (band.astype(np.float64) for band in bands)
+    grey = 0.299 * r + 0.587 * g + 0.114 * b if a.method == "luminosity" else (r + g + b) / 3
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        grey = np.clip(np.rint(grey), info.min, info.max)
+    grey = grey.astype(dtype)
     write_like(ds, a.out_output, grey, ds.GetRasterBand(a.red_band).DataType)
 
 

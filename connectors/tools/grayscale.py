@@ -1,4 +1,4 @@
-"""RGB -> one grey band (ITU-R BT.601 luma weights, OpenCV for 8-bit input)."""
+"""RGB -> one grey band (ITU-R BT.601 luma weights, computed as the description says)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ class GrayscaleConnector(Connector):
     name = "grayscale"
     description = (
         "Grey-level conversion of a colour raster: luminosity = 0.299 R + 0.587 G + 0.114 B, "
-        "or the plain average of the three bands."
+        "or the plain average (R + G + B) / 3, computed in double precision; integer "
+        "rasters are rounded to the nearest level (halves to even)."
     )
     payload_tool = "grayscale"
     inputs = (IMAGE,)

@@ -1,16 +1,34 @@
 """The chassis every gproc front is built on (SOAP services, the gateway, VOMS).
 
-A new SOAP service is a thin file of operations on it::
+The API in ten lines:
+
+1. ``FaultSet(ns, base_name, {type_name: code}, module=__name__)``: the service's declared
+   faults in its own namespace, the chassis faults (guard, validation, auth, internal) added.
+2. ``ErrorTable(faults, {error_code: fault_type})``: the one map from ``gproc.errors`` codes
+   (parent codes as fallback) to faults; detail: field, rule, task_id, index, ac_problem.
+3. ``class MyService(FaultingService): ERRORS = table``: every error becomes a declared fault.
+4. ``identity_of(ctx, table)``: the caller's validated TLS Identity, or NotAuthenticated.
+5. ``soap_application([MyService], ns, name, **shared)``: spyne app; ``ctx.app.<shared>``.
+6. ``soap_stack(app, table, operations, access_logger=..., max_bytes=..., max_depth=...)``:
+   access log -> XML guard -> spyne; spyne's own errors become declared faults too.
+7. ``gproc.security.tls.make_server(wsgi, host, port, tls, validator, ...)``: the HTTPS server.
+8. ``AccessLog(wsgi, logger)``: request id + JSON access line for a non-SOAP front.
+9. ``serve.apply_overrides(settings, cli_options, {option: "section.key"})``, ``serve.require``.
+10. ``serve.json_logging(loggers, access=[...])``; ``serve.run([servers...], banner=, name=)``.
+
+A whole new SOAP service::
 
     NS = "urn:gproc:catalogue:1"
-    FAULTS = FaultSet(NS, "CatalogueFault", {"NotFoundFault": "Client.NotFound"},
-                      module=__name__)              # + the chassis faults, always
+    FAULTS = FaultSet(NS, "CatalogueFault", {"NotFoundFault": "Client.NotFound",
+                      "InvalidRequestFault": "Client.InvalidRequest"}, module=__name__)
     ERRORS = ErrorTable(FAULTS, {"Client.NotFound": FAULTS.NotFoundFault,
-                                 "Client.InvalidRequest": FAULTS.ValidationFault})
+                                 "Client.InvalidRequest": FAULTS.InvalidRequestFault})
     class CatalogueService(FaultingService):        # errors -> declared faults
         ERRORS = ERRORS
         @rpc(Unicode, _returns=Unicode, _throws=list(FAULTS.all))
-        def Get(ctx, name): ident = identity_of(ctx, ERRORS); ...
+        def Get(ctx, name):
+            ident = identity_of(ctx, ERRORS)
+            return ctx.app.store.get(ident, name)   # raises gproc.errors.NotFound...
     app = soap_application([CatalogueService], NS, "GprocCatalogue", store=store)
     wsgi = soap_stack(app, ERRORS, CatalogueService.public_methods,
                       access_logger="gproc.catalogue.access", max_bytes=..., max_depth=32)

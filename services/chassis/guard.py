@@ -24,6 +24,7 @@ ENV_REQUEST_ID = "gproc.request_id"
 ENV_OPERATION = "gproc.operation"
 ENV_FAULT = "gproc.fault"
 ENV_READ_DEADLINE = "gproc.read_deadline"  # set by gproc.security.tls (TLS connections)
+ENV_CLOSE = "gproc.close_connection"  # read by gproc.security.tls
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 BODY_READ_S = 30.0  # a whole body must arrive within this (the TLS server's gate waits first)
 
@@ -137,6 +138,7 @@ class XmlGuard:
             )
         body = _read(environ["wsgi.input"], length, self.read_s)
         if len(body) != length:
+            environ[ENV_CLOSE] = True  # the rest is not coming: do not wait for it
             return _http(
                 start_response,
                 "400 Bad Request",

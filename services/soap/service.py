@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from spyne import DateTime, Integer, Unicode, rpc
+from spyne import Boolean, DateTime, Integer, Unicode, rpc
 
 from gproc import __version__, connectors, errors
 from gproc.domain import InvalidTaskRequest, Owner, TaskRequest, TaskView
@@ -187,6 +187,8 @@ class ProcessingService(FaultingService):
         DateTime,
         Integer(ge=0),
         Integer(ge=1),
+        Unicode(max_len=200),
+        Boolean,
         _returns=w.TaskPage,
         _out_variable_name="page",
         _throws=f.TASK_FAULTS,
@@ -199,6 +201,8 @@ class ProcessingService(FaultingService):
         created_before: datetime | None,
         offset: int | None,
         limit: int | None,
+        page_token: str | None,
+        with_total: bool | None,
     ) -> w.TaskPage:
         gp, ident = _gp(ctx), _caller(ctx)
         gp.policy.require(ident, "list", tool)
@@ -217,9 +221,18 @@ class ProcessingService(FaultingService):
             created_after=created_after,
             created_before=created_before,
         )
-        views, total = gp.core.list_tasks(flt, offset or 0, limit or 100)
+        views, token, total = gp.core.list_page(
+            flt,
+            limit=limit or 100,
+            after=page_token or None,
+            offset=offset or 0,
+            with_total=bool(with_total),
+        )
         return w.TaskPage(
-            total=total, offset=offset or 0, tasks=[convert.task_status(v) for v in views]
+            total=total,
+            offset=offset or 0,
+            next_page_token=token,
+            tasks=[convert.task_status(v) for v in views],
         )
 
     @rpc(

@@ -147,9 +147,13 @@ class TaskStatus(Model):
 
 
 class TaskPage(Model):
+    """``total`` only when asked for (``with_total``); ``next_page_token`` is absent
+    on the last page and is passed back as ``page_token`` for the next one."""
+
     total = Integer
     offset = Integer
     tasks = many(TaskStatus)
+    next_page_token = Unicode
 
 
 class TaskEvent(Model):

@@ -19,47 +19,54 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from gproc import errors
+
 CHUNK = 1024 * 1024
 
 
-class StorageError(Exception):
-    """Base of every storage error; ``str()`` is safe to show to the client."""
+class StorageError(errors.GprocError):
+    """Base of every storage error; ``str()`` is safe to show to the client. Each
+    subclass also derives from its :mod:`gproc.errors` category (and takes its code)."""
 
 
-class NotFound(StorageError):
+class NotFound(StorageError, errors.NotFound):
     """The path (or its parent) does not exist, or is invisible to the caller."""
 
 
-class AlreadyExists(StorageError):
+class AlreadyExists(StorageError, errors.Conflict):
     """The target exists and the operation would replace it."""
 
 
-class Conflict(StorageError):
+class Conflict(StorageError, errors.Conflict):
     """Wrong kind of object: a directory where a file is needed, non-empty directory..."""
 
 
-class PermissionDenied(StorageError):
+class PermissionDenied(StorageError, errors.NotAuthorised):
     """The caller may not do this here (access rules or backend permissions)."""
 
 
-class BackendUnavailable(StorageError):
+class BackendUnavailable(StorageError, errors.Unavailable):
     """The backend cannot be reached; other areas keep working."""
 
 
-class QuotaExceeded(StorageError):
+class QuotaExceeded(StorageError, errors.LimitExceeded):
     """The write would take the area over its quota (nothing was kept)."""
 
 
-class InvalidPath(StorageError):
+class InvalidPath(StorageError, errors.InvalidRequest):
     """The path is not canonical, escapes its root or crosses a symlink."""
 
 
-class InvalidRange(StorageError):
+class InvalidRange(StorageError, errors.InvalidRequest):
     """A read range with a negative offset or length."""
 
 
-class ChecksumMismatch(StorageError):
+class ChecksumMismatch(StorageError, errors.InvalidRequest):
     """Uploaded data did not match the checksum the client announced (nothing was kept)."""
+
+
+class NotSupported(StorageError, errors.InvalidRequest):
+    """The backend cannot do this (e.g. store file modes); nothing was changed."""
 
 
 @dataclass(frozen=True)
@@ -195,8 +202,13 @@ class Backend(ABC):
     def rename(self, src: str, dst: str) -> None:
         """Move ``src`` to ``dst``; never replaces an existing ``dst``."""
 
+    def set_times(self, path: str, atime: float, mtime: float) -> None:
+        """Set a file's or directory's access and modification times (seconds)."""
+        raise NotSupported(f"{path}: this storage cannot set times")
+
     def checksum(self, path: str) -> Checksums:
-        """adler32 + sha256 of a file, computed by streaming it once."""
+        """adler32 + sha256 of a file, computed by streaming it once (backends that
+        keep the checksums computed at upload serve those instead)."""
         hasher = Hasher()
         for chunk in self.open_read(path):
             hasher.update(chunk)

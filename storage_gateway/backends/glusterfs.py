@@ -311,6 +311,13 @@ class GlusterBackend(Backend):
             if not (exist_ok and isinstance(err, AlreadyExists)):
                 raise err from None
 
+    def set_times(self, path: str, atime: float, mtime: float) -> None:
+        parts, _info = self._resolve(path)
+        try:
+            self._vol.utime(self._full(parts), (atime, mtime))
+        except OSError as exc:
+            raise from_oserror(exc, path) from None
+
     def rename(self, src: str, dst: str) -> None:
         sparts, info = self._resolve(src)
         dparts, _ = self._resolve(dst, final=False)

@@ -335,6 +335,16 @@ class HdfsBackend(Backend):
         ):
             raise AlreadyExists(f"{dst}: already exists")
 
+    def set_times(self, path: str, atime: float, mtime: float) -> None:
+        self.stat(path)  # NotFound / InvalidPath as for every operation
+        self._call(
+            "PUT",
+            path,
+            "SETTIMES",
+            modificationtime=int(mtime * 1000),
+            accesstime=int(atime * 1000),
+        )
+
     def usage(self, path: str = "/") -> int:
         summary = self._call("GET", path, "GETCONTENTSUMMARY").json()["ContentSummary"]
         return int(summary["length"])

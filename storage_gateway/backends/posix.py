@@ -6,6 +6,14 @@ while a transfer runs -- can lead outside the root: an open descriptor keeps
 pointing at the directory it was resolved to, and the final rename happens
 relative to that descriptor. Renames that must not replace use renameat2's
 RENAME_NOREPLACE (atomic), falling back to link+unlink for files.
+
+The checksums computed while a file is uploaded are kept in an extended attribute
+of the file (``user.gproc.sums``) together with the size and modification time
+(ns) they belong to; :meth:`PosixBackend.checksum` serves them while both still
+match, so any other write (in place, truncation, another program) invalidates them
+and the file is hashed again (and the result kept). A writer that restores the
+old size and mtime on purpose defeats this, as it defeats rsync and make. A file
+system without user xattrs simply hashes every time.
 """
 
 from __future__ import annotations
@@ -41,6 +49,8 @@ from gproc.storage_gateway.backends.base import (
 )
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+SUMS_XATTR = "user.gproc.sums"
 _RENAME_NOREPLACE = 1
 _libc = ctypes.CDLL(None, use_errno=True)
 _renameat2 = getattr(_libc, "renameat2", None)
@@ -51,8 +61,12 @@ class PosixBackend(Backend):
 
     kind = "posix"
 
-    def __init__(self, root: str | Path, *, create: bool = False) -> None:
+    def __init__(self, root: str | Path, *, create: bool = False, fsync: bool = True) -> None:
+        """``fsync=False`` publishes uploads without flushing them to disk first: still
+        atomic for readers, but a crash of the machine may leave an empty or short
+        file under the final name (what stock sftp-server and nginx do)."""
         self.root = Path(root)
+        self.fsync = fsync
         if not self.root.is_absolute():
             raise ValueError(f"POSIX backend root must be absolute: {root}")
         if create:
@@ -139,21 +153,61 @@ class PosixBackend(Backend):
                     out.append(self._entry(item.name, info))
         return sorted(out, key=lambda e: e.name)
 
+    def _open(self, path: str) -> int:
+        """A read descriptor of the file or directory at ``path`` (no symlinks)."""
+        if not paths.split(path):
+            return self._open_root()
+        with self._parent(path) as (dfd, name):
+            try:
+                return os.open(name, _OPEN_FLAGS, dir_fd=dfd)
+            except OSError as exc:
+                raise self._walkfrom_oserror(exc, dfd, name, path) from None
+
+    def _open_file(self, path: str) -> int:
+        fd = self._open(path)
+        if not st.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise Conflict(f"{path}: not a regular file")
+        return fd
+
     def open_read(self, path: str, offset: int = 0, length: int | None = None) -> Iterator[bytes]:
         if offset < 0 or (length is not None and length < 0):
             raise InvalidRange(f"bad range offset={offset} length={length}")
-        with self._parent(path) as (dfd, name):
-            try:
-                fd = os.open(
-                    name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=dfd
-                )
-            except OSError as exc:
-                raise self._walkfrom_oserror(exc, dfd, name, path) from None
-        mode = os.fstat(fd).st_mode
-        if not st.S_ISREG(mode):
+        return self._pread(self._open_file(path), offset, length)
+
+    def checksum(self, path: str) -> Checksums:
+        """The checksums stored at upload while they still match the file, else
+        computed by reading it (and stored for the next time)."""
+        fd = self._open_file(path)
+        try:
+            info = os.fstat(fd)
+            sums = _stored_sums(fd, info)
+            if sums is None:
+                hasher = Hasher()
+                offset = 0
+                while data := os.pread(fd, CHUNK, offset):
+                    hasher.update(data)
+                    offset += len(data)
+                sums = hasher.result()
+                _store_sums(fd, info, sums)  # stamped with the stat taken before reading
+            return sums
+        except OSError as exc:
+            raise from_oserror(exc, path) from None
+        finally:
             os.close(fd)
-            raise Conflict(f"{path}: not a regular file")
-        return self._pread(fd, offset, length)
+
+    def set_times(self, path: str, atime: float, mtime: float) -> None:
+        fd = self._open(path)
+        try:
+            before = os.fstat(fd)
+            sums = _stored_sums(fd, before) if st.S_ISREG(before.st_mode) else None
+            os.utime(fd, ns=(int(atime * 1e9), int(mtime * 1e9)))
+            if sums is not None:  # the content did not change: keep its checksums valid
+                _store_sums(fd, os.fstat(fd), sums)
+        except OSError as exc:
+            raise from_oserror(exc, path) from None
+        finally:
+            os.close(fd)
 
     @staticmethod
     def _pread(fd: int, offset: int, length: int | None) -> Iterator[bytes]:
@@ -194,16 +248,20 @@ class PosixBackend(Backend):
                 raise
             return sums
 
-    @staticmethod
-    def _fill(fd: int, chunks: Iterable[bytes], options: WriteOptions, path: str) -> Checksums:
+    def _fill(
+        self, fd: int, chunks: Iterable[bytes], options: WriteOptions, path: str
+    ) -> Checksums:
         hasher = Hasher()
         try:  # errors raised by the source itself (client gone...) pass through as they are
             for data in metered(chunks, hasher, options.max_bytes):
                 _write_all(fd, data, path)
-            _fsync(fd, path)
+            sums = verify(hasher, options.expected)
+            _store_sums(fd, os.fstat(fd), sums)
+            if self.fsync:
+                _fsync(fd, path)
         finally:
             os.close(fd)
-        return verify(hasher, options.expected)
+        return sums
 
     def _check_target(self, dfd: int, name: str, overwrite: bool, path: str) -> None:
         """Refuse early (before any data is read) what publishing would refuse."""
@@ -270,6 +328,27 @@ class PosixBackend(Backend):
         with self._parent(src) as (sfd, sname), self._parent(dst) as (dfd, dname):
             self._lstat(sfd, sname, src)
             _rename_noreplace(sfd, sname, dfd, dname, dst)
+
+
+def _stored_sums(fd: int, info: os.stat_result) -> Checksums | None:
+    """The checksums kept on the file if they belong to its current size and mtime."""
+    try:
+        raw = os.getxattr(fd, SUMS_XATTR).decode("ascii")
+    except (OSError, UnicodeDecodeError):
+        return None
+    fields = raw.split()
+    if len(fields) != 5 or fields[0] != "1":
+        return None
+    if fields[1:3] != [str(info.st_size), str(info.st_mtime_ns)]:
+        return None
+    return Checksums(fields[3], fields[4])
+
+
+def _store_sums(fd: int, info: os.stat_result, sums: Checksums) -> None:
+    """Keep ``sums`` on the file, valid for the size and mtime in ``info``."""
+    value = f"1 {info.st_size} {info.st_mtime_ns} {sums.adler32} {sums.sha256}"
+    with suppress(OSError):  # no user xattrs here: checksums are computed each time
+        os.setxattr(fd, SUMS_XATTR, value.encode("ascii"))
 
 
 def _write_all(fd: int, data: bytes, display: str) -> None:

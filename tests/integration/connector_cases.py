@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from rasterio.warp import Resampling, reproject, transform_bounds
 from rasterio.warp import transform as warp_points
 
 from gproc.connectors import ToolRequest
+from gproc.connectors.tools.grayscale import GrayscaleConnector
 
 Inputs = dict[str, Path | list[Path]]
 UTM = CRS.from_epsg(32635)  # UTM 35N: Romania
@@ -82,19 +84,39 @@ def _rng() -> np.random.Generator:
 
 # -- grayscale ---------------------------------------------------------------------
 def _rgb_data() -> np.ndarray:
-    return _rng().integers(0, 256, size=(3, 40, 50), dtype=np.uint8)
+    return _rng().integers(0, 256, size=(3, 128, 128), dtype=np.uint8)
 
 
 def _rgb(tmp: Path) -> Inputs:
     return {"image": write_tif(tmp / "rgb.tif", _rgb_data())}
 
 
-def _check_grayscale(out: Mapping[str, Path]) -> None:
+def grey_of(rgb: np.ndarray, method: str) -> np.ndarray:
+    """The formula the grayscale connector's description states (read from it), rounded
+    to nearest as it says."""
+    text = GrayscaleConnector.description
+    weights = re.search(r"luminosity = ([\d.]+) R \+ ([\d.]+) G \+ ([\d.]+) B", text)
+    assert weights is not None and "average (R + G + B) / 3" in text, text
+    assert "rounded to the nearest level" in text, text
+    r, g, b = (band.astype(np.float64) for band in rgb)
+    if method == "luminosity":
+        wr, wg, wb = (float(w) for w in weights.groups())
+        grey = wr * r + wg * g + wb * b
+    else:
+        grey = (r + g + b) / 3
+    return np.rint(grey).astype(np.uint8)
+
+
+def _check_grayscale(out: Mapping[str, Path], method: str = "luminosity") -> None:
     grey = assert_same_grid(out["output"])
-    rgb = _rgb_data()
-    expected = 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]
     assert grey.dtype == np.uint8
-    assert np.abs(grey.astype(float) - expected).max() <= 1.0
+    expected = grey_of(_rgb_data(), method)
+    differ = int((grey != expected).sum())
+    assert differ == 0, f"{differ} of {grey.size} pixels differ from the described formula"
+
+
+def _check_grayscale_average(out: Mapping[str, Path]) -> None:
+    _check_grayscale(out, "average")
 
 
 # -- histogram equalization ------------------------------------------------------------
@@ -355,6 +377,9 @@ def _check_clip(out: Mapping[str, Path]) -> None:
 # -- the cases (inputs are deterministic: checks recompute them, never read them back) ------
 CASES: list[ConnectorCase] = [
     ConnectorCase("grayscale", "grayscale", _rgb, _check_grayscale),
+    ConnectorCase(
+        "grayscale_average", "grayscale", _rgb, _check_grayscale_average, {"method": "average"}
+    ),
     ConnectorCase("equalize", "equalize", _low_contrast, _check_equalize),
     ConnectorCase("quantize", "quantize", _gradient, _check_quantize, {"levels": LEVELS}),
     ConnectorCase("threshold", "threshold", _noise, _check_threshold, {"value": 100}),

@@ -94,7 +94,7 @@ def test_full_round_trip_with_gisheo_notation(run: Any, tmp_path: Path) -> None:
     assert outs[0]["port"] == "output" and Path(outs[0]["path"]).is_file()
     log = json.loads(run("task", "log", task_id, "--json").stdout)
     assert [e["kind"] for e in log["events"]][0] == "REGISTERED"
-    listed = json.loads(run("task", "list", "--state", "completed", "--json").stdout)
+    listed = json.loads(run("task", "list", "--state", "completed", "--total", "--json").stdout)
     assert listed["total"] == 1 and listed["tasks"][0]["id"] == task_id
     assert task_id[:12] in run("task", "status", task_id).stdout
 

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import time
 import uuid
+import zlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -242,3 +243,111 @@ def test_killed_client_leaves_no_partial_file(
         time.sleep(0.2)
     assert list(local.iterdir()) == []
     assert gw.session().get(f"{gw.url}{d}").json()["entries"] == []
+
+
+# -- scp in SFTP mode, attributes (SETSTAT / FSETSTAT) ------------------------------------
+def scp(front: Any, key: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    opts = sftp_cmd(front, key)[1:]  # the same options, for scp
+    return subprocess.run(
+        ["scp", "-s", "-q", *opts, *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_scp_in_sftp_mode_exits_zero(
+    gateway_posix: GatewayServer, gateway_sftp: Any, tmp_path: Path
+) -> None:
+    gw = gateway_posix
+    key = keypair(tmp_path)
+    register(gw, key)
+    src = tmp_path / "scp.bin"
+    src.write_bytes(os.urandom(300_000))
+    d = f"/groups/grid/{uuid.uuid4().hex[:8]}"
+    gw.session().request("MKCOL", gw.url + d).raise_for_status()
+    up = scp(gateway_sftp, key, str(src), f"grid@127.0.0.1:{d}/scp.bin")
+    assert up.returncode == 0, up.stderr
+    down = scp(gateway_sftp, key, f"grid@127.0.0.1:{d}/scp.bin", str(tmp_path / "back.bin"))
+    assert down.returncode == 0, down.stderr
+    assert (tmp_path / "back.bin").read_bytes() == src.read_bytes()
+
+
+def test_put_p_keeps_times_of_files_and_directories(
+    gateway_posix: GatewayServer, gateway_sftp: Any, tmp_path: Path
+) -> None:
+    gw = gateway_posix
+    key = keypair(tmp_path)
+    register(gw, key)
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    tree.chmod(0o755)
+    (tree / "a.txt").write_text("alpha")
+    (tree / "a.txt").chmod(0o644)
+    os.utime(tree / "a.txt", (1_400_000_000, 1_500_000_000))
+    os.utime(tree, (1_400_000_000, 1_300_000_000))
+    d = f"/groups/grid/{uuid.uuid4().hex[:8]}"
+    gw.session().request("MKCOL", gw.url + d).raise_for_status()
+    r = sftp(gateway_sftp, key, f"put -p tree/a.txt {d}/a.txt\nput -rp tree {d}/tree\n", tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "setstat" not in r.stderr and "unsupported" not in r.stderr.lower(), r.stderr
+    stat = gw.session().get(f"{gw.url}{d}/a.txt", params={"op": "stat"}).json()
+    assert stat["mtime"] == 1_500_000_000
+    assert stat["adler32"] == f"{zlib.adler32(b'alpha') & 0xFFFFFFFF:08x}"
+    inner = gw.session().get(f"{gw.url}{d}/tree/a.txt", params={"op": "stat"}).json()
+    assert inner["mtime"] == 1_500_000_000
+    listing = gw.session().get(f"{gw.url}{d}").json()["entries"]
+    assert {e["name"]: e["mtime"] for e in listing}["tree"] == 1_300_000_000
+
+
+def test_setstat_checks_access_and_refuses_what_it_cannot_do(
+    gateway_posix: GatewayServer, gateway_sftp: Any, tmp_path: Path
+) -> None:
+    gw = gateway_posix
+    alice_home = gw.home("alice-voms")
+    gw.session().put(f"{gw.url}{alice_home}/attrs.txt?overwrite=1", data=b"0123456789")
+    before = gw.session().get(f"{gw.url}{alice_home}/attrs.txt", params={"op": "stat"}).json()
+    key = keypair(tmp_path)
+    register(gw, key)
+    # a mode the gateway does not keep: refused, nothing claimed
+    r = sftp(gateway_sftp, key, "chmod 600 attrs.txt\n", tmp_path)
+    assert r.returncode != 0 and "unsupported" in r.stderr.lower(), r.stderr
+    assert sftp(gateway_sftp, key, "chmod 644 attrs.txt\n", tmp_path).returncode == 0
+    assert sftp(gateway_sftp, key, "chown 1000 attrs.txt\n", tmp_path).returncode != 0
+    # another user cannot touch alice's file (it does not exist for them), nor /public
+    bob = keypair(tmp_path, "bob")
+    register(gw, bob, "bob-voms")
+    r = sftp(gateway_sftp, bob, f"chmod 644 {alice_home}/attrs.txt\n", tmp_path)
+    assert r.returncode != 0 and "no such file" in r.stderr.lower(), r.stderr
+    gw.session("bob-dm").put(f"{gw.url}/public/attrs-{uuid.uuid4().hex[:6]}", data=b"x")
+    r = sftp(gateway_sftp, bob, "chmod 644 /public\n", tmp_path)
+    assert r.returncode != 0 and "permission denied" in r.stderr.lower(), r.stderr
+    # truncation and times through paramiko's client (OpenSSH's sftp has no such commands)
+    with paramiko_client(gateway_sftp, key) as client, paramiko_client(gateway_sftp, bob) as other:
+        with pytest.raises(OSError, match="unsupported"):
+            client.truncate(f"{alice_home}/attrs.txt", 3)
+        client.truncate(f"{alice_home}/attrs.txt", 10)  # already true
+        with pytest.raises(FileNotFoundError):
+            other.utime(f"{alice_home}/attrs.txt", (1_000_000_000, 1_000_000_000))
+        client.utime(f"{alice_home}/attrs.txt", (1_100_000_000, 1_200_000_000))
+    after = gw.session().get(f"{gw.url}{alice_home}/attrs.txt", params={"op": "stat"}).json()
+    assert gw.session().get(f"{gw.url}{alice_home}/attrs.txt").content == b"0123456789"
+    assert after["mtime"] == 1_200_000_000 != before["mtime"]
+    assert after["sha256"] == before["sha256"]
+
+
+class paramiko_client:  # noqa: N801 - used as a context manager
+    """paramiko's SFTP client with a test key (for requests OpenSSH's sftp cannot make)."""
+
+    def __init__(self, front: Any, key: Path) -> None:
+        import paramiko
+
+        self.transport = paramiko.Transport(("127.0.0.1", front.port))
+        self.transport.connect(
+            username="grid", pkey=paramiko.Ed25519Key.from_private_key_file(str(key))
+        )
+        self.client = paramiko.SFTPClient.from_transport(self.transport)
+
+    def __enter__(self) -> Any:
+        return self.client
+
+    def __exit__(self, *exc: object) -> None:
+        self.client.close()
+        self.transport.close()

@@ -167,7 +167,7 @@ def test_cli_status_json(pool: Any) -> None:
     _personal(pool)
     env = {**os.environ, "GPROC_STATE_DIR": str(pool.state_dir)}
     res = subprocess.run(
-        [sys.executable, "-m", "gproc.wrappers.htcondor.cli", "status", "--json"],
+        [sys.executable, "-m", "gproc.services.cli_pool", "status", "--json"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -5,13 +5,14 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
 from gproc.models import TaskRow
-from gproc.registry import ConcurrentChange, Registry, TaskFilter, TaskNotFound
+from gproc.registry import BadPageToken, ConcurrentChange, Registry, TaskFilter, TaskNotFound
 from gproc.states import InvalidTransition, TaskState
 
 S = TaskState
@@ -132,3 +133,47 @@ def test_meta_roundtrip(registry: Registry) -> None:
     registry.set_meta("k", "v1")
     registry.set_meta("k", "v2")
     assert registry.get_meta("k") == "v2"
+
+
+def test_keyset_pages_visit_every_task_once_even_with_equal_times(registry: Registry) -> None:
+    when = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    rows = [_row(owner="/CN=pager") for _ in range(11)]
+    for i, r in enumerate(rows):
+        r.created_at = when if i < 6 else when + timedelta(seconds=i)  # six share one time
+    registry.insert_tasks(rows + [_row(owner="/CN=other")])
+    flt = TaskFilter(owner_dn="/CN=pager")
+    seen, token, pages = [], None, 0
+    while True:
+        page = registry.page(flt, limit=4, after=token)
+        assert page.total is None
+        seen += [r.id for r in page.rows]
+        pages, token = pages + 1, page.next_token
+        if token is None:
+            break
+    want = [r.id for r in sorted(rows, key=lambda r: (r.created_at, r.id), reverse=True)]
+    assert seen == want and pages == 3
+    assert registry.page(flt, limit=4, with_total=True).total == 11
+    exact = registry.page(flt, limit=11)
+    assert len(exact.rows) == 11 and exact.next_token is None  # no empty trailing page
+
+
+def test_page_tokens_are_checked(registry: Registry) -> None:
+    registry.insert_tasks([_row(), _row()])
+    token = registry.page(TaskFilter(owner_dn="/CN=ann"), limit=1).next_token
+    assert token
+    with pytest.raises(BadPageToken, match="other list criteria"):
+        registry.page(TaskFilter(owner_dn="/CN=bob"), after=token)
+    for bad in ("", "%%%", "bm90IGpzb24", token[:10], "A" * 300):
+        with pytest.raises(BadPageToken) as info:
+            registry.page(TaskFilter(owner_dn="/CN=ann"), after=bad)
+        assert info.value.field == "page_token"
+
+
+def test_records_read_what_get_many_reads(registry: Registry) -> None:
+    rows = registry.insert_tasks([_row(request_id="a"), _row(tool="canny")])
+    registry.transition(rows[0].id, S.REGISTERED, S.SUBMITTING, attempt=1)
+    wanted = [r.id for r in rows] + [uuid.uuid4().hex]
+    orm, plain = registry.get_many(wanted), registry.records(wanted)
+    assert set(plain) == set(orm) == {r.id for r in rows}  # unknown ids are left out
+    for task_id, row in orm.items():
+        assert dict(plain[task_id]._mapping) == row.model_dump()

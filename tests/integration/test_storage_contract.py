@@ -234,6 +234,18 @@ class BackendContract:
         backend.write_stream("/u/v/two", [b"y" * 2345])
         assert backend.usage("/u") == 3345
 
+    def test_set_times_of_files_and_directories(self, backend: Backend) -> None:
+        backend.mkdir("/t")
+        sums = backend.write_stream("/t/f", [b"timed"])
+        backend.set_times("/t/f", 1_600_000_000.5, 1_500_000_000.25)
+        backend.set_times("/t", 1_600_000_000.0, 1_400_000_000.0)
+        assert backend.stat("/t/f").mtime == pytest.approx(1_500_000_000.25, abs=0.001)
+        assert backend.stat("/t").mtime == pytest.approx(1_400_000_000.0, abs=0.001)
+        assert backend.checksum("/t/f") == sums == expected_sums(b"timed")
+        assert read_all(backend, "/t/f") == b"timed"
+        with pytest.raises(NotFound):
+            backend.set_times("/t/missing", 0.0, 0.0)
+
     @pytest.mark.parametrize(
         "bad",
         [
@@ -281,6 +293,60 @@ class TestPosix(BackendContract):
 
     def raw_names(self, backend: Backend) -> list[str]:
         return os.listdir(self.root(backend))
+
+    def test_checksums_stored_at_upload_are_served(self, backend: Backend) -> None:
+        data = payload(300_000)
+        sums = backend.write_stream("/kept", chunked(data))
+        path = self.root(backend) / "kept"
+        assert os.getxattr(path, "user.gproc.sums").split()[3:] == [
+            sums.adler32.encode(),
+            sums.sha256.encode(),
+        ]
+        # changed behind the gateway's back but with size and mtime restored: the
+        # stored value is served (it is what the upload computed, not a re-read)
+        before = path.stat()
+        path.write_bytes(b"z" * len(data))
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+        assert backend.checksum("/kept") == sums == expected_sums(data)
+
+    def test_other_writes_invalidate_stored_checksums(self, backend: Backend) -> None:
+        backend.write_stream("/w", [b"original content"])
+        path = self.root(backend) / "w"
+        with path.open("r+b") as fh:  # in place, same size, as another program would
+            fh.write(b"CHANGED")
+        os.utime(path, (1_000_000_000, 1_000_000_000))  # a different mtime for sure
+        assert backend.checksum("/w") == expected_sums(b"CHANGEDl content")
+        path.write_bytes(b"shorter")  # truncated and rewritten
+        assert backend.checksum("/w") == expected_sums(b"shorter")
+        # the recomputed value is kept for the next request
+        fields = os.getxattr(path, "user.gproc.sums").split()
+        assert fields[1] == b"7" and fields[4] == expected_sums(b"shorter").sha256.encode()
+
+    def test_set_times_keeps_stored_checksums_valid(self, backend: Backend) -> None:
+        sums = backend.write_stream("/st", [b"abc"])
+        backend.set_times("/st", 1_000_000.0, 2_000_000.0)
+        fields = os.getxattr(self.root(backend) / "st", "user.gproc.sums").split()
+        assert fields[2] == str(2_000_000 * 10**9).encode()
+        assert backend.checksum("/st") == sums
+
+    def test_without_fsync_uploads_stay_atomic_and_correct(self, posix_root: Path) -> None:
+        from gproc.storage_gateway.namespace import make_backend
+
+        backend = make_backend(
+            {
+                "type": "posix",
+                "root": str(posix_root / uuid.uuid4().hex),
+                "create": True,
+                "fsync": False,
+            }
+        )
+        assert isinstance(backend, PosixBackend) and backend.fsync is False
+        data = payload(2 * MiB + 3)
+        assert backend.write_stream("/nf", chunked(data)) == expected_sums(data)
+        assert read_all(backend, "/nf") == data and backend.checksum("/nf") == expected_sums(data)
+        with pytest.raises(Interrupted):
+            backend.write_stream("/nf2", broken_source(data, 1000))
+        assert self.raw_names(backend) == ["nf"]
 
     def test_final_symlink_refused(self, backend: Backend, outside: Path) -> None:
         os.symlink(outside / "secret", self.root(backend) / "link")

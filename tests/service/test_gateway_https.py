@@ -85,6 +85,21 @@ def test_ranges(gateway_posix: GatewayServer) -> None:
     assert bad.status_code == 416 and bad.json()["error"] == "InvalidRange"
 
 
+@pytest.mark.parametrize(
+    "header",
+    ["bytes=5-x", "bytes=x-5", "bytes=-", "bytes=5-3", "bytes=--5", "bytes= 1 2-3", "bytes=-0"],
+)
+def test_malformed_or_unsatisfiable_range_is_416(gateway_posix: GatewayServer, header: str) -> None:
+    gw, s = gateway_posix, gateway_posix.session()
+    d = fresh_dir(gw)
+    s.put(f"{gw.url}{d}/r", data=b"0123456789").raise_for_status()
+    r = s.get(f"{gw.url}{d}/r", headers={"Range": header})
+    assert r.status_code == 416, (header, r.status_code, r.text)
+    assert r.json()["error"] == "InvalidRange"
+    assert r.headers["Content-Range"] == "bytes */10"
+    assert s.get(f"{gw.url}{d}/r").content == b"0123456789"  # the service keeps serving
+
+
 def test_chunked_put_and_checksum_verification(gateway_posix: GatewayServer) -> None:
     gw, s = gateway_posix, gateway_posix.session()
     d = fresh_dir(gw)
@@ -354,3 +369,26 @@ def test_ssh_key_registration(gateway_posix: GatewayServer, tmp_path: Path) -> N
     assert alice.delete(gw.url + "/sshkeys", params={"fingerprint": fp}).status_code == 200
     # other tests of the session may have registered alice's keys: only this one is gone
     assert fp not in [k["fingerprint"] for k in alice.get(gw.url + "/sshkeys").json()["keys"]]
+
+
+def test_head_answers_carry_no_body_on_a_kept_alive_connection(
+    gateway_posix: GatewayServer,
+) -> None:
+    """A HEAD answer (an error included) has no body (RFC 9110 9.3.2): a body would
+    be read as the start of the next response on the same connection."""
+    gw = gateway_posix
+    d = fresh_dir(gw)
+    conn = _raw_tls(gw)
+    try:
+        conn.sendall(
+            f"HEAD {d}/missing HTTP/1.1\r\nHost: localhost\r\n\r\n"
+            f"GET {d}/missing HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode()
+        )
+        raw = b""
+        while chunk := conn.recv(65536):
+            raw += chunk
+    finally:
+        conn.close()
+    head, sep, rest = raw.partition(b"\r\n\r\n")
+    assert sep and head.startswith(b"HTTP/1.1 404"), raw[:200]
+    assert rest.startswith(b"HTTP/1.1 404"), f"HEAD sent a body: {rest[:120]!r}"

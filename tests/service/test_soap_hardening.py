@@ -3,12 +3,17 @@ good request succeeds (the server stays up). Real TLS server, real parser."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import time
+from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
+from gproc.security.tls import TLSConfig
+from gproc.services.soap.app import build_validator, make_soap_server
 from tests.fixtures.soap import SoapServer
 from tests.service.soap_helpers import envelope, fault_of, good_call_works, post
 
@@ -93,7 +98,8 @@ def test_very_deep_nesting_beyond_the_parser_bound(soap_offline: SoapServer) -> 
     deep = "<g:x>" * 5000 + "</g:x>" * 5000
     resp = post(soap_offline, envelope("ListTools", deep))
     assert resp.status_code == 500
-    assert fault_of(resp)[0] in ("Client.MalformedRequest", "Client.LimitExceeded")
+    code, detail = fault_of(resp)
+    assert (code, detail["field"]) == ("Client.LimitExceeded", "depth")
     good_call_works(soap_offline)
 
 
@@ -177,3 +183,87 @@ def test_identity_never_comes_from_the_envelope(soap_offline: SoapServer, who: s
     assert resp.status_code == 200
     assert soap_offline.pki.users["alice"].dn.encode() in resp.content
     assert soap_offline.pki.users["bob"].dn.encode() not in resp.content
+
+
+# ---- slow clients: bounded reads, no starvation ---------------------------------------
+GATE_S = 3.0  # the test server's read_timeout_s
+IDLE_S = 4  # its request_timeout_s: idle connections are closed after this
+
+
+@pytest.fixture(scope="module")
+def small_server(soap_offline: SoapServer) -> Iterator[SoapServer]:
+    """The offline service on a second server with two worker threads and a short
+    request deadline (same core, same PKI)."""
+    svc = soap_offline.gp.settings.service.model_copy(
+        update={"threads": 2, "read_timeout_s": GATE_S, "request_timeout_s": IDLE_S}
+    )
+    gp = replace(
+        soap_offline.gp, settings=soap_offline.gp.settings.model_copy(update={"service": svc})
+    )
+    pki = soap_offline.pki
+    tls = TLSConfig(pki.host_cert, pki.host_key, pki.ca_dir)
+    server = make_soap_server(gp, build_validator(pki.ca_dir, pki.vomsdir), tls).start()
+    try:
+        yield replace(soap_offline, server=server, gp=gp)
+    finally:
+        server.stop()
+
+
+def _connect(srv: SoapServer, handshake: bool = True) -> socket.socket:
+    raw = socket.create_connection((srv.server.host, srv.server.port), timeout=30)
+    return _tls(srv).wrap_socket(raw) if handshake else raw
+
+
+def test_short_body_gets_the_guards_400_in_bounded_time(small_server: SoapServer) -> None:
+    """A body shorter than its Content-Length: the guard's 400, soon, not a 500."""
+    with _connect(small_server) as tls:
+        tls.sendall(
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\n"
+            b"Content-Length: 1000\r\n\r\n<soap:Env>"
+        )
+        tls.settimeout(GATE_S + 10)
+        answer = b"".join(iter(lambda: tls.recv(4096), b""))  # until the server closes
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+    assert b"did not arrive within" in answer and b"10 of 1000 bytes" in answer
+    good_call_works(small_server)
+
+
+def test_slow_clients_do_not_starve_the_workers(small_server: SoapServer) -> None:
+    """Three times as many slow connections as worker threads (silent after TCP, after
+    the TLS handshake, mid-headers, mid-body): good calls are still answered at once."""
+    head = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml\r\nContent-Length: 500\r\n"
+    slow = [_connect(small_server, handshake=False) for _ in range(2)]
+    slow += [_connect(small_server) for _ in range(4)]
+    try:
+        slow[3].sendall(head[:20])
+        slow[4].sendall(head + b"\r\n<soap:")
+        slow[5].sendall(head)
+        started = time.monotonic()
+        for _ in range(3):
+            resp = small_server.session().post(
+                small_server.url,
+                data=envelope("GetServiceInfo"),
+                headers={"Content-Type": "text/xml"},
+                timeout=GATE_S / 2,
+            )
+            assert resp.status_code == 200, resp.text[:300]
+        assert time.monotonic() - started < GATE_S  # all of them before any slow one gave up
+        time.sleep(1.0)  # past the server's idle-expiry sweep, with the slow ones still there
+        good_call_works(small_server)  # a new connection
+    finally:
+        for s in slow:
+            s.close()
+    good_call_works(small_server)
+
+
+@pytest.mark.parametrize("handshake", [False, True])
+def test_silent_connections_are_closed_when_idle(small_server: SoapServer, handshake: bool) -> None:
+    """A connection that never sends a request is closed after the idle timeout
+    (it holds no worker meanwhile)."""
+    with _connect(small_server, handshake=handshake) as conn:
+        conn.settimeout(IDLE_S + 10)
+        started = time.monotonic()
+        with contextlib.suppress(ConnectionResetError, ssl.SSLError):  # closed either way
+            assert conn.recv(100) == b""
+        assert time.monotonic() - started < IDLE_S + 5
+    good_call_works(small_server)

@@ -148,7 +148,7 @@ def test_submit_status_list_and_log(soap_offline: SoapServer, alice: zeep.Client
     assert submitted[0].state == "submitting"  # the pool is unreachable: kept, not lost
     status = alice.service.GetTaskStatus(task_ids=[tid])[0]
     assert (status.state, status.attempt, status.wms_job_id) == ("submitting", 1, None)
-    page = alice.service.ListTasks(states=["submitting"], tool="ndvi", limit=1000)
+    page = alice.service.ListTasks(states=["submitting"], tool="ndvi", limit=1000, with_total=True)
     assert tid in [t.task_id for t in page.tasks] and page.total >= 1
     log = alice.service.GetTaskLog(task_id=tid)
     assert [e.kind for e in log.events][:2] == ["REGISTERED", "SUBMITTING"]

@@ -8,11 +8,11 @@ import pytest
 from click.testing import CliRunner, Result
 
 from gproc.security.chain import Validator
-from gproc.security.cli import pki_group
 from gproc.security.errors import Reason, UntrustedCredential
 from gproc.security.identity import Fqan, ProxyType
 from gproc.security.truststore import TrustStore
 from gproc.security.voms import VomsTrust
+from gproc.services.cli_pki import pki_group
 
 
 def _ok(*args: str) -> Result:

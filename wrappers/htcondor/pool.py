@@ -449,13 +449,6 @@ class ExternalPool:
         activate_client_config(self.client_config)
 
 
-def default_pool() -> PersonalPool:
-    """The pool under the configured state dir."""
-    from gproc.settings import get_settings
-
-    return PersonalPool(get_settings().state_dir)
-
-
 def _last_step(log: Path) -> str:
     steps = [
         ln[6:] for ln in log.read_text(errors="replace").splitlines() if ln.startswith("STEP: ")

@@ -1,6 +1,6 @@
 """`pki` command group: build a test PKI, certificates, proxies and VOMS ACs on disk.
 
-Mounted as `gproc pki ...`; also runnable as `python -m security.cli`."""
+Mounted as ``gproc pki ...``; also runnable as ``python -m gproc.services.cli_pki``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""``gproc pool up|down|status``: life cycle of the personal HTCondor pool."""
+"""``gproc pool up|down|status``: life cycle of the personal HTCondor pool.
+
+Also runnable as ``python -m gproc.services.cli_pool``. The pool lives under the
+settings' ``state_dir`` unless ``--state-dir`` says otherwise."""
 
 from __future__ import annotations
 
@@ -9,11 +12,12 @@ from pathlib import Path
 
 import click
 
-from gproc.wrappers.htcondor.pool import PersonalPool, PoolError, default_pool
+from gproc.settings import get_settings
+from gproc.wrappers.htcondor.pool import PersonalPool, PoolError
 
 
 def _pool(state_dir: Path | None) -> PersonalPool:
-    return PersonalPool(state_dir) if state_dir else default_pool()
+    return PersonalPool(state_dir or get_settings().state_dir)
 
 
 @click.group("pool")

@@ -1,0 +1,1 @@
+"""Revisions, one file each, named vNNNN_<what>.py (see gproc.migrations)."""

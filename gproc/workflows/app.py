@@ -1,0 +1,76 @@
+"""Assemble the workflow core from settings: store, DAGMan runner, directories."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gproc.registry import make_engine
+from gproc.settings import Settings
+from gproc.staging import InputResolver, local_file_resolver
+from gproc.workflows.notify import Notifier
+from gproc.workflows.service import WorkflowDirs, WorkflowService
+from gproc.workflows.store import WorkflowStore
+from gproc.workflows.tracker import WorkflowTracker
+from gproc.wrappers.dag_base import DagRunner
+
+
+def build_runner(settings: Settings) -> DagRunner:
+    """The DAG engine of the configured WMS (HTCondor: DAGMan on its schedd)."""
+    if settings.wms != "htcondor":
+        raise LookupError(f"workflows need HTCondor DAGMan; the WMS is {settings.wms!r}")
+    from gproc.wrappers.htcondor.dag import HTCondorDagRunner
+    from gproc.wrappers.htcondor.pool import PersonalPool, activate_client_config
+
+    config = settings.htcondor.condor_config or PersonalPool(settings.state_dir).client_config
+    activate_client_config(config)
+    wf = settings.workflow
+    return HTCondorDagRunner(
+        settings.htcondor.instance,
+        schedd_name=settings.htcondor.schedd_name,
+        collector=settings.htcondor.collector,
+        dagman=wf.dagman,
+        scan_interval_s=wf.scan_interval_s,
+        status_interval_s=wf.status_interval_s,
+    )
+
+
+def build_workflow_service(
+    settings: Settings,
+    *,
+    runner: DagRunner | None = None,
+    store: WorkflowStore | None = None,
+    local_roots: tuple[Path, ...] | None = None,
+    resolve_input: InputResolver | None = None,
+) -> WorkflowService:
+    """``local_roots=None`` lets the caller name any local file (the CLI acts as the local
+    user); network entry points pass ``()`` or an owner-aware resolver."""
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    return WorkflowService(
+        store
+        or WorkflowStore(
+            make_engine(settings.database_url), auto_upgrade=settings.database.auto_upgrade
+        ),
+        runner or build_runner(settings),
+        WorkflowDirs(settings.workflows_dir),
+        resolve_input or local_file_resolver(local_roots),
+        max_nodes=settings.workflow.max_nodes,
+        node_retry=settings.workflow.node_retry,
+    )
+
+
+def build_workflow_tracker(service: WorkflowService, settings: Settings) -> WorkflowTracker:
+    return WorkflowTracker(
+        service,
+        interval_s=settings.workflow.interval_s,
+        submit_grace_s=settings.workflow.submit_grace_s,
+    )
+
+
+def build_notifier(service: WorkflowService, settings: Settings) -> Notifier:
+    wf = settings.workflow
+    return Notifier(
+        service.store,
+        timeout_s=wf.callback_timeout_s,
+        max_attempts=wf.callback_max_attempts,
+        backoff_s=wf.callback_backoff_s,
+    )
