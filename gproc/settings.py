@@ -163,6 +163,27 @@ class OgcSettings(BaseModel):
     )
 
 
+class CatalogueSettings(BaseModel):
+    """The GDIS data catalogue (``gproc catalogue``)."""
+
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default sqlite:///<state_dir>/catalogue.db"
+    )
+    quicklook_dir: Path | None = Field(
+        default=None, description="Quicklook PNGs; default <state_dir>/quicklooks"
+    )
+    admins: list[str] = Field(
+        default_factory=list, description="DNs that find datasets of every area"
+    )
+    input_types: dict[str, list[str]] = Field(
+        default_factory=dict, description='Dataset types per tool port, "<tool>.<port>" = [...]'
+    )
+    host: str = Field(default="127.0.0.1", description="SOAP and STAC listen address")
+    port: int = Field(default=8447, ge=0, le=65535, description="Catalogue SOAP port")
+    stac_port: int | None = Field(default=8448, ge=0, le=65535, description="None: no STAC")
+    threads: int = Field(default=8, ge=1, le=512)
+
+
 class WorkflowSettings(BaseModel):
     """Workflows run by HTCondor DAGMan (``gproc workflow``, the workflow service)."""
 
@@ -199,6 +220,7 @@ class Settings(BaseSettings):
     gateway: GatewaySettings = GatewaySettings()
     vo: VoSettings = VoSettings()
     ogc: OgcSettings = OgcSettings()
+    catalogue: CatalogueSettings = CatalogueSettings()
     workflow: WorkflowSettings = WorkflowSettings()
 
     @classmethod
@@ -221,6 +243,11 @@ class Settings(BaseSettings):
         if self.database.url:
             return self.database.url
         return f"sqlite:///{self.state_dir.resolve() / 'gproc.db'}"
+
+    @property
+    def catalogue_database_url(self) -> str:
+        url = self.catalogue.database_url
+        return url or f"sqlite:///{self.state_dir.resolve() / 'catalogue.db'}"
 
     @property
     def vo_database_url(self) -> str:

@@ -6,6 +6,7 @@ import logging
 
 import click
 
+from gproc.services.cli_catalogue import catalogue_group
 from gproc.services.cli_data import data_group, gateway_group
 from gproc.services.cli_db import db_group
 from gproc.services.cli_ogc import ogc_group
@@ -38,6 +39,7 @@ main.add_command(pool, "pool")
 main.add_command(pki_group, "pki")
 main.add_command(ogc_group)
 main.add_command(workflow_group)
+main.add_command(catalogue_group)
 
 if __name__ == "__main__":
     main()

@@ -11,6 +11,7 @@ pytest_plugins = [
     "tests.fixtures.pool",
     "tests.fixtures.pki",
     "tests.fixtures.postgres",
+    "tests.fixtures.postgis",
     "tests.fixtures.core",
     "tests.fixtures.hdfs",
     "tests.fixtures.gluster",
