@@ -153,6 +153,43 @@ class VoSettings(BaseModel):
     )
 
 
+class OgcSettings(BaseModel):
+    """The OGC API - Processes front (``gproc ogc serve``); TLS and policy from [service]."""
+
+    host: str = Field(default="127.0.0.1", description="Address to listen on")
+    port: int = Field(default=8448, ge=0, le=65535)
+    threads: int = Field(default=16, ge=1, le=512, description="Worker threads")
+    sync_wait_s: float = Field(
+        default=30.0, ge=0, le=600, description="How long a synchronous execute waits"
+    )
+    poll_s: float = Field(default=0.25, gt=0, le=10, description="Sync execute polling interval")
+    max_body_bytes: int = Field(default=32 * 1024 * 1024, ge=1024, description="Request body cap")
+    max_inline_output_bytes: int = Field(
+        default=1024 * 1024, ge=0, description="Outputs above this are given by reference"
+    )
+
+
+class CatalogueSettings(BaseModel):
+    """The GDIS data catalogue (``gproc catalogue``)."""
+
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default sqlite:///<state_dir>/catalogue.db"
+    )
+    quicklook_dir: Path | None = Field(
+        default=None, description="Quicklook PNGs; default <state_dir>/quicklooks"
+    )
+    admins: list[str] = Field(
+        default_factory=list, description="DNs that find datasets of every area"
+    )
+    input_types: dict[str, list[str]] = Field(
+        default_factory=dict, description='Dataset types per tool port, "<tool>.<port>" = [...]'
+    )
+    host: str = Field(default="127.0.0.1", description="SOAP and STAC listen address")
+    port: int = Field(default=8447, ge=0, le=65535, description="Catalogue SOAP port")
+    stac_port: int | None = Field(default=8448, ge=0, le=65535, description="None: no STAC")
+    threads: int = Field(default=8, ge=1, le=512)
+
+
 class WorkflowSettings(BaseModel):
     """Workflows run by HTCondor DAGMan (``gproc workflow``, the workflow service)."""
 
@@ -188,6 +225,8 @@ class Settings(BaseSettings):
     service: ServiceSettings = ServiceSettings()
     gateway: GatewaySettings = GatewaySettings()
     vo: VoSettings = VoSettings()
+    ogc: OgcSettings = OgcSettings()
+    catalogue: CatalogueSettings = CatalogueSettings()
     workflow: WorkflowSettings = WorkflowSettings()
 
     @classmethod
@@ -210,6 +249,11 @@ class Settings(BaseSettings):
         if self.database.url:
             return self.database.url
         return f"sqlite:///{self.state_dir.resolve() / 'gproc.db'}"
+
+    @property
+    def catalogue_database_url(self) -> str:
+        url = self.catalogue.database_url
+        return url or f"sqlite:///{self.state_dir.resolve() / 'catalogue.db'}"
 
     @property
     def vo_database_url(self) -> str:

@@ -6,8 +6,10 @@ import logging
 
 import click
 
+from gproc.services.cli_catalogue import catalogue_group
 from gproc.services.cli_data import data_group, gateway_group
 from gproc.services.cli_db import db_group
+from gproc.services.cli_ogc import ogc_group
 from gproc.services.cli_pki import pki_group
 from gproc.services.cli_pool import pool
 from gproc.services.cli_serve import serve_cmd
@@ -35,7 +37,9 @@ main.add_command(proxy_init_cmd)
 main.add_command(db_group)
 main.add_command(pool, "pool")
 main.add_command(pki_group, "pki")
+main.add_command(ogc_group)
 main.add_command(workflow_group)
+main.add_command(catalogue_group)
 
 if __name__ == "__main__":
     main()

@@ -11,12 +11,14 @@ pytest_plugins = [
     "tests.fixtures.pool",
     "tests.fixtures.pki",
     "tests.fixtures.postgres",
+    "tests.fixtures.postgis",
     "tests.fixtures.core",
     "tests.fixtures.hdfs",
     "tests.fixtures.gluster",
     "tests.fixtures.soap",
     "tests.fixtures.gateway",
     "tests.fixtures.vo",
+    "tests.fixtures.ogc",
     "tests.fixtures.workflow",
 ]
 

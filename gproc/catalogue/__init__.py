@@ -1,0 +1,1 @@
+"""GDIS: the data catalogue (datasets, spatial search, GQL/LLQL, gazetteer)."""
