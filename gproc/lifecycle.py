@@ -117,7 +117,7 @@ class TaskService:
                 owner_vo=req.owner.vo,
                 owner_fqans=json.dumps(list(req.owner.fqans)),
                 tool=req.tool_request.tool,
-                request_json="",  # column kept for old databases; nothing reads it
+                request_json=_request_record(req),  # read by the catalogue's provenance
                 plan_json=TaskPlan.of(plan).to_json(),
                 accounting_group=req.owner.accounting_group,
                 x509_proxy=str(req.x509_proxy) if req.x509_proxy else None,
@@ -484,6 +484,12 @@ def _check_request_id(value: str | None) -> None:
         raise InvalidTaskRequest(
             "client_request_id", "1-128 of [A-Za-z0-9._:-], starting with a letter or digit"
         )
+
+
+def _request_record(req: TaskRequest) -> str:
+    tr = req.tool_request
+    record = {"tool": tr.tool, "inputs": dict(tr.inputs), "params": dict(tr.params)}
+    return json.dumps(record, sort_keys=True, separators=(",", ":"), default=list)
 
 
 def _inline_by_source(req: TaskRequest) -> dict[str, bytes]:

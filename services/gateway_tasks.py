@@ -16,7 +16,7 @@ on resubmission; ``<name>`` is the output's label when the request gave one, see
 proxy when it has one and it still validates (the owner's own credential); otherwise
 the service acts for the owner with an :class:`ActingForOwner` principal (the DN and
 FQANs validated at registration, vouched for by this service), which the gateway lets
-create directories and write files in that task's output folder only
+create directories and write and read files in that task's output folder only
 (``storage_gateway/access.py``). If the gateway is unreachable the sink raises and the
 tracker retries at its next cycle; if the owner has no private area or it is over
 quota, the task still completes and its outputs stay retrievable from the service (no
@@ -28,11 +28,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 
 from cryptography import x509
 
-from gproc.domain import InvalidTaskRequest, OutputFile, Owner
+from gproc.domain import InvalidTaskRequest, OutputFile, Owner, task_owner
 from gproc.security.errors import CredentialError
 from gproc.security.identity import Fqan, Identity
 from gproc.security.wsgi_auth import Validator, validate_with
@@ -41,7 +42,8 @@ from gproc.storage_gateway import paths
 from gproc.storage_gateway.access import ActingForOwner, Principal
 from gproc.storage_gateway.backends.base import BackendUnavailable, StorageError
 from gproc.storage_gateway.gateway import StorageGateway
-from gproc.task_data import TaskData, TaskOwner
+from gproc.task_data import TaskData as CoreTaskData
+from gproc.task_data import TaskOwner
 
 log = logging.getLogger("gproc.gateway.tasks")
 SCHEME = "gateway://"
@@ -50,7 +52,7 @@ SCHEME = "gateway://"
 SERVICE = "the gproc processing service"
 
 
-class GatewayTaskData(TaskData):
+class GatewayTaskData(CoreTaskData):
     """Task inputs from, and outputs to, the storage gateway (given to the core)."""
 
     def __init__(
@@ -135,6 +137,26 @@ class GatewayTaskData(TaskData):
             log.warning("task %s: outputs not stored in the gateway: %s", owner.task_id, exc)
         return stored
 
+    def output_sink(self, row: Any, outputs: list[dict[str, Any]]) -> dict[str, str]:
+        """:meth:`store_outputs` for a task row and output records (for sink wrappers)."""
+        files = [
+            OutputFile(
+                o["port"],
+                o["name"],
+                int(o.get("size", 0)),
+                o.get("adler32", ""),
+                o.get("sha256", ""),
+                o["path"],
+            )
+            for o in outputs
+        ]
+        return dict(self.store_outputs(task_owner(row), files))
+
+    def owner_identity(self, row: Any) -> Principal:
+        """Who outputs of ``row`` are written as (see :meth:`principal_for`)."""
+        owner = task_owner(row)
+        return self.principal_for(owner, self.output_folder(owner) or "")
+
     def output_folder(self, owner: TaskOwner) -> str | None:
         """``<home>/<outputs_dir>/<task id>`` of the owner (None: no private area)."""
         home = self.gateway.home(self._recorded(owner, scope=""))
@@ -172,3 +194,6 @@ def _file_chunks(path: Path) -> Iterator[bytes]:
     with path.open("rb") as fh:
         while chunk := fh.read(1 << 20):
             yield chunk
+
+
+TaskData = GatewayTaskData  # the former name

@@ -15,9 +15,9 @@ other principal, :class:`ActingForOwner`: a gproc service storing a finished tas
 outputs for the task's owner long after the owner's credential expired. It names the
 owner DN and the FQANs validated when the task was registered, and the service that
 vouches for them; the area rules are applied to that DN and those FQANs exactly as to
-the owner, and in addition it may only create directories and write files at or below
-its ``scope`` (the task's own output folder): no reads, listings, deletes or renames,
-and nothing elsewhere. It is built in-process by the service from its own registry
+the owner, and in addition it may only create directories, write and read files at or
+below its ``scope`` (the task's own output folder): no deletes or renames, and nothing
+elsewhere. It is built in-process by the service from its own registry
 record, never from anything a caller sends.
 
 Private area keys. A DN is unique but unreadable and full of characters that do not
@@ -66,7 +66,7 @@ class ActingForOwner:
     scope: str  # the one logical folder it may write in (normalised, no trailing /)
 
     def permits(self, path: str, op: Op) -> bool:
-        return op is Op.WRITE and (path == self.scope or path.startswith(self.scope + "/"))
+        return path == self.scope or path.startswith(self.scope + "/")
 
 
 Principal = Identity | ActingForOwner

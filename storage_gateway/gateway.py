@@ -45,7 +45,7 @@ class StorageGateway:
         if isinstance(identity, ActingForOwner) and not identity.permits(paths.normalise(path), op):
             raise PermissionDenied(
                 f"{path}: {identity.service} acting for {identity.subject_grid} may only "
-                f"write below {identity.scope}"
+                f"write and read below {identity.scope}"
             )
         resolved = self.namespace.resolve(path)
         if resolved is None:

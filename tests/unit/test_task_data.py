@@ -117,14 +117,15 @@ def test_acting_for_an_owner_writes_only_in_its_scope(gw: StorageGateway) -> Non
     gw.mkdir(who, f"{home}/tasks/t1", parents=True)
     gw.write(who, f"{home}/tasks/t1/out.tif", iter([b"data"]))
     for path in (f"{home}/tasks/t2/out.tif", f"{home}/elsewhere.tif", "/public/x.tif"):
-        with pytest.raises(PermissionDenied, match="may only write below"):
+        with pytest.raises(PermissionDenied, match="may only write and read below"):
             gw.write(who, path, iter([b"data"]))
-    with pytest.raises(PermissionDenied):  # no reads, not even of what it wrote
-        list(gw.open_read(who, f"{home}/tasks/t1/out.tif"))
+    assert b"".join(gw.open_read(who, f"{home}/tasks/t1/out.tif")) == b"data"  # its own
+    with pytest.raises(PermissionDenied):  # but nothing else of the owner's
+        list(gw.open_read(who, f"{home}/elsewhere.tif"))
     with pytest.raises(PermissionDenied):
         gw.delete(who, f"{home}/tasks/t1/out.tif")
     assert who.permits(f"{home}/tasks/t1/a", Op.WRITE)
-    assert not who.permits(f"{home}/tasks/t10/a", Op.WRITE)  # component-wise
+    assert not who.permits(f"{home}/tasks/t10/a", Op.READ)  # component-wise
 
 
 def test_acting_for_an_owner_still_obeys_the_area_rules(gw: StorageGateway) -> None:
