@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from gproc.lifecycle import TaskService
+from gproc.notify import Deliverer
 from gproc.registry import Registry
 from gproc.settings import Settings
 from gproc.staging import TaskDirs, local_file_resolver
 from gproc.task_data import LocalTaskData, TaskData
+from gproc.task_notify import task_deliverer
 from gproc.tracker import Tracker
 from gproc.wrappers.base import WorkloadManager
 
@@ -56,4 +58,15 @@ def build_tracker(service: TaskService, settings: Settings) -> Tracker:
         interval_s=settings.tracker.interval_s,
         reconcile_every=settings.tracker.reconcile_every,
         submit_grace_s=settings.tracker.submit_grace_s,
+    )
+
+
+def build_task_deliverer(service: TaskService, settings: Settings) -> Deliverer:
+    """Delivers task callbacks; retry knobs shared with workflow callbacks."""
+    wf = settings.workflow
+    return task_deliverer(
+        service.registry.engine,
+        timeout_s=wf.callback_timeout_s,
+        max_attempts=wf.callback_max_attempts,
+        backoff_s=wf.callback_backoff_s,
     )

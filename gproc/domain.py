@@ -135,6 +135,8 @@ class TaskRequest:
     client_request_id: str | None = None
     inline_inputs: dict[str, bytes] = field(default_factory=dict)  # port -> content
     x509_proxy: Path | None = None  # a delegated proxy the job gets as x509userproxy
+    callback_url: str | None = None  # state changes are POSTed here (gproc.task_notify)
+    callback_secret: str | None = None  # the HMAC key of those events
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy.exc import OperationalError
 
-from gproc import connectors, errors
+from gproc import connectors, errors, task_notify
 from gproc.connectors.base import JobPlan, ToolRequest
 from gproc.domain import (
     CLIENT_REQUEST_ID_RE,
@@ -80,14 +80,18 @@ class TaskService:
         cannot write (disk full, read-only database) raises StorageUnavailable."""
         self._check_batch(requests)
         rows: list[TaskRow] = []
+        callbacks: dict[str, tuple[str, str]] = {}
         try:
             with _storage_errors():
                 for i, req in enumerate(requests):
                     try:
+                        task_notify.check(req.callback_url, req.callback_secret)
                         rows.append(self._prepare(req))
                     except GprocError as exc:
                         raise exc.at(index=i) from exc
-                stored = self.registry.insert_tasks(rows)
+                    if req.callback_url and req.callback_secret:
+                        callbacks[rows[-1].id] = (req.callback_url, req.callback_secret)
+                stored = self.registry.insert_tasks(rows, callbacks)
         except BaseException:
             for row in rows:
                 self.dirs.remove(row.id)

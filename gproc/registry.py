@@ -32,7 +32,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, create_engine, select
 
-from gproc import errors, migrations
+from gproc import errors, migrations, task_notify
 from gproc.errors import InvalidRequest
 from gproc.models import MetaRow, TaskEventRow, TaskRow, utcnow
 from gproc.states import TaskState, check_transition
@@ -142,16 +142,21 @@ class Registry:
             yield s
 
     # ---- creation -------------------------------------------------------
-    def insert_tasks(self, rows: Sequence[TaskRow]) -> list[TaskRow]:
+    def insert_tasks(
+        self, rows: Sequence[TaskRow], callbacks: Mapping[str, tuple[str, str]] | None = None
+    ) -> list[TaskRow]:
         """Insert new tasks in one transaction; a (owner, client request id) already
-        known returns the existing task instead (idempotent registration)."""
+        known returns the existing task instead (idempotent registration).
+        ``callbacks`` maps a task id to its callback (url, secret)."""
         try:
-            return self._insert_tasks(rows)
+            return self._insert_tasks(rows, callbacks or {})
         except IntegrityError:
             # a concurrent registration with the same request id won the race
-            return self._insert_tasks(rows)
+            return self._insert_tasks(rows, callbacks or {})
 
-    def _insert_tasks(self, rows: Sequence[TaskRow]) -> list[TaskRow]:
+    def _insert_tasks(
+        self, rows: Sequence[TaskRow], callbacks: Mapping[str, tuple[str, str]]
+    ) -> list[TaskRow]:
         with self.session() as s:
             existing = self._existing_by_request(s, rows)
             out: list[TaskRow] = []
@@ -170,6 +175,7 @@ class Registry:
                         seen[key] = row
             s.add_all(fresh)
             s.flush()  # the task rows are written before their events
+            task_notify.subscribe(s, {r.id: callbacks[r.id] for r in fresh if r.id in callbacks})
             _add_events(s, [(r.id, "REGISTERED", r.state, r.tool) for r in fresh])
             s.commit()
             return out
@@ -457,10 +463,12 @@ class Registry:
 
 def _add_events(s: Session, events: Sequence[tuple[str, str, str | None, str]]) -> None:
     """Append (task id, kind, state, detail) events as one multi-row INSERT: building
-    an ORM object per event costs more than the insert itself."""
+    an ORM object per event costs more than the insert itself. State changes of tasks
+    with a callback are queued for delivery in the same transaction."""
     if not events:
         return
     now = utcnow()
+    task_notify.enqueue(s, events, now)
     s.execute(
         insert(TaskEventRow),
         [

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from gproc.app import build_tracker
+from gproc.app import build_task_deliverer, build_tracker
 from gproc.security.tls import TLSConfig
 from gproc.services.chassis import serve
 from gproc.services.soap.app import (
@@ -54,6 +54,7 @@ def serve_cmd(**options: Any) -> None:
     parts: list[serve.Runnable] = [server]
     if svc.run_tracker:
         parts.append(build_tracker(gp.core, settings))
+        parts.append(build_task_deliverer(gp.core, settings))
     serve.run(
         parts,
         banner=lambda: f"gproc: serving {server.url}/ (WSDL: {server.url}/?wsdl)",

@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import click
@@ -19,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gproc import connectors
-from gproc.app import build_service, build_tracker
+from gproc.app import build_service, build_task_deliverer, build_tracker
 from gproc.connectors.base import ToolRequest, UnknownTool
 from gproc.domain import GprocError, Owner, TaskRequest, TaskResult, TaskView
 from gproc.lifecycle import TaskService
@@ -163,6 +164,12 @@ def _kv(values: Sequence[str], what: str) -> dict[str, Any]:
 @click.option("--request-id", help="Client request id: registering it again is a no-op.")
 @click.option("--owner-dn", help="Owner DN (default: the local user).")
 @click.option("--submit", "and_submit", is_flag=True, help="Submit right after registering.")
+@click.option("--callback", help="http(s) URL every state change is POSTed to.")
+@click.option(
+    "--callback-secret-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="File holding the HMAC-SHA256 key the callback events are signed with.",
+)
 @json_opt
 def register_cmd(
     tool: str | None,
@@ -173,15 +180,23 @@ def register_cmd(
     request_id: str | None,
     owner_dn: str | None,
     and_submit: bool,
+    callback: str | None,
+    callback_secret_file: Path | None,
     as_json: bool,
 ) -> None:
     """Register a task (TOOL with --input/--param, or --processing GiSHEO notation)."""
+    if callback_secret_file and not callback:
+        raise click.UsageError("--callback-secret-file goes with --callback")
+    secret = callback_secret_file.read_text().strip() if callback_secret_file else None
     with _service() as svc:
         req = _tool_request(
             tool, _kv(inputs, "--input"), _kv(params, "--param"), processing, argument_list
         )
         owner = Owner(dn=owner_dn or f"/O=local/CN={getpass.getuser()}")
-        views = svc.register([TaskRequest(req, owner, client_request_id=request_id)])
+        task = TaskRequest(
+            req, owner, client_request_id=request_id, callback_url=callback, callback_secret=secret
+        )
+        views = svc.register([task])
         if and_submit:
             _results(svc.submit([v.id for v in views]), as_json)
             return
@@ -396,7 +411,9 @@ def tracker_run() -> None:
     """Track all active tasks until interrupted."""
     with _service() as svc:
         tracker = build_tracker(svc, get_settings())
+        deliverer = build_task_deliverer(svc, get_settings())
         tracker.start()
+        deliverer.start()
         out.print(f"tracker running every {tracker.interval_s} s; Ctrl-C stops it")
         try:
             while True:
@@ -405,3 +422,4 @@ def tracker_run() -> None:
             pass
         finally:
             tracker.stop()
+            deliverer.stop()

@@ -20,8 +20,8 @@ Upgrades take a lock (PostgreSQL advisory lock, a lock file beside a SQLite
 database) so two services starting together do not both migrate.
 
 Revision numbers are fixed, four digits, one chain: ``0001`` the 0.1.0 schema,
-``0002`` task-list indexes, ``0003`` workflows, ``0004`` catalogue, ``0005`` and on
-for whatever comes next.
+``0002`` task-list indexes, ``0003`` workflows, ``0004`` catalogue, ``0005`` task
+callbacks, ``0006`` and on for whatever comes next.
 
 How to add a revision:
 
@@ -62,7 +62,12 @@ from sqlmodel import SQLModel
 from gproc.errors import Internal
 
 # Modules defining table rows; a fresh database gets every table they declare.
-MODEL_MODULES = ("gproc.models", "gproc.vo_models", "gproc.workflow_models")
+MODEL_MODULES = (
+    "gproc.models",
+    "gproc.vo_models",
+    "gproc.workflow_models",
+    "gproc.task_notify_models",
+)
 VERSION_TABLE = "alembic_version"
 _PG_LOCK_KEY = 0x6770726F63  # "gproc"
 _LOCAL = threading.Lock()

@@ -90,6 +90,8 @@ def task_request(spec: Any, owner: Owner) -> TaskRequest:
         owner=owner,
         client_request_id=spec.client_request_id or None,
         inline_inputs=_inline_by_port(tool_request, inline),
+        callback_url=spec.callback_url or None,
+        callback_secret=spec.callback_secret or None,
     )
 
 

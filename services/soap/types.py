@@ -114,6 +114,9 @@ class TaskSpec(Model):
     argument_list = Unicode(max_len=4096)
     # a proxy delegated earlier (DelegateProxy): the job gets it as x509userproxy
     delegation_id = Unicode(max_len=128)
+    # state changes are POSTed to callback_url, signed with callback_secret (HMAC-SHA256)
+    callback_url = Unicode(max_len=2048)
+    callback_secret = Unicode(max_len=128)
 
 
 class RegisteredTask(Model):
