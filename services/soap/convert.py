@@ -90,8 +90,9 @@ def task_request(spec: Any, owner: Owner) -> TaskRequest:
         owner=owner,
         client_request_id=spec.client_request_id or None,
         inline_inputs=_inline_by_port(tool_request, inline),
-        callback_url=spec.callback_url or None,
-        callback_secret=spec.callback_secret or None,
+        # optional: OGC's Execute, converted here too, has no task callback
+        callback_url=getattr(spec, "callback_url", None) or None,
+        callback_secret=getattr(spec, "callback_secret", None) or None,
     )
 
 
