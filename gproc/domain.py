@@ -166,6 +166,8 @@ def task_owner(row: TaskRow) -> TaskOwner:
         vo=row.owner_vo,
         fqans=tuple(json.loads(row.owner_fqans or "[]")),
         x509_proxy=Path(row.x509_proxy) if row.x509_proxy else None,
+        tool=row.tool or "",
+        request_json=row.request_json,
     )
 
 

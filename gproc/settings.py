@@ -184,6 +184,10 @@ class CatalogueSettings(BaseModel):
     input_types: dict[str, list[str]] = Field(
         default_factory=dict, description='Dataset types per tool port, "<tool>.<port>" = [...]'
     )
+    tasks: bool = Field(
+        default=False,
+        description="Processing tasks take dataset: inputs and their outputs are catalogued",
+    )
     host: str = Field(default="127.0.0.1", description="SOAP and STAC listen address")
     port: int = Field(default=8447, ge=0, le=65535, description="Catalogue SOAP port")
     stac_port: int | None = Field(default=8448, ge=0, le=65535, description="None: no STAC")

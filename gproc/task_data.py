@@ -45,6 +45,8 @@ class TaskOwner:
     vo: str | None
     fqans: tuple[str, ...]  # as validated at registration, primary first
     x509_proxy: Path | None = None  # the owner's delegated proxy, when the task has one
+    tool: str = ""  # what the task ran, and its request as recorded (JSON): for
+    request_json: str | None = None  # sinks that record provenance (the catalogue)
 
 
 class TaskData(ABC):

@@ -1,15 +1,16 @@
 """Tasks and the catalogue: datasets as task inputs, task outputs catalogued.
 
-Both are wrappers that compose with the gateway's task data
-(:mod:`gproc.services.gateway_tasks`) instead of changing it:
+Both are :class:`gproc.task_data.TaskData` decorators: each wraps another task data
+(normally the gateway's, :mod:`gproc.services.gateway_tasks`) and adds one concern,
+so ``build_context`` composes them when ``[catalogue] tasks`` is on:
 
 * :class:`DatasetInputs` resolves ``dataset:<datagroup>/<dataset>`` and
   ``dataset:<catalogue id>`` references with the task owner's rights (an entry the
   owner may not see is not found), checks the dataset's type against the types
   the tool's port accepts (``[catalogue] input_types``, ``"<tool>.<port>"`` ->
-  types), and hands the dataset's gateway location to the gateway resolver.
-* :class:`CatalogueOutputs` wraps the output sink: outputs stored in the gateway
-  that are rasters are registered (datagroup ``tasks``, dataset
+  types), and hands the dataset's gateway location to the wrapped resolver.
+* :class:`CatalogueOutputs` registers, after the wrapped task data stored them in
+  the gateway, the outputs that are rasters (datagroup ``tasks``, dataset
   ``<task id>.<port>``) with provenance: the task, the tool, its parameters and the
   catalogue ids of its dataset inputs.
 """
@@ -23,25 +24,29 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from gproc.catalogue.engines import open_engine
 from gproc.catalogue.model import Fields, NotARaster, Provenance
 from gproc.catalogue.service import DATASET_SCHEME, Catalogue, TypeMismatch
-from gproc.domain import InvalidTaskRequest, Owner
+from gproc.domain import InvalidTaskRequest, OutputFile, Owner
 from gproc.errors import GprocError
-from gproc.security.identity import Identity
+from gproc.security.identity import Identity, same_dn
+from gproc.settings import Settings
 from gproc.staging import InputResolver
+from gproc.storage_gateway.gateway import StorageGateway
+from gproc.task_data import TaskData, TaskOwner
 
 log = logging.getLogger("gproc.catalogue.tasks")
 GATEWAY = "gateway://"
 OUTPUT_GROUP = "tasks"
 
 
-class DatasetInputs:
-    """``resolver_for`` that understands dataset references, then delegates."""
+class DatasetInputs(TaskData):
+    """Task data whose resolver understands dataset references; the rest is ``inner``'s."""
 
     def __init__(
         self,
         catalogue: Catalogue,
-        inner: Callable[[Owner], InputResolver],
+        inner: TaskData,
         input_types: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         self.catalogue = catalogue
@@ -53,8 +58,8 @@ class DatasetInputs:
         not accept (and datasets the owner cannot see)."""
         identity = _identity(owner)
         for port, refs in inputs.items():
-            for ref in [refs] if isinstance(refs, str) else list(refs):
-                if isinstance(ref, str) and ref.startswith(DATASET_SCHEME):
+            for ref in _refs(refs):
+                if ref.startswith(DATASET_SCHEME):
                     ds = self._resolve(identity, ref)
                     try:
                         Catalogue.check_type(ds, self.input_types.get(f"{tool}.{port}", ()))
@@ -68,7 +73,7 @@ class DatasetInputs:
             raise InvalidTaskRequest("inputs", f"{ref}: {exc.message}") from None
 
     def resolver_for(self, owner: Owner) -> InputResolver:
-        inner = self.inner(owner)
+        inner = self.inner.resolver_for(owner)
 
         def resolve(ref: str, dest: Path) -> None:
             if not ref.startswith(DATASET_SCHEME):
@@ -79,6 +84,12 @@ class DatasetInputs:
 
         return resolve
 
+    def store_outputs(self, owner: TaskOwner, outputs: Sequence[OutputFile]) -> Mapping[str, str]:
+        return self.inner.store_outputs(owner, outputs)
+
+    def location(self, stored_at: str) -> str:
+        return self.inner.location(stored_at)
+
 
 def _identity(owner: Owner) -> Identity:
     if not isinstance(owner.credential, Identity):
@@ -86,48 +97,75 @@ def _identity(owner: Owner) -> Identity:
     return owner.credential
 
 
-class CatalogueOutputs:
-    """An output sink that catalogues what the wrapped sink stored in the gateway."""
+def _refs(refs: Any) -> list[str]:
+    items = [refs] if isinstance(refs, str) else list(refs or ())
+    return [r for r in items if isinstance(r, str)]
+
+
+class CatalogueOutputs(TaskData):
+    """Task data that catalogues the rasters ``inner`` stored in the gateway.
+
+    ``identity_for`` names who registers them for a task's owner (for the gateway task
+    data, :meth:`GatewayTaskData.output_principal`: it may read that task's folder)."""
 
     def __init__(
         self,
         catalogue: Catalogue,
-        inner: Callable[[Any, list[dict[str, Any]]], dict[str, str]],
-        owner_identity: Callable[[Any], Identity],
+        inner: TaskData,
+        identity_for: Callable[[TaskOwner], Any],  # an Identity or an acting-for principal
     ) -> None:
         self.catalogue = catalogue
         self.inner = inner
-        self.owner_identity = owner_identity
+        self.identity_for = identity_for
 
-    def __call__(self, row: Any, outputs: list[dict[str, Any]]) -> dict[str, str]:
-        stored = self.inner(row, outputs)
+    def resolver_for(self, owner: Owner) -> InputResolver:
+        return self.inner.resolver_for(owner)
+
+    def location(self, stored_at: str) -> str:
+        return self.inner.location(stored_at)
+
+    def store_outputs(self, owner: TaskOwner, outputs: Sequence[OutputFile]) -> Mapping[str, str]:
+        stored = self.inner.store_outputs(owner, outputs)
         if not stored:
             return stored
-        identity = self.owner_identity(row)
-        provenance = self.provenance(row, identity)
+        identity = self.identity_for(owner)
+        provenance = self.provenance(owner, identity)
         for port, location in stored.items():
-            fields = Fields(OUTPUT_GROUP, f"{row.id}.{port}", "RASTER", title=f"{row.tool} {port}")
+            title = f"{owner.tool} {port}"
+            fields = Fields(OUTPUT_GROUP, f"{owner.task_id}.{port}", "RASTER", title=title)
             try:
                 self.catalogue.register(identity, location, fields, provenance)
             except NotARaster:
                 continue  # text or tabular outputs are not catalogued
             except GprocError as exc:  # the outputs are stored; cataloguing is best effort
-                log.warning("task %s: output %s not catalogued: %s", row.id, port, exc)
+                log.warning("task %s: output %s not catalogued: %s", owner.task_id, port, exc)
         return stored
 
-    def provenance(self, row: Any, identity: Identity) -> Provenance:
+    def provenance(self, owner: TaskOwner, identity: Any) -> Provenance:
         request: dict[str, Any] = {}
-        with contextlib.suppress(ValueError, GprocError):  # best effort
-            request = json.loads(getattr(row, "request_json", None) or "{}")
+        with contextlib.suppress(ValueError, TypeError):  # best effort
+            request = dict(json.loads(owner.request_json or "{}"))
         inputs: list[str] = []
         for refs in dict(request.get("inputs") or {}).values():
-            for ref in [refs] if isinstance(refs, str) else list(refs):
-                if isinstance(ref, str) and ref.startswith(DATASET_SCHEME):
+            for ref in _refs(refs):
+                if ref.startswith(DATASET_SCHEME):
                     with contextlib.suppress(ValueError, GprocError):  # best effort
                         inputs.append(self.catalogue.resolve_input(identity, ref).id)
         return Provenance(
-            task_id=row.id,
-            tool=row.tool,
+            task_id=owner.task_id,
+            tool=owner.tool,
             parameters=dict(request.get("params") or {}),
             inputs=tuple(inputs),
         )
+
+
+def build_catalogue(settings: Settings, gateway: StorageGateway) -> Catalogue:
+    """The catalogue of ``[catalogue]`` over ``gateway`` (admins from the settings)."""
+    admins = list(settings.catalogue.admins)
+
+    def is_admin(ident: Identity) -> bool:
+        return any(same_dn(dn, ident.subject_grid) for dn in admins)
+
+    quicklooks = settings.catalogue.quicklook_dir or settings.state_dir.resolve() / "quicklooks"
+    engine = open_engine(settings.catalogue_database_url)
+    return Catalogue(engine, gateway, quicklooks, is_admin=is_admin)

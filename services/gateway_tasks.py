@@ -28,12 +28,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 from urllib.parse import unquote
 
 from cryptography import x509
 
-from gproc.domain import InvalidTaskRequest, OutputFile, Owner, task_owner
+from gproc.domain import InvalidTaskRequest, OutputFile, Owner
 from gproc.security.errors import CredentialError
 from gproc.security.identity import Fqan, Identity
 from gproc.security.wsgi_auth import Validator, validate_with
@@ -42,8 +41,7 @@ from gproc.storage_gateway import paths
 from gproc.storage_gateway.access import ActingForOwner, Principal
 from gproc.storage_gateway.backends.base import BackendUnavailable, StorageError
 from gproc.storage_gateway.gateway import StorageGateway
-from gproc.task_data import TaskData as CoreTaskData
-from gproc.task_data import TaskOwner
+from gproc.task_data import TaskData, TaskOwner
 
 log = logging.getLogger("gproc.gateway.tasks")
 SCHEME = "gateway://"
@@ -52,7 +50,7 @@ SCHEME = "gateway://"
 SERVICE = "the gproc processing service"
 
 
-class GatewayTaskData(CoreTaskData):
+class GatewayTaskData(TaskData):
     """Task inputs from, and outputs to, the storage gateway (given to the core)."""
 
     def __init__(
@@ -137,24 +135,8 @@ class GatewayTaskData(CoreTaskData):
             log.warning("task %s: outputs not stored in the gateway: %s", owner.task_id, exc)
         return stored
 
-    def output_sink(self, row: Any, outputs: list[dict[str, Any]]) -> dict[str, str]:
-        """:meth:`store_outputs` for a task row and output records (for sink wrappers)."""
-        files = [
-            OutputFile(
-                o["port"],
-                o["name"],
-                int(o.get("size", 0)),
-                o.get("adler32", ""),
-                o.get("sha256", ""),
-                o["path"],
-            )
-            for o in outputs
-        ]
-        return dict(self.store_outputs(task_owner(row), files))
-
-    def owner_identity(self, row: Any) -> Principal:
-        """Who outputs of ``row`` are written as (see :meth:`principal_for`)."""
-        owner = task_owner(row)
+    def output_principal(self, owner: TaskOwner) -> Principal:
+        """Who outputs of ``owner``'s task are written (and read back) as."""
         return self.principal_for(owner, self.output_folder(owner) or "")
 
     def output_folder(self, owner: TaskOwner) -> str | None:
@@ -194,6 +176,3 @@ def _file_chunks(path: Path) -> Iterator[bytes]:
     with path.open("rb") as fh:
         while chunk := fh.read(1 << 20):
             yield chunk
-
-
-TaskData = GatewayTaskData  # the former name

@@ -16,6 +16,7 @@ from gproc.security.chain import Validator
 from gproc.security.delegation import DelegationStore
 from gproc.security.policy import Policy
 from gproc.security.tls import GridServer, TLSConfig, make_server
+from gproc.services.catalogue_tasks import CatalogueOutputs, DatasetInputs, build_catalogue
 from gproc.services.chassis import build_validator, soap_application, soap_stack
 from gproc.services.chassis.guard import WSGIApp
 from gproc.services.gateway_tasks import GatewayTaskData
@@ -26,6 +27,7 @@ from gproc.settings import Settings
 from gproc.staging import local_file_resolver
 from gproc.storage_gateway.gateway import StorageGateway
 from gproc.storage_gateway.namespace import Namespace
+from gproc.task_data import TaskData
 from gproc.vo import VoStore
 from gproc.wrappers.base import WorkloadManager
 
@@ -67,7 +69,8 @@ def build_context(
     gateway: StorageGateway | None = None,
 ) -> ServiceContext:
     """The core for network callers: inputs inline, under allowed directories, or data
-    -gateway paths read as the caller (``gateway``, else ``[gateway] namespace``)."""
+    -gateway paths read as the caller (``gateway``, else ``[gateway] namespace``); with
+    ``[catalogue] tasks``, also catalogue datasets, and outputs are catalogued."""
     svc = settings.service
     allowed = tuple(p.resolve() for p in svc.allowed_input_dirs)
     store = DelegationStore(
@@ -75,15 +78,22 @@ def build_context(
     )
     if gateway is None and settings.gateway.namespace is not None:
         gateway = StorageGateway(Namespace.load(settings.gateway.namespace))
-    task_data = None
+    task_data: TaskData | None = None
     if gateway is not None:
-        task_data = GatewayTaskData(
+        task_data = gateway_data = GatewayTaskData(
             gateway,
             local_file_resolver(allowed),
             url_base=svc.output_url_base,
             outputs_dir=settings.gateway.task_outputs,
             validator=validator,
         )
+        if settings.catalogue.tasks:  # dataset: inputs; outputs catalogued
+            catalogue = build_catalogue(settings, gateway)
+            task_data = CatalogueOutputs(
+                catalogue,
+                DatasetInputs(catalogue, gateway_data, settings.catalogue.input_types),
+                gateway_data.output_principal,
+            )
     core = build_service(settings, wms=wms, local_roots=allowed, task_data=task_data)
     vo_store = (
         VoStore(

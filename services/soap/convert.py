@@ -114,11 +114,12 @@ def _inputs(items: Sequence[Any]) -> tuple[dict[str, list[str]], dict[str, bytes
             continue
         if item.name in inline:
             raise InvalidTaskRequest(where, "inline content is for single-file inputs")
-        if not item.location.startswith(("file://", "gateway://", "https://")):
+        if not item.location.startswith(("file://", "gateway://", "https://", "dataset:")):
             raise InvalidTaskRequest(
                 where,
                 "locations must be data-gateway paths "
-                "(gateway:///area/path or the gateway's https URL) or "
+                "(gateway:///area/path or the gateway's https URL), "
+                "catalogue datasets (dataset:<datagroup>/<dataset> or dataset:<id>) or "
                 "file:// URLs under a directory the service allows "
                 "(or send the content inline)",
             )

@@ -12,10 +12,10 @@ from gproc.catalogue.engines.sqlite import SqliteEngine
 from gproc.catalogue.model import Fields
 from gproc.catalogue.query import Eq, Query
 from gproc.catalogue.service import Catalogue
-from gproc.domain import InvalidTaskRequest, Owner
+from gproc.domain import InvalidTaskRequest, OutputFile, Owner, task_owner
 from gproc.models import TaskRow
 from gproc.services.catalogue_tasks import CatalogueOutputs, DatasetInputs
-from gproc.services.gateway_tasks import TaskData
+from gproc.services.gateway_tasks import GatewayTaskData
 from gproc.staging import local_file_resolver
 from gproc.storage_gateway.access import user_key
 from gproc.storage_gateway.gateway import StorageGateway
@@ -34,14 +34,14 @@ def parts(tmp_path: Path):
     engine = SqliteEngine(f"sqlite:///{tmp_path / 'cat.db'}")
     engine.create_schema()
     cat = Catalogue(engine, gw)
-    data = TaskData(gw, local_file_resolver(()))
+    data = GatewayTaskData(gw, local_file_resolver(()))
     home = f"/private/{user_key(ALICE)}"
     raster = write_raster(tmp_path / "dem.tif", "utm34")
     gw.write(ALICE, f"{home}/dem.tif", [raster.read_bytes()])
     ds = cat.register(ALICE, f"{home}/dem.tif", Fields("mine", "dem", "DEM", "NASA"))
     inputs = DatasetInputs(
         cat,
-        data.resolver_for,
+        data,
         {"hough.image": ["RASTER/AERIAL", "DEM"], "ndvi.red": ["MULTISPECTRAL"]},
     )
     return cat, data, inputs, ds, raster
@@ -93,12 +93,12 @@ def test_outputs_registered_with_provenance(parts, tmp_path: Path) -> None:
         plan_json="{}",
         state="COMPLETED",
     )
-    sink = CatalogueOutputs(cat, data.output_sink, data.owner_identity)
-    stored = sink(
-        row,
+    sink = CatalogueOutputs(cat, data, data.output_principal)
+    stored = sink.store_outputs(
+        task_owner(row),
         [
-            {"port": "edges", "name": "edges.tif", "path": str(out)},
-            {"port": "log", "name": "log.txt", "path": str(log)},
+            OutputFile("edges", "edges.tif", 0, "", "", str(out)),
+            OutputFile("log", "log.txt", 0, "", "", str(log)),
         ],
     )
     assert set(stored) == {"edges", "log"}
