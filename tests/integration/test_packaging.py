@@ -107,7 +107,7 @@ def test_installed_command_runs_with_its_package_data(installed: Path, tmp_path:
     )
     lines = _run([str(installed / "bin/python"), "-c", code], cwd=tmp_path, env=env).stdout.split()
     assert all(Path(p).is_relative_to(site) for p in lines[:2])
-    head = gproc.migrations.head()  # the source tree's newest revision
+    head = importlib.import_module("gproc.migrations").head()  # the source tree's newest
     assert lines[2] == head
     up = _run([gproc, "db", "upgrade"], cwd=tmp_path, env=env).stdout
     assert f"unversioned -> {head}" in up  # every revision file is in the wheel
