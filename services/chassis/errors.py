@@ -16,32 +16,19 @@ from collections.abc import Callable, Mapping
 from spyne import Fault
 
 from gproc import errors
-from gproc.connectors.base import InvalidRequest as ConnectorInvalid
-from gproc.connectors.base import UnknownTool
-from gproc.registry import TaskNotFound
 from gproc.security.delegation import DelegationError
 from gproc.security.errors import CredentialError
 from gproc.security.policy import Denied
 from gproc.services.chassis.faults import FaultSet, ServiceFault
-from gproc.vo import VoConflict, VoDenied, VoError, VoInvalid, VoNotFound
-from gproc.wrappers.base import WmsError
 
 log = logging.getLogger("gproc.services")
 
-# Errors of layers that do not derive from the root yet, seen as root categories.
+# The security layer's refusals do not derive from the root (security/ is used by the
+# entry points, not below the core); every other layer's errors do, and need no entry.
 _LEGACY: tuple[tuple[type[BaseException], Callable[..., errors.GprocError]], ...] = (
-    (TaskNotFound, lambda e: errors.NotFound(str(e), task_id=e.task_id)),
-    (ConnectorInvalid, lambda e: errors.InvalidRequest(str(e), field=e.field)),
-    (UnknownTool, lambda e: errors.InvalidRequest(str(e), field="tool")),
     (Denied, lambda e: errors.NotAuthorised(str(e), rule=e.rule)),
     (DelegationError, lambda e: errors.CredentialRefused(str(e), rule=e.reason.value)),
     (CredentialError, lambda e: errors.CredentialRefused(str(e), rule=str(e.reason))),
-    (WmsError, lambda e: errors.WmsUnavailable(str(e))),
-    (VoDenied, lambda e: errors.NotAuthorised(str(e), rule=e.rule)),
-    (VoNotFound, lambda e: errors.NotFound(str(e), field=e.field)),
-    (VoConflict, lambda e: errors.Conflict(str(e), field=e.field)),
-    (VoInvalid, lambda e: errors.InvalidRequest(str(e), field=e.field)),
-    (VoError, lambda e: errors.Internal(str(e), field=e.field)),
 )
 
 
