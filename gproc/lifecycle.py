@@ -105,6 +105,7 @@ class TaskService:
     def _prepare(self, req: TaskRequest) -> TaskRow:
         plan = plan_request(req.tool_request)
         _check_request_id(req.client_request_id)
+        self.task_data.check_request(req.owner, req.tool_request)  # e.g. dataset input types
         task_id = uuid.uuid4().hex
         try:
             stage_inputs(

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from gproc.connectors.base import ToolRequest
     from gproc.domain import OutputFile, Owner
     from gproc.staging import InputResolver
 
@@ -67,6 +68,12 @@ class TaskData(ABC):
     def location(self, stored_at: str) -> str:
         """What callers are handed for an output stored at ``stored_at``."""
         return stored_at
+
+    def check_request(self, owner: Owner, request: ToolRequest) -> None:  # noqa: B027
+        """Refuse, at registration and before anything is staged, a request whose
+        inputs this task data cannot serve (e.g. a catalogue dataset of a type the
+        tool's port does not accept): raise an ``InvalidRequest`` whose ``field``
+        names the input (``inputs.<port>``). Decorators forward to what they wrap."""
 
 
 class LocalTaskData(TaskData):

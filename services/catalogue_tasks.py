@@ -8,7 +8,9 @@ so ``build_context`` composes them when ``[catalogue] tasks`` is on:
   ``dataset:<catalogue id>`` references with the task owner's rights (an entry the
   owner may not see is not found), checks the dataset's type against the types
   the tool's port accepts (``[catalogue] input_types``, ``"<tool>.<port>"`` ->
-  types), and hands the dataset's gateway location to the wrapped resolver.
+  types) at RegisterTask (:meth:`TaskData.check_request`, before anything is
+  staged; the error names ``inputs.<port>``), and hands the dataset's gateway
+  location to the wrapped resolver.
 * :class:`CatalogueOutputs` registers, after the wrapped task data stored them in
   the gateway, the outputs that are rasters (datagroup ``tasks``, dataset
   ``<task id>.<port>``) with provenance: the task, the tool, its parameters and the
@@ -25,8 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from gproc.catalogue.engines import open_engine
-from gproc.catalogue.model import Fields, NotARaster, Provenance
-from gproc.catalogue.service import DATASET_SCHEME, Catalogue, TypeMismatch
+from gproc.catalogue.model import Dataset, Fields, NotARaster, Provenance
+from gproc.catalogue.service import DATASET_SCHEME, Catalogue
+from gproc.connectors.base import ToolRequest
 from gproc.domain import InvalidTaskRequest, OutputFile, Owner
 from gproc.errors import GprocError
 from gproc.security.identity import Identity, same_dn
@@ -53,24 +56,23 @@ class DatasetInputs(TaskData):
         self.inner = inner
         self.input_types = {k: tuple(v) for k, v in (input_types or {}).items()}
 
-    def check_request(self, owner: Owner, tool: str, inputs: Mapping[str, Any]) -> None:
-        """Refuse, before registration, dataset inputs of a type the tool's port does
-        not accept (and datasets the owner cannot see)."""
-        identity = _identity(owner)
-        for port, refs in inputs.items():
+    def check_request(self, owner: Owner, request: ToolRequest) -> None:
+        """Refuse at registration, before anything is staged, dataset inputs the owner
+        cannot see or of a type the tool's port does not accept (``inputs.<port>``)."""
+        self.inner.check_request(owner, request)
+        for port, refs in request.inputs.items():
+            field = f"inputs.{port}"
             for ref in _refs(refs):
                 if ref.startswith(DATASET_SCHEME):
-                    ds = self._resolve(identity, ref)
-                    try:
-                        Catalogue.check_type(ds, self.input_types.get(f"{tool}.{port}", ()))
-                    except TypeMismatch as exc:
-                        raise InvalidTaskRequest(f"inputs.{port}", exc.message) from None
+                    ds = self._resolve(_identity(owner), ref, field)
+                    accepted = self.input_types.get(f"{request.tool}.{port}", ())
+                    Catalogue.check_type(ds, accepted, field)
 
-    def _resolve(self, identity: Identity, ref: str) -> Any:
+    def _resolve(self, identity: Identity, ref: str, field: str = "inputs") -> Dataset:
         try:
             return self.catalogue.resolve_input(identity, ref)
         except GprocError as exc:
-            raise InvalidTaskRequest("inputs", f"{ref}: {exc.message}") from None
+            raise InvalidTaskRequest(field, f"{ref}: {exc.message}") from None
 
     def resolver_for(self, owner: Owner) -> InputResolver:
         inner = self.inner.resolver_for(owner)
@@ -120,6 +122,9 @@ class CatalogueOutputs(TaskData):
 
     def resolver_for(self, owner: Owner) -> InputResolver:
         return self.inner.resolver_for(owner)
+
+    def check_request(self, owner: Owner, request: ToolRequest) -> None:
+        self.inner.check_request(owner, request)
 
     def location(self, stored_at: str) -> str:
         return self.inner.location(stored_at)

@@ -253,15 +253,16 @@ class Catalogue:
         return ds
 
     @staticmethod
-    def check_type(ds: Dataset, accepted: tuple[str, ...]) -> None:
-        """Refuse a dataset whose type a tool does not declare (sub-types accepted)."""
+    def check_type(ds: Dataset, accepted: tuple[str, ...], field: str = "inputs") -> None:
+        """Refuse a dataset whose type a tool does not declare (sub-types accepted);
+        ``field`` is what the error names (a task's ``inputs.<port>``)."""
         if not accepted:
             return
         t = ds.fields.type
         if not any(t == a or t.startswith(a + "/") for a in accepted):
             raise TypeMismatch(
                 f"dataset {ds.name} is of type {t}; the tool accepts {', '.join(accepted)}",
-                field="inputs",
+                field=field,
             )
 
     # -- helpers ----------------------------------------------------------------------

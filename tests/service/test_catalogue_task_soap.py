@@ -59,7 +59,11 @@ def wired(test_pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     settings = Settings(
         state_dir=root / "state",
         service=ServiceSettings(host="127.0.0.1", port=0, policy=POLICY, threads=4),
-        catalogue=CatalogueSettings(database_url=f"sqlite:///{root / 'cat.db'}", tasks=True),
+        catalogue=CatalogueSettings(
+            database_url=f"sqlite:///{root / 'cat.db'}",
+            tasks=True,
+            input_types={"ndvi.red": ["DEM", "MULTISPECTRAL"]},
+        ),
     )
     gateway = StorageGateway(Namespace.from_dict(posix_namespace(root)))
     wms = HTCondorWMS(
@@ -76,6 +80,8 @@ def wired(test_pki: TestPKI, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     raster = write_raster(root / "dem.tif", "utm34").read_bytes()
     gateway.write(alice, f"{home}/dem.tif", [raster])
     ds = catalogue.register(alice, f"{home}/dem.tif", Fields("mine", "dem", "DEM", "NASA"))
+    gateway.write(alice, f"{home}/photo.tif", [raster])
+    catalogue.register(alice, f"{home}/photo.tif", Fields("mine", "photo", "RASTER/AERIAL"))
     server = make_soap_server(
         gp, validator, TLSConfig(test_pki.host_cert, test_pki.host_key, test_pki.ca_dir)
     ).start()
@@ -117,8 +123,17 @@ def test_dataset_the_caller_may_not_read_is_refused_with_a_typed_fault(wired: Wi
         with pytest.raises(zeep.exceptions.Fault) as info:
             bob.service.RegisterTask(tasks=[_spec(ref)])
         code, detail = zeep_fault(info.value)
-        assert (code, detail["field"]) == ("Client.InvalidRequest", "inputs")
+        assert (code, detail["field"]) == ("Client.InvalidRequest", "inputs.red")
         assert ref in detail["message"] and "no dataset" in detail["message"]
+
+
+def test_dataset_of_a_type_the_port_does_not_accept_is_refused_at_register(wired: Wired) -> None:
+    alice = client(wired.srv)
+    with pytest.raises(zeep.exceptions.Fault) as info:
+        alice.service.RegisterTask(tasks=[_spec("dataset:mine/photo")])
+    code, detail = zeep_fault(info.value)
+    assert (code, detail["field"]) == ("Client.InvalidRequest", "inputs.red")
+    assert "type RASTER/AERIAL" in detail["message"] and "DEM, MULTISPECTRAL" in detail["message"]
 
 
 def test_completed_task_outputs_are_catalogued_with_provenance(

@@ -11,7 +11,8 @@ import pytest
 from gproc.catalogue.engines.sqlite import SqliteEngine
 from gproc.catalogue.model import Fields
 from gproc.catalogue.query import Eq, Query
-from gproc.catalogue.service import Catalogue
+from gproc.catalogue.service import Catalogue, TypeMismatch
+from gproc.connectors.base import ToolRequest
 from gproc.domain import InvalidTaskRequest, OutputFile, Owner, task_owner
 from gproc.models import TaskRow
 from gproc.services.catalogue_tasks import CatalogueOutputs, DatasetInputs
@@ -68,13 +69,21 @@ def test_dataset_input_is_staged_with_the_owners_rights(parts, tmp_path: Path) -
 
 def test_tool_input_types_checked_against_the_dataset_type(parts) -> None:
     _cat, _data, inputs, _ds, _raster = parts
-    inputs.check_request(owner(ALICE), "hough", {"image": "dataset:mine/dem"})
-    inputs.check_request(owner(ALICE), "unlisted", {"image": "dataset:mine/dem"})
-    with pytest.raises(InvalidTaskRequest) as err:
-        inputs.check_request(owner(ALICE), "ndvi", {"red": ["dataset:mine/dem"]})
+    inputs.check_request(owner(ALICE), ToolRequest("hough", {"image": "dataset:mine/dem"}))
+    inputs.check_request(owner(ALICE), ToolRequest("unlisted", {"image": "dataset:mine/dem"}))
+    with pytest.raises(TypeMismatch) as err:
+        inputs.check_request(owner(ALICE), ToolRequest("ndvi", {"red": ["dataset:mine/dem"]}))
     assert err.value.field == "inputs.red" and "type DEM" in str(err.value)
-    with pytest.raises(InvalidTaskRequest):
-        inputs.check_request(owner(BOB), "hough", {"image": "dataset:mine/dem"})
+    with pytest.raises(InvalidTaskRequest) as seen:
+        inputs.check_request(owner(BOB), ToolRequest("hough", {"image": "dataset:mine/dem"}))
+    assert seen.value.field == "inputs.image" and "no dataset" in str(seen.value)
+
+
+def test_decorators_forward_the_request_check(parts) -> None:
+    cat, data, inputs, _ds, _raster = parts
+    sink = CatalogueOutputs(cat, inputs, data.output_principal)
+    with pytest.raises(TypeMismatch):
+        sink.check_request(owner(ALICE), ToolRequest("ndvi", {"red": "dataset:mine/dem"}))
 
 
 def test_outputs_registered_with_provenance(parts, tmp_path: Path) -> None:
