@@ -49,6 +49,7 @@ ROMANIA = Polygon(
         (21.4, 44.7),
     ]
 )  # a coarse outline
+ROMANIA_TERM = Spatial.of(ROMANIA)
 INJECT = "x'); DROP TABLE catalogue_dataset; --"
 
 QUERIES: dict[str, Query] = {
@@ -214,14 +215,16 @@ class CatalogueContract:
 
     @pytest.mark.parametrize("sort", list(SortKey))
     @pytest.mark.parametrize("descending", [False, True])
-    def test_paging_with_tokens(self, loaded, sort: SortKey, descending: bool) -> None:
+    @pytest.mark.parametrize("plan", ["or", "spatial-only"])  # spatial-only: a reused statement
+    def test_paging_with_tokens(self, loaded, sort: SortKey, descending: bool, plan: str) -> None:
         engine, data = loaded
-        where = Or((Spatial.of(ROMANIA), Eq("type", "DEM")))
-        full = engine.search(Query(where, sort, descending, limit=1000), None).items
+        where = Or((Spatial.of(ROMANIA), Eq("type", "DEM"))) if plan == "or" else ROMANIA_TERM
+        areas = None if plan == "or" else VISIBLE["public+grid"]
+        full = engine.search(Query(where, sort, descending, limit=1000), areas).items
         assert full and full[0] is not None
         pages, token = [], None
         for _ in range(100):
-            page = engine.search(Query(where, sort, descending, limit=17, token=token), None)
+            page = engine.search(Query(where, sort, descending, limit=17, token=token), areas)
             pages.extend(page.items)
             token = page.token
             if token is None:
@@ -283,10 +286,21 @@ class TestSqliteEngine(CatalogueContract):
 
         return make
 
-    def test_bbox_search_uses_the_rtree_not_a_scan(self, loaded) -> None:
+    @pytest.mark.parametrize("how", ["built", "reused"])
+    def test_bbox_search_uses_the_rtree_not_a_scan(self, loaded, how: str) -> None:
         engine, _ = loaded
-        query = Query(And((Spatial.bbox(16.69, 43.97, 24.8, 48.48), Eq("type", "DEM"))))
-        stmt = engine.search_statement(query, frozenset(AREAS[:2]), None, 10)
+        box_ = Spatial.bbox(16.69, 43.97, 24.8, 48.48)
+        if how == "built":
+            query = Query(And((box_, Eq("type", "DEM"))))
+            stmt = engine.search_statement(query, frozenset(AREAS[:2]), None, 10)
+        else:  # the statement reused for spatial-only plans, its values bound
+            stmt, params = engine.prepared_statement(
+                Query(box_), frozenset(AREAS[:2]), ("scene", 7), 10
+            )
+            assert params and stmt is engine.prepared_statement(
+                Query(Spatial.bbox(0, 0, 1, 1)), frozenset(AREAS[:1]), ("a", 1), 10
+            )[0]
+            stmt = stmt.params(**params)
         sql = stmt.compile(engine.engine, compile_kwargs={"literal_binds": True})
         with engine.engine.connect() as conn:
             plan = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}").all()
@@ -317,14 +331,27 @@ class TestPostgisEngine(CatalogueContract):
         engine, _ = loaded
         indexes = inspect(engine.engine).get_indexes("catalogue_dataset")
         assert any(ix["column_names"] == ["footprint"] for ix in indexes)
-        stmt = engine.search_statement(
-            Query(Spatial.bbox(16.69, 43.97, 24.8, 48.48)), None, None, 10
-        )
-        sql = stmt.compile(engine.engine, compile_kwargs={"literal_binds": True})
-        with engine.engine.begin() as conn:
-            conn.execute(text("SET LOCAL enable_seqscan = off"))
-            plan = "\n".join(r[0] for r in conn.exec_driver_sql(f"EXPLAIN {sql}"))
-        assert "ix_catalogue_dataset_footprint" in plan, plan
+        query = Query(Spatial.bbox(16.69, 43.97, 24.8, 48.48))
+        reused, params = engine.prepared_statement(query, None, None, 10)
+        for stmt in (engine.search_statement(query, None, None, 10), reused.params(**params)):
+            sql = stmt.compile(engine.engine, compile_kwargs={"literal_binds": True})
+            with engine.engine.begin() as conn:
+                conn.execute(text("SET LOCAL enable_seqscan = off"))
+                plan = "\n".join(r[0] for r in conn.exec_driver_sql(f"EXPLAIN {sql}"))
+            assert "ix_catalogue_dataset_footprint" in plan, plan
+
+
+    def test_search_survives_a_dropped_pooled_connection(self, engine) -> None:
+        engine.put(random_datasets(1)[0])
+        assert len(engine.search(Query(), None).items) == 1  # leaves a pooled connection
+        with engine.engine.connect() as conn:  # the server drops every other session
+            conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+        assert len(engine.search(Query(), None).items) == 1
 
 
 def test_engines_give_the_same_answers(tmp_path: Path, postgis_database) -> None:

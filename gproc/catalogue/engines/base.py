@@ -23,6 +23,7 @@ from sqlalchemy import (
     MetaData,
     Select,
     and_,
+    bindparam,
     delete,
     exists,
     false,
@@ -35,6 +36,8 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql import Executable
 
 from gproc.catalogue import tables
 from gproc.catalogue.model import Dataset, DatasetNotFound
@@ -48,6 +51,7 @@ from gproc.catalogue.query import (
     Query,
     SortKey,
     Spatial,
+    SpatialOp,
     Text,
     TimeRange,
     conjuncts,
@@ -127,13 +131,21 @@ class SqlEngine(CatalogueEngine):
 
     CHUNK = 256  # rows read per round when the index answers a superset
 
-    def __init__(self, engine: Engine, extra_columns: Sequence[Column[Any]] = ()) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        extra_columns: Sequence[Column[Any]] = (),
+        reader: Engine | None = None,
+    ) -> None:
         self.engine = engine
+        # searches run on ``reader`` (PostGIS: autocommit, no pre-ping: one round trip)
+        self.reader = reader or engine
         self.metadata = MetaData()
         self.ds = tables.dataset_table(self.metadata, *extra_columns)
         self.props = tables.property_table(self.metadata)
         self.places = tables.place_table(self.metadata)
         self._column_cache: dict[int, list[Any]] = {}
+        self._prepared_cache: dict[tuple[Any, ...], Select[Any]] = {}
 
     # -- schema and writes ---------------------------------------------------------
     def create_schema(self) -> None:
@@ -141,6 +153,8 @@ class SqlEngine(CatalogueEngine):
 
     def close(self) -> None:
         self.engine.dispose()
+        if self.reader is not self.engine:
+            self.reader.dispose()
 
     def _row(self, ds: Dataset) -> dict[str, Any]:
         return tables.to_row(ds)
@@ -307,13 +321,86 @@ class SqlEngine(CatalogueEngine):
             stmt = stmt.where(self.condition(query.where, True, self.ds))
         return stmt, self.ds
 
+    # -- prepared statements for spatial-only plans -------------------------------------
+    # Building a SELECT and its cache key costs SQLAlchemy more than SQLite takes to run
+    # it. The commonest searches (a map view's bbox, STAC's bbox/intersects, paging
+    # through them) have a plan that is one spatial term or none: their statement is
+    # built once per shape with every value a bound parameter, and reused.
+    def prepared_statement(
+        self, query: Query, areas: Areas, after: tuple[float | str, int] | None, limit: int
+    ) -> tuple[Executable, dict[str, Any]]:
+        """The SELECT of a search round and its parameters: the shape's reused statement
+        when the plan is spatial only, else :meth:`search_statement` (values inline)."""
+        where = query.where
+        if where is not None and not isinstance(where, Spatial):
+            return self.search_statement(query, areas, after, limit), {}
+        op = where.op if where is not None else None
+        mode = None if areas is None else bool(areas)
+        key = (op, query.sort, query.descending, after is not None, mode, limit)
+        stmt = self._prepared_cache.get(key)
+        if stmt is None:
+            stmt = self._prepared_cache[key] = self._template(query, op, mode, after, limit)
+        params: dict[str, Any] = self.spatial_params(where) if where is not None else {}
+        if areas:
+            params["areas"] = sorted(areas)
+        if after is not None:
+            params["after_value"], params["after_rid"] = after
+        return stmt, params
+
+    def _template(
+        self, query: Query, op: SpatialOp | None, mode: bool | None, after: Any, limit: int
+    ) -> Select[Any]:
+        stmt, t = self.template_select(op)
+        visible = (
+            true()
+            if mode is None
+            else false()
+            if not mode
+            else t.c.area.in_(bindparam("areas", expanding=True))
+        )
+        col = self._sort_column(query.sort, t)
+        keyset: ColumnElement[bool] = true()
+        if after is not None:
+            value: Any = bindparam("after_value")
+            last: Any = bindparam("after_rid")
+            before = col < value if query.descending else col > value
+            beside = t.c.rid < last if query.descending else t.c.rid > last
+            keyset = or_(before, and_(col == value, beside))
+        order = [col.desc(), t.c.rid.desc()] if query.descending else [col, t.c.rid]
+        return stmt.where(visible, not_(t.c.missing), keyset).order_by(*order).limit(limit)
+
+    def template_select(self, op: SpatialOp | None) -> tuple[Select[Any], Any]:
+        """SELECT ... WHERE <spatial test of ``op`` on bound parameters>, and its table
+        (see :meth:`_base_select`); engines rooted on a side index override it."""
+        stmt = select(*self._columns())
+        if op is not None:
+            stmt = stmt.where(self.spatial_template(op, self.ds))
+        return stmt, self.ds
+
+    @abstractmethod
+    def spatial_template(self, op: SpatialOp, t: Any) -> ColumnElement[bool]:
+        """The exact (or superset) spatial test of ``op`` on bound parameters."""
+
+    @abstractmethod
+    def spatial_params(self, term: Spatial) -> dict[str, Any]:
+        """The values of :meth:`spatial_template`'s parameters for ``term``."""
+
     def search(self, query: Query, areas: Areas) -> Page:
+        try:
+            return self._search(query, areas)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            return self._search(query, areas)  # the pool dropped a dead connection: retry once
+
+    def _search(self, query: Query, areas: Areas) -> Page:
         after = read_token(query)
         found: list[tuple[Dataset, int]] = []
         chunk = query.limit + 1 if self.exact_in_sql else max(self.CHUNK, query.limit + 1)
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             while len(found) <= query.limit:
-                rows = conn.execute(self.search_statement(query, areas, after, chunk)).all()
+                stmt, params = self.prepared_statement(query, areas, after, chunk)
+                rows = conn.execute(stmt, params).all()
                 for row in rows:
                     ds = tables.from_row(row)
                     if self.exact_in_sql or matches(

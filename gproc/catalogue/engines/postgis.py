@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Column, ColumnElement, Index, func, text
+from sqlalchemy import Column, ColumnElement, Index, Text, bindparam, func, text
 from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.types import UserDefinedType
 
@@ -43,8 +43,17 @@ class PostgisEngine(SqlEngine):
             max_overflow=10,
             connect_args={"prepare_threshold": None},
         )
+        # searches: autocommit and no pre-ping, so a search is one round trip, not four
+        # (ping, BEGIN, SELECT, ROLLBACK); a dead pooled connection is retried once
+        reader = sa_create_engine(
+            url,
+            isolation_level="AUTOCOMMIT",
+            pool_size=5,
+            max_overflow=10,
+            connect_args={"prepare_threshold": None},
+        )
         footprint = Column("footprint", Geometry(), nullable=False)
-        super().__init__(engine, [footprint])
+        super().__init__(engine, [footprint], reader)
         Index("ix_catalogue_dataset_footprint", self.ds.c.footprint, postgresql_using="gist")
 
     def create_schema(self) -> None:
@@ -58,10 +67,19 @@ class PostgisEngine(SqlEngine):
         return row
 
     def spatial(self, term: Spatial, positive: bool, t: Any) -> ColumnElement[bool]:
-        geom = func.ST_GeomFromText(term.geometry_wkt, 4326)
+        return self._test(term.op, t, func.ST_GeomFromText(term.geometry_wkt, 4326))
+
+    def spatial_template(self, op: SpatialOp, t: Any) -> ColumnElement[bool]:
+        return self._test(op, t, func.ST_GeomFromText(bindparam("geometry", type_=Text), 4326))
+
+    def spatial_params(self, term: Spatial) -> dict[str, Any]:
+        return {"geometry": term.geometry_wkt}
+
+    @staticmethod
+    def _test(op: SpatialOp, t: Any, geom: Any) -> ColumnElement[bool]:
         fp = t.c.footprint
-        if term.op is SpatialOp.CONTAINS:
+        if op is SpatialOp.CONTAINS:
             return func.ST_Contains(fp, geom)  # type: ignore[no-any-return]
-        if term.op is SpatialOp.WITHIN:
+        if op is SpatialOp.WITHIN:
             return func.ST_Within(fp, geom)  # type: ignore[no-any-return]
         return func.ST_Intersects(fp, geom)  # type: ignore[no-any-return]

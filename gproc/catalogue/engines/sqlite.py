@@ -21,6 +21,7 @@ from sqlalchemy import (
     Select,
     Table,
     and_,
+    bindparam,
     delete,
     event,
     false,
@@ -40,6 +41,7 @@ from gproc.catalogue.query import And, Expr, Query, Spatial, SpatialOp, conjunct
 RTREE = "catalogue_dataset_rtree"
 # a fixed statement (no user input): the R*Tree virtual table
 _RTREE_DDL = f"CREATE VIRTUAL TABLE IF NOT EXISTS {RTREE} USING rtree(rid, minx, maxx, miny, maxy)"
+_BOX = ("minx", "maxx", "miny", "maxy")
 _EPS = 1e-9  # R*Tree stores 32-bit floats, rounded outwards; keep the box test loose
 
 
@@ -83,30 +85,47 @@ class SqliteEngine(SqlEngine):
     def _after_delete(self, conn: Connection, rid: int) -> None:
         conn.execute(delete(self.rtree).where(self.rtree.c.rid == rid))
 
-    def _box(self, term: Spatial) -> ColumnElement[bool]:
-        """Bounding-box condition on the R*Tree that every exact match satisfies."""
-        r = self.rtree.c
+    @staticmethod
+    def box_values(term: Spatial) -> dict[str, float]:
+        """What each R*Tree column is compared with so every exact match passes."""
         qminx, qminy, qmaxx, qmaxy = term.bounds
         if term.op is SpatialOp.CONTAINS:  # footprint box must hold the query box
-            return and_(
-                r.minx <= qminx + _EPS,
-                r.maxx >= qmaxx - _EPS,
-                r.miny <= qminy + _EPS,
-                r.maxy >= qmaxy - _EPS,
-            )
+            return {"minx": qminx + _EPS, "maxx": qmaxx - _EPS, "miny": qminy + _EPS,
+                    "maxy": qmaxy - _EPS}  # fmt: skip
         if term.op is SpatialOp.WITHIN:  # footprint box inside the query box
-            return and_(
-                r.minx >= qminx - _EPS,
-                r.maxx <= qmaxx + _EPS,
-                r.miny >= qminy - _EPS,
-                r.maxy <= qmaxy + _EPS,
-            )
-        return and_(
-            r.minx <= qmaxx + _EPS,
-            r.maxx >= qminx - _EPS,
-            r.miny <= qmaxy + _EPS,
-            r.maxy >= qminy - _EPS,
-        )
+            return {"minx": qminx - _EPS, "maxx": qmaxx + _EPS, "miny": qminy - _EPS,
+                    "maxy": qmaxy + _EPS}  # fmt: skip
+        return {"minx": qmaxx + _EPS, "maxx": qminx - _EPS, "miny": qmaxy + _EPS,
+                "maxy": qminy - _EPS}  # fmt: skip
+
+    def _box_condition(self, op: SpatialOp, v: dict[str, Any]) -> ColumnElement[bool]:
+        """The R*Tree box test; ``v`` holds values or bound parameters (see box_values)."""
+        r = self.rtree.c
+        if op is SpatialOp.WITHIN:
+            return and_(r.minx >= v["minx"], r.maxx <= v["maxx"], r.miny >= v["miny"],
+                        r.maxy <= v["maxy"])  # fmt: skip
+        # intersects and contains: the footprint box reaches past the given edges
+        return and_(r.minx <= v["minx"], r.maxx >= v["maxx"], r.miny <= v["miny"],
+                    r.maxy >= v["maxy"])  # fmt: skip
+
+    def _box(self, term: Spatial) -> ColumnElement[bool]:
+        """Bounding-box condition on the R*Tree that every exact match satisfies."""
+        return self._box_condition(term.op, self.box_values(term))
+
+    def spatial_template(self, op: SpatialOp, t: Any) -> ColumnElement[bool]:
+        box = self._box_condition(op, {k: bindparam(f"box_{k}") for k in _BOX})
+        return t.c.rid.in_(select(self.rtree.c.rid).where(box))  # type: ignore[no-any-return]
+
+    def spatial_params(self, term: Spatial) -> dict[str, Any]:
+        return {f"box_{k}": v for k, v in self.box_values(term).items()}
+
+    def template_select(self, op: SpatialOp | None) -> tuple[Select[Any], Any]:
+        if op is None:
+            return super().template_select(op)
+        t = self.ds_not_indexed
+        box = self._box_condition(op, {k: bindparam(f"box_{k}") for k in _BOX})
+        join = self.rtree.join(t, t.c.rid == self.rtree.c.rid)
+        return select(*self._columns(t)).select_from(join).where(box), t
 
     def spatial(self, term: Spatial, positive: bool, t: Any) -> ColumnElement[bool]:
         if not positive:
