@@ -297,9 +297,11 @@ class TestSqliteEngine(CatalogueContract):
             stmt, params = engine.prepared_statement(
                 Query(box_), frozenset(AREAS[:2]), ("scene", 7), 10
             )
-            assert params and stmt is engine.prepared_statement(
-                Query(Spatial.bbox(0, 0, 1, 1)), frozenset(AREAS[:1]), ("a", 1), 10
-            )[0]
+            other = Query(Spatial.bbox(0, 0, 1, 1))
+            assert (
+                params
+                and stmt is engine.prepared_statement(other, frozenset(AREAS[:1]), ("a", 1), 10)[0]
+            )
             stmt = stmt.params(**params)
         sql = stmt.compile(engine.engine, compile_kwargs={"literal_binds": True})
         with engine.engine.connect() as conn:
@@ -339,7 +341,6 @@ class TestPostgisEngine(CatalogueContract):
                 conn.execute(text("SET LOCAL enable_seqscan = off"))
                 plan = "\n".join(r[0] for r in conn.exec_driver_sql(f"EXPLAIN {sql}"))
             assert "ix_catalogue_dataset_footprint" in plan, plan
-
 
     def test_search_survives_a_dropped_pooled_connection(self, engine) -> None:
         engine.put(random_datasets(1)[0])
