@@ -297,7 +297,7 @@ def main() -> None:
             else _given(args.postgis_url)
         ) as url:
             pg = PostgisEngine(url)
-            pg.metadata.drop_all(pg.engine)
+            pg.drop_schema()
             pg.create_schema()
             rate = ingest(pg, args.n)
             with create_engine(url).begin() as conn:
@@ -311,7 +311,7 @@ def main() -> None:
                 args.scan_queries,
                 ("SET enable_indexscan = off", "SET enable_bitmapscan = off"),
             )
-            pg.metadata.drop_all(pg.engine)
+            pg.drop_schema()
             pg.close()
     finally:
         shutil.rmtree(work, ignore_errors=True)

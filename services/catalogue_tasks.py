@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from gproc.catalogue.engines import open_engine
+from gproc.catalogue.engines.base import CatalogueEngine
 from gproc.catalogue.model import Dataset, Fields, NotARaster, Provenance
 from gproc.catalogue.service import DATASET_SCHEME, Catalogue
 from gproc.connectors.base import ToolRequest
@@ -164,13 +165,19 @@ class CatalogueOutputs(TaskData):
         )
 
 
+def open_catalogue_engine(settings: Settings) -> CatalogueEngine:
+    """The engine of ``[catalogue] database_url``, its schema at head (upgraded when
+    ``[database] auto_upgrade``, see :mod:`gproc.migrations.catalogue`)."""
+    return open_engine(settings.catalogue_database_url, auto_upgrade=settings.database.auto_upgrade)
+
+
 def build_catalogue(settings: Settings, gateway: StorageGateway) -> Catalogue:
-    """The catalogue of ``[catalogue]`` over ``gateway`` (admins from the settings)."""
+    """The catalogue of ``[catalogue]`` over ``gateway`` (admins from the settings); the
+    one construction every entry point uses (services, the CLI)."""
     admins = list(settings.catalogue.admins)
 
     def is_admin(ident: Identity) -> bool:
         return any(same_dn(dn, ident.subject_grid) for dn in admins)
 
     quicklooks = settings.catalogue.quicklook_dir or settings.state_dir.resolve() / "quicklooks"
-    engine = open_engine(settings.catalogue_database_url)
-    return Catalogue(engine, gateway, quicklooks, is_admin=is_admin)
+    return Catalogue(open_catalogue_engine(settings), gateway, quicklooks, is_admin=is_admin)

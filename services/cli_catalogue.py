@@ -24,7 +24,6 @@ from cryptography import x509
 from rich.console import Console
 from rich.table import Table
 
-from gproc.catalogue.engines import open_engine
 from gproc.catalogue.engines.base import SqlEngine
 from gproc.catalogue.gazetteer import Gazetteer
 from gproc.catalogue.gql import parse_gql
@@ -35,8 +34,10 @@ from gproc.catalogue.service import Catalogue, parse_acquired
 from gproc.errors import GprocError
 from gproc.security.chain import validate_chain
 from gproc.security.errors import CredentialError
-from gproc.security.identity import Identity, same_dn
+from gproc.security.identity import Identity
 from gproc.security.truststore import TrustStore
+from gproc.services.catalogue_tasks import build_catalogue, open_catalogue_engine
+from gproc.services.cli_catalogue_db import catalogue_db_group
 from gproc.settings import Settings, get_settings
 from gproc.storage_gateway.gateway import StorageGateway
 from gproc.storage_gateway.namespace import Namespace, NamespaceError
@@ -71,7 +72,7 @@ def _errors() -> Iterator[None]:
 
 
 def _engine(settings: Settings) -> SqlEngine:
-    engine = open_engine(settings.catalogue_database_url)
+    engine = open_catalogue_engine(settings)
     assert isinstance(engine, SqlEngine)
     return engine
 
@@ -94,14 +95,7 @@ def _catalogue(obj: Ctx) -> tuple[Catalogue, Identity]:
 def _build(s: Settings) -> Catalogue:
     if s.gateway.namespace is None:
         raise click.ClickException("no gateway namespace configured ([gateway] namespace)")
-    admins = list(s.catalogue.admins)
-
-    def is_admin(ident: Identity) -> bool:
-        return any(same_dn(dn, ident.subject_grid) for dn in admins)
-
-    quicklooks = s.catalogue.quicklook_dir or s.state_dir.resolve() / "quicklooks"
-    gateway = StorageGateway(Namespace.load(s.gateway.namespace))
-    return Catalogue(_engine(s), gateway, quicklooks, is_admin=is_admin)
+    return build_catalogue(s, StorageGateway(Namespace.load(s.gateway.namespace)))
 
 
 def _fields_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -261,6 +255,9 @@ def serve_cmd(obj: Ctx) -> None:
         return "gproc catalogue: " + ", ".join(urls)
 
     run(parts, banner=banner, name="gproc catalogue")
+
+
+catalogue_group.add_command(catalogue_db_group)
 
 
 @catalogue_group.group("places")

@@ -19,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from gproc import migrations
 from gproc.errors import GprocError
 from gproc.registry import make_engine
+from gproc.services import cli_catalogue_db
 from gproc.settings import get_settings
 
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
@@ -69,6 +70,8 @@ def upgrade_cmd(revision: str) -> None:
             engine.dispose()
         what = "already at" if before == after else f"{before or 'unversioned'} ->"
         click.echo(f"{_shown(url)}: {what} {after}")
+    if cli_catalogue_db.in_use(settings := get_settings()):  # the catalogue's own chain
+        click.echo(cli_catalogue_db.upgrade_database(settings))
 
 
 @db_group.command("current")

@@ -323,7 +323,7 @@ class TestPostgisEngine(CatalogueContract):
     def fresh(self, postgis_database):
         def make(label: str) -> CatalogueEngine:
             eng = PostgisEngine(postgis_database(f"contract_{label}"))
-            eng.metadata.drop_all(eng.engine)
+            eng.drop_schema()
             eng.create_schema()
             return eng
 
@@ -359,7 +359,7 @@ def test_engines_give_the_same_answers(tmp_path: Path, postgis_database) -> None
     lite = SqliteEngine(f"sqlite:///{tmp_path / 'same.db'}")
     lite.create_schema()
     pg = PostgisEngine(postgis_database("same_answers"))
-    pg.metadata.drop_all(pg.engine)
+    pg.drop_schema()
     pg.create_schema()
     try:
         for d in random_datasets(300, seed=11):
@@ -371,6 +371,6 @@ def test_engines_give_the_same_answers(tmp_path: Path, postgis_database) -> None
                 b = [d.id for d in pg.search(query, areas).items]
                 assert a == b, name
     finally:
-        pg.metadata.drop_all(pg.engine)
+        pg.drop_schema()
         pg.close()
         lite.close()

@@ -5,8 +5,9 @@ from __future__ import annotations
 from gproc.catalogue.engines.base import CatalogueEngine
 
 
-def open_engine(url: str, create: bool = True) -> CatalogueEngine:
-    """The engine for a SQLAlchemy URL (``sqlite:///...`` or ``postgresql+psycopg://...``)."""
+def open_engine(url: str, create: bool = True, *, auto_upgrade: bool = False) -> CatalogueEngine:
+    """The engine for a SQLAlchemy URL (``sqlite:///...`` or ``postgresql+psycopg://...``);
+    with ``create``, its schema brought to head (see :mod:`gproc.migrations.catalogue`)."""
     if url.startswith("sqlite"):
         from gproc.catalogue.engines.sqlite import SqliteEngine
 
@@ -18,5 +19,5 @@ def open_engine(url: str, create: bool = True) -> CatalogueEngine:
     else:
         raise ValueError(f"no catalogue engine for {url.split(':', 1)[0]!r}")
     if create:
-        engine.create_schema()
+        engine.create_schema(auto_upgrade=auto_upgrade)
     return engine

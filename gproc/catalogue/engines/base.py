@@ -32,6 +32,7 @@ from sqlalchemy import (
     not_,
     or_,
     select,
+    text,
     true,
     update,
 )
@@ -61,6 +62,7 @@ from gproc.catalogue.query import (
     sort_value,
 )
 from gproc.errors import Conflict
+from gproc.migrations import catalogue as catalogue_migrations
 
 
 class DatasetConflict(Conflict):
@@ -84,8 +86,9 @@ class CatalogueEngine(ABC):
     exact_in_sql: bool = True
 
     @abstractmethod
-    def create_schema(self) -> None:
-        """Create tables and indexes if missing (idempotent)."""
+    def create_schema(self, *, auto_upgrade: bool = False) -> None:
+        """Bring the schema to the catalogue chain's head (idempotent): a new database
+        is built, an older one upgraded only with ``auto_upgrade`` (else refused)."""
 
     @abstractmethod
     def put(self, ds: Dataset) -> Dataset:
@@ -148,8 +151,17 @@ class SqlEngine(CatalogueEngine):
         self._prepared_cache: dict[tuple[Any, ...], Select[Any]] = {}
 
     # -- schema and writes ---------------------------------------------------------
-    def create_schema(self) -> None:
-        self.metadata.create_all(self.engine)
+    def create_schema(self, *, auto_upgrade: bool = False) -> None:
+        catalogue_migrations.prepare(self.engine, auto_upgrade=auto_upgrade)
+
+    def drop_schema(self) -> None:
+        """Drop every catalogue table and the revision record (tests, benchmarks)."""
+        with self.engine.begin() as conn:
+            for name in (*self.side_tables, catalogue_migrations.VERSION_TABLE):
+                conn.execute(text(f"DROP TABLE IF EXISTS {name}"))  # noqa: S608 - fixed names
+        self.metadata.drop_all(self.engine)
+
+    side_tables: tuple[str, ...] = ()  # engine tables outside ``metadata`` (the R*Tree)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Column, ColumnElement, Index, Text, bindparam, func, text
+from sqlalchemy import Column, ColumnElement, Index, Text, bindparam, func
 from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.types import UserDefinedType
 
@@ -55,11 +55,6 @@ class PostgisEngine(SqlEngine):
         footprint = Column("footprint", Geometry(), nullable=False)
         super().__init__(engine, [footprint], reader)
         Index("ix_catalogue_dataset_footprint", self.ds.c.footprint, postgresql_using="gist")
-
-    def create_schema(self) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
-        super().create_schema()
 
     def _row(self, ds: Dataset) -> dict[str, Any]:
         row = super()._row(ds)

@@ -27,7 +27,6 @@ from sqlalchemy import (
     false,
     insert,
     select,
-    text,
 )
 from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.engine import Connection
@@ -39,14 +38,14 @@ from gproc.catalogue.model import Dataset
 from gproc.catalogue.query import And, Expr, Query, Spatial, SpatialOp, conjuncts
 
 RTREE = "catalogue_dataset_rtree"
-# a fixed statement (no user input): the R*Tree virtual table
-_RTREE_DDL = f"CREATE VIRTUAL TABLE IF NOT EXISTS {RTREE} USING rtree(rid, minx, maxx, miny, maxy)"
+# the R*Tree virtual table is made by the catalogue's migrations (gproc.migrations.catalogue)
 _BOX = ("minx", "maxx", "miny", "maxy")
 _EPS = 1e-9  # R*Tree stores 32-bit floats, rounded outwards; keep the box test loose
 
 
 class SqliteEngine(SqlEngine):
     exact_in_sql = False
+    side_tables = (RTREE,)
 
     def __init__(self, url: str) -> None:
         engine = sa_create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
@@ -71,11 +70,6 @@ class SqliteEngine(SqlEngine):
         )
         # made once: building an alias's column proxies costs more than the query
         self.ds_not_indexed = NotIndexed._construct(self.ds, name="d")
-
-    def create_schema(self) -> None:
-        super().create_schema()
-        with self.engine.begin() as conn:
-            conn.execute(text(_RTREE_DDL))
 
     def _after_write(self, conn: Connection, rid: int, ds: Dataset) -> None:
         minx, miny, maxx, maxy = ds.raster.bbox

@@ -1,0 +1,1 @@
+"""Catalogue revisions, one file each, named cNNNN_<what>.py (see gproc.migrations.catalogue)."""
