@@ -175,8 +175,14 @@ class CatalogueSettings(BaseModel):
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; default sqlite:///<state_dir>/catalogue.db"
     )
-    quicklook_dir: Path | None = Field(
-        default=None, description="Quicklook PNGs; default <state_dir>/quicklooks"
+    quicklooks: bool = Field(
+        default=True,
+        description="Render a quicklook PNG per dataset, kept in the gateway beside the raster",
+    )
+    gateway_url: str | None = Field(
+        default=None,
+        description="HTTPS URL of the gateway front (https://host:8446): STAC asset links; "
+        "default gateway://<path>",
     )
     admins: list[str] = Field(
         default_factory=list, description="DNs that find datasets of every area"

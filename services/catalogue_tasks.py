@@ -179,5 +179,5 @@ def build_catalogue(settings: Settings, gateway: StorageGateway) -> Catalogue:
     def is_admin(ident: Identity) -> bool:
         return any(same_dn(dn, ident.subject_grid) for dn in admins)
 
-    quicklooks = settings.catalogue.quicklook_dir or settings.state_dir.resolve() / "quicklooks"
-    return Catalogue(open_catalogue_engine(settings), gateway, quicklooks, is_admin=is_admin)
+    engine = open_catalogue_engine(settings)
+    return Catalogue(engine, gateway, settings.catalogue.quicklooks, is_admin=is_admin)

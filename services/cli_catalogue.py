@@ -245,7 +245,7 @@ def serve_cmd(obj: Ctx) -> None:
     )
     parts: list[Any] = [soap]
     if conf.stac_port is not None:
-        stac_app = StacApp(cat, gaz)
+        stac_app = StacApp(cat, gaz, asset_base=conf.gateway_url or "gateway://")
         parts.append(make_server(stac_app, conf.host, conf.stac_port, tls, validator))
 
     def banner() -> str:

@@ -11,6 +11,7 @@ to a temporary file for GDAL.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import tempfile
@@ -37,6 +38,7 @@ from gproc.security.identity import Identity
 from gproc.storage_gateway import paths
 from gproc.storage_gateway.access import AreaKind, Op, user_key
 from gproc.storage_gateway.backends.base import (
+    AlreadyExists,
     BackendUnavailable,
     PermissionDenied,
     StorageError,
@@ -48,6 +50,7 @@ log = logging.getLogger("gproc.catalogue")
 RASTER_SUFFIXES = (".tif", ".tiff", ".img", ".jp2", ".vrt", ".nc", ".hdf", ".dem", ".png")
 _ID = re.compile(r"^[0-9a-f]{32}$")
 DATASET_SCHEME = "dataset:"
+QUICKLOOK_FOLDER = ".quicklooks"  # hidden: scans and listings of rasters skip it
 
 
 class TypeMismatch(InvalidRequest):
@@ -72,14 +75,14 @@ class Catalogue:
         self,
         engine: CatalogueEngine,
         gateway: StorageGateway,
-        quicklook_dir: Path | None = None,
+        quicklooks: bool = False,
         *,
         is_admin: Callable[[Identity], bool] = lambda _i: False,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
     ) -> None:
         self.engine = engine
         self.gateway = gateway
-        self.quicklook_dir = quicklook_dir
+        self.quicklooks = bool(quicklooks)  # render one into the gateway at registration
         self.is_admin = is_admin
         self.new_id = new_id
 
@@ -168,7 +171,7 @@ class Catalogue:
             info = read_info(local)
             sums = self.gateway.checksum(identity, location)
             ds_id = existing.id if existing else self.new_id()
-            quicklook = self._quicklook(ds_id, local)
+            quicklook = self._store_quicklook(identity, location, local)
         now = utcnow()
         ds = Dataset(
             id=ds_id,
@@ -198,8 +201,20 @@ class Catalogue:
         self._check_write(identity, ds.location)
         self.engine.remove(ds.id)
         if ds.quicklook:
-            Path(ds.quicklook).unlink(missing_ok=True)
+            with contextlib.suppress(StorageError):  # the entry is gone; the PNG is best effort
+                self.gateway.delete(identity, ds.quicklook)
         return ds
+
+    def quicklook(self, identity: Identity, ref: str) -> Iterator[bytes]:
+        """The dataset's quicklook PNG, read from the gateway with ``identity``'s rights."""
+        ds = self.get(identity, ref)
+        if not ds.quicklook:
+            raise DatasetNotFound(f"dataset {ds.name} has no quicklook", field="dataset")
+        try:
+            self.gateway.stat(identity, ds.quicklook)
+            return self.gateway.open_read(identity, ds.quicklook)
+        except StorageError as exc:
+            raise _storage(exc, ds.quicklook) from None
 
     def scan(
         self,
@@ -223,7 +238,12 @@ class Catalogue:
                 continue
             seen.add(location)
             old = known.get(location)
-            if old and not old.missing and old.size == size and old.mtime == mtime:
+            if (
+                old
+                and not old.missing
+                and (old.size, old.mtime) == (size, mtime)
+                and (old.quicklook or not self.quicklooks)  # else render it now
+            ):
                 report.unchanged += 1
                 continue
             rel = location[len(folder) + 1 :]
@@ -319,15 +339,28 @@ class Catalogue:
     def _local_copy(self, identity: Identity, location: str) -> Catalogue._Copy:
         return Catalogue._Copy(self, identity, location)
 
-    def _quicklook(self, ds_id: str, local: Path) -> str | None:
-        if self.quicklook_dir is None:
+    def _store_quicklook(self, identity: Identity, location: str, local: Path) -> str | None:
+        """Render the quicklook and store it beside the raster, in the hidden folder
+        ``.quicklooks`` of its directory: the same area, so the gateway's access rules
+        for the raster are those of its quicklook. Best effort (a full quota, say)."""
+        if not self.quicklooks:
             return None
-        self.quicklook_dir.mkdir(parents=True, exist_ok=True)
-        target = self.quicklook_dir / f"{ds_id}.png"
-        tmp = target.with_suffix(".tmp")
-        tmp.write_bytes(quicklook_png(local))
-        tmp.replace(target)
-        return str(target)
+        target = quicklook_location(location)
+        try:
+            png = quicklook_png(local)
+            with contextlib.suppress(AlreadyExists):
+                self.gateway.mkdir(identity, target.rsplit("/", 1)[0])
+            self.gateway.write(identity, target, [png], overwrite=True)
+        except (StorageError, NotARaster) as exc:
+            log.warning("%s: no quicklook stored: %s", location, exc)
+            return None
+        return target
+
+
+def quicklook_location(location: str) -> str:
+    """Where the quicklook of the raster at ``location`` is kept in the gateway."""
+    folder, _, name = location.rpartition("/")
+    return f"{folder}/{QUICKLOOK_FOLDER}/{name}.png"
 
 
 def _storage(exc: StorageError, path: str) -> Exception:

@@ -6,8 +6,10 @@ TLS identity, as every front): a collection or item the caller cannot see is 404
 ``/search`` (GET or POST) takes ``bbox``, ``intersects`` (GeoJSON), ``datetime``
 (an instant or ``start/end`` with ``..`` for an open end), ``collections``,
 ``ids``, ``limit``, ``token`` (the ``next`` link) and ``q`` (a GQL query, ANDed).
-Items link their gateway location as the ``data`` asset and their quicklook as
-``thumbnail``.
+Items link their gateway location as the ``data`` asset and their quicklook (kept in
+the gateway beside the raster) as ``thumbnail``: ``asset_base`` + the gateway path,
+``asset_base`` being the gateway's HTTPS front (``[catalogue] gateway_url``), so
+both are fetched under the gateway's access rules.
 """
 
 from __future__ import annotations
@@ -144,8 +146,9 @@ class StacApp:
         if len(rest) == 4:
             if rest[3] != "quicklook.png" or not ds.quicklook:
                 raise HttpError("404 Not Found", "no quicklook")
-            with open(ds.quicklook, "rb") as fh:
-                return "200 OK", fh.read(), "image/png"
+            # read from the gateway with the caller's rights (a convenience; the item's
+            # thumbnail asset links the gateway itself)
+            return "200 OK", b"".join(self.cat.quicklook(who, ds.id)), "image/png"
         return "200 OK", _json(self.item(base, ds)), "application/geo+json"
 
     # -- documents ------------------------------------------------------------------------
@@ -214,8 +217,8 @@ class StacApp:
             },
         }
         if ds.quicklook:
-            assets["thumbnail"] = {
-                "href": href + "/quicklook.png",
+            assets["thumbnail"] = {  # in the gateway, under its access rules
+                "href": self.asset_base + ds.quicklook,
                 "type": "image/png",
                 "roles": ["thumbnail"],
             }

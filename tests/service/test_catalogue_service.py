@@ -19,6 +19,7 @@ from gproc.catalogue.query import Eq, Query, Spatial
 from gproc.catalogue.service import Catalogue, TypeMismatch
 from gproc.errors import NotAuthorised
 from gproc.storage_gateway.access import user_key
+from gproc.storage_gateway.backends.base import NotFound as StorageNotFound
 from gproc.storage_gateway.backends.base import PermissionDenied
 from gproc.storage_gateway.gateway import StorageGateway
 from gproc.storage_gateway.namespace import Namespace
@@ -38,7 +39,7 @@ def cat(tmp_path: Path) -> Catalogue:
     gw = StorageGateway(Namespace.from_dict(posix_namespace(tmp_path)))
     engine = SqliteEngine(f"sqlite:///{tmp_path / 'cat.db'}")
     engine.create_schema()
-    return Catalogue(engine, gw, tmp_path / "ql", is_admin=lambda i: i is ADMIN)
+    return Catalogue(engine, gw, quicklooks=True, is_admin=lambda i: i is ADMIN)
 
 
 def put(cat: Catalogue, who, path: str, name: str, tmp: Path) -> None:
@@ -61,7 +62,10 @@ def test_register_reads_metadata_and_checksums_through_the_gateway(cat, tmp_path
     sums = cat.gateway.checksum(DM, "/public/dem/banat.tif")
     assert (ds.adler32, ds.sha256) == (sums.adler32, sums.sha256)
     assert ds.size == local.stat().st_size
-    assert Path(ds.quicklook).read_bytes().startswith(b"\x89PNG")
+    # the quicklook is kept in the gateway beside the raster, under the area's rules
+    assert ds.quicklook == "/public/dem/.quicklooks/banat.tif.png"
+    png = b"".join(cat.gateway.open_read(ALICE, ds.quicklook))
+    assert png.startswith(b"\x89PNG") and b"".join(cat.quicklook(ALICE, ds.id)) == png
     assert wkt.loads(ds.raster.footprint_wkt).contains(Point(21.2257, 45.7537))
     again = cat.register(DM, "/public/dem/banat.tif", Fields("srtm", "banat", "DEM", "ESA"))
     assert again.id == ds.id and again.registered == ds.registered
@@ -106,7 +110,9 @@ def test_writes_need_the_right_to_write_the_area(cat, tmp_path) -> None:
         cat.remove(ALICE, "g/a")
     assert cat.update(DM, "g/a", Fields("g", "a", vendor="USGS")).fields.vendor == "USGS"
     removed = cat.remove(DM, "g/a")
-    assert not Path(removed.quicklook).exists()
+    assert removed.quicklook
+    with pytest.raises(StorageNotFound):
+        cat.gateway.stat(DM, removed.quicklook)
     with pytest.raises(DatasetNotFound):
         cat.get(DM, "g/a")
 
@@ -159,3 +165,14 @@ def test_task_inputs_name_datasets_with_the_callers_rights(cat, tmp_path) -> Non
     with pytest.raises(TypeMismatch) as err:
         Catalogue.check_type(ds, ("MULTISPECTRAL", "RASTER"))
     assert "DEM" in str(err.value)
+
+
+def test_scan_renders_the_quicklooks_entries_lack(cat, tmp_path) -> None:
+    put(cat, DM, "/public/scan/a.tif", "geo", tmp_path)
+    bare = Catalogue(cat.engine, cat.gateway, quicklooks=False)
+    (first,) = bare.scan(DM, "/public/scan", Fields("s", "x", "DEM")).added
+    assert cat.engine.get(first).quicklook is None  # e.g. made before quicklooks moved
+    report = cat.scan(DM, "/public/scan", Fields("s", "x", "DEM"))
+    assert report.updated == [first] and not report.added  # the hidden folder is skipped
+    assert cat.engine.get(first).quicklook == "/public/scan/.quicklooks/a.tif.png"
+    assert cat.scan(DM, "/public/scan", Fields("s", "x", "DEM")).unchanged == 1

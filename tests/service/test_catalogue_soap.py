@@ -52,7 +52,7 @@ def stack(test_pki: TestPKI, pki_validator, tmp_path_factory) -> Iterator[Stack]
     engine.create_schema()
     gaz = Gazetteer(engine)
     gaz.load_geojson(PLACES)
-    cat = Catalogue(engine, gw, root / "ql")
+    cat = Catalogue(engine, gw, quicklooks=True)
     alice = pki_validator.validate(
         x509.load_pem_x509_certificates(test_pki.proxies["alice-voms"].read_bytes())
     )

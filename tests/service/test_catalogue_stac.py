@@ -1,4 +1,5 @@
-"""The STAC API view with the stock pystac-client, over real TLS and proxies."""
+"""The STAC API view with the stock pystac-client, over real TLS and proxies; asset
+links point at the real gateway HTTPS front, which serves them under its own rules."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from gproc.security.tls import TLSConfig, make_server
 from gproc.services.catalogue.stac import StacApp
 from gproc.storage_gateway.access import user_key
 from gproc.storage_gateway.gateway import StorageGateway
+from gproc.storage_gateway.https_front import GatewayApp
 from gproc.storage_gateway.namespace import Namespace
 from tests.catalogue_rasters import write_raster
 from tests.fixtures.gateway import posix_namespace
@@ -37,7 +39,7 @@ def stac(test_pki: TestPKI, pki_validator, tmp_path_factory) -> Iterator[tuple[s
     engine.create_schema()
     gaz = Gazetteer(engine)
     gaz.load_geojson(PLACES)
-    cat = Catalogue(engine, gw, root / "ql")
+    cat = Catalogue(engine, gw, quicklooks=True)
     alice = pki_validator.validate(
         x509.load_pem_x509_certificates(test_pki.proxies["alice-voms"].read_bytes())
     )
@@ -59,8 +61,10 @@ def stac(test_pki: TestPKI, pki_validator, tmp_path_factory) -> Iterator[tuple[s
             ),
         )
     tls = TLSConfig(test_pki.host_cert, test_pki.host_key, test_pki.ca_dir)
+    front = make_server(GatewayApp(gw), "127.0.0.1", 0, tls, pki_validator, timeout_s=30)
+    front.start()
     server = make_server(
-        StacApp(cat, gaz), "127.0.0.1", 0, tls, pki_validator, timeout_s=30
+        StacApp(cat, gaz, asset_base=front.url), "127.0.0.1", 0, tls, pki_validator, timeout_s=30
     ).start()
     ca_file = root / "ca.pem"
     ca_file.write_bytes(test_pki.ca.cert_pem())
@@ -68,6 +72,7 @@ def stac(test_pki: TestPKI, pki_validator, tmp_path_factory) -> Iterator[tuple[s
         yield server.url, ca_file
     finally:
         server.stop()
+        front.stop()
 
 
 class _GridAdapter(HTTPAdapter):
@@ -101,12 +106,27 @@ def test_pystac_client_round_trip(stac, test_pki: TestPKI) -> None:
     assert item.properties["proj:code"] == "EPSG:32634"
     assert item.assets["data"].href.endswith("/eo/utm34.tif")
     assert item.geometry["type"] == "Polygon"
-    assert requests.get(
-        item.assets["thumbnail"].href,
+    thumb = item.assets["thumbnail"].href
+    assert thumb.endswith("/eo/.quicklooks/utm34.tif.png") and not thumb.startswith(stac[0])
+    for link in (thumb, item.assets["data"].href):  # both through the gateway's front
+        assert link.startswith("https://") and not link.startswith(stac[0])
+    got = requests.get(
+        thumb, cert=str(test_pki.proxies["alice-voms"]), verify=str(stac[1]), timeout=30
+    )
+    assert got.status_code == 200 and got.content.startswith(b"\x89PNG")
+    # the gateway's access rules: Bob may not read Alice's private area
+    refused = requests.get(
+        thumb, cert=str(test_pki.proxies["bob-voms"]), verify=str(stac[1]), timeout=30
+    )
+    assert refused.status_code in (403, 404)
+    # the STAC view's own quicklook link reads the same file with the caller's rights
+    own = requests.get(
+        f"{stac[0]}/collections/dem/items/utm34/quicklook.png",
         cert=str(test_pki.proxies["alice-voms"]),
         verify=str(stac[1]),
         timeout=30,
-    ).content.startswith(b"\x89PNG")
+    )
+    assert own.content == got.content
     by_time = cat.search(datetime="2021-01-01/2022-12-31")
     assert sorted(i.id for i in by_time.items()) == ["geo", "merc"]
     paged = cat.search(limit=1, method="GET")
