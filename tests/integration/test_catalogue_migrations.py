@@ -7,6 +7,7 @@ catalogue of a newer gproc is refused untouched."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,8 @@ from gproc.catalogue.engines.postgis import PostgisEngine
 from gproc.catalogue.engines.sqlite import RTREE, SqliteEngine
 from gproc.catalogue.gazetteer import Gazetteer
 from gproc.catalogue.query import Query, Spatial
-from gproc.migrations import SchemaTooNew
+from gproc.catalogue.service import quicklook_location
+from gproc.migrations import SchemaOutOfDate, SchemaTooNew
 from gproc.migrations import catalogue as migrations
 from gproc.services.cli import main
 from gproc.settings import get_settings
@@ -123,6 +125,9 @@ def test_existing_catalogue_is_upgraded_in_place_with_nothing_lost(make, tmp_pat
     eng = make("existing")
     _legacy(eng)
     data = random_datasets(40, seed=3)
+    local_ql = replace(data[0], quicklook="/var/lib/gproc/quicklooks/x.png")  # before c0002
+    in_gw = replace(data[1], quicklook=quicklook_location(data[1].location))
+    data[:2] = [local_ql, in_gw]
     eng.put_many(data)
     places = tmp_path / "places.geojson"
     places.write_text(PLACES)
@@ -131,8 +136,12 @@ def test_existing_catalogue_is_upgraded_in_place_with_nothing_lost(make, tmp_pat
     before = [d.id for d in eng.search(probe, None).items]
     assert 0 < len(before) < len(data)
 
+    with pytest.raises(SchemaOutOfDate, match="gproc db upgrade"):
+        eng.create_schema()  # without auto_upgrade an older catalogue is refused, untouched
+    assert migrations.current(eng.engine) is None
+
     current = _cli(eng, "catalogue", "db", "current")
-    assert current.exit_code == 1 and "unversioned" in current.output, current.output
+    assert current.exit_code == 1 and "unversioned (needs upgrade" in current.output, current.output
     up = _cli(eng, "catalogue", "db", "upgrade")
     assert up.exit_code == 0, up.output
     assert f"unversioned -> {migrations.head()}" in up.output
@@ -140,7 +149,8 @@ def test_existing_catalogue_is_upgraded_in_place_with_nothing_lost(make, tmp_pat
 
     eng.create_schema()  # what opening the catalogue does: nothing more to do
     assert [d.id for d in eng.search(probe, None).items] == before
-    assert all(eng.get(d.id) == d for d in data)
+    assert eng.get(local_ql.id) == replace(local_ql, quicklook=None)  # c0002: no local files
+    assert all(eng.get(d.id) == d for d in data[1:])
     assert Gazetteer(eng).resolve("Banat").kind == "region"
     # `gproc db upgrade` reaches the catalogue too (the registry has its own chain)
     again = _cli(eng, "db", "upgrade", db_url=f"sqlite:///{tmp_path / 'gproc.db'}")
@@ -165,3 +175,12 @@ def test_catalogue_of_a_newer_gproc_is_refused_untouched(make) -> None:
 def test_history_lists_the_chain() -> None:
     chain = migrations.history()
     assert chain[0][0] == migrations.BASELINE and chain[-1][0] == migrations.head()
+
+
+def test_older_catalogue_is_upgraded_on_open_when_configured(make) -> None:
+    eng = make("auto")
+    _legacy(eng)
+    eng.put(random_datasets(1)[0])
+    eng.create_schema(auto_upgrade=True)  # [database] auto_upgrade = true
+    assert migrations.current(eng.engine) == migrations.head()
+    assert len(eng.search(Query(), None).items) == 1
