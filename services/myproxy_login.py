@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from cryptography import x509
@@ -39,6 +40,7 @@ __all__ = [
     "myproxy_server",
     "sign_on",
     "voms_server_for",
+    "with_voms",
 ]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -113,23 +115,34 @@ def sign_on(
         if value is not None and not _NAME.match(value):
             raise errors.InvalidRequest(f"{what} must match {_NAME.pattern}", field=what)
     lifetime = lifetime_s or settings.myproxy.logon_lifetime_s
+    voms_server_for(settings, vo)  # refuse an unknown VO before asking MyProxy
+    proxy_pem = logon(myproxy_server(settings), username, passphrase, lifetime)
+    return with_voms(settings, proxy_pem, vo, [f"/{vo}/Role={role}"] if role else [], lifetime)
+
+
+def with_voms(
+    settings: Settings, proxy_pem: bytes, vo: str, fqans: Sequence[str], lifetime_s: int
+) -> bytes:
+    """A proxy of ``proxy_pem`` (certificate, key, chain) carrying the AC the VOMS
+    server of ``vo`` issues for ``fqans`` (empty: the VO root group), checked by
+    gproc's validator. Also used to give a renewed proxy its attributes back."""
     voms = voms_server_for(settings, vo)
-    server = myproxy_server(settings)
-    proxy_pem = logon(server, username, passphrase, lifetime)
-    with tempfile.TemporaryDirectory(prefix="gproc-signon-") as tmp:
+    ca_dir = settings.myproxy.ca_dir or settings.service.ca_dir
+    if ca_dir is None:
+        raise NotConfigured("no CA directory ([myproxy] or [service] ca_dir)")
+    with tempfile.TemporaryDirectory(prefix="gproc-voms-") as tmp:
         path = Path(tmp) / "proxy.pem"
         write_private(path, proxy_pem, 0o600)
         proxy = load_credential(path)
-        ac = _attributes(voms, path, server.ca_dir, vo, role, lifetime)
-    final = make_proxy(proxy, hours=lifetime / 3600, acs=[ac])
-    _check(settings, server.ca_dir, final)
+        ac = _attributes(voms, path, ca_dir, vo, fqans, lifetime_s)
+    final = make_proxy(proxy, hours=lifetime_s / 3600, acs=[ac])
+    _check(settings, ca_dir, final)
     return final.proxy_pem()
 
 
 def _attributes(
-    voms: Vomses, proxy: Path, ca_dir: Path, vo: str, role: str | None, lifetime_s: int
+    voms: Vomses, proxy: Path, ca_dir: Path, vo: str, fqans: Sequence[str], lifetime_s: int
 ) -> bytes:
-    fqans = [f"/{vo}/Role={role}"] if role else []
     try:
         return request_ac(voms, proxy, proxy, ca_dir, fqans, lifetime_s)
     except VomsClientError as exc:
