@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import stat
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from gproc.security.identity import Identity
 from gproc.security.myproxy import logon
 from gproc.security.pki import make_proxy
 from gproc.services.myproxy_login import sign_on, with_voms
-from gproc.services.renewal import ProxyRenewer, Renewal
+from gproc.services.renewal import ProxyRenewer, Renewal, build_renewer
 from gproc.settings import MyProxySettings, ServiceSettings, Settings
 from tests.fixtures.myproxy import MyProxyStack
 from tests.fixtures.vo import VoStack
@@ -197,3 +198,24 @@ def test_a_renewal_request_survives_a_new_delegation(
     assert store.info(caller, "d2").renewal == RenewalRequest("alice-renewal", "127.0.0.1:7512")
     [listed] = store.list_for(caller)
     assert listed.renewal is not None and listed.renewal.username == "alice-renewal"
+
+
+def test_the_renewer_of_gproc_serve_renews_in_the_background(
+    settings: Settings, store: DelegationStore, pki_validator: Validator, myproxy: MyProxyStack
+) -> None:
+    """build_renewer from [myproxy]/[service], run as gproc serve runs its parts."""
+    settings.myproxy.renew_before_s = 3600  # a 2-minute delegation is due at once
+    settings.myproxy.renew_interval_s = 0.2
+    user_proxy = logon(myproxy.server(), "alice-login", PASS, 1800)
+    caller, info = delegate(store, pki_validator, user_proxy, "bg", timedelta(minutes=2))
+    store.ask_renewal(caller, "bg", RenewalRequest("alice-renewal", f"127.0.0.1:{myproxy.port}"))
+    renewer = build_renewer(settings, store, pki_validator)
+    renewer.start()
+    try:
+        deadline = time.monotonic() + 15
+        while store.info(caller, "bg").not_after <= info.not_after:
+            assert time.monotonic() < deadline, "not renewed in the background"
+            time.sleep(0.1)
+    finally:
+        renewer.stop()
+    assert pki_validator.validate(info.path.read_bytes()).subject_grid == caller.subject_grid
