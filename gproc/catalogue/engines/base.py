@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import shapely
 from shapely import wkt as shapely_wkt
 from sqlalchemy import (
     Column,
@@ -78,6 +79,12 @@ class Page:
 
 
 Areas = frozenset[str] | None  # visible areas; None: all
+# the column holding each sort key's value (what sort_value gives for a dataset)
+_SORT_COLUMN = {
+    SortKey.NAME: "name",
+    SortKey.ACQUIRED: "acquired",
+    SortKey.REGISTERED: "registered",
+}
 
 
 class CatalogueEngine(ABC):
@@ -397,6 +404,21 @@ class SqlEngine(CatalogueEngine):
     def spatial_params(self, term: Spatial) -> dict[str, Any]:
         """The values of :meth:`spatial_template`'s parameters for ``term``."""
 
+    def _exact(self, where: Expr | None, rows: Sequence[Any]) -> Sequence[bool | None]:
+        """Per row: True/False when known here, None when the full plan must be evaluated.
+        A spatial-only plan is tested on all the round's footprints in one shapely call."""
+        if self.exact_in_sql or where is None:
+            return [True] * len(rows)
+        if not isinstance(where, Spatial):
+            return [None] * len(rows)
+        footprints = shapely.from_wkt([r._mapping["footprint_wkt"] for r in rows])
+        test = {
+            SpatialOp.INTERSECTS: shapely.intersects,
+            SpatialOp.CONTAINS: shapely.contains,
+            SpatialOp.WITHIN: shapely.within,
+        }[where.op]
+        return [bool(v) for v in test(footprints, where.geometry)]
+
     def search(self, query: Query, areas: Areas) -> Page:
         try:
             return self._search(query, areas)
@@ -413,18 +435,24 @@ class SqlEngine(CatalogueEngine):
             while len(found) <= query.limit:
                 stmt, params = self.prepared_statement(query, areas, after, chunk)
                 rows = conn.execute(stmt, params).all()
-                for row in rows:
-                    ds = tables.from_row(row)
-                    if self.exact_in_sql or matches(
-                        query.where, ds, shapely_wkt.loads(ds.raster.footprint_wkt)
-                    ):
-                        found.append((ds, int(row._mapping["rid"])))
-                        if len(found) > query.limit:
-                            break
+                for row, ok in zip(rows, self._exact(query.where, rows), strict=True):
+                    if ok is None:  # a plan beyond one spatial term: its full meaning
+                        ds = tables.from_row(row)
+                        fp = shapely_wkt.loads(ds.raster.footprint_wkt)
+                        ok = matches(query.where, ds, fp)
+                        if not ok:
+                            continue
+                    elif not ok:
+                        continue
+                    else:
+                        ds = tables.from_row(row)
+                    found.append((ds, int(row._mapping["rid"])))
+                    if len(found) > query.limit:
+                        break
                 if len(rows) < chunk:
                     break
-                last = rows[-1]
-                after = (sort_value(tables.from_row(last), query.sort), int(last._mapping["rid"]))
+                last = rows[-1]._mapping
+                after = (last[_SORT_COLUMN[query.sort]], int(last["rid"]))
         items = found[: query.limit]
         token = None
         if len(found) > query.limit and items:
