@@ -5,6 +5,7 @@ against a full-scan baseline; GQL/LLQL parse+plan time.
     .venv/bin/python bench/bench_catalogue.py [--n 100000] [--queries 300]
         [--postgis-url postgresql+psycopg://...]   # else a throw-away server is started
         [--host 127.0.0.1] [--port 0]              # of that throw-away server
+        [--sqlite-db cat.db]                       # only search an existing SQLite catalogue
 
 Ratios: "vs raw" is raw-SQL time / engine time (1.0 = no overhead; the goal is
 >= 0.5); "vs scan" is full-scan time / engine time (how much the index buys).
@@ -278,8 +279,16 @@ def main() -> None:
     ap.add_argument("--postgis-url")
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=0)
+    ap.add_argument(
+        "--sqlite-db", help="search an existing catalogue database (made by a run) only"
+    )
     args = ap.parse_args()
     bbs = boxes(args.queries)
+    if args.sqlite_db:
+        lite = SqliteEngine(f"sqlite:///{args.sqlite_db}")
+        measure(lite, "SQLite (R*Tree + shapely)", sqlite_scan, bbs, args.scan_queries)
+        lite.close()
+        return
     work = Path(tempfile.mkdtemp(prefix="gproc-bench-cat-"))
     try:
         lite = SqliteEngine(f"sqlite:///{work / 'cat.db'}")
