@@ -5,6 +5,7 @@ attributes (asked again of gproc's attribute authority)."""
 from __future__ import annotations
 
 import functools
+import logging
 import stat
 import time
 from datetime import UTC, datetime, timedelta
@@ -141,8 +142,13 @@ def test_only_delegations_that_ask_are_renewed(
 
 
 def test_a_refused_renewal_keeps_the_delegation_and_says_why(
-    settings: Settings, store: DelegationStore, pki_validator: Validator, myproxy: MyProxyStack
+    settings: Settings,
+    store: DelegationStore,
+    pki_validator: Validator,
+    myproxy: MyProxyStack,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     user_proxy = logon(myproxy.server(), "alice-login", PASS, 1800)
     caller, info = delegate(store, pki_validator, user_proxy, "wrong-cred", timedelta(minutes=2))
     # bob's credential: alice's proxy does not authorise renewing it
@@ -155,6 +161,7 @@ def test_a_refused_renewal_keeps_the_delegation_and_says_why(
     assert not done.renewed and done.error and "refused" in done.error
     assert info.path.read_bytes() == old
     assert "PRIVATE" not in done.error
+    assert "not renewed" in caplog.text and "BEGIN" not in caplog.text  # logged, no proxy
 
 
 def test_a_delegation_naming_another_server_is_left_alone(
