@@ -10,6 +10,7 @@ Run from the repository root (it starts the server the tests use):
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import subprocess
 import sys
@@ -104,6 +105,7 @@ def main() -> None:
             run(mp, Path(tmp), args.calls)
         finally:
             mp.stop()
+            shutil.rmtree(mp.root, ignore_errors=True)
 
 
 if __name__ == "__main__":
