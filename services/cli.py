@@ -9,6 +9,7 @@ import click
 from gproc.services.cli_catalogue import catalogue_group
 from gproc.services.cli_data import data_group, gateway_group
 from gproc.services.cli_db import db_group
+from gproc.services.cli_myproxy import myproxy_group
 from gproc.services.cli_ogc import ogc_group
 from gproc.services.cli_pki import pki_group
 from gproc.services.cli_pool import pool
@@ -40,6 +41,7 @@ main.add_command(pki_group, "pki")
 main.add_command(ogc_group)
 main.add_command(workflow_group)
 main.add_command(catalogue_group)
+main.add_command(myproxy_group)
 
 if __name__ == "__main__":
     main()
