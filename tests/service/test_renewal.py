@@ -22,7 +22,7 @@ from gproc.security.delegation import (
     RenewalRequest,
     sign_request,
 )
-from gproc.security.identity import Identity
+from gproc.security.identity import Identity, ProxyType
 from gproc.security.myproxy import logon
 from gproc.security.pki import make_proxy
 from gproc.services.myproxy_login import sign_on, with_voms
@@ -226,3 +226,20 @@ def test_the_renewer_of_gproc_serve_renews_in_the_background(
     finally:
         renewer.stop()
     assert pki_validator.validate(info.path.read_bytes()).subject_grid == caller.subject_grid
+
+
+def test_a_limited_delegation_stays_limited(
+    settings: Settings, store: DelegationStore, pki_validator: Validator, myproxy: MyProxyStack
+) -> None:
+    limited = make_proxy(myproxy.pki.users["alice"], kind=ProxyType.LIMITED, hours=1).proxy_pem()
+    caller, info = delegate(store, pki_validator, limited, "limited", timedelta(minutes=2))
+    assert caller.limited
+    store.ask_renewal(
+        caller, "limited", RenewalRequest("alice-renewal", f"127.0.0.1:{myproxy.port}")
+    )
+    renewer = renewer_for(settings, store, pki_validator, myproxy)
+    [done] = renewer.run_once(now=datetime.now(UTC) + timedelta(seconds=40))
+    assert done.renewed, done.error
+    after = pki_validator.validate(info.path.read_bytes())
+    assert after.limited and after.subject_grid == caller.subject_grid
+    assert done.not_after > info.not_after + timedelta(minutes=5)
