@@ -38,6 +38,7 @@ from gproc.models import MetaRow, TaskEventRow, TaskRow
 from gproc.states import TaskState
 from gproc.tracker import HEARTBEAT_KEY, HEARTBEAT_S
 from gproc.workflow_models import WorkflowEventRow, WorkflowRow
+from gproc.workflows.states import WorkflowState
 from gproc.wrappers.base import PoolSummary, WmsError, WorkloadManager
 
 TASKS: Table = TaskRow.__table__  # type: ignore[attr-defined]
@@ -161,6 +162,12 @@ def task_state_counts(engine: Engine) -> dict[str, int]:
     """Tasks per state, every state present (zero when none)."""
     counts = state_counts(engine, TASKS)
     return {str(s): counts.get(str(s), 0) for s in TaskState}
+
+
+def workflow_state_counts(engine: Engine) -> dict[str, int]:
+    """Workflows per state, every state present."""
+    counts = state_counts(engine, WORKFLOWS)
+    return {str(s): counts.get(str(s), 0) for s in WorkflowState}
 
 
 def tracker_beat(engine: Engine) -> TrackerBeat | None:
@@ -302,7 +309,7 @@ def summarise(
         window=window,
         pool=pool_view(wms),
         tasks_by_state=task_state_counts(engine),
-        workflows_by_state=state_counts(engine, WORKFLOWS),
+        workflows_by_state=workflow_state_counts(engine),
         tasks_over_time=state_series(engine, TASK_EVENTS, window),
         workflows_over_time=state_series(engine, WORKFLOW_EVENTS, window, ("NODE",)),
         failures=failure_reasons(engine, window.start),

@@ -173,7 +173,7 @@ class RegistryFigures:
                 took.add_metric([], beat.cycle_ms / 1000)
                 yield took
         if self.workflows:
-            counts = operations.state_counts(self.engine, operations.WORKFLOWS)
+            counts = operations.workflow_state_counts(self.engine)
             yield _by_state("gproc_workflows", "Workflows per state", counts)
 
 
@@ -185,7 +185,7 @@ def _by_state(name: str, doc: str, counts: dict[str, int]) -> GaugeMetricFamily:
 
 
 class MetricsEndpoint:
-    """``GET /metrics`` for one front: access by :class:`Operators`, text format 0.0.4."""
+    """``GET /metrics`` for one front: access by :class:`Operators`, Prometheus text format."""
 
     def __init__(self, operators: Operators, collectors: Sequence[Any] = ()) -> None:
         self.operators = operators

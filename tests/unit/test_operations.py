@@ -124,6 +124,7 @@ def test_workflow_series_leaves_node_events_out(engine: Engine) -> None:
     series = ops.state_series(engine, ops.WORKFLOW_EVENTS, WINDOW, ("NODE",))
     assert series.of("running") == [1, 0, 0, 0, 0, 0]
     assert ops.state_counts(engine, ops.WORKFLOWS) == {"running": 1}
+    assert ops.workflow_state_counts(engine)["completed"] == 0
 
 
 def test_failure_reasons_group_one_cause_per_row(engine: Engine) -> None:
