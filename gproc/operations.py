@@ -47,6 +47,7 @@ WORKFLOWS: Table = WorkflowRow.__table__  # type: ignore[attr-defined]
 WORKFLOW_EVENTS: Table = WorkflowEventRow.__table__  # type: ignore[attr-defined]
 META: Table = MetaRow.__table__  # type: ignore[attr-defined]
 MAX_BUCKETS = 500
+_UNIX_JULIAN_DAY = 2440587.5  # julianday('1970-01-01')
 __all__ = ["HEARTBEAT_S", "Summary", "Window", "summarise"]
 MAX_REASONS = 20
 _MASKS = (
@@ -199,10 +200,14 @@ def state_series(
     """Entries into each state per bucket of ``window`` (one grouped query); events of
     ``exclude_kinds`` (a workflow's ``NODE`` events carry node states) are left out."""
     start = bindparam("w_start", window.start, type_=DateTime)
-    offset = _seconds_between(engine, events.c.time, start)
-    bucket = cast(func.floor(offset / window.bucket_s), Integer)
-    if engine.dialect.name == "sqlite":  # floor() is optional in SQLite: truncate (>= 0)
-        bucket = cast(offset / window.bucket_s, Integer)
+    if engine.dialect.name == "sqlite":  # floor() is optional in SQLite: truncate (>= 0);
+        # the window's start as a Julian day, once, not per row
+        day0 = window.start.timestamp() / 86400 + _UNIX_JULIAN_DAY
+        per_day = 86400 / window.bucket_s
+        bucket = cast((func.julianday(events.c.time) - day0) * per_day, Integer)
+    else:
+        offset = _seconds_between(engine, events.c.time, start)
+        bucket = cast(func.floor(offset / window.bucket_s), Integer)
     stmt = (
         select(bucket.label("b"), events.c.state, func.count())
         .where(

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -177,3 +178,32 @@ def test_page_draws_the_summary_in_chromium(page_server: str, tmp_path: Any) -> 
     assert "sched@vm" in dom and "<td>vm</td>" in dom
     # a reason holding markup is shown as text, never parsed as HTML
     assert "&lt;img src=x onerror=boom()&gt;" in dom and "<img" not in dom
+
+
+def test_health_probes(soap_offline: SoapServer, gateway_posix: Any) -> None:
+    """Up: a live service, whatever it answers below 500 (the gateway wants a client
+    certificate: the probe presents the host's); down: nothing listening, or a peer
+    whose certificate the CA directory does not trust."""
+    import socket
+
+    from gproc.services.ops.health import probe_all, probe_context
+
+    pki = soap_offline.pki
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]  # nothing listens once the socket is closed
+    targets = {
+        "processing": soap_offline.server.url + "/?wsdl",
+        "gateway": gateway_posix.server.url + "/",
+        "nothing": f"https://127.0.0.1:{closed}/",
+        "bad": "ftp://127.0.0.1/",
+    }
+    host = probe_context(pki.ca_dir, pki.host_cert, pki.host_key)
+    got = {h.name: h for h in probe_all(targets, host, 5.0)}
+    assert got["processing"].up and got["processing"].status == 200 and got["processing"].ms
+    assert got["gateway"].up and got["gateway"].status is not None
+    assert not got["nothing"].up and "Connection" in (got["nothing"].error or "")
+    assert not got["bad"].up and "not an http(s) URL" in (got["bad"].error or "")
+    stranger = probe_context(Path("/nonexistent-ca"), None, None)
+    untrusted = probe_all({"processing": targets["processing"]}, stranger, 5.0)
+    assert not untrusted[0].up and "CERTIFICATE_VERIFY_FAILED" in (untrusted[0].error or "")

@@ -106,10 +106,12 @@
         });
       });
     }
-    const step = Math.max(1, Math.ceil(buckets.length / 6));
+    const step = Math.max(1, Math.ceil(buckets.length / 5));
+    const span = buckets.length > 1 ? Date.parse(buckets[buckets.length - 1]) - Date.parse(buckets[0]) : 0;
+    const tick = (b) => span > 2 * 86400000 ? b.slice(5, 13).replace("T", " ") + "h" : b.slice(11, 16);
     buckets.forEach((b, i) => {
       if (i % step) return;
-      chart.appendChild(svg("text", { x: left + colW * i, y: height - 4 }, b.slice(5, 16).replace("T", " ")));
+      chart.appendChild(svg("text", { x: left + colW * i, y: height - 4 }, tick(b)));
     });
     target.appendChild(chart);
     target.appendChild(legend(keys));
