@@ -236,3 +236,8 @@ class WorkloadManager(ABC):
     def pool_summary(self) -> PoolSummary:
         """Slots per node and jobs by state, in a constant number of WMS queries;
         raises :class:`WmsUnavailable` when the WMS cannot be reached."""
+
+    def refresh_proxy(self, job_ids: Sequence[str], proxy: Path) -> int:
+        """Give a renewed proxy file to these jobs where they still wait or run;
+        returns how many took it. A WMS that cannot returns 0 (jobs keep theirs)."""
+        return 0
