@@ -23,6 +23,7 @@ from datetime import timedelta
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy.exc import SQLAlchemyError
 
 from gproc.domain import OutputFile, TaskPlan, outputs_json, task_owner
 from gproc.lifecycle import PENDING_FORGET, PENDING_HOLD, TaskService
@@ -156,7 +157,11 @@ class Tracker:
         if now - self._beat < HEARTBEAT_S:
             return
         beat = {"at": round(now, 3), "ms": round(stats.ms, 1), "errors": len(stats.errors)}
-        self.svc.registry.set_meta(HEARTBEAT_KEY, json.dumps(beat))
+        try:
+            self.svc.registry.set_meta(HEARTBEAT_KEY, json.dumps(beat))
+        except SQLAlchemyError as exc:  # the cycle's work is done: only the figure is late
+            stats.errors.append(f"heartbeat not recorded: {exc}")
+            return
         self._beat = now
 
     def _follow_events(

@@ -9,5 +9,6 @@ access rule (:class:`gproc.services.chassis.metrics.Operators`).
 """
 
 from gproc.services.ops.client import fetch_summary
+from gproc.services.ops.handler import asset
 
-__all__ = ["fetch_summary"]
+__all__ = ["asset", "fetch_summary"]

@@ -39,6 +39,18 @@ _SECURITY_HEADERS = [
 ]
 
 
+def asset(name: str) -> tuple[bytes, str]:
+    """One file of the page (``index.html``, ``dashboard.js``, ``dashboard.css``) and its
+    content type, for a front that serves the page itself (the portal)."""
+    if name not in ASSETS.values():
+        raise KeyError(name)
+    body = resources.files("gproc.services.ops").joinpath("static", name).read_bytes()
+    ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    if ctype.startswith("text/") or ctype.endswith("javascript"):
+        ctype += "; charset=utf-8"
+    return body, ctype
+
+
 class BadQuery(ValueError):
     pass
 
@@ -104,10 +116,7 @@ class OpsApp:
         return operations.Window.last(window_s, bucket_s)
 
     def _asset(self, start_response: Callable[..., Any], name: str) -> list[bytes]:
-        body = resources.files("gproc.services.ops").joinpath("static", name).read_bytes()
-        ctype = mimetypes.guess_type(name)[0] or "application/octet-stream"
-        if ctype.startswith("text/") or ctype.endswith("javascript"):
-            ctype += "; charset=utf-8"
+        body, ctype = asset(name)
         headers = [("Content-Type", ctype), ("Content-Length", str(len(body)))]
         start_response("200 OK", [*headers, *_SECURITY_HEADERS])
         return [body]

@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from gproc import errors
-from gproc.services.ops import fetch_summary
+from gproc.services.ops import asset, fetch_summary
 from tests.fixtures.soap import SoapServer
 from tests.service.soap_helpers import client
 
@@ -93,7 +93,10 @@ def test_page_and_assets(soap_offline: SoapServer) -> None:
     assert 'src="dashboard.js"' in page.text and "//" not in page.text.split("<body>")[0]
     js = bob.get(soap_offline.server.url + "/ops/dashboard.js", timeout=30)
     assert js.status_code == 200 and "javascript" in js.headers["Content-Type"]
+    assert js.content == asset("dashboard.js")[0]  # what a portal serves itself
     assert bob.get(soap_offline.server.url + "/ops/nope.js", timeout=30).status_code == 404
+    with pytest.raises(KeyError):
+        asset("../handler.py")
     post = bob.post(soap_offline.server.url + "/ops/summary", data=b"", timeout=30)
     assert post.status_code == 405
 
