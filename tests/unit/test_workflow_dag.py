@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import stat
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -188,3 +190,30 @@ def test_node_status_file() -> None:
         ("n2_C", NodeStatus.FUTILE, 0),
     ]
     assert reports[1].detail == "Job proc (29.0.0) failed with status 1"
+
+
+def test_owners_proxy_goes_with_the_dag_to_every_node(tmp_path: Path) -> None:
+    """Node jobs get the owner's delegated proxy as x509userproxy, as single tasks do:
+    a 0600 copy next to the DAG (DAGMan submits the nodes from its spool directory)."""
+    proxy = tmp_path / "delegated.pem"
+    proxy.write_bytes(b"-----BEGIN CERTIFICATE-----\nproxy\n")
+    run = tmp_path / "run1"
+    nodes = [
+        DagNode(n.name, replace(n.job, x509_proxy=proxy), n.parents, n.retry) for n in _nodes(run)
+    ]
+    runner = HTCondorDagRunner("inst")
+    spec = DagSpec(WID, 1, tuple(nodes), (EOTOOL,), run)
+    written = runner.write(spec)
+    copy = run / "x509up.pem"
+    assert copy in written and copy.read_bytes() == proxy.read_bytes()
+    assert stat.S_IMODE(copy.stat().st_mode) == 0o600
+    for node in nodes:
+        text = (run / f"{node.name}.sub").read_text()
+        assert "x509userproxy = x509up.pem" in text
+        assert "delegate_job_GSI_credentials = False" in text
+    shipped = runner.dagman_description(spec, [*written, *spec.files])["transfer_input_files"]
+    assert str(copy) in shipped.split(",")
+    # without a delegation, no proxy travels
+    plain = DagSpec(WID, 1, tuple(_nodes(tmp_path / "run2")), (EOTOOL,), tmp_path / "run2")
+    assert not any(p.name == "x509up.pem" for p in runner.write(plain))
+    assert "x509userproxy" not in (tmp_path / "run2" / "n0_A.sub").read_text()

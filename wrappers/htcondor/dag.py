@@ -18,6 +18,7 @@ instead of ``GprocTaskId``. DAG node names are checked against ``DAG_NODE_RE``.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -55,6 +56,7 @@ from gproc.wrappers.htcondor.submit import (
 )
 
 DAG_FILE = "wf.dag"
+PROXY_FILE = "x509up.pem"  # the owner's delegated proxy, shipped with the DAG
 STATUS_FILE = "wf.status"
 DAGMAN_OUT = "wf.dag.dagman.out"
 RESCUE_RE = re.compile(r"^wf\.dag\.rescue([0-9]{3})$")
@@ -120,6 +122,8 @@ def node_description(node: DagNode, instance: str, run_dir: Path) -> dict[str, s
         desc["transfer_input_files"] = ",".join(names)
     desc["output"] = f"{node.name}.out"
     desc["error"] = f"{node.name}.err"
+    if node.job.x509_proxy is not None:  # the copy next to the DAG (see HTCondorDagRunner.write)
+        desc["x509userproxy"] = PROXY_FILE
     desc["MY.GprocWorkflowId"] = classad_string(node.job.task_id)
     desc["MY.GprocNode"] = classad_string(node.name)
     desc["MY.GprocMeta"] = classad_string(node.meta_json)
@@ -235,7 +239,7 @@ class HTCondorDagRunner(DagRunner):
     def write(self, spec: DagSpec) -> list[Path]:
         """The DAG, its configuration and the node submit files in ``spec.run_dir``."""
         spec.run_dir.mkdir(parents=True, exist_ok=True)
-        written = []
+        written = self._proxy(spec)
         for node in spec.nodes:
             desc = node_description(node, self.instance, spec.run_dir)
             path = spec.run_dir / f"{node.name}.sub"
@@ -244,6 +248,22 @@ class HTCondorDagRunner(DagRunner):
         (spec.run_dir / DAG_FILE).write_text(dag_text(spec.nodes, self.status_interval_s))
         written.append(spec.run_dir / DAG_FILE)
         return written
+
+    @staticmethod
+    def _proxy(spec: DagSpec) -> list[Path]:
+        """The owner's delegated proxy, copied (0600) next to the DAG: DAGMan submits the
+        node jobs from its spool directory, where this copy arrives with the DAG."""
+        proxies = {n.job.x509_proxy for n in spec.nodes if n.job.x509_proxy is not None}
+        if not proxies:
+            return []
+        if len(proxies) > 1:
+            raise SubmitValueError("the nodes of one DAG name different proxies")
+        target = spec.run_dir / PROXY_FILE
+        target.unlink(missing_ok=True)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(Path(checked_path(proxies.pop())).read_bytes())
+        return [target]
 
     def dagman_description(self, spec: DagSpec, files: Sequence[Path]) -> dict[str, str]:
         args = [
