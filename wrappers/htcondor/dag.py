@@ -152,9 +152,13 @@ def dag_text(nodes: Sequence[DagNode], status_interval_s: int) -> str:
 
 def dagman_config(scan_interval_s: int) -> dict[str, str]:
     """Per-DAG configuration, as the DAGMan job's environment: short scan intervals make
-    chains of small nodes quick. (A DAG's ``CONFIG`` file is not usable here: a spooled
-    DAGMan resolves it before it is in its spool directory, and the absolute spool
-    path is not known at submission.)"""
+    chains of small nodes quick. A per-DAG configuration file is not used: with a
+    ``CONFIG wf.config`` line in the DAG, or ``-config wf.config`` on condor_dagman's
+    command line, the spooled condor_dagman 23.9 started directly (not through
+    condor_submit_dag) runs with the defaults (its dagman.out shows
+    ``DAGMAN_USER_LOG_SCAN_INTERVAL setting: 5``), and an absolute path into the spool
+    directory is only known once the schedd has assigned the cluster, after the
+    description is submitted."""
     return {
         "_CONDOR_DAGMAN_USER_LOG_SCAN_INTERVAL": str(int(scan_interval_s)),
         "_CONDOR_DAGMAN_SUBMIT_DELAY": "0",
