@@ -154,7 +154,7 @@ def test_catalogue_query_fan_out_runs_with_the_owners_proxy(
     workflow_soap: WorkflowSoap, tmp_path: Path
 ) -> None:
     """A start task's data is a catalogue query (one branch per dataset alice may see);
-    every node job runs with alice's delegated proxy; the final outputs are stored in
+    every node job is given alice's delegated proxy; the final outputs are stored in
     alice's gateway area."""
     soap = workflow_soap
     alice_id = soap.validator.validate(
@@ -188,8 +188,12 @@ def test_catalogue_query_fan_out_runs_with_the_owners_proxy(
     status = _wait(alice, wf.workflow_id)
     assert status.state == "completed", status.state_reason
     jobs = _node_ads(soap.instance, wf.workflow_id)
-    assert len(jobs) == 2
-    assert all(alice_id.subject_grid in str(ad.get("X509UserProxySubject")) for ad in jobs), jobs
+    assert len(jobs) == 2 and all(ad.get("ExitCode") == 0 for ad in jobs), jobs
+    for ad in jobs:  # each node job was given alice's proxy in its sandbox
+        assert "x509up.pem" in str(ad.get("TransferInput")).split(","), ad
+        assert "X509_USER_PROXY=x509up.pem" in str(ad.get("Environment")), ad
+    shipped = soap.gp.core.dirs.run(wf.workflow_id, 1) / "x509up.pem"
+    assert shipped.read_bytes() == delegations.path_for(alice_id, "wf-proxy").read_bytes()
     outputs = alice.service.RetrieveWorkflowOutput(wf.workflow_id)
     assert len(outputs) == 2
     for out in outputs:
@@ -211,7 +215,7 @@ def _node_ads(instance: str, wid: str) -> list[dict[str, Any]]:
         f"GprocInstance == {classad2.quote(instance)} && GprocWorkflowId == {classad2.quote(wid)}"
         " && DAGManJobId =!= undefined"
     )
-    attrs = ["GlobalJobId", "X509UserProxySubject", "DAGNodeName"]
+    attrs = ["GlobalJobId", "DAGNodeName", "ExitCode", "TransferInput", "Environment"]
     schedd = htcondor2.Schedd()
     ads = {a["GlobalJobId"]: dict(a) for a in schedd.query(constraint, attrs)}
     for ad in schedd.history(constraint, attrs, match=50):

@@ -193,8 +193,9 @@ def test_node_status_file() -> None:
 
 
 def test_owners_proxy_goes_with_the_dag_to_every_node(tmp_path: Path) -> None:
-    """Node jobs get the owner's delegated proxy as x509userproxy, as single tasks do:
-    a 0600 copy next to the DAG (DAGMan submits the nodes from its spool directory)."""
+    """Node jobs get the owner's delegated proxy: a 0600 copy next to the DAG (DAGMan
+    submits the nodes from its spool directory), an input file of every node, named by
+    X509_USER_PROXY; never x509userproxy (the shadow would delegate it, see dag.py)."""
     proxy = tmp_path / "delegated.pem"
     proxy.write_bytes(b"-----BEGIN CERTIFICATE-----\nproxy\n")
     run = tmp_path / "run1"
@@ -208,12 +209,14 @@ def test_owners_proxy_goes_with_the_dag_to_every_node(tmp_path: Path) -> None:
     assert copy in written and copy.read_bytes() == proxy.read_bytes()
     assert stat.S_IMODE(copy.stat().st_mode) == 0o600
     for node in nodes:
-        text = (run / f"{node.name}.sub").read_text()
-        assert "x509userproxy = x509up.pem" in text
-        assert "delegate_job_GSI_credentials = False" in text
+        desc = node_description(node, "inst", run)
+        assert desc["transfer_input_files"].split(",")[-1] == "x509up.pem"
+        assert desc["environment"] == '"X509_USER_PROXY=x509up.pem"'
+        assert "x509userproxy" not in desc
+        assert "X509_USER_PROXY=x509up.pem" in (run / f"{node.name}.sub").read_text()
     shipped = runner.dagman_description(spec, [*written, *spec.files])["transfer_input_files"]
     assert str(copy) in shipped.split(",")
     # without a delegation, no proxy travels
     plain = DagSpec(WID, 1, tuple(_nodes(tmp_path / "run2")), (EOTOOL,), tmp_path / "run2")
     assert not any(p.name == "x509up.pem" for p in runner.write(plain))
-    assert "x509userproxy" not in (tmp_path / "run2" / "n0_A.sub").read_text()
+    assert "X509_USER_PROXY" not in (tmp_path / "run2" / "n0_A.sub").read_text()

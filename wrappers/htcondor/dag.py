@@ -118,16 +118,33 @@ def node_description(node: DagNode, instance: str, run_dir: Path) -> dict[str, s
         desc.pop(key, None)
     desc["executable"] = checked_sandbox_name(node.job.executable.name)
     names = [checked_sandbox_name(p.name) for p in node.job.input_files]
+    if node.job.x509_proxy is not None:
+        _proxy_as_file(desc, node)
+        names.append(PROXY_FILE)
     if names:
         desc["transfer_input_files"] = ",".join(names)
     desc["output"] = f"{node.name}.out"
     desc["error"] = f"{node.name}.err"
-    if node.job.x509_proxy is not None:  # the copy next to the DAG (see HTCondorDagRunner.write)
-        desc["x509userproxy"] = PROXY_FILE
     desc["MY.GprocWorkflowId"] = classad_string(node.job.task_id)
     desc["MY.GprocNode"] = classad_string(node.name)
     desc["MY.GprocMeta"] = classad_string(node.meta_json)
     return desc
+
+
+def _proxy_as_file(desc: dict[str, str], node: DagNode) -> None:
+    """The owner's proxy for a node job: the copy next to the DAG (see
+    :meth:`HTCondorDagRunner.write`) as an input file, named by ``X509_USER_PROXY``.
+
+    Not ``x509userproxy``: DAGMan submits node jobs with that path made absolute, and
+    then the shadow sends the file by X.509 delegation (FileTransfer delegates the
+    file whose name equals the job's ``x509userproxy``; only ``DELEGATE_JOB_GSI_
+    CREDENTIALS`` in the pool's configuration turns that off), which fails against
+    HTCondor 23.9 daemons ("put_x509_delegation(): delegation failed"), so the job
+    would never start. Spooled single tasks escape it because the schedd renames
+    their proxy at spooling."""
+    for key in ("x509userproxy", "delegate_job_GSI_credentials"):
+        desc.pop(key, None)
+    desc["environment"] = quote_environment({**node.job.environment, "X509_USER_PROXY": PROXY_FILE})
 
 
 def dag_text(nodes: Sequence[DagNode], status_interval_s: int) -> str:
