@@ -22,8 +22,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from gproc.domain import Owner
+
+if TYPE_CHECKING:
+    from gproc.workflows.compile import CompiledWorkflow
 from gproc.errors import InvalidRequest, LimitExceeded, NotFound
 from gproc.workflows.document import PortRef, WorkflowError
 
@@ -51,6 +55,10 @@ class WorkflowCatalogue(ABC):
     def query(self, owner: Owner, gql: str, limit: int) -> list[str]:
         """``dataset:<id>`` of the datasets ``gql`` finds for ``owner``, in name order;
         at most ``limit + 1`` (so that "more than ``limit``" can be told)."""
+
+    @abstractmethod
+    def check_type(self, owner: Owner, ref: str, tool: str, port: str) -> None:
+        """Refuse (InvalidRequest) a dataset whose type ``tool``'s ``port`` does not take."""
 
 
 def is_catalogue_source(source: str) -> bool:
@@ -99,3 +107,19 @@ def _query(
     if not found:
         raise WorkflowError(f"{ref}: the query {gql[:80]!r} finds no dataset", field=str(ref))
     return tuple(found)
+
+
+def check_dataset_types(catalogue: WorkflowCatalogue, owner: Owner, wf: CompiledWorkflow) -> None:
+    """Every dataset a node reads must be of a type its tool's port takes."""
+    datasets = {name: src for name, src in wf.inputs if src.startswith(DATASET)}
+    for job in wf.jobs:
+        for port, files in job.port_inputs.items():
+            for name in files:
+                if name not in datasets:
+                    continue
+                try:
+                    catalogue.check_type(owner, datasets[name], job.tool, port)
+                except InvalidRequest as exc:
+                    raise WorkflowError(
+                        f"node {job.node}: {job.tool}.{port}: {exc.message}", field=job.node
+                    ) from None

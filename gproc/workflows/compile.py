@@ -55,6 +55,7 @@ class NodeJob:
     request_disk_mb: int
     final: bool
     meta: Mapping[str, str] = field(default_factory=dict)
+    port_inputs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # port -> files
 
 
 @dataclass(frozen=True)
@@ -407,6 +408,7 @@ def _node_job(
         request_disk_mb=plan.request_disk_mb,
         final=final,
         meta=dict(tool.node.meta),
+        port_inputs=names,
     )
 
 

@@ -30,7 +30,7 @@ from gproc.notify import check_callback
 from gproc.staging import InputResolver, check_sandbox_name
 from gproc.workflow_models import WorkflowNodeRow, WorkflowRow
 from gproc.workflows import silk, structured
-from gproc.workflows.catalogue import WorkflowCatalogue, expander
+from gproc.workflows.catalogue import WorkflowCatalogue, check_dataset_types, expander
 from gproc.workflows.compile import CompiledWorkflow, NodeJob, compile_workflow
 from gproc.workflows.document import WorkflowDoc, WorkflowError
 from gproc.workflows.states import ACTIVE, TERMINAL, NodeState, WorkflowState
@@ -111,6 +111,7 @@ def jobs_of(row: WorkflowRow) -> CompiledWorkflow:
                 "arguments": tuple(j["arguments"]),
                 "inputs": tuple(j["inputs"]),
                 "parents": tuple(j["parents"]),
+                "port_inputs": {k: tuple(v) for k, v in j.get("port_inputs", {}).items()},
             }
         )
         for j in data["jobs"]
@@ -154,7 +155,10 @@ class WorkflowService:
         """Validate a request without registering anything (authorisation uses ``tools``)."""
         doc = parse_document(req.text, req.form, req.name)
         expand = expander(self.catalogue, req.owner, self.max_query_branches)
-        return compile_workflow(doc, max_nodes=self.max_nodes, sources=req.sources, expand=expand)
+        wf = compile_workflow(doc, max_nodes=self.max_nodes, sources=req.sources, expand=expand)
+        if self.catalogue is not None:
+            check_dataset_types(self.catalogue, req.owner, wf)
+        return wf
 
     def register(
         self,

@@ -69,7 +69,7 @@ def build_context(
         if settings.catalogue.tasks:  # dataset: and gql: sources
             catalogue = build_catalogue(settings, gateway)
             task_data = DatasetInputs(catalogue, gateway_data, settings.catalogue.input_types)
-            start_data = CatalogueStartData(catalogue)
+            start_data = CatalogueStartData(catalogue, settings.catalogue.input_types)
     core = build_workflow_service(
         settings,
         runner=runner,

@@ -12,7 +12,7 @@ data catalogue, given to the workflow core (``gproc.workflows``) as collaborator
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,14 +33,26 @@ from gproc.workflows.service import OutputSink
 class CatalogueStartData(WorkflowCatalogue):
     """Datasets and GQL queries of the catalogue, with the owner's rights."""
 
-    def __init__(self, catalogue: Catalogue, gazetteer: Gazetteer | None = None) -> None:
+    def __init__(
+        self,
+        catalogue: Catalogue,
+        input_types: Mapping[str, Sequence[str]] | None = None,
+        gazetteer: Gazetteer | None = None,
+    ) -> None:
         self.catalogue = catalogue
+        self.input_types = {k: tuple(v) for k, v in (input_types or {}).items()}
         self.gazetteer = gazetteer
         if gazetteer is None and isinstance(catalogue.engine, SqlEngine):
             self.gazetteer = Gazetteer(catalogue.engine)  # place: terms
 
     def dataset(self, owner: Owner, ref: str) -> str:
         return DATASET + self.catalogue.resolve_input(_identity(owner), ref).id
+
+    def check_type(self, owner: Owner, ref: str, tool: str, port: str) -> None:
+        """``[catalogue] input_types`` (``"<tool>.<port>"``), as for single tasks."""
+        accepted = self.input_types.get(f"{tool}.{port}", ())
+        if accepted:
+            Catalogue.check_type(self.catalogue.resolve_input(_identity(owner), ref), accepted)
 
     def query(self, owner: Owner, gql: str, limit: int) -> list[str]:
         identity = _identity(owner)

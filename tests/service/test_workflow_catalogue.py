@@ -63,6 +63,7 @@ def parts(tmp_path: Path) -> Iterator[Parts]:
     settings = Settings(state_dir=tmp_path / "state", service=ServiceSettings(policy=POLICY))  # type: ignore[call-arg]
     settings.catalogue.tasks = True
     settings.workflow.max_query_branches = 3
+    settings.catalogue.input_types = {"grayscale.image": ["RASTER"]}
     settings.state_dir.mkdir()
     engine = open_engine(settings.catalogue_database_url)
     cat = Catalogue(engine, gw)
@@ -138,6 +139,20 @@ def test_catalogue_data_the_owner_may_not_see_is_refused(
         register(parts, figure7(source), who=BOB)
     assert err.value.field == "A0.o1" and words in err.value.message, err.value.message
     assert parts.gp.core.store.list_workflows(None, (), 0, 10)[1] == 0
+
+
+def test_a_dataset_of_a_type_the_tool_does_not_take_is_refused(parts: Parts) -> None:
+    """``[catalogue] input_types`` holds for workflow nodes as for single tasks."""
+    with pytest.raises(WorkflowError) as err:
+        register(parts, figure7("gql:datagroup:dems"))
+    assert err.value.field == "A" and "grayscale.image" in err.value.message
+    assert "type DEM" in err.value.message and "accepts RASTER" in err.value.message
+    structured = {
+        "inputs": {"d": "dataset:dems/dem"},
+        "nodes": [{"id": "h", "tool": "hough", "last": True}],  # no types declared
+        "edges": [{"input": "d", "to": "h.image"}],
+    }
+    assert len(register(parts, json.dumps(structured)).nodes) == 1
 
 
 def test_a_query_over_the_branch_limit_is_refused_naming_the_node(parts: Parts) -> None:
