@@ -18,6 +18,7 @@ from gproc.security.tls import GridServer, TLSConfig, make_server
 from gproc.services.catalogue_tasks import DatasetInputs, build_catalogue
 from gproc.services.chassis import soap_application, soap_stack
 from gproc.services.chassis.guard import WSGIApp
+from gproc.services.chassis.metrics import RegistryFigures, metrics_endpoint
 from gproc.services.gateway_tasks import GatewayTaskData
 from gproc.services.workflow.data import CatalogueStartData, gateway_sink
 from gproc.services.workflow.service import OPERATIONS, WorkflowContext, WorkflowSoapService
@@ -104,6 +105,9 @@ def build_wsgi(gp: WorkflowContext) -> WSGIApp:
         access_logger=ACCESS_LOGGER,
         max_bytes=svc.max_message_bytes,
         max_depth=svc.max_depth,
+        metrics=metrics_endpoint(
+            gp.settings, RegistryFigures(gp.core.store.engine, tasks=False, workflows=True)
+        ),
     )
 
 
