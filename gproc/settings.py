@@ -198,9 +198,12 @@ class WorkflowSettings(BaseModel):
     """Workflows run by HTCondor DAGMan (``gproc workflow``, the workflow service)."""
 
     host: str = Field(default="127.0.0.1", description="Workflow SOAP service address")
-    port: int = Field(default=8447, ge=0, le=65535, description="Workflow SOAP service port")
+    port: int = Field(default=8449, ge=0, le=65535, description="Workflow SOAP service port")
     max_nodes: int = Field(default=1000, ge=1, description="DAG nodes per workflow, expanded")
     node_retry: int = Field(default=2, ge=0, le=100, description="DAGMan RETRY of each node")
+    max_query_branches: int = Field(
+        default=500, ge=1, description="Datasets a start task's catalogue query may fan out over"
+    )
     dagman: Path = Field(
         default=Path("/usr/bin/condor_dagman"), description="condor_dagman on the schedd's host"
     )
