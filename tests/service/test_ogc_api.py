@@ -159,16 +159,16 @@ def test_soap_registered_task_is_dismissed_here(ogc_offline: OgcServer) -> None:
     assert resp.json()["status"] == "dismissed"
     (task,) = c.service.GetTaskStatus(task_ids=[reg.task_id])
     assert task.state == str(TaskState.PURGED)
-    problem(get(ogc_offline, f"/jobs/{reg.task_id}/results"), 404, "Client.NotFound")
+    problem(get(ogc_offline, f"/jobs/{reg.task_id}/results"), 404, "Client.NoSuchJob")
 
 
 # ---- errors ----------------------------------------------------------------------------
 def test_another_users_job_is_not_found(ogc_offline: OgcServer) -> None:
     job = started(ogc_offline, who="bob-voms")  # bob administers the VO; alice does not
     for path in (f"/jobs/{job}", f"/jobs/{job}/results", f"/jobs/{job}/results/output"):
-        problem(get(ogc_offline, path), 404, "Client.NotFound")
+        problem(get(ogc_offline, path), 404, "Client.NoSuchJob")
     gone = ogc_offline.session().delete(f"{ogc_offline.url}/jobs/{job}", timeout=30)
-    problem(gone, 404, "Client.NotFound")
+    problem(gone, 404, "Client.NoSuchJob")
     assert job not in {j["jobID"] for j in get(ogc_offline, "/jobs").json()["jobs"]}
     assert get(ogc_offline, f"/jobs/{job}", who="bob-voms").json()["jobID"] == job
 
@@ -186,12 +186,13 @@ def test_dismissing_a_job_being_submitted_is_a_conflict(ogc_offline: OgcServer) 
 
 
 def test_unknown_things_are_404(ogc_offline: OgcServer) -> None:
-    doc = problem(get(ogc_offline, "/processes/nope"), 404, "Client.NotFound")
-    assert doc["field"] == "processID"
-    problem(execute(ogc_offline, NDVI, pid="nope"), 404, "Client.NotFound")
-    problem(get(ogc_offline, "/jobs/" + "0" * 32), 404, "Client.NotFound")
+    doc = problem(get(ogc_offline, "/processes/nope"), 404, "Client.NoSuchProcess")
+    assert doc["field"] == "processID" and doc["type"].endswith("/no-such-process")
+    problem(execute(ogc_offline, NDVI, pid="nope"), 404, "Client.NoSuchProcess")
+    doc = problem(get(ogc_offline, "/jobs/" + "0" * 32), 404, "Client.NoSuchJob")
+    assert doc["type"].endswith("/no-such-job")
     problem(get(ogc_offline, "/nothing/here"), 404, "Client.NotFound")
-    problem(get(ogc_offline, "/jobs", params={"processID": "nope"}), 404, "Client.NotFound")
+    problem(get(ogc_offline, "/jobs", params={"processID": "nope"}), 404, "Client.NoSuchProcess")
 
 
 def test_wrong_method_is_405(ogc_offline: OgcServer) -> None:
