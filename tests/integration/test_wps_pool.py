@@ -21,6 +21,7 @@ from tests.service.soap_helpers import client
 from tests.service.wps_helpers import (
     NS,
     XLINK,
+    assert_schema_valid,
     async_form1,
     execute1,
     input1_value,
@@ -75,6 +76,7 @@ def test_owslib_wps1_async_ndvi_by_reference(ogc_on_pool: OgcServer, tmp_path: P
     while not execution.isComplete() and time.monotonic() < deadline:
         execution.checkStatus(sleepSecs=1)
     assert execution.isSucceeded(), (execution.status, [e.text for e in execution.errors])
+    assert_schema_valid({"succeeded1": execution.response}, tmp_path)
     (out,) = execution.processOutputs
     assert out.reference == f"{ogc_on_pool.url}/jobs/{job}/results/output"
     target = tmp_path / "ndvi.tif"
@@ -94,7 +96,9 @@ def test_wps2_conversation(ogc_on_pool: OgcServer, tmp_path: Path) -> None:
     assert _poll2(ogc_on_pool, job) == "Succeeded"
     done = _status2(ogc_on_pool, job)
     assert done.findtext("wps:PercentCompleted", namespaces=NS) == "100"
-    result = xml(post(ogc_on_pool, job_request("GetResult", job)))
+    got = post(ogc_on_pool, job_request("GetResult", job))
+    assert_schema_valid({"result2": got.content, "status2": etree.tostring(done)}, tmp_path)
+    result = xml(got)
     assert result.findtext("wps:JobID", namespaces=NS) == job
     ref = result.find("wps:Output[@id='output']/wps:Reference", namespaces=NS)
     href = ref.get(f"{{{XLINK}}}href")

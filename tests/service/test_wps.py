@@ -444,3 +444,28 @@ def test_wps1_kvp_exceptions(ogc_offline: OgcServer) -> None:
     report(kvp(ogc_offline, **CAPS, version="0.1"), 400, "VersionNegotiationFailed", 2, "version")
     missing = ogc_offline.session().get(ogc_offline.url + "/wps/status/" + "0" * 32, timeout=30)
     report(missing, 404, "InvalidParameterValue", 1, "0" * 32)
+
+
+def test_inputs_by_reference(ogc_offline: OgcServer) -> None:
+    """Locations follow the SOAP service's rules (here ``file://`` under an allowed
+    directory; ``gateway://`` and ``dataset:`` go through the same task data)."""
+    allowed = ogc_offline.soap.gp.settings.service.allowed_input_dirs[0]
+    refs = {}
+    for port in ("red", "nir"):
+        (allowed / f"{port}.tif").write_bytes(TIF + port.encode())
+        refs[port] = (allowed / f"{port}.tif").as_uri()
+    v2 = execute2(input2_ref("red", refs["red"]) + input2_ref("nir", refs["nir"]))
+    job = xml(post(ogc_offline, v2)).findtext("wps:JobID", namespaces=NS)
+    (task,) = client(ogc_offline.soap).service.GetTaskStatus(task_ids=[job])
+    assert task.tool == "ndvi" and task.state in {"submitting", "registered"}
+    ref1 = "".join(
+        f"<wps:Input><ows:Identifier>{p}</ows:Identifier>"
+        f'<wps:Reference xlink:href="{u}"/></wps:Input>'
+        for p, u in refs.items()
+    )
+    resp = xml(post(ogc_offline, execute1(ref1, form=async_form1())))
+    assert resp.get("statusLocation")
+    outside = execute2(input2_ref("red", "file:///etc/passwd") + input2_ref("nir", refs["nir"]))
+    report(post(ogc_offline, outside), 400, "InvalidParameterValue")
+    dataset = execute2(input2_ref("red", "dataset:srtm/dem") + input2_ref("nir", refs["nir"]))
+    report(post(ogc_offline, dataset), 400, "InvalidParameterValue")

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import base64
+import json
+import shutil
+import subprocess
+from pathlib import Path
 from typing import Any
 
+import pytest
 import requests
 from lxml import etree
 
@@ -116,3 +121,34 @@ def async_form1(output: str = "output", as_reference: bool = True) -> str:
         f'<wps:Output asReference="{ref}"><ows:Identifier>{output}</ows:Identifier></wps:Output>'
         "</wps:ResponseDocument></wps:ResponseForm>"
     )
+
+
+NODE_DIR = Path(__file__).resolve().parents[1] / "integration" / "node"
+
+
+def schema_check(docs: dict[str, bytes], tmp: Path) -> dict[str, dict[str, Any]]:
+    """Each document checked by ``wps_schema_check.js`` (the OGC schemas' Jsonix
+    mappings and JSON schemas from npm ogc-schemas): name -> {"ok", "root", "errors"}."""
+    node = shutil.which("node")
+    if node is None or not (NODE_DIR / "node_modules" / "ogc-schemas").is_dir():
+        pytest.fail(f"node and the npm packages are installed by bin/setup (npm ci in {NODE_DIR})")
+    files = {}
+    for name, body in docs.items():
+        files[name] = tmp / f"{name}.xml"
+        files[name].write_bytes(body)
+    proc = subprocess.run(
+        [node, str(NODE_DIR / "wps_schema_check.js"), *map(str, files.values())],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=NODE_DIR,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    by_file = {json.loads(line)["file"]: json.loads(line) for line in proc.stdout.splitlines()}
+    return {name: by_file[str(path)] for name, path in files.items()}
+
+
+def assert_schema_valid(docs: dict[str, bytes], tmp: Path) -> None:
+    results = schema_check(docs, tmp)
+    bad = {name: r["errors"] for name, r in results.items() if not r["ok"]}
+    assert not bad, bad
