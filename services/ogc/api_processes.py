@@ -144,6 +144,12 @@ class ProcessesApp(JobFront):
             ),
             ("http://www.opengis.net/def/rel/ogc/1.0/processes", JSON, "/processes", "processes"),
             ("http://www.opengis.net/def/rel/ogc/1.0/job-list", JSON, "/jobs", "jobs"),
+            (
+                "service",
+                "application/xml",
+                WPS_PATH + "?service=WPS&request=GetCapabilities",
+                "WPS 2.0 and 1.0.0 on the same jobs",
+            ),
         ]
         return Reply(
             200,

@@ -292,3 +292,15 @@ def test_no_right_is_403(ogc_offline: OgcServer) -> None:
     # a limited proxy may not register; a user in no VO matches no rule
     problem(execute(ogc_offline, NDVI, who="alice-limited", **ASYNC), 403, "Client.NotAuthorised")
     problem(execute(ogc_offline, NDVI, who="alice", **ASYNC), 403, "Client.NotAuthorised")
+
+
+def test_openapi_document_is_valid_openapi_3(ogc_offline: OgcServer) -> None:
+    """``/api`` checked by openapi-spec-validator against the OpenAPI 3.0 schema."""
+    from openapi_spec_validator import validate
+    from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
+
+    doc = ogc_offline.session().get(ogc_offline.url + "/api", timeout=30).json()
+    validate(doc)
+    broken = {**doc, "paths": {"/jobs": {"get": {"responses": "none"}}}}
+    with pytest.raises(OpenAPIValidationError):
+        validate(broken)

@@ -60,6 +60,9 @@ def test_capabilities_negotiate_the_version(ogc_offline: OgcServer) -> None:
     )
     pick = xml(kvp(ogc_offline, **CAPS, AcceptVersions="3.0.0,1.0.0"))
     assert pick.tag == f"{{{WPS1}}}Capabilities"
+    landing = ogc_offline.session().get(ogc_offline.url + "/", timeout=30).json()
+    (wps,) = [x["href"] for x in landing["links"] if x["rel"] == "service"]
+    assert xml(ogc_offline.session().get(wps, timeout=30)).tag == f"{{{WPS2}}}Capabilities"
     none = kvp(ogc_offline, **CAPS, AcceptVersions="3.0.0")
     report(none, 400, "VersionNegotiationFailed", locator="AcceptVersions")
 
