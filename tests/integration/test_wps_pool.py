@@ -12,6 +12,7 @@ from typing import Any
 
 import requests
 from lxml import etree
+from ogc_api_processes_client import models as m
 from owslib.util import Authentication
 from owslib.wps import ASYNC, ComplexDataInput, WebProcessingService
 
@@ -170,6 +171,8 @@ def test_async_transmission_mode_is_kept(ogc_on_pool: OgcServer, tmp_path: Path)
     job = resp.json()["jobID"]
     assert _poll2(ogc_on_pool, job) == "Succeeded"
     results = s.get(f"{resp.headers['Location']}/results", timeout=30).json()
+    ref = m.InlineOrRefData.from_dict(results["lines"])  # as the OGC API definition reads it
+    assert isinstance(ref.actual_instance, m.Link)
     assert set(results["lines"]) >= {"href", "type"} and "value" not in results["lines"]
     lines = s.get(results["lines"]["href"], timeout=30)
     assert lines.status_code == 200 and isinstance(lines.json(), list | dict)

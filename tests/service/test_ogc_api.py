@@ -1,7 +1,9 @@
 """OGC API - Processes over real HTTPS with the test PKI's proxies. The core is the
 SOAP offline server's (its WMS is not there: executed jobs stay accepted); jobs run
-in tests/integration/test_ogc_api_pool.py. No OGC JSON schemas ship in a package we
-can install, so the required members of each document are checked explicitly."""
+in tests/integration/test_ogc_api_pool.py. No package ships the OGC JSON schemas
+themselves: the documents are read by the models OpenAPI Generator made from the OGC
+API definition (ogc-api-processes-client), ``/api`` is checked by
+openapi-spec-validator, and the required members are also checked explicitly."""
 
 from __future__ import annotations
 
@@ -304,3 +306,31 @@ def test_openapi_document_is_valid_openapi_3(ogc_offline: OgcServer) -> None:
     broken = {**doc, "paths": {"/jobs": {"get": {"responses": "none"}}}}
     with pytest.raises(OpenAPIValidationError):
         validate(broken)
+
+
+def test_documents_match_the_ogc_api_definition(ogc_offline: OgcServer) -> None:
+    """Every kind of response read by the models that OpenAPI Generator made from the
+    OGC API - Processes API definition (PyPI ogc-api-processes-client: required
+    members, types, enumerations such as statusCode)."""
+    import pydantic
+    from ogc_api_processes_client import models as m
+
+    s = ogc_offline.session()
+    docs: list[tuple[Any, Any]] = [
+        (m.LandingPage, s.get(ogc_offline.url + "/", timeout=30).json()),
+        (m.ConfClasses, get(ogc_offline, "/conformance").json()),
+        (m.ProcessList, get(ogc_offline, "/processes").json()),
+        (m.JobList, get(ogc_offline, "/jobs").json()),
+        (m.StatusInfo, execute(ogc_offline, NDVI, **ASYNC).json()),
+        (m.Exception, get(ogc_offline, "/processes/nope").json()),
+        (m.Exception, get(ogc_offline, "/jobs/" + "0" * 32).json()),
+    ]
+    for p in get(ogc_offline, "/processes").json()["processes"]:
+        docs.append((m.Process, get(ogc_offline, f"/processes/{p['id']}").json()))
+    for model, doc in docs:
+        assert model.from_dict(doc) is not None, (model, doc)
+    status = docs[4][1]
+    with pytest.raises(pydantic.ValidationError):  # and the models do refuse
+        m.StatusInfo.from_dict({**status, "status": "queued"})
+    with pytest.raises(pydantic.ValidationError):
+        m.StatusInfo.from_dict({k: v for k, v in status.items() if k != "jobID"})
