@@ -30,6 +30,7 @@ from gproc.security.tls import GridServer, TLSConfig, make_server
 from gproc.security.wsgi_auth import ENV_IDENTITY
 from gproc.services.chassis import AccessLog, as_error
 from gproc.services.chassis.guard import ENV_FAULT, ENV_OPERATION, ENV_REQUEST_ID, WSGIApp
+from gproc.services.chassis.metrics import RegistryFigures, metrics_endpoint
 from gproc.services.chassis.wsgi import ac_problem
 from gproc.services.ogc import describe, jobs, openapi
 from gproc.services.ogc.front import JobFront, JobOptions, connector, options_root
@@ -352,8 +353,9 @@ def _drain(stream: Any, length: int, within_s: float = 5.0) -> None:
 
 
 def build_wsgi(gp: ServiceContext, ogc: OgcSettings) -> WSGIApp:
-    """The WSGI stack below identity: access log, then ``/wps`` (WPS 2.0 and 1.0.0) or
-    the processes app, all over one job model and one store of job options."""
+    """The WSGI stack below identity: access log (and metrics), then ``/wps`` (WPS 2.0
+    and 1.0.0) or the processes app, all over one job model and one store of job
+    options."""
     options = JobOptions(options_root(gp))
     processes, wps = ProcessesApp(gp, ogc, options), WpsApp(gp, ogc, options)
 
@@ -363,7 +365,8 @@ def build_wsgi(gp: ServiceContext, ogc: OgcSettings) -> WSGIApp:
             return wps(environ, start_response)
         return processes(environ, start_response)
 
-    return AccessLog(route, ACCESS_LOGGER)
+    figures = RegistryFigures(gp.core.registry.engine)
+    return AccessLog(route, ACCESS_LOGGER, metrics=metrics_endpoint(gp.settings, figures))
 
 
 def make_ogc_server(

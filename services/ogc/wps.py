@@ -18,7 +18,9 @@ from gproc import errors
 from gproc.domain import InvalidTaskRequest
 from gproc.services.chassis.guard import ENV_OPERATION
 from gproc.services.ogc.front import JobOptions
+from gproc.services.ogc.wps1 import OPERATIONS as WPS1_OPERATIONS
 from gproc.services.ogc.wps1 import STATUS_PATH, Wps1
+from gproc.services.ogc.wps2 import OPERATIONS as WPS2_OPERATIONS
 from gproc.services.ogc.wps2 import Wps2
 from gproc.services.ogc.wps_common import (
     WPS10,
@@ -83,7 +85,7 @@ class WpsApp:
                 raise InvalidTaskRequest("version", "version is 2.0.0 or 1.0.0")
             version = VERSIONS[raw]
         environ[ENV_VERSION] = version
-        environ[ENV_OPERATION] = f"wps{version}.{request[:40]}"
+        environ[ENV_OPERATION] = _operation(version, request)
         front = self.v2 if version == 2 else self.v1
         return front.get(environ, kvp, request)
 
@@ -96,11 +98,17 @@ class WpsApp:
                 f"not a WPS 2.0 or 1.0.0 request: {qname.text[:120]}", field="request"
             )
         environ[ENV_VERSION] = version
-        environ[ENV_OPERATION] = f"wps{version}.{qname.localname[:40]}"
+        environ[ENV_OPERATION] = _operation(version, qname.localname)
         if root.get("service", "WPS") != "WPS":
             raise InvalidTaskRequest("service", "service is WPS")
         front = self.v2 if version == 2 else self.v1
         return front.post(environ, root)
+
+
+def _operation(version: int, request: str) -> str:
+    """The access log's and metrics' operation name: a declared one, never a user string."""
+    known = WPS2_OPERATIONS if version == 2 else WPS1_OPERATIONS
+    return f"wps{version}.{request if request in known else 'unknown'}"
 
 
 def _negotiate(kvp: Kvp) -> int:

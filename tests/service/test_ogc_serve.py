@@ -59,6 +59,8 @@ def test_gproc_ogc_serve(test_pki: TestPKI, tmp_path: Path) -> None:
         caps = s.get(url + "/wps?service=WPS&request=GetCapabilities", timeout=30)
         assert caps.status_code == 200 and b"wps/2.0" in caps.content  # WPS on the same server
         wps_rid = caps.headers["X-Request-Id"]
+        odd = s.get(url + "/wps?service=WPS&version=2.0.0&request=Odd<script>", timeout=30)
+        odd_rid = odd.headers["X-Request-Id"]
     finally:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(60)
@@ -69,3 +71,5 @@ def test_gproc_ogc_serve(test_pki: TestPKI, tmp_path: Path) -> None:
     assert calls[rid]["operation"] == "process"
     assert calls[rid]["dn"] == test_pki.users["alice"].dn
     assert calls[wps_rid]["operation"] == "wps2.GetCapabilities"
+    assert calls[odd_rid]["operation"] == "wps2.unknown"  # never a user string
+    assert calls[odd_rid]["fault"] == "Client.OperationNotSupported"
