@@ -253,6 +253,37 @@ class PortalSettings(BaseModel):
     max_upload_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
 
 
+class MyProxySettings(BaseModel):
+    """MyProxy sign-on (portal logins) and renewal of delegated proxies (``gproc serve``).
+
+    TLS trust, the service credential and the vomsdir default to ``[service]``'s."""
+
+    host: str | None = Field(default=None, description="MyProxy server host; None: no MyProxy")
+    port: int = Field(default=7512, ge=1, le=65535)
+    server_dn: str | None = Field(
+        default=None, description="The server certificate's DN; None: it must name the host"
+    )
+    ca_dir: Path | None = Field(default=None, description="CA directory; default service.ca_dir")
+    timeout_s: float = Field(default=20.0, gt=0, le=300, description="Whole exchange deadline")
+    logon_lifetime_s: int = Field(
+        default=2 * 3600, ge=300, le=7 * 24 * 3600, description="Lifetime of sign-on proxies"
+    )
+    vomses: Path | None = Field(
+        default=None,
+        description="vomses file naming the VOMS servers of sign-on; None: gproc's own "
+        "VOMS endpoint of [vo] (vo, voms_host, voms_port, aa_cert)",
+    )
+    vomsdir: Path | None = Field(default=None, description="LSC directory; default service.vomsdir")
+    renew: bool = Field(default=True, description="Run the proxy renewer in gproc serve")
+    renew_before_s: int = Field(
+        default=3600, ge=30, description="Renew a delegated proxy when less than this is left"
+    )
+    renew_lifetime_s: int = Field(
+        default=12 * 3600, ge=300, le=7 * 24 * 3600, description="Lifetime asked at renewal"
+    )
+    renew_interval_s: float = Field(default=60.0, gt=0, description="Renewer cycle")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GPROC_", env_nested_delimiter="__")
 
@@ -269,6 +300,7 @@ class Settings(BaseSettings):
     catalogue: CatalogueSettings = CatalogueSettings()
     workflow: WorkflowSettings = WorkflowSettings()
     portal: PortalSettings = PortalSettings()
+    myproxy: MyProxySettings = MyProxySettings()
 
     @classmethod
     def settings_customise_sources(

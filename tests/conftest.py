@@ -21,6 +21,7 @@ pytest_plugins = [
     "tests.fixtures.ogc",
     "tests.fixtures.workflow",
     "tests.fixtures.portal",
+    "tests.fixtures.myproxy",
 ]
 
 _TIERS = {"unit": "unit", "service": "service", "integration": "integration"}

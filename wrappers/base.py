@@ -183,3 +183,8 @@ class WorkloadManager(ABC):
 
     @abstractmethod
     def ping(self) -> PoolInfo: ...
+
+    def refresh_proxy(self, job_ids: Sequence[str], proxy: Path) -> int:
+        """Give a renewed proxy file to these jobs where they still wait or run;
+        returns how many took it. A WMS that cannot returns 0 (jobs keep theirs)."""
+        return 0

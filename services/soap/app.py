@@ -33,7 +33,7 @@ from gproc.wrappers.base import WorkloadManager
 
 SERVICE_NAME = "GprocProcessing"
 ACCESS_LOGGER = "gproc.soap.access"
-LOGGERS = ("gproc.soap", "gproc.services", "gproc.tracker")
+LOGGERS = ("gproc.soap", "gproc.services", "gproc.tracker", "gproc.renewal")
 __all__ = ["build_context", "build_validator", "build_wsgi", "make_soap_server"]
 
 

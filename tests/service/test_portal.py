@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import re
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +16,10 @@ from markupsafe import escape
 from sqlalchemy import text
 
 from gproc.security.pki import make_proxy
-from tests.fixtures.portal import EVIL, PortalStack, csrf_of
+from gproc.security.tls import TLSConfig
+from gproc.services.portal.app import Portal
+from gproc.services.portal.server import make_portal_server
+from tests.fixtures.portal import EVIL, SSO, PortalStack, Sso, csrf_of, sso_sign_on
 
 SEEN: list[requests.Response] = []  # every portal response of this module (proxy check)
 
@@ -306,6 +310,84 @@ def test_logout_destroys_the_session_and_its_proxy(portal_offline: PortalStack) 
     assert replay.get(stack.url + "/api/datasets", timeout=30).status_code == 401
 
 
+def _myproxy_login(
+    url: str, s: requests.Session, username: str, passphrase: str, role: str = ""
+) -> requests.Response:
+    page = s.get(url + "/login", timeout=30)
+    token = csrf_of(page.text.split('id="myproxy-form"', 1)[1])
+    form = {"csrf": token, "username": username, "passphrase": passphrase, "vo": "testvo"}
+    return s.post(url + "/login", data={**form, "role": role}, timeout=60)
+
+
+def test_myproxy_sign_on(portal_offline: PortalStack) -> None:
+    """Stored with the stock myproxy-init; the portal logs on and adds the VO's attributes."""
+    s = portal_offline.browser_session()
+    username, passphrase = SSO["alice"]
+    resp = _myproxy_login(portal_offline.url, s, username, passphrase)
+    assert resp.status_code == 200 and resp.url.endswith("/map"), resp.text[:800]
+    assert "CN=alice" in resp.text and "(testvo)" in resp.text
+    assert s.get(portal_offline.url + "/api/datasets", timeout=30).json()["features"]
+    admin = portal_offline.browser_session()
+    username, passphrase = SSO["bob"]
+    resp = _myproxy_login(portal_offline.url, admin, username, passphrase, "VO-Admin")
+    assert resp.url.endswith("/map") and "/testvo/Role=VO-Admin" in resp.text
+
+
+@pytest.mark.parametrize(
+    ("username", "passphrase", "role", "status", "words"),
+    [
+        ("alice-portal", "not-the-passphrase", "", 401, "refused the username or passphrase"),
+        ("nobody-here", "whatever-pass", "", 401, "refused the username or passphrase"),
+        ("alice-portal", "alice-portal-pass", "VO-Admin", 400, "VO-Admin"),
+        ("alice-portal", "", "", 400, "passphrase: required"),
+    ],
+)
+def test_myproxy_refusals_are_clear(
+    portal_offline: PortalStack, username: str, passphrase: str, role: str, status: int, words: str
+) -> None:
+    s = portal_offline.browser_session()
+    resp = _myproxy_login(portal_offline.url, s, username, passphrase, role)
+    assert resp.status_code == status and words in resp.text, resp.text[:1500]
+    assert 'id="error"' in resp.text and "__Host-gproc" not in s.cookies
+    if passphrase:
+        assert passphrase not in resp.text
+        assert all(passphrase not in line for line in portal_offline.records)
+
+
+@pytest.fixture
+def myproxy_down(portal_offline: PortalStack, portal_sso: Sso) -> Iterator[str]:
+    """The same portal, its MyProxy server address pointing where nothing listens."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    mp = portal_sso.settings.myproxy.model_copy(update={"port": port})
+    settings = portal_sso.settings.model_copy(update={"myproxy": mp})
+    stack = portal_offline
+    portal = Portal(
+        stack.portal.store,
+        stack.portal.clients,
+        stack.portal.validator,
+        stack.portal.config,
+        sign_on=sso_sign_on(settings),
+    )
+    pki = stack.pki
+    tls = TLSConfig(pki.host_cert, pki.host_key, pki.ca_dir, client_cert="optional")
+    server = make_portal_server(portal, stack.portal.validator, tls, port=0).start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+def test_myproxy_outage_is_a_clear_message(portal_offline: PortalStack, myproxy_down: str) -> None:
+    s = portal_offline.browser_session()
+    username, passphrase = SSO["alice"]
+    resp = _myproxy_login(myproxy_down, s, username, passphrase)
+    assert resp.status_code == 503
+    assert "MyProxy credential store cannot be reached" in resp.text
+    assert "__Host-gproc" not in s.cookies and passphrase not in resp.text
+
+
 def test_no_proxy_in_any_response_log_or_database_row(portal_offline: PortalStack) -> None:
     """Runs last in this module: every response seen so far, the portal's logs and the
     session table, searched for the proxies' private keys and certificate bodies."""
@@ -313,7 +395,7 @@ def test_no_proxy_in_any_response_log_or_database_row(portal_offline: PortalStac
     s = stack.login("bob-voms")
     s.get(stack.url + "/tasks/" + "f" * 32, timeout=30)
     s.get(stack.url + "/api/datasets?gql=((", timeout=30)
-    secrets: list[bytes] = [b"PRIVATE KEY"]
+    secrets: list[bytes] = [b"PRIVATE KEY", *(p.encode() for _, p in SSO.values())]
     for who in ("alice-voms", "bob-voms", "bob-member"):
         pem = stack.proxy(who).read_bytes()
         blocks = re.findall(rb"-----BEGIN [A-Z ]+-----\n(.+?)\n-----END", pem, re.S)

@@ -43,6 +43,7 @@ from gproc.wrappers.base import (
     WorkloadManager,
 )
 from gproc.wrappers.htcondor.events import EventLogReader
+from gproc.wrappers.htcondor.proxies import refresh_proxies
 from gproc.wrappers.htcondor.shared import SharedDirs, job_dir
 from gproc.wrappers.htcondor.states import STATE_ATTRS, job_info
 from gproc.wrappers.htcondor.submit import (
@@ -472,6 +473,15 @@ class HTCondorWMS(WorkloadManager):
                     f"({constraint}) && JobStatus == 3",
                     _reason("gproc: forgotten"),
                 )
+
+    def refresh_proxy(self, job_ids: Sequence[str], proxy: Path) -> int:
+        ids, path = _checked_job_ids(job_ids), Path(checked_path(proxy))
+        done = 0
+        for chunk in _chunks(ids):
+            constraint = f"{self._mine()} && member(GlobalJobId, {_set(chunk)})"
+            with self._call(f"refreshing the proxy of {len(chunk)} jobs") as schedd:
+                done += refresh_proxies(schedd, constraint, path)
+        return done
 
     # ------------------------------------------------------------ health
     def ping(self) -> PoolInfo:

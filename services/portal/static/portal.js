@@ -207,14 +207,28 @@
       if (data.layers.length && !shown) {
         shown = true;
         let all = null;
-        data.layers.forEach((f) => {
-          const kindClass = f.properties.kind === "result" ? "result-layer" : "input-layer";
+        const overlays = {};
+        const pictures = [];
+        // inputs first: a result with the same footprint is drawn over its input, and the
+        // layer control and the pictures beside the map show both
+        const ordered = data.layers.filter((f) => f.properties.kind !== "result")
+          .concat(data.layers.filter((f) => f.properties.kind === "result"));
+        ordered.forEach((f) => {
+          const isResult = f.properties.kind === "result";
+          const kindClass = isResult ? "result-layer" : "input-layer";
           const ql = quicklookLayer(f, kindClass);
-          ql.outline.setStyle({ color: kindClass === "result-layer" ? "#27ae60" : "#c0392b", weight: 2, fillOpacity: 0 });
-          ql.image.addTo(map);
-          ql.outline.addTo(map);
+          ql.outline.setStyle({ color: isResult ? "#27ae60" : "#c0392b", weight: 2, fillOpacity: 0 });
+          const group = L.layerGroup([ql.image, ql.outline]).addTo(map);
+          const label = (isResult ? "result " + f.properties.output : "input " + f.properties.ref);
+          overlays[label] = group;
           all = all ? all.extend(ql.bounds) : L.latLngBounds(ql.bounds.getSouthWest(), ql.bounds.getNorthEast());
+          pictures.push(el("figure", { class: kindClass + "-picture" }, [
+            el("img", { src: f.properties.quicklook, alt: label }),
+            el("figcaption", { text: label }),
+          ]));
         });
+        L.control.layers(null, overlays, { collapsed: false }).addTo(map);
+        document.getElementById("pictures").replaceChildren(...pictures);
         if (all) map.fitBounds(all.pad(0.3));
         document.getElementById("map").dataset.layers = String(data.layers.length);
       }
