@@ -177,3 +177,44 @@ def test_single_ndvi(signed_in: Browser, portal_on_pool: PortalStack) -> None:
     _result_layer(signed_in, "ndvi-result")
     link = d.find_element(By.CSS_SELECTOR, "#outputs a.download")
     assert link.text.endswith(".tif")
+    # the download streams from the gateway with the user's rights, for the session only
+    cookie = d.get_cookie("__Host-gproc")
+    assert cookie and cookie["secure"] and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    s = portal_on_pool.browser_session()
+    s.cookies.set(cookie["name"], cookie["value"], domain="127.0.0.1", path="/")
+    got = s.get(link.get_attribute("href"), timeout=60)
+    assert got.status_code == 200 and got.content[:4] == b"II*\x00"
+    assert "attachment" in got.headers["Content-Disposition"]
+    assert (
+        portal_on_pool.browser_session()
+        .get(link.get_attribute("href"), timeout=30)
+        .url.endswith("/login")
+    )
+
+
+def test_cancel_and_retry_a_task(signed_in: Browser, portal_on_pool: PortalStack) -> None:
+    d = signed_in.driver
+    d.get(portal_on_pool.url + "/tools/canny?input=dataset:eo/roads")
+    d.find_element(By.ID, "submit-task").click()
+    wait(d, lambda d: "/tasks/" in d.current_url and d.find_elements(By.ID, "cancel"), 30, "task")
+    page = d.current_url
+    d.find_element(By.ID, "cancel").click()
+    wait(d, lambda d: d.find_element(By.ID, "state").text == "cancelled", 60, "cancelled")
+    d.find_element(By.ID, "retry").click()
+    wait(d, lambda d: d.current_url == page, 20, "back on the task page")
+    again = wait(
+        d,
+        lambda d: (t := d.find_element(By.ID, "state").text) not in ("", "cancelled") and t,
+        30,
+        "resubmitted",
+    )
+    wait(
+        d,
+        lambda d: any("CANCEL" in r.text for r in d.find_elements(By.CSS_SELECTOR, "#events tr")),
+        20,
+        "the cancellation in the event table",
+    )
+    assert again in ("submitting", "submitted", "idle", "running", "staging_out", "completed")
+    if again != "completed":  # leave nothing in the shared pool
+        d.find_element(By.ID, "cancel").click()
+        wait(d, lambda d: d.find_element(By.ID, "state").text == "cancelled", 60, "cleaned up")
