@@ -253,6 +253,23 @@ class PortalSettings(BaseModel):
     max_upload_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
 
 
+class MetricsSettings(BaseModel):
+    """``/metrics`` on every front and the operations dashboard (``GET /ops/summary``)."""
+
+    scrapers: list[str] = Field(
+        default_factory=list,
+        description="Certificate DNs (e.g. Prometheus's client certificate) that may read "
+        "/metrics besides grid administrators",
+    )
+    probe: dict[str, str] = Field(
+        default_factory=dict,
+        description="Service name -> HTTPS URL probed for the dashboard's health table",
+    )
+    probe_timeout_s: float = Field(default=3.0, gt=0, le=60)
+    window_s: int = Field(default=24 * 3600, ge=60, le=90 * 24 * 3600)
+    bucket_s: int = Field(default=3600, ge=10, le=24 * 3600)
+
+
 class MyProxySettings(BaseModel):
     """MyProxy sign-on (portal logins) and renewal of delegated proxies (``gproc serve``).
 
@@ -300,6 +317,7 @@ class Settings(BaseSettings):
     catalogue: CatalogueSettings = CatalogueSettings()
     workflow: WorkflowSettings = WorkflowSettings()
     portal: PortalSettings = PortalSettings()
+    metrics: MetricsSettings = MetricsSettings()
     myproxy: MyProxySettings = MyProxySettings()
 
     @classmethod

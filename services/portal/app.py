@@ -105,7 +105,13 @@ class Portal:
         sign_on: SignOn | None = None,
         submissions: Submissions | None = None,
     ) -> None:
-        from gproc.services.portal import views_auth, views_data, views_tasks, views_workflows
+        from gproc.services.portal import (
+            views_admin,
+            views_auth,
+            views_data,
+            views_tasks,
+            views_workflows,
+        )
 
         self.store = store
         self.submissions = submissions or Submissions(store.engine)
@@ -118,7 +124,7 @@ class Portal:
         )
         self.views: dict[str, tuple[View, bool]] = {}  # endpoint -> (view, needs session)
         rules: list[Rule] = []
-        for module in (views_auth, views_data, views_tasks, views_workflows):
+        for module in (views_auth, views_data, views_tasks, views_workflows, views_admin):
             for path, methods, view, needs in module.ROUTES:
                 rules.append(Rule(path, endpoint=view.__name__, methods=methods))
                 self.views[view.__name__] = (view, needs)

@@ -218,3 +218,40 @@ def test_cancel_and_retry_a_task(signed_in: Browser, portal_on_pool: PortalStack
     if again != "completed":  # leave nothing in the shared pool
         d.find_element(By.ID, "cancel").click()
         wait(d, lambda d: d.find_element(By.ID, "state").text == "cancelled", 60, "cleaned up")
+
+
+def test_dashboard_as_admin_and_refused_to_a_member(
+    portal_browser: Browser, portal_on_pool: PortalStack, request: pytest.FixtureRequest
+) -> None:
+    """Last: signs alice out, bob in with the VO admin role, then alice again."""
+    d = portal_browser.driver
+    ran_tasks = any("ndvi" in item.name for item in request.session.items)
+    d.get(portal_on_pool.url + "/map")
+    d.find_element(By.ID, "logout").click()
+    wait(d, lambda d: d.current_url.endswith("/login"), 20, "signed out")
+    sign_in(portal_browser, portal_on_pool, "bob", role="VO-Admin")
+    d.get(portal_on_pool.url + "/admin/")
+    wait(d, lambda d: d.find_element(By.ID, "dashboard").is_displayed(), 30, "dashboard drawn")
+    assert not d.find_element(By.ID, "error").is_displayed()
+    tiles = wait(d, lambda d: d.find_elements(By.CSS_SELECTOR, "#pool-tiles > *"), 20, "pool")
+    assert tiles and any(t.text.strip() for t in tiles)  # slots and jobs of the real pool
+    series = d.find_element(By.ID, "tasks-series")
+    drawn = wait(
+        d,
+        lambda d: (
+            series.find_elements(By.TAG_NAME, "svg") or "nothing in this window" in series.text
+        ),
+        20,
+        "tasks over time",
+    )
+    if ran_tasks:  # the NDVI and cancelled tasks above are in the chart
+        assert drawn is not True and series.find_elements(By.CSS_SELECTOR, "svg rect")
+    screenshot_is_not_blank(portal_browser.shot("dashboard-admin"))
+    d.get(portal_on_pool.url + "/map")
+    d.find_element(By.ID, "logout").click()
+    wait(d, lambda d: d.current_url.endswith("/login"), 20, "signed out")
+    sign_in(portal_browser, portal_on_pool, "alice")
+    d.get(portal_on_pool.url + "/admin/")
+    message = d.find_element(By.ID, "error").text
+    assert "for grid administrators" in message and "CN=alice" in message
+    portal_browser.shot("dashboard-member-refused")

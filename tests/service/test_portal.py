@@ -388,6 +388,25 @@ def test_myproxy_outage_is_a_clear_message(portal_offline: PortalStack, myproxy_
     assert "__Host-gproc" not in s.cookies and passphrase not in resp.text
 
 
+def test_dashboard_for_admins_only(portal_offline: PortalStack) -> None:
+    """The processing service decides: bob holds the VO admin role, alice does not."""
+    stack = portal_offline
+    bob = stack.login("bob-voms")
+    page = bob.get(stack.url + "/admin/", timeout=30)
+    assert page.status_code == 200 and 'data-summary-url="/admin/summary"' in page.text
+    assert bob.get(stack.url + "/admin/dashboard.js", timeout=30).status_code == 200
+    doc = bob.get(stack.url + "/admin/summary?window_s=3600&bucket_s=600", timeout=30).json()
+    assert doc["version"] == 1 and len(doc["window"]["buckets"]) == 6
+    assert doc["tasks"]["by_state"]  # the tasks the portal registered in this session
+    for who in ("alice-voms", "bob-member"):
+        member = stack.login(who)
+        page = member.get(stack.url + "/admin/", timeout=30)
+        assert page.status_code == 403 and "for grid administrators" in page.text
+        data = member.get(stack.url + "/admin/summary", timeout=30)
+        assert data.status_code == 403 and "not a grid administrator" in data.json()["error"]
+    assert bob.get(stack.url + "/admin/summary?window_s=x", timeout=30).status_code == 400
+
+
 def test_no_proxy_in_any_response_log_or_database_row(portal_offline: PortalStack) -> None:
     """Runs last in this module: every response seen so far, the portal's logs and the
     session table, searched for the proxies' private keys and certificate bodies."""
