@@ -207,9 +207,11 @@ def soap_stack(
     max_depth: int,
     metrics: MetricsEndpoint | None = None,
     routes: Mapping[str, WSGIApp] | None = None,
+    service: str | None = None,
 ) -> WSGIApp:
     """The WSGI stack of a SOAP service below identity: access log, guard, spyne;
-    ``metrics`` answers ``GET /metrics`` and ``routes`` their paths, before the guard."""
+    ``metrics`` answers ``GET /metrics`` and ``routes`` their paths, before the guard;
+    ``service`` is the metrics label (default: from ``access_logger``)."""
     guarded = XmlGuard(
         SoapWsgi(app, errors, max_bytes),
         errors.faults,
@@ -217,7 +219,7 @@ def soap_stack(
         max_depth=max_depth,
         operations=operations,
     )
-    return AccessLog(guarded, access_logger, metrics=metrics, routes=routes)
+    return AccessLog(guarded, access_logger, service=service, metrics=metrics, routes=routes)
 
 
 def identity_of(ctx: Any, errors: ErrorTable) -> Identity:

@@ -58,6 +58,7 @@ def build_wsgi(gp: ServiceContext) -> WSGIApp:
         max_depth=svc.max_depth,
         metrics=metrics_endpoint(gp.settings, RegistryFigures(engine)),
         routes={OPS_PREFIX: build_ops_app(gp.settings, engine, gp.core.wms)},
+        service="processing",
     )
 
 

@@ -102,8 +102,8 @@ def test_processing_counts_operations_faults_and_tasks(soap_offline: SoapServer)
     spec = {"tool": "ndvi", "inputs": [{"name": p, "content": TIF} for p in ("red", "nir")]}
     alice.service.RegisterTask(tasks=[spec])
     code, _ = fault_of(post(soap_offline, envelope("NoSuchOperation")))
-    ok = {"service": "soap", "operation": "GetServiceInfo", "status": "200", "fault": ""}
-    bad = {"service": "soap", "operation": "-", "status": "500", "fault": code}
+    ok = {"service": "processing", "operation": "GetServiceInfo", "status": "200", "fault": ""}
+    bad = {"service": "processing", "operation": "-", "status": "500", "fault": code}
     total = "gproc_requests_total"
 
     def counted(s: Samples) -> bool:
@@ -114,7 +114,7 @@ def test_processing_counts_operations_faults_and_tasks(soap_offline: SoapServer)
 
     after = settled(bob, base, counted)
     assert value(after, total, **ok) - value(before, total, **ok) == 2
-    hist = {"service": "soap", "operation": "GetServiceInfo"}
+    hist = {"service": "processing", "operation": "GetServiceInfo"}
     count = "gproc_request_duration_seconds_count"
     assert value(after, count, **hist) - value(before, count, **hist) == 2
     assert value(after, "gproc_request_duration_seconds_bucket", le="+Inf", **hist) >= 2
@@ -123,7 +123,10 @@ def test_processing_counts_operations_faults_and_tasks(soap_offline: SoapServer)
     assert after[reg] - before[reg] == 1
     assert value(after, "gproc_registry_up") == 1
     # the scrape itself is counted (operation "metrics")
-    assert requests_of(after, "soap", "metrics") >= requests_of(before, "soap", "metrics") + 1
+    assert (
+        requests_of(after, "processing", "metrics")
+        >= requests_of(before, "processing", "metrics") + 1
+    )
 
 
 def test_member_and_unknown_callers_may_not_scrape(soap_offline: SoapServer) -> None:
