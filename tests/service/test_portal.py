@@ -226,6 +226,65 @@ def test_another_users_task_and_dataset_are_404(portal_offline: PortalStack) -> 
     assert bob.get(stack.url + "/tasks/" + "0" * 32, timeout=30).status_code == 404
 
 
+def test_inputs_from_the_gateway_area(portal_offline: PortalStack) -> None:
+    stack = portal_offline
+    s = stack.login()
+    home = stack.homes["alice"]
+    listing = s.get(stack.url + "/api/gateway", timeout=30).json()  # default: her area
+    assert listing["path"] == home and {e["name"] for e in listing["entries"]} >= {"eo"}
+    eo = s.get(stack.url + "/api/gateway", params={"path": f"{home}/eo"}, timeout=30).json()
+    assert {e["name"] for e in eo["entries"]} >= {"roads.tif", "red.tif"}
+    assert (
+        s.get(
+            stack.url + "/api/gateway", params={"path": stack.homes["bob"]}, timeout=30
+        ).status_code
+        == 404
+    )
+    token = csrf_of(s.get(stack.url + "/tools/canny", timeout=30).text)
+    resp = s.post(
+        stack.url + "/tools/canny",
+        data={"csrf": token, "input.image": f"{home}/eo/roads.tif"},
+        timeout=30,
+    )
+    assert re.search(r"/tasks/[0-9a-f]{32}$", resp.url), resp.text[:500]
+
+
+def test_chain_and_silk_upload_register_workflows(portal_offline: PortalStack) -> None:
+    stack = portal_offline
+    s = stack.login()
+    token = csrf_of(s.get(stack.url + "/workflows?dataset=eo/roads", timeout=30).text)
+    chain = s.post(
+        stack.url + "/workflows/chain",
+        data={
+            "csrf": token,
+            "datasets": "eo/roads\neo/red",
+            "step_tool": ["grayscale", "canny"],
+            "step_params": ["", "canny2=120, aperture_size=5"],
+        },
+        timeout=60,
+    )
+    assert re.search(r"/workflows/[0-9a-f]{32}$", chain.url), chain.text[:800]
+    status = s.get(stack.url + "/api" + chain.url[len(stack.url) :], timeout=30).json()
+    assert sorted(n["tool"] for n in status["nodes"]) == [
+        "canny",
+        "canny",
+        "grayscale",
+        "grayscale",
+    ]
+    assert {n["branch"] for n in status["nodes"]} == {0, 1}
+    silk = (Path(__file__).parents[2] / "examples" / "workflows" / "figure7.silk").read_bytes()
+    upload = s.post(
+        stack.url + "/workflows/upload",
+        data={"csrf": token, "datasets": "eo/roads", "source": "A0"},
+        files={"document": ("figure7.silk", silk)},
+        timeout=60,
+    )
+    assert re.search(r"/workflows/[0-9a-f]{32}$", upload.url), upload.text[:800]
+    status = s.get(stack.url + "/api" + upload.url[len(stack.url) :], timeout=30).json()
+    assert [n["tool"] for n in status["nodes"]] == ["grayscale", "canny", "hough"]
+    assert status["name"] == "figure7"
+
+
 def test_workflow_bad_input_is_shown_and_nothing_is_submitted(portal_offline: PortalStack) -> None:
     stack = portal_offline
     s = stack.login()
