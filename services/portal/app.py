@@ -27,8 +27,20 @@ from werkzeug.wrappers import Request, Response
 from gproc.errors import GprocError, InvalidRequest, NotAuthenticated
 from gproc.errors import NotFound as GNotFound
 from gproc.security.chain import Validator
-from gproc.services.portal.clients import Clients, ServiceDown, ServiceRefused, UserClients
-from gproc.services.portal.sessions import SessionInfo, SessionStore, Submissions, csrf_ok
+from gproc.services.portal.clients import (
+    ClientCache,
+    Clients,
+    ServiceDown,
+    ServiceRefused,
+    UserClients,
+)
+from gproc.services.portal.sessions import (
+    SessionInfo,
+    SessionStore,
+    Submissions,
+    csrf_ok,
+    session_key,
+)
 
 HERE = Path(__file__).parent
 REPO_NODE_MODULES = HERE / "node_modules"  # npm ci in services/portal (bin/setup)
@@ -62,9 +74,11 @@ class Ctx:
         self.portal = portal
         self.request = request
         self.args = args
-        self.session: SessionInfo | None = portal.store.get(request.cookies.get(COOKIE))
+        cookie = request.cookies.get(COOKIE)
+        self.session: SessionInfo | None = portal.store.get(cookie)
+        if cookie and self.session is None:  # ended (here or in another replica)
+            portal.cache.drop(session_key(cookie))
         self._api: UserClients | None = None
-        self.detached = False  # a streamed body closes the clients itself
 
     @property
     def api(self) -> UserClients:
@@ -72,12 +86,9 @@ class Ctx:
         if self.session is None:
             raise NotAuthenticated("sign in first")
         if self._api is None:
-            self._api = self.portal.clients.for_user(self.portal.store.proxy(self.session))
+            session = self.session
+            self._api = self.portal.cache.get(session.key, lambda: self.portal.store.proxy(session))
         return self._api
-
-    def close(self) -> None:
-        if self._api is not None and not self.detached:
-            self._api.close()
 
     def render(self, template: str, status: int = 200, **values: Any) -> Response:
         page = self.portal.env.get_template(template).render(
@@ -114,6 +125,7 @@ class Portal:
         )
 
         self.store = store
+        self.cache = ClientCache(clients)
         self.submissions = submissions or Submissions(store.engine)
         self.clients = clients
         self.validator = validator
@@ -135,6 +147,12 @@ class Portal:
             shared["/vendor/leaflet"] = str(vendor / "leaflet" / "dist")
         self._wsgi = SharedDataMiddleware(self._app, shared, cache_timeout=3600)
         self.csp = _csp(config.base_layer_url)
+
+    def end_session(self, session_id: str | None) -> None:
+        """Sign-out (or a new sign-in): the row, its proxy and the cached clients go."""
+        if session_id:
+            self.store.destroy(session_id)
+            self.cache.drop(session_key(session_id))
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         return self._wsgi(environ, start_response)  # type: ignore[no-any-return]
@@ -169,8 +187,6 @@ class Portal:
             return _plain(exc)
         except GprocError as err:
             return self._error(ctx, err)
-        finally:
-            ctx.close()
 
     def _csrf(self, ctx: Ctx) -> bool:
         assert ctx.session is not None

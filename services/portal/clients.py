@@ -17,7 +17,8 @@ import os
 import ssl
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,6 +138,45 @@ class Clients:
                 client.transport = Transport(timeout=TIMEOUT_S)  # keep no user's session
                 self._wsdl[name] = client
             return client
+
+
+class ClientCache:
+    """Each live session's clients, kept between its requests so that their TLS
+    connections (made with the user's proxy) are reused; at most ``size`` sessions,
+    the least recently used closed first. A cache only: the session store decides
+    whether a session lives, on every request, in every replica."""
+
+    def __init__(self, clients: Clients, size: int = 256) -> None:
+        self.clients = clients
+        self.size = size
+        self._entries: OrderedDict[str, UserClients] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str, load_proxy: Callable[[], bytes]) -> UserClients:
+        with self._lock:
+            found = self._entries.get(key)
+            if found is not None:
+                self._entries.move_to_end(key)
+                return found
+        made = self.clients.for_user(load_proxy())
+        with self._lock:
+            self._entries[key] = made
+            while len(self._entries) > self.size:
+                _, old = self._entries.popitem(last=False)
+                old.close()
+        return made
+
+    def drop(self, key: str) -> None:
+        with self._lock:
+            gone = self._entries.pop(key, None)
+        if gone is not None:
+            gone.close()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._entries
 
 
 class UserClients:

@@ -119,15 +119,9 @@ def download(ctx: Ctx, name: str, location: str | None, content: Any) -> Respons
         resp.close()
         raise NotFound("the output is not in the gateway (any more)")
 
-    api = ctx.api
-    ctx.detached = True  # the clients stay open until the body is sent
-
     def body() -> Iterator[bytes]:
-        try:
-            with resp:
-                yield from resp.iter_content(1 << 16)
-        finally:
-            api.close()
+        with resp:
+            yield from resp.iter_content(1 << 16)
 
     if resp.headers.get("Content-Length"):
         headers["Content-Length"] = resp.headers["Content-Length"]

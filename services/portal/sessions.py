@@ -44,8 +44,12 @@ class SessionInfo:
     expires: datetime
 
 
-def _hash(session_id: str) -> str:
+def session_key(session_id: str) -> str:
+    """The row key of a session id (its SHA-256)."""
     return hashlib.sha256(session_id.encode("utf-8")).hexdigest()
+
+
+_hash = session_key
 
 
 def _now() -> datetime:

@@ -73,7 +73,8 @@ def login_myproxy(ctx: Ctx) -> Response:
     except CredentialRefused:
         return login_page(ctx, 401, WRONG_PASSPHRASE, username=username, vo=vo, role=role)
     except Unavailable as err:
-        return login_page(ctx, 503, f"{MYPROXY_DOWN} ({err})", username=username, vo=vo)
+        what = MYPROXY_DOWN if err.code == "Server.MyProxyUnavailable" else SIGN_ON_DOWN
+        return login_page(ctx, 503, f"{what} ({err})", username=username, vo=vo)
     except GprocError as err:
         return login_page(ctx, 400, str(err), username=username, vo=vo, role=role)
     return _start(ctx, pem)
@@ -101,7 +102,7 @@ def _start(ctx: Ctx, pem: bytes) -> Response:
         return login_page(ctx, 401, "The proxy has expired.")
     admin_role = ctx.portal.config.admin_role
     fqans = tuple(str(f) for f in ident.fqans)
-    ctx.portal.store.destroy(ctx.request.cookies.get(COOKIE))  # no session carried over
+    ctx.portal.end_session(ctx.request.cookies.get(COOKIE))  # no session carried over
     session_id = ctx.portal.store.create(
         pem,
         dn=ident.subject_grid,
@@ -131,7 +132,7 @@ _SPKI = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKey
 
 
 def logout(ctx: Ctx) -> Response:
-    ctx.portal.store.destroy(ctx.request.cookies.get(COOKIE))
+    ctx.portal.end_session(ctx.request.cookies.get(COOKIE))
     response = redirect("/login", code=303)
     response.delete_cookie(COOKIE, secure=True, httponly=True, samesite="Strict")
     return response
@@ -150,6 +151,7 @@ CSRF_LOGIN = (
 )
 WRONG_PASSPHRASE = "MyProxy refused the username or passphrase. Nothing was stored."  # noqa: S105
 MYPROXY_DOWN = "The MyProxy credential store cannot be reached just now; try again later"
+SIGN_ON_DOWN = "Sign-on cannot complete just now (the VO's attribute service); try again later"
 
 ROUTES = [
     ("/", ["GET"], index, False),

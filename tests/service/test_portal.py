@@ -19,6 +19,7 @@ from gproc.security.pki import make_proxy
 from gproc.security.tls import TLSConfig
 from gproc.services.portal.app import Portal
 from gproc.services.portal.server import make_portal_server
+from gproc.services.portal.sessions import session_key
 from tests.fixtures.portal import EVIL, SSO, PortalStack, Sso, csrf_of, sso_sign_on
 
 SEEN: list[requests.Response] = []  # every portal response of this module (proxy check)
@@ -359,11 +360,15 @@ def test_logout_destroys_the_session_and_its_proxy(portal_offline: PortalStack) 
     stack = portal_offline
     s = stack.login()
     cookie = s.cookies.get("__Host-gproc")
+    assert cookie
     count = stack.portal.store.count()
+    assert s.get(stack.url + "/api/datasets", timeout=30).status_code == 200
+    assert session_key(cookie) in stack.portal.cache  # its clients, kept between requests
     token = csrf_of(s.get(stack.url + "/map", timeout=30).text)
     resp = s.post(stack.url + "/logout", data={"csrf": token}, timeout=30)
     assert resp.url.endswith("/login")
     assert stack.portal.store.count() == count - 1
+    assert session_key(cookie) not in stack.portal.cache  # and the proxy in them gone too
     replay = stack.browser_session()
     replay.cookies.set("__Host-gproc", cookie, domain="127.0.0.1", path="/")
     assert replay.get(stack.url + "/api/datasets", timeout=30).status_code == 401
