@@ -78,6 +78,11 @@ def serve_cmd(**options: Any) -> None:
     serve.json_logging(LOGGERS, access=[ACCESS_LOGGER])
     validator = serve.build_validator(svc.ca_dir, svc.vomsdir)  # type: ignore[arg-type]
     portal = build_portal(settings, validator, ca_dir=svc.ca_dir, sign_on=myproxy_sign_on(settings))
+    if not portal.has_leaflet:
+        raise click.UsageError(
+            "Leaflet is not installed: run `npm ci` in services/portal (bin/setup does), "
+            "or set [portal] vendor_dir to a node_modules folder holding leaflet/dist"
+        )
     tls = TLSConfig(svc.cert, svc.key, svc.ca_dir, client_cert="optional")  # type: ignore[arg-type]
     server = make_portal_server(portal, validator, tls, host=p.host, port=p.port, threads=p.threads)
     serve.run(

@@ -143,7 +143,8 @@ class Portal:
         self.urls = Map(rules, strict_slashes=False)
         shared = {"/static": str(HERE / "static")}
         vendor = config.vendor_dir or REPO_NODE_MODULES
-        if (vendor / "leaflet" / "dist").is_dir():
+        self.has_leaflet = (vendor / "leaflet" / "dist").is_dir()
+        if self.has_leaflet:
             shared["/vendor/leaflet"] = str(vendor / "leaflet" / "dist")
         self._wsgi = SharedDataMiddleware(self._app, shared, cache_timeout=3600)
         self.csp = _csp(config.base_layer_url)
