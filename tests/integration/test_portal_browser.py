@@ -220,6 +220,28 @@ def test_cancel_and_retry_a_task(signed_in: Browser, portal_on_pool: PortalStack
         wait(d, lambda d: d.find_element(By.ID, "state").text == "cancelled", 60, "cleaned up")
 
 
+def test_cancel_and_retry_a_workflow(signed_in: Browser, portal_on_pool: PortalStack) -> None:
+    d = signed_in.driver
+    d.get(portal_on_pool.url + "/workflows?dataset=eo/roads")
+    d.find_element(By.ID, "run-figure7").click()
+    wait(d, lambda d: "/workflows/" in d.current_url and d.find_elements(By.ID, "cancel"), 30, "wf")
+    page = d.current_url
+    d.find_element(By.ID, "cancel").click()
+    wait(d, lambda d: d.find_element(By.ID, "state").text == "cancelled", 60, "cancelled")
+    d.find_element(By.ID, "retry").click()
+    wait(d, lambda d: d.current_url == page, 20, "back on the workflow page")
+    state = wait(
+        d,
+        lambda d: (t := d.find_element(By.ID, "state").text) not in ("", "cancelled") and t,
+        30,
+        "resubmitted",
+    )
+    assert state in ("submitting", "submitted", "running", "completed"), state
+    if state != "completed":  # leave nothing in the shared pool
+        d.find_element(By.ID, "cancel").click()
+        wait(d, lambda d: d.find_element(By.ID, "state").text == "cancelled", 60, "cleaned up")
+
+
 def test_dashboard_as_admin_and_refused_to_a_member(
     portal_browser: Browser, portal_on_pool: PortalStack, request: pytest.FixtureRequest
 ) -> None:
