@@ -220,6 +220,42 @@ class WorkflowSettings(BaseModel):
     callback_backoff_s: float = Field(default=1.0, gt=0, description="First retry delay")
 
 
+class PortalSettings(BaseModel):
+    """The web portal (``gproc portal serve``): it calls the SOAP services below with
+    the signed-in user's proxy, as any external portal would."""
+
+    host: str = Field(default="127.0.0.1", description="Portal listen address")
+    port: int = Field(default=8450, ge=0, le=65535, description="Portal HTTPS port")
+    threads: int = Field(default=16, ge=1, le=512)
+    processing_url: str = Field(default="https://127.0.0.1:8443/", description="Processing SOAP")
+    workflow_url: str = Field(default="https://127.0.0.1:8447/", description="Workflow SOAP")
+    catalogue_url: str = Field(default="https://127.0.0.1:8447/", description="Catalogue SOAP")
+    stac_url: str | None = Field(
+        default="https://127.0.0.1:8448", description="Catalogue STAC (quicklooks)"
+    )
+    gateway_url: str = Field(default="https://127.0.0.1:8446", description="Data gateway HTTPS")
+    ops_url: str | None = Field(
+        default=None, description="Dashboard JSON (GET with the user's proxy); None: no dashboard"
+    )
+    database_url: str | None = Field(
+        default=None, description="Session store (SQLAlchemy URL); default: [database]"
+    )
+    secret_file: Path | None = Field(
+        default=None, description="Key sealing proxies at rest; default <state_dir>/portal.key"
+    )
+    session_idle_s: int = Field(default=1800, ge=30, description="Idle sessions end")
+    session_max_s: int = Field(default=12 * 3600, ge=60, description="Sessions end at the latest")
+    vos: list[str] = Field(default_factory=lambda: ["gisheo"], description="VOs offered at login")
+    base_layer_url: str | None = Field(
+        default=None, description="Tile URL template of the map's base layer; None: plain"
+    )
+    base_layer_attribution: str = Field(default="")
+    vendor_dir: Path | None = Field(
+        default=None, description="npm modules folder holding leaflet/dist (default: the repo's)"
+    )
+    max_upload_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+
+
 class MetricsSettings(BaseModel):
     """``/metrics`` on every front and the operations dashboard (``GET /ops/summary``)."""
 
@@ -283,6 +319,7 @@ class Settings(BaseSettings):
     ogc: OgcSettings = OgcSettings()
     catalogue: CatalogueSettings = CatalogueSettings()
     workflow: WorkflowSettings = WorkflowSettings()
+    portal: PortalSettings = PortalSettings()
     metrics: MetricsSettings = MetricsSettings()
     myproxy: MyProxySettings = MyProxySettings()
 

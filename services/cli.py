@@ -13,6 +13,7 @@ from gproc.services.cli_myproxy import myproxy_group
 from gproc.services.cli_ogc import ogc_group
 from gproc.services.cli_pki import pki_group
 from gproc.services.cli_pool import pool
+from gproc.services.cli_portal import portal_group
 from gproc.services.cli_serve import serve_cmd
 from gproc.services.cli_tasks import task_group, tools_cmd, tracker_group
 from gproc.services.cli_vo import proxy_init_cmd, vo_group
@@ -42,6 +43,7 @@ main.add_command(ogc_group)
 main.add_command(workflow_group)
 main.add_command(catalogue_group)
 main.add_command(myproxy_group)
+main.add_command(portal_group)
 
 if __name__ == "__main__":
     main()
