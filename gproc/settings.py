@@ -190,7 +190,7 @@ class CatalogueSettings(BaseModel):
     )
     host: str = Field(default="127.0.0.1", description="SOAP and STAC listen address")
     port: int = Field(default=8447, ge=0, le=65535, description="Catalogue SOAP port")
-    stac_port: int | None = Field(default=8448, ge=0, le=65535, description="None: no STAC")
+    stac_port: int | None = Field(default=8451, ge=0, le=65535, description="None: no STAC")
     threads: int = Field(default=8, ge=1, le=512)
 
 
@@ -231,7 +231,7 @@ class PortalSettings(BaseModel):
     workflow_url: str = Field(default="https://127.0.0.1:8447/", description="Workflow SOAP")
     catalogue_url: str = Field(default="https://127.0.0.1:8447/", description="Catalogue SOAP")
     stac_url: str | None = Field(
-        default="https://127.0.0.1:8448", description="Catalogue STAC (quicklooks)"
+        default="https://127.0.0.1:8451", description="Catalogue STAC (quicklooks)"
     )
     gateway_url: str = Field(default="https://127.0.0.1:8446", description="Data gateway HTTPS")
     ops_url: str | None = Field(
