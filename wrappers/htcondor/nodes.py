@@ -96,6 +96,7 @@ class ExecuteNodes:
         self.state_file = pool.dir / "nodes.json"
         self.net = subnet(pool.port)
         self.bridge = f"gpnb{pool.port}"
+        self.first_index = 1
 
     # ------------------------------------------------------------ names
     @property
@@ -146,7 +147,8 @@ class ExecuteNodes:
             node.slots, node.instance = slots, instance
         if node is None:
             used = {n.index for n in nodes.values()}
-            free = [i for i in range(1, MAX_NODES + 1) if i not in used]
+            first = self.first_index
+            free = [i for i in range(first, min(first + MAX_NODES, 245)) if i not in used]
             if not free:
                 raise PoolError(f"add-node: at most {MAX_NODES} nodes")
             node = Node(name, free[0], slots, instance)
@@ -232,8 +234,11 @@ class ExecuteNodes:
         host.ip("-n", ns, "link", "set", inner, "up")
 
     def _drop_bridge(self) -> None:
+        """Delete the bridge once nothing is attached to it (nodes and sites share it)."""
         if host.link_exists(self.bridge):
-            host.ip("link", "del", self.bridge, check=False)
+            attached = host.ip("-o", "link", "show", "master", self.bridge, check=False).stdout
+            if not attached.strip():
+                host.ip("link", "del", self.bridge, check=False)
 
     # ------------------------------------------------------------ file system
     def _mount(self, node: Node) -> None:

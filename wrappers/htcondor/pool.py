@@ -35,6 +35,7 @@ from gproc.wrappers.htcondor.host import PoolError as PoolError
 from gproc.wrappers.htcondor.host import activate_client_config as activate_client_config
 from gproc.wrappers.htcondor.host import client_env as _client_env
 from gproc.wrappers.htcondor.nodes import ExecuteNodes
+from gproc.wrappers.htcondor.site import RemoteSites
 
 UID_DOMAIN = "gproc.pool"
 SERVICE_USER = "gproc"
@@ -63,6 +64,7 @@ class PersonalPool:
         self.cache = self.state_dir / "cache"
         self._master_proc: subprocess.Popen[bytes] | None = None
         self.nodes = ExecuteNodes(self)
+        self.sites = RemoteSites(self)
 
     # ---------------------------------------------------------------- paths
     @property
@@ -118,6 +120,7 @@ class PersonalPool:
         self.dir.mkdir(parents=True, exist_ok=True)
         with self._lock():
             self.nodes.remove_all(timeout)
+            self.sites.remove_all(timeout)
             self._stop_daemons(timeout)
             self._unmount_all()
             with contextlib.suppress(FileNotFoundError):
