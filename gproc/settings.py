@@ -217,6 +217,54 @@ class WorkflowSettings(BaseModel):
     callback_backoff_s: float = Field(default=1.0, gt=0, description="First retry delay")
 
 
+class MetricsSettings(BaseModel):
+    """``/metrics`` on every front and the operations dashboard (``GET /ops/summary``)."""
+
+    scrapers: list[str] = Field(
+        default_factory=list,
+        description="Certificate DNs (e.g. Prometheus's client certificate) that may read "
+        "/metrics besides grid administrators",
+    )
+    probe: dict[str, str] = Field(
+        default_factory=dict,
+        description="Service name -> HTTPS URL probed for the dashboard's health table",
+    )
+    probe_timeout_s: float = Field(default=3.0, gt=0, le=60)
+    window_s: int = Field(default=24 * 3600, ge=60, le=90 * 24 * 3600)
+    bucket_s: int = Field(default=3600, ge=10, le=24 * 3600)
+
+
+class MyProxySettings(BaseModel):
+    """MyProxy sign-on (portal logins) and renewal of delegated proxies (``gproc serve``).
+
+    TLS trust, the service credential and the vomsdir default to ``[service]``'s."""
+
+    host: str | None = Field(default=None, description="MyProxy server host; None: no MyProxy")
+    port: int = Field(default=7512, ge=1, le=65535)
+    server_dn: str | None = Field(
+        default=None, description="The server certificate's DN; None: it must name the host"
+    )
+    ca_dir: Path | None = Field(default=None, description="CA directory; default service.ca_dir")
+    timeout_s: float = Field(default=20.0, gt=0, le=300, description="Whole exchange deadline")
+    logon_lifetime_s: int = Field(
+        default=2 * 3600, ge=300, le=7 * 24 * 3600, description="Lifetime of sign-on proxies"
+    )
+    vomses: Path | None = Field(
+        default=None,
+        description="vomses file naming the VOMS servers of sign-on; None: gproc's own "
+        "VOMS endpoint of [vo] (vo, voms_host, voms_port, aa_cert)",
+    )
+    vomsdir: Path | None = Field(default=None, description="LSC directory; default service.vomsdir")
+    renew: bool = Field(default=True, description="Run the proxy renewer in gproc serve")
+    renew_before_s: int = Field(
+        default=3600, ge=30, description="Renew a delegated proxy when less than this is left"
+    )
+    renew_lifetime_s: int = Field(
+        default=12 * 3600, ge=300, le=7 * 24 * 3600, description="Lifetime asked at renewal"
+    )
+    renew_interval_s: float = Field(default=60.0, gt=0, description="Renewer cycle")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GPROC_", env_nested_delimiter="__")
 
@@ -232,6 +280,8 @@ class Settings(BaseSettings):
     ogc: OgcSettings = OgcSettings()
     catalogue: CatalogueSettings = CatalogueSettings()
     workflow: WorkflowSettings = WorkflowSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    myproxy: MyProxySettings = MyProxySettings()
 
     @classmethod
     def settings_customise_sources(

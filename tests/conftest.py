@@ -20,6 +20,7 @@ pytest_plugins = [
     "tests.fixtures.vo",
     "tests.fixtures.ogc",
     "tests.fixtures.workflow",
+    "tests.fixtures.myproxy",
 ]
 
 _TIERS = {"unit": "unit", "service": "service", "integration": "integration"}

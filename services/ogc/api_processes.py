@@ -31,6 +31,7 @@ from gproc.security.tls import GridServer, TLSConfig, make_server
 from gproc.security.wsgi_auth import ENV_AUTH_ERROR, ENV_IDENTITY
 from gproc.services.chassis import AccessLog, as_error
 from gproc.services.chassis.guard import ENV_FAULT, ENV_OPERATION, ENV_REQUEST_ID, WSGIApp
+from gproc.services.chassis.metrics import RegistryFigures, metrics_endpoint
 from gproc.services.chassis.wsgi import ac_problem
 from gproc.services.ogc import describe, jobs, openapi
 from gproc.services.ogc.tables import JOB_STATUS, JobStatus, http_status, job_status, problem_type
@@ -436,7 +437,10 @@ def _drain(stream: Any, length: int, within_s: float = 5.0) -> None:
 
 def build_wsgi(gp: ServiceContext, ogc: OgcSettings) -> WSGIApp:
     """The WSGI stack below identity: access log, then the processes app."""
-    return AccessLog(ProcessesApp(gp, ogc), ACCESS_LOGGER)
+    figures = RegistryFigures(gp.core.registry.engine)
+    return AccessLog(
+        ProcessesApp(gp, ogc), ACCESS_LOGGER, metrics=metrics_endpoint(gp.settings, figures)
+    )
 
 
 def make_ogc_server(

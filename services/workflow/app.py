@@ -16,6 +16,7 @@ from gproc.security.policy import Policy
 from gproc.security.tls import GridServer, TLSConfig, make_server
 from gproc.services.chassis import soap_application, soap_stack
 from gproc.services.chassis.guard import WSGIApp
+from gproc.services.chassis.metrics import RegistryFigures, metrics_endpoint
 from gproc.services.workflow.service import OPERATIONS, WorkflowContext, WorkflowSoapService
 from gproc.services.workflow.types import ERRORS, NS
 from gproc.settings import Settings
@@ -54,6 +55,9 @@ def build_wsgi(gp: WorkflowContext) -> WSGIApp:
         access_logger=ACCESS_LOGGER,
         max_bytes=svc.max_message_bytes,
         max_depth=svc.max_depth,
+        metrics=metrics_endpoint(
+            gp.settings, RegistryFigures(gp.core.store.engine, tasks=False, workflows=True)
+        ),
     )
 
 
