@@ -5,22 +5,22 @@ nothing but the ``[htcondor]`` settings for an existing pool."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import htcondor2
 import pytest
 
+from gproc.app import build_service
 from gproc.lifecycle import TaskService
+from gproc.settings import Settings
 from gproc.states import TaskState
 from gproc.tracker import Tracker
 from gproc.wrappers.htcondor import factory, host
 from gproc.wrappers.htcondor.pool import ExternalPool, PersonalPool
 from tests.fixtures.core import requests_for, wait_for
 from tests.integration.connector_cases import CASES
-
-MakeCore = Callable[..., TaskService]
 
 
 @pytest.fixture(scope="module")
@@ -51,13 +51,14 @@ def test_the_site_is_reachable_by_its_veth_address_only(site: dict[str, Any], po
 
 
 def test_a_task_runs_on_the_existing_pool_named_by_the_htcondor_settings(
-    site: dict[str, Any], make_core: MakeCore, tmp_path: Path, pool: Any
+    site: dict[str, Any], tmp_path: Path, pool: Any
 ) -> None:
-    settings = {k: site[k] for k in ("condor_config", "collector", "schedd_name", "event_log")}
-    settings["instance"] = f"t{uuid.uuid4().hex[:12]}"
+    config = {k: site[k] for k in ("condor_config", "collector", "schedd_name", "event_log")}
+    config["instance"] = f"t{uuid.uuid4().hex[:12]}"
+    svc: TaskService | None = None
     try:
-        wms = factory.create(settings, tmp_path / "state")
-        svc = make_core(wms=wms)
+        wms = factory.create(config, tmp_path / "state")
+        svc = build_service(Settings(state_dir=tmp_path / "state"), wms=wms)
         case = next(c for c in CASES if c.tool == "ndvi")
         (tmp_path / "in").mkdir()
         inputs = case.make_inputs(tmp_path / "in")
@@ -71,6 +72,8 @@ def test_a_task_runs_on_the_existing_pool_named_by_the_htcondor_settings(
         assert "EXECUTE" in kinds  # followed through the site's event log
         assert f'GprocTaskId = "{view.id}"' in Path(site["event_log"]).read_text(errors="replace")
     finally:
+        if svc is not None:
+            svc.registry.close()
         pool.activate_client()
     # the personal pool's own schedd never saw the job
     mine = htcondor2.Schedd().query(f'GprocTaskId == "{view.id}"', ["ClusterId"])

@@ -451,7 +451,8 @@ class PersonalPool:
 
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:
-        """Serialise up/down between processes sharing this state dir."""
+        """Serialise up/down/add-node between processes sharing this state dir."""
+        self.dir.mkdir(parents=True, exist_ok=True)
         with (self.dir / ".lock").open("w") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
