@@ -190,7 +190,7 @@ class CatalogueSettings(BaseModel):
     )
     host: str = Field(default="127.0.0.1", description="SOAP and STAC listen address")
     port: int = Field(default=8447, ge=0, le=65535, description="Catalogue SOAP port")
-    stac_port: int | None = Field(default=8448, ge=0, le=65535, description="None: no STAC")
+    stac_port: int | None = Field(default=8451, ge=0, le=65535, description="None: no STAC")
     threads: int = Field(default=8, ge=1, le=512)
 
 
@@ -198,9 +198,12 @@ class WorkflowSettings(BaseModel):
     """Workflows run by HTCondor DAGMan (``gproc workflow``, the workflow service)."""
 
     host: str = Field(default="127.0.0.1", description="Workflow SOAP service address")
-    port: int = Field(default=8447, ge=0, le=65535, description="Workflow SOAP service port")
+    port: int = Field(default=8449, ge=0, le=65535, description="Workflow SOAP service port")
     max_nodes: int = Field(default=1000, ge=1, description="DAG nodes per workflow, expanded")
     node_retry: int = Field(default=2, ge=0, le=100, description="DAGMan RETRY of each node")
+    max_query_branches: int = Field(
+        default=500, ge=1, description="Datasets a start task's catalogue query may fan out over"
+    )
     dagman: Path = Field(
         default=Path("/usr/bin/condor_dagman"), description="condor_dagman on the schedd's host"
     )
@@ -215,6 +218,42 @@ class WorkflowSettings(BaseModel):
     callback_timeout_s: float = Field(default=5.0, gt=0)
     callback_max_attempts: int = Field(default=12, ge=1)
     callback_backoff_s: float = Field(default=1.0, gt=0, description="First retry delay")
+
+
+class PortalSettings(BaseModel):
+    """The web portal (``gproc portal serve``): it calls the SOAP services below with
+    the signed-in user's proxy, as any external portal would."""
+
+    host: str = Field(default="127.0.0.1", description="Portal listen address")
+    port: int = Field(default=8450, ge=0, le=65535, description="Portal HTTPS port")
+    threads: int = Field(default=16, ge=1, le=512)
+    processing_url: str = Field(default="https://127.0.0.1:8443/", description="Processing SOAP")
+    workflow_url: str = Field(default="https://127.0.0.1:8447/", description="Workflow SOAP")
+    catalogue_url: str = Field(default="https://127.0.0.1:8447/", description="Catalogue SOAP")
+    stac_url: str | None = Field(
+        default="https://127.0.0.1:8451", description="Catalogue STAC (quicklooks)"
+    )
+    gateway_url: str = Field(default="https://127.0.0.1:8446", description="Data gateway HTTPS")
+    ops_url: str | None = Field(
+        default=None, description="Dashboard JSON (GET with the user's proxy); None: no dashboard"
+    )
+    database_url: str | None = Field(
+        default=None, description="Session store (SQLAlchemy URL); default: [database]"
+    )
+    secret_file: Path | None = Field(
+        default=None, description="Key sealing proxies at rest; default <state_dir>/portal.key"
+    )
+    session_idle_s: int = Field(default=1800, ge=30, description="Idle sessions end")
+    session_max_s: int = Field(default=12 * 3600, ge=60, description="Sessions end at the latest")
+    vos: list[str] = Field(default_factory=lambda: ["gisheo"], description="VOs offered at login")
+    base_layer_url: str | None = Field(
+        default=None, description="Tile URL template of the map's base layer; None: plain"
+    )
+    base_layer_attribution: str = Field(default="")
+    vendor_dir: Path | None = Field(
+        default=None, description="npm modules folder holding leaflet/dist (default: the repo's)"
+    )
+    max_upload_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
 
 
 class MetricsSettings(BaseModel):
@@ -280,6 +319,7 @@ class Settings(BaseSettings):
     ogc: OgcSettings = OgcSettings()
     catalogue: CatalogueSettings = CatalogueSettings()
     workflow: WorkflowSettings = WorkflowSettings()
+    portal: PortalSettings = PortalSettings()
     metrics: MetricsSettings = MetricsSettings()
     myproxy: MyProxySettings = MyProxySettings()
 

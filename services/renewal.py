@@ -6,10 +6,10 @@ is left: the service authenticates to MyProxy with its own host credential and p
 it holds the user's still valid delegated proxy (``myproxy-logon -a``); the user's
 credential must name the service as a renewer (``myproxy-init -x -R <service DN>``).
 The VOMS attributes of the old proxy are asked again for the new one (same VO, same
-FQANs, in order), the result must be of the same identity with the same attributes,
-and it replaces the delegated file atomically. Jobs already queued or running with
-that file are then handed the new proxy where the WMS can do it
-(:meth:`WorkloadManager.refresh_proxy`).
+FQANs, in order; a limited delegation stays limited), the result must be of the same
+identity with the same attributes, and it replaces the delegated file atomically.
+Jobs already queued or running with that file are then handed the new proxy where
+the WMS can do it (:meth:`WorkloadManager.refresh_proxy`).
 
 :class:`ProxyRenewer` is a ``serve.Runnable`` (``gproc serve`` runs it beside the
 tracker); :meth:`ProxyRenewer.run_once` is one pass. A failure is logged (never the
@@ -27,13 +27,17 @@ from pathlib import Path
 from typing import Protocol
 
 from apscheduler.schedulers.background import BackgroundScheduler
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from gproc import errors
 from gproc.registry import Registry
 from gproc.security.chain import Validator
+from gproc.security.credentials import Credential, make_proxy
 from gproc.security.delegation import DelegationError, DelegationInfo, DelegationStore
 from gproc.security.errors import SecurityError
-from gproc.security.identity import Identity
+from gproc.security.identity import Identity, ProxyType, same_dn
 from gproc.security.myproxy import MyProxyServer, renew
 from gproc.services.myproxy_login import myproxy_server, with_voms
 from gproc.settings import Settings
@@ -175,7 +179,7 @@ class ProxyRenewer:
                 client_cert=self.service_cert,
                 client_key=self.service_key,
             )
-            fresh = self._with_attributes(fresh, before)
+            fresh = self._no_stronger(self._with_attributes(fresh, before), before)
             self._check_same(before, self.validator.validate(fresh))
             renewed = self.store.replace_proxy(info.dn, info.delegation_id, fresh)
         except (errors.GprocError, DelegationError, SecurityError, OSError) as exc:
@@ -192,13 +196,23 @@ class ProxyRenewer:
         primary = before.acs[0]
         return self.voms(fresh, primary.vo, [str(f) for f in primary.fqans], self.lifetime_s)
 
+    def _no_stronger(self, fresh: bytes, before: Identity) -> bytes:
+        """A limited delegation stays limited: MyProxy hands out full proxies, so
+        the renewed one is wrapped in a limited proxy of itself."""
+        if not before.limited:
+            return fresh
+        cred = _credential(fresh)
+        hours = (cred.cert.not_valid_after_utc - datetime.now(UTC)).total_seconds() / 3600
+        return make_proxy(cred, kind=ProxyType.LIMITED, hours=hours).proxy_pem()
+
     @staticmethod
     def _check_same(before: Identity, after: Identity) -> None:
         old, new = [str(f) for f in before.fqans], [str(f) for f in after.fqans]
-        if after.subject_grid != before.subject_grid or (old and new[: len(old)] != old):
+        same = same_dn(after.subject_grid, before.subject_grid) and after.limited == before.limited
+        if not same or (old and new[: len(old)] != old):
             raise errors.Internal(
-                f"the renewed proxy is of {after.subject_grid} with {new}, "
-                f"not of {before.subject_grid} with {old}"
+                f"the renewed proxy is of {after.subject_grid} ({after.proxy_type}) with "
+                f"{new}, not of {before.subject_grid} ({before.proxy_type}) with {old}"
             )
 
     def _refresh(self, path: Path) -> int:
@@ -209,6 +223,14 @@ class ProxyRenewer:
         except errors.GprocError as exc:  # the WMS is down: its jobs keep the old copy
             log.warning("renewed proxy %s not handed to running jobs: %s", path.name, exc)
             return 0
+
+
+def _credential(pem: bytes) -> Credential:
+    certs = x509.load_pem_x509_certificates(pem)
+    key = serialization.load_pem_private_key(pem, password=None)
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise errors.Internal("the renewed proxy's key is not RSA")
+    return Credential(certs[0], key, tuple(certs[1:]))
 
 
 def build_renewer(

@@ -20,6 +20,7 @@ pytest_plugins = [
     "tests.fixtures.vo",
     "tests.fixtures.ogc",
     "tests.fixtures.workflow",
+    "tests.fixtures.portal",
     "tests.fixtures.myproxy",
 ]
 

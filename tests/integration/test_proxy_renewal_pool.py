@@ -1,5 +1,6 @@
 """A running job's delegated proxy renewed from MyProxy and handed to the job through
-the schedd (refreshGSIProxy), on the real pool."""
+the schedd (refreshGSIProxy), on the real pool. The delegation lives 3 minutes: the
+schedd refuses a job whose proxy has less than CRED_MIN_TIME_LEFT (120 s) left."""
 
 from __future__ import annotations
 
@@ -56,7 +57,7 @@ def test_a_renewed_delegation_reaches_the_schedd_for_the_tasks_job(
     store = DelegationStore(tmp_path / "delegation", pki_validator)
     user_proxy = logon(myproxy.server(), "alice-pool", PASS, 1800)
     caller = pki_validator.validate(user_proxy)
-    chain = sign_request(store.get_request(caller, "job"), user_proxy, timedelta(minutes=2))
+    chain = sign_request(store.get_request(caller, "job"), user_proxy, timedelta(minutes=3))
     info = store.put_proxy(caller, "job", chain)
     store.ask_renewal(
         caller, "job", RenewalRequest("alice-pool-renew", f"127.0.0.1:{myproxy.port}")
@@ -95,7 +96,7 @@ def test_a_renewed_delegation_reaches_the_schedd_for_the_tasks_job(
             lifetime_s=1200,
             refresher=TaskProxyRefresher(registry, wms),
         )
-        [done] = renewer.run_once(now=datetime.now(UTC) + timedelta(seconds=40))
+        [done] = renewer.run_once(now=datetime.now(UTC) + timedelta(seconds=100))
     finally:
         registry.close()
     assert done.renewed and done.jobs_refreshed == 1, done.error

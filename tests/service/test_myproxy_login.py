@@ -3,13 +3,15 @@ VOMS attributes from gproc's attribute authority, checked by gproc's validator."
 
 from __future__ import annotations
 
+import logging
+import socket
 from pathlib import Path
 
 import pytest
 
 from gproc import errors
 from gproc.security.chain import Validator
-from gproc.security.myproxy import MyProxyRefused
+from gproc.security.myproxy import MyProxyRefused, MyProxyUnavailable
 from gproc.services.myproxy_login import NotConfigured, VomsRefused, sign_on
 from gproc.settings import MyProxySettings, ServiceSettings, Settings, VoSettings
 from tests.fixtures.myproxy import MyProxyStack
@@ -101,3 +103,27 @@ def test_a_vo_without_a_voms_server_is_refused(settings: Settings) -> None:
 def test_bad_vo_or_role_names_are_refused(settings: Settings, vo: str, role: str | None) -> None:
     with pytest.raises(errors.InvalidRequest):
         sign_on(settings, "alice-sso", PASS, vo, role)
+
+
+def test_an_unreachable_myproxy_server_is_unavailable(settings: Settings) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = int(s.getsockname()[1])
+    down = settings.model_copy(
+        update={"myproxy": settings.myproxy.model_copy(update={"port": closed})}
+    )
+    with pytest.raises(MyProxyUnavailable) as err:
+        sign_on(down, "alice-sso", PASS, VO)
+    assert err.value.retryable and f"127.0.0.1:{closed}" in str(err.value)
+
+
+def test_no_passphrase_or_proxy_reaches_a_log(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    pem = sign_on(settings, "alice-sso", PASS, VO, "analyst")
+    with pytest.raises(MyProxyRefused) as err:
+        sign_on(settings, "alice-sso", "wrong-" + PASS, VO)
+    body = pem.split(b"\n")[1].decode()  # a line of the certificate's base64
+    assert PASS not in caplog.text and PASS not in str(err.value)
+    assert "BEGIN" not in caplog.text and body not in caplog.text

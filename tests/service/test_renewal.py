@@ -5,6 +5,7 @@ attributes (asked again of gproc's attribute authority)."""
 from __future__ import annotations
 
 import functools
+import logging
 import stat
 import time
 from datetime import UTC, datetime, timedelta
@@ -21,7 +22,7 @@ from gproc.security.delegation import (
     RenewalRequest,
     sign_request,
 )
-from gproc.security.identity import Identity
+from gproc.security.identity import Identity, ProxyType
 from gproc.security.myproxy import logon
 from gproc.security.pki import make_proxy
 from gproc.services.myproxy_login import sign_on, with_voms
@@ -141,8 +142,13 @@ def test_only_delegations_that_ask_are_renewed(
 
 
 def test_a_refused_renewal_keeps_the_delegation_and_says_why(
-    settings: Settings, store: DelegationStore, pki_validator: Validator, myproxy: MyProxyStack
+    settings: Settings,
+    store: DelegationStore,
+    pki_validator: Validator,
+    myproxy: MyProxyStack,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     user_proxy = logon(myproxy.server(), "alice-login", PASS, 1800)
     caller, info = delegate(store, pki_validator, user_proxy, "wrong-cred", timedelta(minutes=2))
     # bob's credential: alice's proxy does not authorise renewing it
@@ -155,6 +161,7 @@ def test_a_refused_renewal_keeps_the_delegation_and_says_why(
     assert not done.renewed and done.error and "refused" in done.error
     assert info.path.read_bytes() == old
     assert "PRIVATE" not in done.error
+    assert "not renewed" in caplog.text and "BEGIN" not in caplog.text  # logged, no proxy
 
 
 def test_a_delegation_naming_another_server_is_left_alone(
@@ -219,3 +226,20 @@ def test_the_renewer_of_gproc_serve_renews_in_the_background(
     finally:
         renewer.stop()
     assert pki_validator.validate(info.path.read_bytes()).subject_grid == caller.subject_grid
+
+
+def test_a_limited_delegation_stays_limited(
+    settings: Settings, store: DelegationStore, pki_validator: Validator, myproxy: MyProxyStack
+) -> None:
+    limited = make_proxy(myproxy.pki.users["alice"], kind=ProxyType.LIMITED, hours=1).proxy_pem()
+    caller, info = delegate(store, pki_validator, limited, "limited", timedelta(minutes=2))
+    assert caller.limited
+    store.ask_renewal(
+        caller, "limited", RenewalRequest("alice-renewal", f"127.0.0.1:{myproxy.port}")
+    )
+    renewer = renewer_for(settings, store, pki_validator, myproxy)
+    [done] = renewer.run_once(now=datetime.now(UTC) + timedelta(seconds=40))
+    assert done.renewed, done.error
+    after = pki_validator.validate(info.path.read_bytes())
+    assert after.limited and after.subject_grid == caller.subject_grid
+    assert done.not_after > info.not_after + timedelta(minutes=5)
