@@ -180,9 +180,13 @@ class Tracker:
         by_cluster = {_cluster_proc(j): r for j, r in by_job.items()}
         for ev in events:
             row = by_job.get(ev.job_id or "") or by_cluster.get((ev.cluster, ev.proc))
-            if row is None or ev.state is None:
+            if row is None or (ev.state is None and not ev.detail):
                 continue
             stats.events += 1
+            if ev.state is None:  # e.g. lost contact with the execute node: a note only
+                w = work.get(row.id) or work.setdefault(row.id, _Work.of(row))
+                w.events.append((ev.kind, str(w.state), ev.detail))
+                continue
             info = JobInfo(
                 job_id=row.job_id or "",
                 task_id=row.id,
@@ -191,7 +195,11 @@ class Tracker:
                 hold_reason=ev.detail if ev.state == JobState.HELD else None,
             )
             w = work.get(row.id) or work.setdefault(row.id, _Work.of(row))
-            self._apply(w, info, ev.kind, row.id in holds)
+            before = len(w.events)
+            self._apply(w, info, ev.kind, row.id in holds, ev.detail)
+            noted = len(w.events) > before or w.finished is not None
+            if ev.detail and not noted and ev.state in (JobState.IDLE, JobState.RUNNING):
+                w.events.append((ev.kind, str(w.state), ev.detail))  # a reconcile came first
         return new_cursor
 
     def _reconcile(
@@ -221,7 +229,9 @@ class Tracker:
             self._step(w, S.FAILED, "JOB_LOST", detail, finished_at=utcnow(), state_reason=detail)
 
     # ---- applying WMS state (in memory) ------------------------------------
-    def _apply(self, w: _Work, info: JobInfo, kind: str, hold_pending: bool) -> None:
+    def _apply(
+        self, w: _Work, info: JobInfo, kind: str, hold_pending: bool, detail: str = ""
+    ) -> None:
         if w.finished is not None:
             return  # the job ended: stage-out decides the rest
         target = task_state_for(info.state)
@@ -247,7 +257,7 @@ class Tracker:
         if w.state == target:
             w.fields.update(fields)
             return
-        self._step(w, target, kind, info.hold_reason or "", **fields)
+        self._step(w, target, kind, info.hold_reason or detail, **fields)
 
     @staticmethod
     def _step(w: _Work, target: TaskState, kind: str, detail: str, **fields: Any) -> None:

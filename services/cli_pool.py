@@ -1,4 +1,4 @@
-"""``gproc pool up|down|status``: life cycle of the personal HTCondor pool.
+"""``gproc pool up|down|status|add-node|remove-node``: the personal HTCondor pool.
 
 Also runnable as ``python -m gproc.services.cli_pool``. The pool lives under the
 settings' ``state_dir`` unless ``--state-dir`` says otherwise."""
@@ -68,6 +68,43 @@ def down(obj: PersonalPool) -> None:
     click.echo(f"pool down in {time.monotonic() - t0:.1f}s")
 
 
+@pool.command("add-node")
+@click.argument("name")
+@click.option("--slots", type=click.IntRange(1, 16), default=2, show_default=True)
+@click.option(
+    "--instance",
+    default=None,
+    help="Run only the jobs of this gproc instance (GprocInstance), and prefer them.",
+)
+@click.option("--timeout", type=float, default=60.0, show_default=True)
+@click.pass_obj
+def add_node(
+    obj: PersonalPool, name: str, slots: int, instance: str | None, timeout: float
+) -> None:
+    """Start an extra execute node NAME in a network namespace of its own (idempotent)."""
+    t0 = time.monotonic()
+    try:
+        info = obj.add_node(name, slots=slots, instance=instance, timeout=timeout)
+    except (PoolError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"node {info['name']} up in {time.monotonic() - t0:.1f}s: "
+        f"{info['slots']} slot(s) at {info['address']}"
+    )
+
+
+@pool.command("remove-node")
+@click.argument("name")
+@click.pass_obj
+def remove_node(obj: PersonalPool, name: str) -> None:
+    """Stop execute node NAME; remove its namespace, veth pair and mounts."""
+    try:
+        found = obj.remove_node(name)
+    except (PoolError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"node {name} removed" if found else f"no node {name}")
+
+
 @pool.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_obj
@@ -78,7 +115,16 @@ def status(obj: PersonalPool, as_json: bool) -> None:
         click.echo(json.dumps(info, indent=2, sort_keys=True))
     else:
         for key in sorted(info):
-            click.echo(f"{key}: {info[key]}")
+            if key != "nodes":
+                click.echo(f"{key}: {info[key]}")
+        for node in info.get("nodes", []):
+            click.echo(
+                f"node {node['name']}: {node['address']} ({node['netns']}), "
+                f"{'running' if node['running'] else 'STOPPED'}, "
+                f"{node['slots_advertised']}/{node['slots']} slot(s) advertised, "
+                f"{node['slots_busy']} busy"
+                + (f", only instance {node['instance']}" if node["instance"] else "")
+            )
     sys.exit(0 if info["up"] else 1)
 
 

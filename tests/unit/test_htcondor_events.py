@@ -137,3 +137,102 @@ def test_missing_log_and_bad_cursor(tmp_path: Path) -> None:
     events, _ = EventLogReader(log, "inst").read("not-a-cursor")
     assert [e.kind for e in events] == ["SUBMIT"]
     assert Cursor.parse("1:x") is None and Cursor.parse(None) is None
+
+
+NODE_A = (
+    "<10.37.246.11:9620?CCBID=127.0.0.1:9718#1&PrivNet=gpn9718-a&addrs=10.37.246.11-9620"
+    "&alias=a.nodes.gproc.pool&noUDP&sock=startd_1_0cb7>"
+)
+# (event text as the schedd writes it, kind, implied state, words the detail must hold)
+LOST_NODE_EVENTS = [
+    (
+        ev(1, 1, f"Job executing on host: {NODE_A}", "\tSlotName: slot1@a.nodes.gproc.pool\n"),
+        "EXECUTE",
+        JobState.RUNNING,
+        "running on slot1@a.nodes.gproc.pool",
+    ),
+    (
+        ev(1, 1, f"Job executing on host: {NODE_A}"),
+        "EXECUTE",
+        JobState.RUNNING,
+        "running on a.nodes.gproc.pool",
+    ),
+    (
+        ev(
+            22,
+            1,
+            "Job disconnected, attempting to reconnect",
+            "    Socket between submit and execute hosts closed unexpectedly\n"
+            f"    Trying to reconnect to slot1@a.nodes.gproc.pool {NODE_A}\n",
+        ),
+        "JOB_DISCONNECTED",
+        None,
+        "lost contact with slot1@a.nodes.gproc.pool (Socket between submit and execute "
+        "hosts closed unexpectedly); reconnecting",
+    ),
+    (
+        ev(
+            24,
+            1,
+            "Job reconnection failed",
+            "    Job disconnected too long: JobLeaseDuration (30 seconds) expired\n"
+            "    Can not reconnect to slot1@a.nodes.gproc.pool, rescheduling job\n",
+        ),
+        "JOB_RECONNECT_FAILED",
+        JobState.IDLE,
+        "could not reconnect to slot1@a.nodes.gproc.pool (Job disconnected too long: "
+        "JobLeaseDuration (30 seconds) expired); rescheduled",
+    ),
+    (
+        ev(
+            23,
+            1,
+            "Job reconnected to slot1@a.nodes.gproc.pool",
+            f"    startd address: {NODE_A}\n    starter address: <10.37.246.11:9620>\n",
+        ),
+        "JOB_RECONNECTED",
+        None,
+        "reconnected to slot1@a.nodes.gproc.pool",
+    ),
+    (
+        ev(
+            7,
+            1,
+            "Shadow exception!",
+            "\tError from slot1@a.nodes.gproc.pool: starter lost\n"
+            "\t0  -  Run Bytes Sent By Job\n\t0  -  Run Bytes Received By Job\n",
+        ),
+        "SHADOW_EXCEPTION",
+        JobState.IDLE,
+        "shadow exception: Error from slot1@a.nodes.gproc.pool: starter lost; rescheduled",
+    ),
+    (
+        ev(
+            4,
+            1,
+            "Job was evicted.",
+            "\t(0) Job was not checkpointed.\n"
+            "\t\tUsr 0 00:00:00, Sys 0 00:00:00  -  Run Remote Usage\n"
+            "\t\tUsr 0 00:00:00, Sys 0 00:00:00  -  Run Local Usage\n"
+            "\t0  -  Run Bytes Sent By Job\n\t0  -  Run Bytes Received By Job\n",
+        ),
+        "JOB_EVICTED",
+        JobState.IDLE,
+        "evicted from its execute slot",
+    ),
+]
+
+
+def test_a_lost_execute_node_is_reported_event_by_event(tmp_path: Path) -> None:
+    """Table: each event of a node lost mid-job -> its state and the detail reported."""
+    log = tmp_path / "EventLog"
+    write(log, submitted(1, TASK_A), *(text for text, *_ in LOST_NODE_EVENTS))
+    events, _ = EventLogReader(log, "inst").read(None)
+    got = [(e.kind, e.state, e.detail) for e in events[1:]]
+    assert len(got) == len(LOST_NODE_EVENTS)
+    for (kind, state, detail), (_, want_kind, want_state, want_detail) in zip(
+        got, LOST_NODE_EVENTS, strict=True
+    ):
+        assert (kind, state) == (want_kind, want_state)
+        assert want_detail in detail, (kind, detail)
+        assert detail.endswith("rescheduled") == (want_state is JobState.IDLE)

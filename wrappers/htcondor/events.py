@@ -51,21 +51,68 @@ def _released(ev: Mapping[str, Any]) -> tuple[JobState, str, int | None]:
     return JobState.IDLE, str(ev.get("Reason", "")), None
 
 
+def _slot(ev: Mapping[str, Any], key: str = "StartdName") -> str:
+    """The slot an event names (``slot1@host``), else the host part of its address."""
+    name = ev.get(key) or ev.get("SlotName")
+    if isinstance(name, str) and name:
+        return name
+    addr = str(ev.get("ExecuteHost") or ev.get("StartdAddr") or "")
+    alias = addr.partition("alias=")[2].split("&")[0].rstrip(">")
+    return alias or addr.strip("<>").split("?")[0] or "an unnamed execute slot"
+
+
+def _executing(ev: Mapping[str, Any]) -> tuple[JobState, str, None]:
+    return JobState.RUNNING, f"running on {_slot(ev, 'SlotName')}", None
+
+
+def _disconnected(ev: Mapping[str, Any]) -> tuple[None, str, None]:
+    reason = ev.get("DisconnectReason") or "connection lost"
+    return None, f"lost contact with {_slot(ev)} ({reason}); reconnecting", None
+
+
+def _reconnected(ev: Mapping[str, Any]) -> tuple[None, str, None]:
+    return None, f"reconnected to {_slot(ev)}", None
+
+
+def _reconnect_failed(ev: Mapping[str, Any]) -> tuple[JobState, str, None]:
+    reason = ev.get("Reason") or "reconnection failed"
+    return JobState.IDLE, f"could not reconnect to {_slot(ev)} ({reason}); rescheduled", None
+
+
+def _evicted(ev: Mapping[str, Any]) -> tuple[JobState, str, None]:
+    reason = ev.get("Reason")
+    why = f" ({reason})" if reason else ""
+    return JobState.IDLE, f"evicted from its execute slot{why}; rescheduled", None
+
+
+def _shadow_exception(ev: Mapping[str, Any]) -> tuple[JobState, str, None]:
+    message = str(ev.get("Message") or "no message").strip()
+    return JobState.IDLE, f"shadow exception: {message}; rescheduled", None
+
+
 def _fixed(state: JobState | None) -> Callable[[Mapping[str, Any]], tuple[Any, str, None]]:
     return lambda ev: (state, "", None)
 
 
+Handler = Callable[[Mapping[str, Any]], tuple[JobState | None, str, int | None]]
+
 # Event type -> (implied state, detail, exit code). Unlisted types imply no state.
-EVENT_TABLE: dict[Any, Callable[[Mapping[str, Any]], tuple[JobState | None, str, int | None]]] = {
+EVENT_TABLE: dict[Any, Handler] = {
     ET.SUBMIT: _fixed(JobState.IDLE),
-    ET.EXECUTE: _fixed(JobState.RUNNING),
+    ET.EXECUTE: _executing,
     ET.JOB_TERMINATED: _terminated,
     ET.JOB_HELD: _held,
     ET.JOB_RELEASED: _released,
     ET.JOB_ABORTED: _aborted,
-    ET.JOB_EVICTED: _fixed(JobState.IDLE),
-    ET.SHADOW_EXCEPTION: _fixed(JobState.IDLE),
-    ET.JOB_RECONNECT_FAILED: _fixed(JobState.IDLE),
+    # A lost execute node: the shadow first tries to reconnect (JOB_DISCONNECTED),
+    # until the job lease runs out (JOB_RECONNECT_FAILED); the job goes back to idle
+    # and runs again elsewhere. Events implying no state but carrying a detail are
+    # reported in the task's history as they are.
+    ET.JOB_EVICTED: _evicted,
+    ET.SHADOW_EXCEPTION: _shadow_exception,
+    ET.JOB_DISCONNECTED: _disconnected,
+    ET.JOB_RECONNECTED: _reconnected,
+    ET.JOB_RECONNECT_FAILED: _reconnect_failed,
     ET.JOB_SUSPENDED: _fixed(JobState.RUNNING),
     ET.JOB_UNSUSPENDED: _fixed(JobState.RUNNING),
 }

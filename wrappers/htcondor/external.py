@@ -16,11 +16,16 @@ class ExternalPool:
     root = None
 
     def __init__(
-        self, client_config: Path | str, event_log: Path | None = None, collector: str | None = None
+        self,
+        client_config: Path | str,
+        event_log: Path | None = None,
+        collector: str | None = None,
+        schedd_name: str | None = None,
     ) -> None:
         self.client_config = Path(client_config)
         self.event_log = event_log
         self.collector = collector
+        self.schedd_name = schedd_name
 
     def is_up(self) -> bool:
         return bool(self.status()["up"])
@@ -38,7 +43,10 @@ class ExternalPool:
                     htcondor2.Collector(self.collector) if self.collector else htcondor2.Collector()
                 )
                 out["slots"] = len(coll.query(htcondor2.AdType.Startd, projection=["Name"]))
-                htcondor2.Schedd().query(constraint="false", projection=["ClusterId"])
+                # located through the collector: the schedd may be on another host
+                ad = coll.locate(htcondor2.DaemonType.Schedd, self.schedd_name)
+                htcondor2.Schedd(ad).query(constraint="false", projection=["ClusterId"])
+                out["schedd_name"] = str(ad.get("Name", ""))
                 out["schedd_reachable"] = True
                 out["bindings_version"] = htcondor2.version()
         except Exception as exc:  # diagnostic

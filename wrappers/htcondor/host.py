@@ -36,6 +36,24 @@ def comm(pid: int) -> str:
         return ""
 
 
+def in_root(pid: int, root: Path) -> bool:
+    """True when process ``pid`` runs chrooted in ``root``."""
+    try:
+        return os.readlink(f"/proc/{pid}/root") == str(root)
+    except OSError:
+        return False
+
+
+def pids_in_root(root: Path) -> list[int]:
+    """Every process (but this one) whose filesystem root is ``root``."""
+    me = os.getpid()
+    return [
+        int(e)
+        for e in os.listdir("/proc")
+        if e.isdigit() and int(e) != me and in_root(int(e), root)
+    ]
+
+
 def port_open(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(1.0)
@@ -104,3 +122,32 @@ def client_env(config: Path) -> Iterator[Any]:
             else:
                 os.environ["CONDOR_CONFIG"] = before
             htcondor2.reload_config()
+
+
+def ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    res = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30, check=False)
+    if check and res.returncode != 0:
+        raise PoolError(f"ip {' '.join(args)}: {res.stderr.strip()}")
+    return res
+
+
+def link_exists(name: str, netns: str | None = None) -> bool:
+    prefix = ["-n", netns] if netns else []
+    return ip(*prefix, "link", "show", name, check=False).returncode == 0
+
+
+def is_mount(path: Path) -> bool:
+    target = str(path)
+    return any(ln.split()[1] == target for ln in Path("/proc/mounts").read_text().splitlines())
+
+
+def write_secret(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.chmod(path, 0o600)
+
+
+def copy_secret(source: Path, dest: Path) -> None:
+    write_secret(dest, "")
+    dest.write_bytes(source.read_bytes())

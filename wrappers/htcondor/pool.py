@@ -34,6 +34,8 @@ from gproc.wrappers.htcondor.external import ExternalPool as ExternalPool
 from gproc.wrappers.htcondor.host import PoolError as PoolError
 from gproc.wrappers.htcondor.host import activate_client_config as activate_client_config
 from gproc.wrappers.htcondor.host import client_env as _client_env
+from gproc.wrappers.htcondor.nodes import ExecuteNodes
+from gproc.wrappers.htcondor.site import RemoteSites
 
 UID_DOMAIN = "gproc.pool"
 SERVICE_USER = "gproc"
@@ -61,6 +63,8 @@ class PersonalPool:
         self.state_file = self.dir / "pool.json"
         self.cache = self.state_dir / "cache"
         self._master_proc: subprocess.Popen[bytes] | None = None
+        self.nodes = ExecuteNodes(self)
+        self.sites = RemoteSites(self)
 
     # ---------------------------------------------------------------- paths
     @property
@@ -115,6 +119,8 @@ class PersonalPool:
         """Stop every daemon of the pool and unmount what the pool mounted. Idempotent."""
         self.dir.mkdir(parents=True, exist_ok=True)
         with self._lock():
+            self.nodes.remove_all(timeout)
+            self.sites.remove_all(timeout)
             self._stop_daemons(timeout)
             self._unmount_all()
             with contextlib.suppress(FileNotFoundError):
@@ -141,7 +147,24 @@ class PersonalPool:
         except Exception as exc:  # report, never raise: status is diagnostic
             out["error"] = f"{type(exc).__name__}: {exc}"
         out["up"] = bool(out.get("schedd_reachable")) and out.get("slots", 0) > 0
+        if self.nodes.known():
+            try:
+                out["nodes"] = self.nodes.status()
+            except Exception as exc:  # diagnostic, as above
+                out["nodes_error"] = f"{type(exc).__name__}: {exc}"
         return out
+
+    def add_node(
+        self, name: str, slots: int = 2, instance: str | None = None, timeout: float = 60.0
+    ) -> dict[str, Any]:
+        """Start the extra execute node ``name`` (see :mod:`nodes`); idempotent."""
+        with self._lock():
+            return self.nodes.add(name, slots, instance, timeout)
+
+    def remove_node(self, name: str, timeout: float = 20.0) -> bool:
+        """Stop node ``name`` and undo everything it set up; False if there was none."""
+        with self._lock():
+            return self.nodes.remove(name, timeout)
 
     def run_in_root(
         self, argv: Sequence[str], timeout: float = 120.0, user: str | None = None
@@ -384,18 +407,11 @@ class PersonalPool:
         return None
 
     def _in_root(self, pid: int) -> bool:
-        try:
-            return os.readlink(f"/proc/{pid}/root") == str(self.root)
-        except OSError:
-            return False
+        return host.in_root(pid, self.root)
 
     def _root_pids(self) -> list[int]:
         """Every process whose filesystem root is our root (daemons, starters, jobs)."""
-        pids = []
-        for entry in os.listdir("/proc"):
-            if entry.isdigit() and int(entry) != os.getpid() and self._in_root(int(entry)):
-                pids.append(int(entry))
-        return pids
+        return host.pids_in_root(self.root)
 
     def _stop_daemons(self, timeout: float = 20.0) -> None:
         """Fast shutdown (SIGQUIT) of the master and its daemons, then SIGKILL what is left.
@@ -435,7 +451,8 @@ class PersonalPool:
 
     @contextlib.contextmanager
     def _lock(self) -> Iterator[None]:
-        """Serialise up/down between processes sharing this state dir."""
+        """Serialise up/down/add-node between processes sharing this state dir."""
+        self.dir.mkdir(parents=True, exist_ok=True)
         with (self.dir / ".lock").open("w") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
