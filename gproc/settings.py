@@ -167,6 +167,11 @@ class OgcSettings(BaseModel):
     max_inline_output_bytes: int = Field(
         default=1024 * 1024, ge=0, description="Outputs above this are given by reference"
     )
+    workflows: dict[str, Path] = Field(
+        default_factory=dict,
+        description="Registered workflows: {name: SiLK or JSON document}, each the process "
+        "workflow.<name>; checked at start-up",
+    )
 
 
 class CatalogueSettings(BaseModel):

@@ -17,8 +17,11 @@ from gproc.app import build_tracker
 from gproc.security.tls import TLSConfig
 from gproc.services.chassis import serve
 from gproc.services.ogc.api_processes import ACCESS_LOGGER, LOGGERS, make_ogc_server
+from gproc.services.ogc.workflows import RegisteredWorkflowError, build_workflow_processes
 from gproc.services.soap.app import build_context, build_validator
+from gproc.services.workflow.app import build_context as build_workflow_context
 from gproc.settings import get_settings
+from gproc.workflows.app import build_workflow_tracker
 
 OVERRIDES = {k: f"ogc.{k}" for k in ("host", "port", "threads")}
 OVERRIDES["tracker"] = "service.run_tracker"
@@ -43,15 +46,26 @@ def serve_cmd(**options: Any) -> None:
     validator = build_validator(svc.ca_dir, svc.vomsdir)  # type: ignore[arg-type]
     gp = build_context(settings, validator)
     tls = TLSConfig(svc.cert, svc.key, svc.ca_dir)  # type: ignore[arg-type]
-    server = make_ogc_server(gp, settings.ogc, validator, tls)
+    workflows, cleanup = None, [gp.core.registry.close]
+    if settings.ogc.workflows:  # registered workflows: the workflow service's registry
+        wctx = build_workflow_context(settings, validator=validator)
+        wctx.vo_store = gp.vo_store
+        try:
+            workflows = build_workflow_processes(wctx, settings.ogc.workflows)
+        except RegisteredWorkflowError as exc:
+            raise click.ClickException(str(exc)) from None
+        cleanup.append(wctx.core.store.engine.dispose)
+    server = make_ogc_server(gp, settings.ogc, validator, tls, workflows)
     parts: list[serve.Runnable] = [server]
     if svc.run_tracker:
         parts.append(build_tracker(gp.core, settings))
+        if workflows is not None:
+            parts.append(build_workflow_tracker(workflows.wf.core, settings))
     serve.run(
         parts,
         banner=lambda: (
             f"gproc ogc: serving {server.url}/ (OpenAPI: {server.url}/api, WPS: {server.url}/wps)"
         ),
         name="gproc ogc",
-        cleanup=[gp.core.registry.close],
+        cleanup=cleanup,
     )

@@ -33,12 +33,21 @@ from gproc.services.chassis.guard import ENV_FAULT, ENV_OPERATION, ENV_REQUEST_I
 from gproc.services.chassis.metrics import RegistryFigures, metrics_endpoint
 from gproc.services.chassis.wsgi import ac_problem
 from gproc.services.ogc import describe, jobs, openapi
-from gproc.services.ogc.front import JobFront, JobOptions, connector, options_root
+from gproc.services.ogc import workflows as wf
+from gproc.services.ogc.front import (
+    JobFront,
+    JobOptions,
+    NoSuchJob,
+    NoSuchProcess,
+    connector,
+    options_root,
+)
 from gproc.services.ogc.tables import JOB_STATUS, JobStatus, http_status, job_status, problem_type
 from gproc.services.ogc.wps import WpsApp
-from gproc.services.soap.service import ServiceContext
+from gproc.services.soap.service import ServiceContext, owner_of
 from gproc.settings import OgcSettings
 from gproc.states import TaskState
+from gproc.workflows.views import WorkflowView
 
 ACCESS_LOGGER = "gproc.ogc.access"
 LOGGERS = ("gproc.ogc", "gproc.services", "gproc.tracker")
@@ -174,13 +183,42 @@ class ProcessesApp(JobFront):
     def _processes(self, environ: dict[str, Any], ident: Identity) -> Reply:
         base = _base(environ)
         procs = [describe.summary(c, base) for c in connectors.list_connectors()]
+        if self.workflows is not None:
+            procs += self.workflows.summaries(base)
         return Reply(200, {"processes": procs, "links": [_self(base + "/processes")]})
 
     def _process(self, environ: dict[str, Any], ident: Identity, pid: str) -> Reply:
+        if pid.startswith(wf.PREFIX):
+            return Reply(200, self._wf().describe(pid, _base(environ)))
         return Reply(200, describe.process(connector(pid), _base(environ)))
+
+    def _wf(self) -> wf.WorkflowProcesses:
+        if self.workflows is None:
+            raise NoSuchProcess("no registered workflows here", field="processID")
+        return self.workflows
+
+    def _wf_job(self, ident: Identity, operation: str, jid: str, err: NoSuchJob) -> WorkflowView:
+        """The caller's workflow job ``jid`` (when it is no task), else ``err``."""
+        view = self.workflows.job_of(ident, operation, jid) if self.workflows else None
+        if view is None:
+            raise err
+        return view
+
+    def _wf_execute(self, environ: dict[str, Any], ident: Identity, pid: str, base: str) -> Reply:
+        """A registered workflow's job: always asynchronous (a DAG takes minutes)."""
+        procs = self._wf()
+        procs.get(pid)
+        body = _json_body(environ, self.ogc.max_body_bytes)
+        view = procs.start(ident, owner_of(ident, procs.wf.policy), pid, body)
+        headers: tuple[tuple[str, str], ...] = (("Location", f"{base}/jobs/{view.id}"),)
+        if "respond-async" in environ.get("HTTP_PREFER", ""):
+            headers = (*headers, ("Preference-Applied", "respond-async"))
+        return Reply(201, wf.status_info(view, base), headers)
 
     def _execute(self, environ: dict[str, Any], ident: Identity, pid: str) -> Reply:
         base = _base(environ)
+        if pid.startswith(wf.PREFIX):
+            return self._wf_execute(environ, ident, pid, base)
         spec = jobs.parse_execute(connector(pid), _json_body(environ, self.ogc.max_body_bytes))
         view = self.start(ident, spec, {"modes": spec.modes} if spec.modes else {})
         location = (("Location", f"{base}/jobs/{view.id}"),)
@@ -196,6 +234,8 @@ class ProcessesApp(JobFront):
     def _jobs(self, environ: dict[str, Any], ident: Identity) -> Reply:
         q = _query(environ)
         tool = q.get("processID")
+        if tool is not None and tool.startswith(wf.PREFIX):
+            return self._wf_jobs(environ, ident, q, tool)
         if tool is not None:
             connector(tool)
         self.gp.policy.require(ident, "list", tool)
@@ -211,23 +251,66 @@ class ProcessesApp(JobFront):
         )
         views, total = self.gp.core.list_tasks(flt, offset, limit)
         base = _base(environ)
+        docs = [jobs.status_info(v, base) for v in views]
+        if tool is None and self.workflows is not None:  # workflow jobs follow the tasks
+            wviews, wtotal = self.workflows.list(
+                owner_of(ident, self.gp.policy),
+                _statuses(q.get("status")),
+                max(offset - total, 0),
+                limit - len(views),
+            )
+            docs += [wf.status_info(v, base) for v in wviews]
+            total += wtotal
+        return Reply(200, {"jobs": docs, "numberMatched": total, "links": [_self(base + "/jobs")]})
+
+    def _wf_jobs(
+        self, environ: dict[str, Any], ident: Identity, q: dict[str, str], pid: str
+    ) -> Reply:
+        """The caller's jobs of one registered workflow's process."""
+        procs = self._wf()
+        reg = procs.get(pid)
+        self.gp.policy.require(ident, "list")
+        views, _ = procs.list(
+            owner_of(ident, self.gp.policy),
+            _statuses(q.get("status")),
+            0,
+            1000,
+        )
+        mine = [v for v in views if v.name == reg.name]
+        offset, limit = _int(q, "offset", 0, 0, 1 << 30), _int(q, "limit", 100, 1, 1000)
+        base = _base(environ)
         return Reply(
             200,
             {
-                "jobs": [jobs.status_info(v, base) for v in views],
-                "numberMatched": total,
+                "jobs": [wf.status_info(v, base) for v in mine[offset : offset + limit]],
+                "numberMatched": len(mine),
                 "links": [_self(base + "/jobs")],
             },
         )
 
     def _job(self, environ: dict[str, Any], ident: Identity, jid: str) -> Reply:
-        return Reply(200, jobs.status_info(self.job_of(ident, "status", jid), _base(environ)))
+        try:
+            view = self.job_of(ident, "status", jid)
+        except NoSuchJob as err:
+            return Reply(
+                200, wf.status_info(self._wf_job(ident, "status", jid, err), _base(environ))
+            )
+        return Reply(200, jobs.status_info(view, _base(environ)))
 
     def _dismiss(self, environ: dict[str, Any], ident: Identity, jid: str) -> Reply:
-        view = self.dismiss(ident, jid, "OGC API - Processes")
+        try:
+            view = self.dismiss(ident, jid, "OGC API - Processes")
+        except NoSuchJob as err:
+            wview = self._wf_job(ident, "cancel", jid, err)
+            wview = self._wf().dismiss(ident, wview)
+            return Reply(200, wf.status_info(wview, _base(environ)))
         return Reply(200, jobs.status_info(view, _base(environ)))
 
     def _results(self, environ: dict[str, Any], ident: Identity, jid: str) -> Reply:
+        try:
+            self.job_of(ident, "retrieve", jid)
+        except NoSuchJob as err:
+            return Reply(200, self._wf().results(self._wf_job(ident, "retrieve", jid, err)))
         view = self.finished(ident, jid)
         return Reply(200, self._results_doc(view, _base(environ)))
 
@@ -319,6 +402,11 @@ def _states(raw: str | None) -> tuple[TaskState, ...]:
     return tuple(wanted)
 
 
+def _statuses(raw: str | None) -> tuple[JobStatus, ...]:
+    _states(raw)  # the same validation as for tasks
+    return tuple(JobStatus(n) for n in raw.split(",")) if raw else ()
+
+
 def _json_body(environ: dict[str, Any], cap: int) -> Any:
     raw = environ.get("CONTENT_LENGTH") or ""
     if not raw.isdigit():
@@ -352,12 +440,14 @@ def _drain(stream: Any, length: int, within_s: float = 5.0) -> None:
         length -= len(chunk)
 
 
-def build_wsgi(gp: ServiceContext, ogc: OgcSettings) -> WSGIApp:
+def build_wsgi(
+    gp: ServiceContext, ogc: OgcSettings, workflows: wf.WorkflowProcesses | None = None
+) -> WSGIApp:
     """The WSGI stack below identity: access log (and metrics), then ``/wps`` (WPS 2.0
     and 1.0.0) or the processes app, all over one job model and one store of job
     options."""
     options = JobOptions(options_root(gp))
-    processes, wps = ProcessesApp(gp, ogc, options), WpsApp(gp, ogc, options)
+    processes, wps = ProcessesApp(gp, ogc, options, workflows), WpsApp(gp, ogc, options)
 
     def route(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO") or "/"
@@ -370,13 +460,17 @@ def build_wsgi(gp: ServiceContext, ogc: OgcSettings) -> WSGIApp:
 
 
 def make_ogc_server(
-    gp: ServiceContext, ogc: OgcSettings, validator: Validator, tls: TLSConfig | None
+    gp: ServiceContext,
+    ogc: OgcSettings,
+    validator: Validator,
+    tls: TLSConfig | None,
+    workflows: wf.WorkflowProcesses | None = None,
 ) -> GridServer:
     """The HTTPS server (not started). Identity is optional at the HTTP layer so a caller
     without a usable credential gets a 401 problem and the landing page is readable."""
     svc = gp.settings.service
     return make_server(
-        build_wsgi(gp, ogc),
+        build_wsgi(gp, ogc, workflows),
         ogc.host,
         ogc.port,
         tls,

@@ -17,7 +17,7 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gproc import connectors, errors
 from gproc.connectors import Connector
@@ -31,6 +31,9 @@ from gproc.services.soap.service import ServiceContext, owner_of
 from gproc.settings import OgcSettings
 from gproc.states import ACTIVE, TaskState
 from gproc.vo import membership_refusal
+
+if TYPE_CHECKING:
+    from gproc.services.ogc.workflows import WorkflowProcesses
 
 _JOB_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
@@ -95,10 +98,17 @@ def connector(pid: str) -> Connector:
 class JobFront:
     """The job operations shared by the OGC fronts (see the module docstring)."""
 
-    def __init__(self, gp: ServiceContext, ogc: OgcSettings, options: JobOptions) -> None:
+    def __init__(
+        self,
+        gp: ServiceContext,
+        ogc: OgcSettings,
+        options: JobOptions,
+        workflows: WorkflowProcesses | None = None,
+    ) -> None:
         self.gp = gp
         self.ogc = ogc
         self.options = options
+        self.workflows = workflows  # the registered workflows' processes, if any
 
     def caller(self, environ: dict[str, Any]) -> Identity:
         ident: Identity | None = environ.get(ENV_IDENTITY)

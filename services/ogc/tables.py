@@ -12,6 +12,7 @@ from enum import StrEnum
 from gproc import errors
 from gproc.services.chassis.errors import codes_of
 from gproc.states import TaskState
+from gproc.workflows.states import WorkflowState
 
 S = TaskState
 
@@ -38,6 +39,19 @@ JOB_STATUS: dict[TaskState, JobStatus] = {
     S.CANCELLED: JobStatus.DISMISSED,
     S.PURGED: JobStatus.DISMISSED,
 }
+
+WORKFLOW_STATUS: dict[WorkflowState, JobStatus] = {
+    WorkflowState.REGISTERED: JobStatus.ACCEPTED,
+    WorkflowState.SUBMITTING: JobStatus.ACCEPTED,
+    WorkflowState.SUBMITTED: JobStatus.ACCEPTED,
+    WorkflowState.HELD: JobStatus.ACCEPTED,  # the DAGMan job waits for its owner
+    WorkflowState.RUNNING: JobStatus.RUNNING,
+    WorkflowState.COMPLETED: JobStatus.SUCCESSFUL,
+    WorkflowState.FAILED: JobStatus.FAILED,
+    WorkflowState.CANCELLED: JobStatus.DISMISSED,
+    WorkflowState.PURGED: JobStatus.DISMISSED,
+}
+"""Workflow state -> job status: a job of a ``workflow.<name>`` process is a workflow."""
 
 FINISHED = frozenset({JobStatus.SUCCESSFUL, JobStatus.FAILED, JobStatus.DISMISSED})
 
@@ -67,6 +81,10 @@ PROBLEM_TYPE: dict[str, str] = {
 
 def job_status(state: TaskState) -> JobStatus:
     return JOB_STATUS[state]
+
+
+def workflow_status(state: WorkflowState) -> JobStatus:
+    return WORKFLOW_STATUS[state]
 
 
 def http_status(err: errors.GprocError) -> int:
