@@ -1,15 +1,22 @@
-"""OGC API - Processes vs the SOAP API: async execute + status polling, same run.
+"""The OGC fronts (OGC API - Processes, WPS 2.0, WPS 1.0.0) vs the SOAP API: async
+execute + status polling, same run.
 
 Each front runs N small tasks (NDVI, two 2 KiB inline inputs) the way a client
-drives an asynchronous job: one execute per task (OGC: ``POST
-/processes/ndvi/execution`` with ``Prefer: respond-async``; SOAP: ``RegisterTask``
-+ ``SubmitTask`` of one task), then P status polls per task (OGC: ``GET
-/jobs/{id}``; SOAP: ``GetTaskStatus``). Both fronts are served by one server
-process on one core (shared registry and policy, tracker running, as ``gproc
-serve`` + ``gproc ogc serve`` on one registry); clients are one keep-alive HTTPS
-session each with alice's VOMS proxy: plain ``requests`` for OGC, zeep for SOAP.
-Jobs go to the personal pool but never run (they ask for 100 TB of memory);
-they are removed at the end. Fronts alternate, OGC first on odd repetitions.
+drives an asynchronous job: one execute per task (OGC API: ``POST
+/processes/ndvi/execution`` with ``Prefer: respond-async``; WPS 2.0: ``POST /wps``
+Execute ``mode="async"``; WPS 1.0.0: ``POST /wps`` Execute with
+``storeExecuteResponse="true" status="true"``; SOAP: ``RegisterTask`` +
+``SubmitTask`` of one task), then P status polls per task (OGC API: ``GET
+/jobs/{id}``; WPS 2.0: KVP GetStatus; WPS 1.0.0: ``GET`` of the statusLocation;
+SOAP: ``GetTaskStatus``). All fronts are served by one server process on one core
+(shared registry and policy, tracker running, as ``gproc serve`` + ``gproc ogc
+serve`` on one registry); clients are one keep-alive HTTPS session with alice's
+VOMS proxy: plain ``requests`` (responses parsed: JSON, or lxml for WPS) for the
+OGC fronts, zeep for SOAP. Jobs go to the personal pool but never run (they ask
+for 100 TB of memory); they are removed at the end. The fronts are interleaved task
+by task (the order rotating from one task to the next), so that a change of load on
+the shared machine weighs on every front alike; each front's time is the sum of its
+tasks' times within a repetition.
 
 Run: GPROC_STATE_DIR=<dir with the personal pool> .venv/bin/python bench/bench_ogc.py
      [--tasks 100] [--polls 3] [--reps 3] [--host 127.0.0.1] [--port 0]
@@ -34,13 +41,41 @@ sys.path.insert(0, str(REPO))
 
 import requests  # noqa: E402
 import zeep  # noqa: E402
+from lxml import etree  # noqa: E402
 from zeep.transports import Transport  # noqa: E402
 
 from bench.bench_soap import TIF, _settings, _wms  # noqa: E402
 from gproc.security.pki import make_test_pki  # noqa: E402
 from gproc.settings import OgcSettings  # noqa: E402
 
-BODY = {"inputs": {p: {"value": base64.b64encode(TIF).decode()} for p in ("red", "nir")}}
+B64 = base64.b64encode(TIF).decode()
+BODY = {"inputs": {p: {"value": B64} for p in ("red", "nir")}}
+WPS2_NS, WPS1_NS = "http://www.opengis.net/wps/2.0", "http://www.opengis.net/wps/1.0.0"
+OWS2_NS, OWS1_NS = "http://www.opengis.net/ows/2.0", "http://www.opengis.net/ows/1.1"
+WPS2_EXECUTE = (
+    f'<wps:Execute xmlns:wps="{WPS2_NS}" xmlns:ows="{OWS2_NS}" service="WPS" version="2.0.0" '
+    'mode="async" response="document"><ows:Identifier>ndvi</ows:Identifier>'
+    + "".join(
+        f'<wps:Input id="{p}"><wps:Data mimeType="image/tiff" encoding="base64">{B64}'
+        "</wps:Data></wps:Input>"
+        for p in ("red", "nir")
+    )
+    + "</wps:Execute>"
+).encode()
+WPS1_EXECUTE = (
+    f'<wps:Execute xmlns:wps="{WPS1_NS}" xmlns:ows="{OWS1_NS}" service="WPS" version="1.0.0">'
+    "<ows:Identifier>ndvi</ows:Identifier><wps:DataInputs>"
+    + "".join(
+        f"<wps:Input><ows:Identifier>{p}</ows:Identifier><wps:Data>"
+        f'<wps:ComplexData mimeType="image/tiff" encoding="base64">{B64}</wps:ComplexData>'
+        "</wps:Data></wps:Input>"
+        for p in ("red", "nir")
+    )
+    + '</wps:DataInputs><wps:ResponseForm><wps:ResponseDocument storeExecuteResponse="true" '
+    'status="true"><wps:Output asReference="true"><ows:Identifier>output</ows:Identifier>'
+    "</wps:Output></wps:ResponseDocument></wps:ResponseForm></wps:Execute>"
+).encode()
+XML = {"Content-Type": "application/xml"}
 
 
 def serve(state: Path, pki_root: Path, instance: str, host: str, port: int) -> None:
@@ -91,6 +126,33 @@ def run_ogc(url: str, s: requests.Session, tasks: int, polls: int) -> float:
     return time.perf_counter() - t0
 
 
+def run_wps2(url: str, s: requests.Session, tasks: int, polls: int) -> float:
+    status_tag = f"{{{WPS2_NS}}}Status"
+    t0 = time.perf_counter()
+    for _ in range(tasks):
+        r = s.post(f"{url}/wps", data=WPS2_EXECUTE, headers=XML, timeout=60)
+        assert r.status_code == 200, r.text[:300]
+        job = etree.fromstring(r.content).findtext(f"{{{WPS2_NS}}}JobID")
+        params = {"service": "WPS", "version": "2.0.0", "request": "GetStatus", "jobId": job}
+        for _ in range(polls):
+            doc = etree.fromstring(s.get(f"{url}/wps", params=params, timeout=60).content)
+            assert doc.findtext(status_tag) == "Accepted"
+    return time.perf_counter() - t0
+
+
+def run_wps1(url: str, s: requests.Session, tasks: int, polls: int) -> float:
+    accepted = f"{{{WPS1_NS}}}Status/{{{WPS1_NS}}}ProcessAccepted"
+    t0 = time.perf_counter()
+    for _ in range(tasks):
+        r = s.post(f"{url}/wps", data=WPS1_EXECUTE, headers=XML, timeout=60)
+        assert r.status_code == 200, r.text[:300]
+        location = etree.fromstring(r.content).get("statusLocation")
+        for _ in range(polls):
+            doc = etree.fromstring(s.get(location, timeout=60).content)
+            assert doc.find(accepted) is not None
+    return time.perf_counter() - t0
+
+
 def run_soap(client: zeep.Client, tasks: int, polls: int) -> float:
     spec = {"tool": "ndvi", "inputs": [{"name": p, "content": TIF} for p in ("red", "nir")]}
     t0 = time.perf_counter()
@@ -128,27 +190,44 @@ def main() -> None:
             s.trust_env = False
             s.cert, s.verify = str(pki.proxies["alice-voms"]), str(ca_file)
             client = zeep.Client(soap_url + "?wsdl", transport=Transport(session=s))
-            run_ogc(ogc_url, s, 5, 1)  # warm-up both fronts
-            run_soap(client, 5, 1)
-            ogc_t, soap_t = [], []
+            fronts = {
+                "OGC API - Processes": lambda n, p: run_ogc(ogc_url, s, n, p),
+                "WPS 2.0": lambda n, p: run_wps2(ogc_url, s, n, p),
+                "WPS 1.0.0": lambda n, p: run_wps1(ogc_url, s, n, p),
+                "SOAP": lambda n, p: run_soap(client, n, p),
+            }
+            for run in fronts.values():  # warm-up every front
+                run(5, 1)
+            times: dict[str, list[float]] = {name: [] for name in fronts}
+            names = list(fronts)
             for rep in range(args.reps):
-                order = ("ogc", "soap") if rep % 2 == 0 else ("soap", "ogc")
-                for front in order:
-                    if front == "ogc":
-                        ogc_t.append(run_ogc(ogc_url, s, args.tasks, args.polls))
-                    else:
-                        soap_t.append(run_soap(client, args.tasks, args.polls))
+                spent = dict.fromkeys(names, 0.0)
+                for task in range(args.tasks):
+                    k = (task + rep) % len(names)
+                    for name in names[k:] + names[:k]:
+                        spent[name] += fronts[name](1, args.polls)
+                for name in names:
+                    times[name].append(spent[name])
+                soap = times["SOAP"][-1]
                 print(
-                    f"rep {rep + 1}: OGC {args.tasks / ogc_t[-1]:.1f} tasks/s "
-                    f"({ogc_t[-1]:.2f} s), SOAP {args.tasks / soap_t[-1]:.1f} tasks/s "
-                    f"({soap_t[-1]:.2f} s), ratio {soap_t[-1] / ogc_t[-1]:.2f}"
+                    f"rep {rep + 1}: "
+                    + ", ".join(
+                        f"{n} {args.tasks / t[-1]:.1f} tasks/s ({soap / t[-1]:.2f})"
+                        for n, t in times.items()
+                    )
                 )
-            o, p = statistics.median(ogc_t), statistics.median(soap_t)
+            soap_m = statistics.median(times["SOAP"])
             print(
-                f"median: OGC API - Processes {args.tasks / o:.1f} tasks/s, SOAP "
-                f"{args.tasks / p:.1f} tasks/s; ratio OGC/SOAP {p / o:.2f} (goal >= 0.8); "
+                f"median of {args.reps}: SOAP {args.tasks / soap_m:.1f} tasks/s; "
                 f"{args.tasks} tasks x (1 execute + {args.polls} polls) per run"
             )
+            for name, t in times.items():
+                if name != "SOAP":
+                    m = statistics.median(t)
+                    print(
+                        f"  {name}: {args.tasks / m:.1f} tasks/s, ratio to SOAP "
+                        f"{soap_m / m:.2f} (goal >= 0.8)"
+                    )
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(120)

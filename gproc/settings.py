@@ -200,7 +200,7 @@ class CatalogueSettings(BaseModel):
     )
     host: str = Field(default="127.0.0.1", description="SOAP and STAC listen address")
     port: int = Field(default=8447, ge=0, le=65535, description="Catalogue SOAP port")
-    stac_port: int | None = Field(default=8448, ge=0, le=65535, description="None: no STAC")
+    stac_port: int | None = Field(default=8451, ge=0, le=65535, description="None: no STAC")
     threads: int = Field(default=8, ge=1, le=512)
 
 
@@ -208,9 +208,12 @@ class WorkflowSettings(BaseModel):
     """Workflows run by HTCondor DAGMan (``gproc workflow``, the workflow service)."""
 
     host: str = Field(default="127.0.0.1", description="Workflow SOAP service address")
-    port: int = Field(default=8447, ge=0, le=65535, description="Workflow SOAP service port")
+    port: int = Field(default=8449, ge=0, le=65535, description="Workflow SOAP service port")
     max_nodes: int = Field(default=1000, ge=1, description="DAG nodes per workflow, expanded")
     node_retry: int = Field(default=2, ge=0, le=100, description="DAGMan RETRY of each node")
+    max_query_branches: int = Field(
+        default=500, ge=1, description="Datasets a start task's catalogue query may fan out over"
+    )
     dagman: Path = Field(
         default=Path("/usr/bin/condor_dagman"), description="condor_dagman on the schedd's host"
     )
@@ -225,6 +228,90 @@ class WorkflowSettings(BaseModel):
     callback_timeout_s: float = Field(default=5.0, gt=0)
     callback_max_attempts: int = Field(default=12, ge=1)
     callback_backoff_s: float = Field(default=1.0, gt=0, description="First retry delay")
+
+
+class PortalSettings(BaseModel):
+    """The web portal (``gproc portal serve``): it calls the SOAP services below with
+    the signed-in user's proxy, as any external portal would."""
+
+    host: str = Field(default="127.0.0.1", description="Portal listen address")
+    port: int = Field(default=8450, ge=0, le=65535, description="Portal HTTPS port")
+    threads: int = Field(default=16, ge=1, le=512)
+    processing_url: str = Field(default="https://127.0.0.1:8443/", description="Processing SOAP")
+    workflow_url: str = Field(default="https://127.0.0.1:8447/", description="Workflow SOAP")
+    catalogue_url: str = Field(default="https://127.0.0.1:8447/", description="Catalogue SOAP")
+    stac_url: str | None = Field(
+        default="https://127.0.0.1:8451", description="Catalogue STAC (quicklooks)"
+    )
+    gateway_url: str = Field(default="https://127.0.0.1:8446", description="Data gateway HTTPS")
+    ops_url: str | None = Field(
+        default=None, description="Dashboard JSON (GET with the user's proxy); None: no dashboard"
+    )
+    database_url: str | None = Field(
+        default=None, description="Session store (SQLAlchemy URL); default: [database]"
+    )
+    secret_file: Path | None = Field(
+        default=None, description="Key sealing proxies at rest; default <state_dir>/portal.key"
+    )
+    session_idle_s: int = Field(default=1800, ge=30, description="Idle sessions end")
+    session_max_s: int = Field(default=12 * 3600, ge=60, description="Sessions end at the latest")
+    vos: list[str] = Field(default_factory=lambda: ["gisheo"], description="VOs offered at login")
+    base_layer_url: str | None = Field(
+        default=None, description="Tile URL template of the map's base layer; None: plain"
+    )
+    base_layer_attribution: str = Field(default="")
+    vendor_dir: Path | None = Field(
+        default=None, description="npm modules folder holding leaflet/dist (default: the repo's)"
+    )
+    max_upload_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+
+
+class MetricsSettings(BaseModel):
+    """``/metrics`` on every front and the operations dashboard (``GET /ops/summary``)."""
+
+    scrapers: list[str] = Field(
+        default_factory=list,
+        description="Certificate DNs (e.g. Prometheus's client certificate) that may read "
+        "/metrics besides grid administrators",
+    )
+    probe: dict[str, str] = Field(
+        default_factory=dict,
+        description="Service name -> HTTPS URL probed for the dashboard's health table",
+    )
+    probe_timeout_s: float = Field(default=3.0, gt=0, le=60)
+    window_s: int = Field(default=24 * 3600, ge=60, le=90 * 24 * 3600)
+    bucket_s: int = Field(default=3600, ge=10, le=24 * 3600)
+
+
+class MyProxySettings(BaseModel):
+    """MyProxy sign-on (portal logins) and renewal of delegated proxies (``gproc serve``).
+
+    TLS trust, the service credential and the vomsdir default to ``[service]``'s."""
+
+    host: str | None = Field(default=None, description="MyProxy server host; None: no MyProxy")
+    port: int = Field(default=7512, ge=1, le=65535)
+    server_dn: str | None = Field(
+        default=None, description="The server certificate's DN; None: it must name the host"
+    )
+    ca_dir: Path | None = Field(default=None, description="CA directory; default service.ca_dir")
+    timeout_s: float = Field(default=20.0, gt=0, le=300, description="Whole exchange deadline")
+    logon_lifetime_s: int = Field(
+        default=2 * 3600, ge=300, le=7 * 24 * 3600, description="Lifetime of sign-on proxies"
+    )
+    vomses: Path | None = Field(
+        default=None,
+        description="vomses file naming the VOMS servers of sign-on; None: gproc's own "
+        "VOMS endpoint of [vo] (vo, voms_host, voms_port, aa_cert)",
+    )
+    vomsdir: Path | None = Field(default=None, description="LSC directory; default service.vomsdir")
+    renew: bool = Field(default=True, description="Run the proxy renewer in gproc serve")
+    renew_before_s: int = Field(
+        default=3600, ge=30, description="Renew a delegated proxy when less than this is left"
+    )
+    renew_lifetime_s: int = Field(
+        default=12 * 3600, ge=300, le=7 * 24 * 3600, description="Lifetime asked at renewal"
+    )
+    renew_interval_s: float = Field(default=60.0, gt=0, description="Renewer cycle")
 
 
 class Settings(BaseSettings):
@@ -242,6 +329,9 @@ class Settings(BaseSettings):
     ogc: OgcSettings = OgcSettings()
     catalogue: CatalogueSettings = CatalogueSettings()
     workflow: WorkflowSettings = WorkflowSettings()
+    portal: PortalSettings = PortalSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    myproxy: MyProxySettings = MyProxySettings()
 
     @classmethod
     def settings_customise_sources(

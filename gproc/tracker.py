@@ -14,6 +14,7 @@ and adopts what it finds before it ever submits again.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Sequence
@@ -22,6 +23,7 @@ from datetime import timedelta
 from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy.exc import SQLAlchemyError
 
 from gproc.domain import OutputFile, TaskPlan, outputs_json, task_owner
 from gproc.leader import Leadership, SoleLeader
@@ -35,6 +37,8 @@ from gproc.wrappers.base import JobInfo, JobState, WmsError, WmsRejected
 log = logging.getLogger("gproc.tracker")
 S = TaskState
 CURSOR_KEY = "tracker.event_cursor"
+HEARTBEAT_KEY = "tracker.heartbeat"  # {"at": epoch s, "ms": last cycle}: the tracker's lag
+HEARTBEAT_S = 10.0  # written at most this often (one small upsert)
 MISSING_LIMIT = 3  # reconciles a job may be absent from the WMS before the task fails
 
 
@@ -86,6 +90,7 @@ class Tracker:
         self.reconcile_every = reconcile_every
         self.submit_grace = timedelta(seconds=submit_grace_s)
         self._cycles = 0
+        self._beat = 0.0
         self._missing: dict[str, int] = {}
         self._scheduler: BackgroundScheduler | None = None
 
@@ -153,7 +158,22 @@ class Tracker:
         self._retry_forgets(forgets, stats)
         self._recover_submitting([r for r in active if r.state == S.SUBMITTING], first, stats)
         stats.ms = (time.perf_counter() - started) * 1000
+        self._heartbeat(stats)
         return stats
+
+    def _heartbeat(self, stats: CycleStats) -> None:
+        """Record when a cycle last ended (``gproc_tracker_last_cycle_age_seconds``),
+        throttled: operators alert on minutes, not on every cycle."""
+        now = time.time()
+        if now - self._beat < HEARTBEAT_S:
+            return
+        beat = {"at": round(now, 3), "ms": round(stats.ms, 1), "errors": len(stats.errors)}
+        try:
+            self.svc.registry.set_meta(HEARTBEAT_KEY, json.dumps(beat))
+        except SQLAlchemyError as exc:  # the cycle's work is done: only the figure is late
+            stats.errors.append(f"heartbeat not recorded: {exc}")
+            return
+        self._beat = now
 
     def _follow_events(
         self,

@@ -10,6 +10,11 @@ complete proxy file for the user's jobs (``x509userproxy``) and data staging.
 Store layout (``root`` mode 0700, files 0600), named by SHA-256 of DN + id so no
 user string reaches a path: ``<h>.req`` pending key, ``<h>.pem`` proxy file
 (cert, key, chain), ``<h>.json`` metadata. Renewal replaces files with os.replace.
+
+A delegation may ask to be renewed from MyProxy (:meth:`DelegationStore.ask_renewal`):
+the metadata then names the MyProxy username and server (never a passphrase), and the
+service's renewer (``services/renewal.py``) puts a fresh proxy of the same identity in
+place with :meth:`DelegationStore.replace_proxy` before the old one expires.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import os
 import re
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -63,6 +68,7 @@ class DelegationReason(StrEnum):
     DN_MISMATCH = "dn-mismatch"
     EXPIRED = "expired"
     INVALID = "invalid-chain"
+    NOT_LATER = "not-later"
 
 
 class DelegationError(SecurityError):
@@ -75,6 +81,15 @@ class DelegationError(SecurityError):
 
 
 @dataclass(frozen=True)
+class RenewalRequest:
+    """Where a delegated proxy is renewed from: a MyProxy credential the service may
+    renew (stored with ``myproxy-init -R <service DN>``)."""
+
+    username: str
+    server: str  # host:port of the MyProxy server
+
+
+@dataclass(frozen=True)
 class DelegationInfo:
     """A stored delegated proxy."""
 
@@ -82,6 +97,7 @@ class DelegationInfo:
     dn: str  # slash-form end-entity DN of the owner
     not_after: datetime
     path: Path
+    renewal: RenewalRequest | None = None
 
 
 class DelegationStore:
@@ -139,6 +155,7 @@ class DelegationStore:
                 identity.subject_grid,
                 chain[0].not_valid_after_utc,
                 base.with_suffix(".pem"),
+                _read_meta(base).renewal if base.with_suffix(".json").exists() else None,
             )
             _write_atomic(info.path, proxy)
             _write_atomic(base.with_suffix(".json"), _meta(info))
@@ -154,17 +171,11 @@ class DelegationStore:
         dn = who.subject_grid if isinstance(who, Identity) else who
         base = self._base(dn, delegation_id)
         try:
-            meta = json.loads(base.with_suffix(".json").read_text())
+            info = _read_meta(base)
         except FileNotFoundError:
             raise DelegationError(
                 DelegationReason.UNKNOWN_ID, f"no delegated proxy {delegation_id!r}"
             ) from None
-        info = DelegationInfo(
-            meta["id"],
-            meta["dn"],
-            datetime.fromisoformat(meta["not_after"]),
-            base.with_suffix(".pem"),
-        )
         if info.not_after <= datetime.now(UTC):
             raise DelegationError(
                 DelegationReason.EXPIRED,
@@ -177,13 +188,65 @@ class DelegationStore:
         dn = who.subject_grid if isinstance(who, Identity) else who
         now, out = datetime.now(UTC), []
         for meta_path in self.root.glob("*.json"):
-            meta = json.loads(meta_path.read_text())
-            not_after = datetime.fromisoformat(meta["not_after"])
-            if same_dn(meta["dn"], dn) and not_after > now:
-                out.append(
-                    DelegationInfo(meta["id"], meta["dn"], not_after, meta_path.with_suffix(".pem"))
-                )
+            info = _read_meta(meta_path.with_suffix(""))
+            if same_dn(info.dn, dn) and info.not_after > now:
+                out.append(info)
         return sorted(out, key=lambda i: i.delegation_id)
+
+    # -- renewal from MyProxy ------------------------------------------------------------
+    def ask_renewal(
+        self, who: Identity | str, delegation_id: str, renewal: RenewalRequest | None
+    ) -> DelegationInfo:
+        """Record (or, with None, drop) where this unexpired delegation is renewed from."""
+        with self._lock:
+            info = replace(self.info(who, delegation_id), renewal=renewal)
+            _write_atomic(info.path.with_suffix(".json"), _meta(info))
+        return info
+
+    def due_for_renewal(
+        self, before: timedelta, now: datetime | None = None
+    ) -> list[DelegationInfo]:
+        """Delegations that asked for renewal and expire within ``before`` (and have not
+        expired: renewal is authorised by the still valid proxy), soonest first."""
+        now = now or datetime.now(UTC)
+        out = []
+        for meta_path in self.root.glob("*.json"):
+            try:
+                info = _read_meta(meta_path.with_suffix(""))
+            except (FileNotFoundError, ValueError, KeyError):
+                continue  # removed meanwhile, or not ours
+            if info.renewal is not None and now < info.not_after <= now + before:
+                out.append(info)
+        return sorted(out, key=lambda i: i.not_after)
+
+    def replace_proxy(
+        self, who: Identity | str, delegation_id: str, proxy_pem: bytes
+    ) -> DelegationInfo:
+        """Put a renewed proxy file (certificate, key, chain) in place of the stored one,
+        atomically: it must validate, be of the same identity and end later."""
+        try:
+            certs, _key = _load_credential(proxy_pem)
+        except ValueError as exc:
+            raise DelegationError(DelegationReason.MALFORMED, str(exc)) from None
+        with self._lock:
+            old = self.info(who, delegation_id)
+            try:
+                renewed = validate_with(self.validator, certs)
+            except CredentialError as exc:
+                raise DelegationError(DelegationReason.INVALID, str(exc)) from None
+            if renewed.proxy_depth < 1 or not same_dn(renewed.subject_grid, old.dn):
+                raise DelegationError(
+                    DelegationReason.DN_MISMATCH,
+                    f"the renewed proxy is of {renewed.subject_grid}, not of {old.dn}",
+                )
+            if certs[0].not_valid_after_utc <= old.not_after:
+                raise DelegationError(
+                    DelegationReason.NOT_LATER, "the renewed proxy does not end later"
+                )
+            info = replace(old, not_after=certs[0].not_valid_after_utc)
+            _write_atomic(info.path, proxy_pem)
+            _write_atomic(info.path.with_suffix(".json"), _meta(info))
+        return info
 
     def destroy(self, who: Identity | str, delegation_id: str) -> bool:
         """Remove a delegation and any pending request; True when something existed."""
@@ -381,9 +444,27 @@ def _load_chain(pem: bytes | str) -> list[x509.Certificate]:
 
 
 def _meta(info: DelegationInfo) -> bytes:
-    return json.dumps(
-        {"id": info.delegation_id, "dn": info.dn, "not_after": info.not_after.isoformat()}
-    ).encode()
+    meta: dict[str, object] = {
+        "id": info.delegation_id,
+        "dn": info.dn,
+        "not_after": info.not_after.isoformat(),
+    }
+    if info.renewal is not None:
+        meta["renewal"] = {"username": info.renewal.username, "server": info.renewal.server}
+    return json.dumps(meta).encode()
+
+
+def _read_meta(base: Path) -> DelegationInfo:
+    """The metadata beside ``<base>.pem`` (FileNotFoundError when there is none)."""
+    meta = json.loads(base.with_suffix(".json").read_text())
+    renewal = meta.get("renewal")
+    return DelegationInfo(
+        meta["id"],
+        meta["dn"],
+        datetime.fromisoformat(meta["not_after"]),
+        base.with_suffix(".pem"),
+        RenewalRequest(str(renewal["username"]), str(renewal["server"])) if renewal else None,
+    )
 
 
 def _spki(public_key: PublicKeyTypes | CertificatePublicKeyTypes) -> bytes:

@@ -9,9 +9,11 @@ import click
 from gproc.services.cli_catalogue import catalogue_group
 from gproc.services.cli_data import data_group, gateway_group
 from gproc.services.cli_db import db_group
+from gproc.services.cli_myproxy import myproxy_group
 from gproc.services.cli_ogc import ogc_group
 from gproc.services.cli_pki import pki_group
 from gproc.services.cli_pool import pool
+from gproc.services.cli_portal import portal_group
 from gproc.services.cli_serve import serve_cmd
 from gproc.services.cli_tasks import task_group, tools_cmd, tracker_group
 from gproc.services.cli_vo import proxy_init_cmd, vo_group
@@ -40,6 +42,8 @@ main.add_command(pki_group, "pki")
 main.add_command(ogc_group)
 main.add_command(workflow_group)
 main.add_command(catalogue_group)
+main.add_command(myproxy_group)
+main.add_command(portal_group)
 
 if __name__ == "__main__":
     main()

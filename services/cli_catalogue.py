@@ -231,28 +231,36 @@ def rm_cmd(obj: Ctx, ref: str) -> None:
 @click.pass_obj
 def serve_cmd(obj: Ctx) -> None:
     """Run the catalogue SOAP service and the read-only STAC API (HTTPS)."""
-    from gproc.security.tls import TLSConfig, make_server
-    from gproc.services.catalogue.app import make_catalogue_server
-    from gproc.services.catalogue.stac import StacApp
+    from gproc.security.tls import TLSConfig
+    from gproc.services.catalogue.app import (
+        STAC_ACCESS_LOGGER,
+        make_catalogue_server,
+        make_stac_server,
+    )
     from gproc.services.chassis import build_validator, json_logging, require, run
+    from gproc.services.chassis.metrics import metrics_endpoint
 
     s = obj.settings
     require(s, "service.cert", "service.key", "service.ca_dir", "gateway.namespace")
     assert s.service.cert and s.service.key and s.service.ca_dir and s.gateway.namespace
-    json_logging(("gproc.catalogue",), ("gproc.catalogue.access",))
+    json_logging(("gproc.catalogue",), ("gproc.catalogue.access", STAC_ACCESS_LOGGER))
     with _errors():
         validator = build_validator(s.service.ca_dir, s.service.vomsdir)
         cat = _build(s)
         gaz = Gazetteer(_engine(s))
     tls = TLSConfig(s.service.cert, s.service.key, s.service.ca_dir)
     conf = s.catalogue
+    metrics = metrics_endpoint(s)
     soap = make_catalogue_server(
-        cat, gaz, validator, tls, host=conf.host, port=conf.port, threads=conf.threads
-    )
+        cat, gaz, validator, tls, host=conf.host, port=conf.port, threads=conf.threads,
+        metrics=metrics,
+    )  # fmt: skip
     parts: list[Any] = [soap]
     if conf.stac_port is not None:
-        stac_app = StacApp(cat, gaz)
-        parts.append(make_server(stac_app, conf.host, conf.stac_port, tls, validator))
+        stac = make_stac_server(
+            cat, gaz, validator, tls, host=conf.host, port=conf.stac_port, metrics=metrics
+        )
+        parts.append(stac)
 
     def banner() -> str:
         urls = [f"SOAP {soap.url}/?wsdl"]

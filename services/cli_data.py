@@ -259,6 +259,7 @@ def serve_cmd(sftp_port: int | None, **opts: Any) -> None:
     """Serve the HTTPS and SFTP fronts until SIGTERM/SIGINT."""
     from gproc.security.tls import TLSConfig
     from gproc.services.chassis import serve
+    from gproc.services.chassis.metrics import metrics_endpoint
     from gproc.services.gateway_app import (
         ACCESS_LOGGER,
         LOGGERS,
@@ -288,6 +289,7 @@ def serve_cmd(sftp_port: int | None, **opts: Any) -> None:
         gw.host,
         gw.port,
         threads=gw.threads,
+        metrics=metrics_endpoint(settings),
     )
     fronts: list[serve.Runnable] = [https]
     sftp = None

@@ -1,4 +1,5 @@
-"""``gproc ogc serve``: the OGC API - Processes front over HTTPS with client proxies.
+"""``gproc ogc serve``: the OGC fronts (OGC API - Processes; WPS 2.0 and 1.0.0 at
+``/wps``) over HTTPS with client proxies.
 
 It serves the same core, registry and policy as ``gproc serve`` (TLS files, CA
 directory, VOMS trust and policy come from ``[service]``); options override the
@@ -25,7 +26,7 @@ OVERRIDES["tracker"] = "service.run_tracker"
 
 @click.group("ogc")
 def ogc_group() -> None:
-    """OGC fronts (OGC API - Processes)."""
+    """OGC fronts (OGC API - Processes, WPS 2.0, WPS 1.0.0)."""
 
 
 @ogc_group.command("serve")
@@ -34,7 +35,7 @@ def ogc_group() -> None:
 @click.option("--threads", type=int, help="Worker threads [ogc.threads].")
 @click.option("--tracker/--no-tracker", default=None, help="Run the tracker in-process.")
 def serve_cmd(**options: Any) -> None:
-    """Serve OGC API - Processes (landing page at https://HOST:PORT/)."""
+    """Serve OGC API - Processes (landing page at https://HOST:PORT/) and WPS (/wps)."""
     settings = serve.apply_overrides(get_settings(), options, OVERRIDES)
     serve.require(settings, "service.cert", "service.key", "service.ca_dir")
     svc = settings.service
@@ -48,7 +49,9 @@ def serve_cmd(**options: Any) -> None:
         parts.append(build_tracker(gp.core, settings))
     serve.run(
         parts,
-        banner=lambda: f"gproc ogc: serving {server.url}/ (OpenAPI: {server.url}/api)",
+        banner=lambda: (
+            f"gproc ogc: serving {server.url}/ (OpenAPI: {server.url}/api, WPS: {server.url}/wps)"
+        ),
         name="gproc ogc",
         cleanup=[gp.core.registry.close],
     )

@@ -1,7 +1,8 @@
 """``gproc serve``: the SOAP processing service over HTTPS with client proxies.
 
 Options override the ``[service]`` settings (TOML file or ``GPROC_SERVICE__*``).
-The tracker runs in the same process on its own thread unless ``--no-tracker``.
+The tracker runs in the same process on its own thread unless ``--no-tracker``;
+with ``[myproxy] host`` set, so does the renewer of delegated proxies.
 SIGTERM or SIGINT stop accepting, let running calls finish, stop the tracker.
 """
 
@@ -16,6 +17,7 @@ from gproc.app import build_task_deliverer, build_tracker
 from gproc.leader import LEADER_LOGGER
 from gproc.security.tls import TLSConfig
 from gproc.services.chassis import serve
+from gproc.services.renewal import build_renewer
 from gproc.services.soap.app import (
     ACCESS_LOGGER,
     LOGGERS,
@@ -57,6 +59,12 @@ def serve_cmd(**options: Any) -> None:
         tracker = build_tracker(gp.core, settings)  # on PostgreSQL: only the leader's runs
         parts.append(tracker)
         parts.append(build_task_deliverer(gp.core, settings, tracker))
+    if settings.myproxy.host is not None and settings.myproxy.renew and gp.delegations:
+        parts.append(
+            build_renewer(
+                settings, gp.delegations, validator, registry=gp.core.registry, wms=gp.core.wms
+            )
+        )
     serve.run(
         parts,
         banner=lambda: f"gproc: serving {server.url}/ (WSDL: {server.url}/?wsdl)",

@@ -285,6 +285,7 @@ def serve_cmd(**options: Any) -> None:
     from gproc.security.credentials import load_credential
     from gproc.security.tls import TLSConfig
     from gproc.services.chassis import serve
+    from gproc.services.chassis.metrics import metrics_endpoint
     from gproc.services.vo_admin.app import ACCESS_LOGGER, LOGGERS, make_admin_server
     from gproc.services.voms_server import VomsServer
 
@@ -307,6 +308,7 @@ def serve_cmd(**options: Any) -> None:
         TLSConfig(svc.cert, svc.key, svc.ca_dir),
         host=cfg.admin_host,
         port=cfg.admin_port,
+        metrics=metrics_endpoint(settings),
     )
     aa = AttributeAuthority(
         store,
@@ -322,6 +324,7 @@ def serve_cmd(**options: Any) -> None:
         cfg.vo,
         host=cfg.voms_host,
         port=cfg.voms_port,
+        metrics=metrics_endpoint(settings),
     )
     serve.run(
         [admin, voms],

@@ -336,7 +336,7 @@ def serve_cmd(**options: Any) -> None:
     svc = settings.service
     serve.json_logging(LOGGERS, access=[ACCESS_LOGGER])
     validator = serve.build_validator(svc.ca_dir, svc.vomsdir)  # type: ignore[arg-type]
-    gp = build_context(settings)
+    gp = build_context(settings, validator=validator)
     tls = TLSConfig(svc.cert, svc.key, svc.ca_dir)  # type: ignore[arg-type]
     server = make_workflow_server(
         gp, validator, tls, host=settings.workflow.host, port=settings.workflow.port

@@ -16,6 +16,7 @@ from gproc.security.chain import Validator
 from gproc.security.identity import Identity
 from gproc.security.tls import GridServer, TLSConfig, make_server
 from gproc.services.chassis import AccessLog
+from gproc.services.chassis.metrics import MetricsEndpoint, or_default
 from gproc.settings import Settings
 from gproc.storage_gateway.gateway import StorageGateway
 from gproc.storage_gateway.https_front import KEYS_PATH, GatewayApp
@@ -85,9 +86,14 @@ def make_https_front(
     *,
     threads: int = 16,
     timeout_s: int = 60,
+    metrics: MetricsEndpoint | None = None,
 ) -> GridServer:
     """The HTTPS front (not started); port 0 picks a free port."""
-    app = AccessLog(GatewayApp(parts.gateway, parts.keys, parts.admit), ACCESS_LOGGER)
+    app = AccessLog(
+        GatewayApp(parts.gateway, parts.keys, parts.admit),
+        ACCESS_LOGGER,
+        metrics=or_default(metrics),
+    )
     return make_server(
         app,
         host,

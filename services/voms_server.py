@@ -48,6 +48,7 @@ from gproc.security.chain import Validator, proxy_language
 from gproc.security.errors import CredentialError
 from gproc.security.tls import TLSConfig, make_context, peer_chain
 from gproc.services.chassis.guard import hardened_parser
+from gproc.services.chassis.metrics import CONTENT_TYPE_LATEST, MetricsEndpoint, observe
 
 log = logging.getLogger("gproc.voms")
 MAX_REQUEST = 16 * 1024
@@ -214,8 +215,10 @@ class VomsServer:
         host: str = "127.0.0.1",
         port: int = 15000,
         max_connections: int = 32,
+        metrics: MetricsEndpoint | None = None,
     ) -> None:
         self.authority = authority
+        self.metrics = metrics  # GET /metrics (scrapers and admins), see chassis.metrics
         self.validator = validator
         self.vo = vo
         self.context = make_context(tls)
@@ -264,6 +267,9 @@ class VomsServer:
         _io(conn, sock, conn.do_handshake, deadline)
         raw = _read_request(conn, sock, deadline)
         chain = peer_chain(conn)
+        if self.metrics is not None and raw.startswith(b"GET /metrics "):
+            self._metrics(conn, sock, chain, deadline, started)
+            return
         entry: dict[str, Any] = {"remote": remote, "dn": None, "vo": self.vo}
         issued, error, legacy = None, None, raw.lstrip().startswith(b"<")
         try:
@@ -294,6 +300,31 @@ class VomsServer:
             ms=round((time.monotonic() - started) * 1000, 1),
         )
         log.info(json.dumps(entry))
+        status = 200 if legacy or issued else int(_HTTP_STATUS.get(entry["result"], "500")[:3])
+        observe("voms", entry["protocol"], status, error.code if error else None, _since(started))
+        with contextlib.suppress(SSL.Error):
+            conn.shutdown()
+
+    def _metrics(
+        self, conn: SSL.Connection, sock: socket.socket, chain: Any, deadline: float, started: float
+    ) -> None:
+        """``/metrics`` over the VOMS port: the chain validated, the caller checked."""
+        assert self.metrics is not None
+        try:
+            ident = self.validator.validate(chain)
+        except CredentialError:
+            ident = None
+        if ident is not None and self.metrics.operators.may_scrape(ident):
+            status, ctype, body = "200 OK", CONTENT_TYPE_LATEST, self.metrics.text()
+        else:
+            status, ctype = "403 Forbidden", "application/json"
+            body = json.dumps({"status": 403, "error": "not allowed to read metrics"}).encode()
+        head = (
+            f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        )
+        _send(conn, sock, head.encode() + body, deadline)
+        observe("voms", "metrics", int(status[:3]), None, _since(started))
         with contextlib.suppress(SSL.Error):
             conn.shutdown()
 
@@ -328,6 +359,10 @@ def _io(
                 select.select([sock] if reading else [], [] if reading else [sock], [], left)
             ):
                 raise TimeoutError("VOMS client too slow") from None
+
+
+def _since(started: float) -> float:
+    return time.monotonic() - started
 
 
 def _read_request(conn: SSL.Connection, sock: socket.socket, deadline: float) -> bytes:

@@ -22,6 +22,8 @@ pytest_plugins = [
     "tests.fixtures.workflow",
     "tests.fixtures.replicas",
     "tests.fixtures.haproxy",
+    "tests.fixtures.portal",
+    "tests.fixtures.myproxy",
 ]
 
 _TIERS = {"unit": "unit", "service": "service", "integration": "integration"}

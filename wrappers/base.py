@@ -128,6 +128,54 @@ class PoolInfo:
     slots: int = 0
 
 
+@dataclass(frozen=True)
+class NodeSlots:
+    """The execute slots of one node, as the collector reports them."""
+
+    node: str
+    total: int
+    claimed: int
+    idle: int  # unclaimed: free for a job
+    other: int = 0  # owner, matched, preempting, drained...
+    cpus: int = 0
+
+
+@dataclass(frozen=True)
+class JobCounts:
+    idle: int = 0
+    running: int = 0
+    held: int = 0
+    other: int = 0  # completed, removed, transferring, suspended
+
+    @property
+    def total(self) -> int:
+        return self.idle + self.running + self.held + self.other
+
+
+@dataclass(frozen=True)
+class PoolSummary:
+    """The pool right now: slots per node (collector), jobs by state (schedd), for the
+    whole schedd and for this gproc instance's jobs alone."""
+
+    nodes: tuple[NodeSlots, ...]
+    jobs: JobCounts
+    instance_jobs: JobCounts
+    schedd: str = ""
+
+    @property
+    def slots(self) -> NodeSlots:
+        """The totals over every node (``node`` is ``"*"``)."""
+        n = self.nodes
+        return NodeSlots(
+            "*",
+            sum(x.total for x in n),
+            sum(x.claimed for x in n),
+            sum(x.idle for x in n),
+            sum(x.other for x in n),
+            sum(x.cpus for x in n),
+        )
+
+
 class WorkloadManager(ABC):
     """The grid job life cycle on one WMS."""
 
@@ -183,3 +231,13 @@ class WorkloadManager(ABC):
 
     @abstractmethod
     def ping(self) -> PoolInfo: ...
+
+    @abstractmethod
+    def pool_summary(self) -> PoolSummary:
+        """Slots per node and jobs by state, in a constant number of WMS queries;
+        raises :class:`WmsUnavailable` when the WMS cannot be reached."""
+
+    def refresh_proxy(self, job_ids: Sequence[str], proxy: Path) -> int:
+        """Give a renewed proxy file to these jobs where they still wait or run;
+        returns how many took it. A WMS that cannot returns 0 (jobs keep theirs)."""
+        return 0

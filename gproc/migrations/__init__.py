@@ -67,6 +67,7 @@ MODEL_MODULES = (
     "gproc.vo_models",
     "gproc.workflow_models",
     "gproc.task_notify_models",
+    "gproc.portal_models",
 )
 VERSION_TABLE = "alembic_version"
 _PG_LOCK_KEY = 0x6770726F63  # "gproc"

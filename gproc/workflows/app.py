@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
+from gproc.domain import Owner
 from gproc.registry import make_engine
 from gproc.settings import Settings
 from gproc.staging import InputResolver, local_file_resolver
+from gproc.workflows.catalogue import WorkflowCatalogue
 from gproc.workflows.notify import Notifier
-from gproc.workflows.service import WorkflowDirs, WorkflowService
+from gproc.workflows.service import OutputSink, WorkflowDirs, WorkflowService
 from gproc.workflows.store import WorkflowStore
 from gproc.workflows.tracker import WorkflowTracker
 from gproc.wrappers.dag_base import DagRunner
@@ -41,9 +44,13 @@ def build_workflow_service(
     store: WorkflowStore | None = None,
     local_roots: tuple[Path, ...] | None = None,
     resolve_input: InputResolver | None = None,
+    resolver_for: Callable[[Owner], InputResolver] | None = None,
+    output_sink: OutputSink | None = None,
+    catalogue: WorkflowCatalogue | None = None,
 ) -> WorkflowService:
     """``local_roots=None`` lets the caller name any local file (the CLI acts as the local
-    user); network entry points pass ``()`` or an owner-aware resolver."""
+    user); network entry points pass ``()`` or an owner-aware resolver (``resolver_for``),
+    where final outputs go (``output_sink``) and the catalogue for catalogue data."""
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     return WorkflowService(
         store
@@ -55,6 +62,10 @@ def build_workflow_service(
         resolve_input or local_file_resolver(local_roots),
         max_nodes=settings.workflow.max_nodes,
         node_retry=settings.workflow.node_retry,
+        resolver_for=resolver_for,
+        output_sink=output_sink,
+        catalogue=catalogue,
+        max_query_branches=settings.workflow.max_query_branches,
     )
 
 

@@ -14,7 +14,7 @@ from user strings: workflow inputs are ``w<k>.tif``, node outputs ``n<i>_<port>.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +55,7 @@ class NodeJob:
     request_disk_mb: int
     final: bool
     meta: Mapping[str, str] = field(default_factory=dict)
+    port_inputs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # port -> files
 
 
 @dataclass(frozen=True)
@@ -91,11 +92,13 @@ def compile_workflow(
     *,
     max_nodes: int,
     sources: Mapping[str, str | Sequence[str]] | None = None,
+    expand: Callable[[PortRef, str], tuple[str, ...]] | None = None,
 ) -> CompiledWorkflow:
-    """The DAG nodes of ``doc``; ``sources`` binds start ports (``node.port`` or ``node``)."""
+    """The DAG nodes of ``doc``; ``sources`` binds start ports (``node.port`` or ``node``);
+    ``expand`` turns each source into the sources it stands for (catalogue queries)."""
     if len(doc.nodes) > max_nodes:
         raise LimitExceeded(f"the workflow has {len(doc.nodes)} nodes; the limit is {max_nodes}")
-    starts = _bind_sources(doc, sources or {})
+    starts = _bind_sources(doc, sources or {}, expand)
     tools = {n.name: _resolve(n) for n in doc.nodes if not n.is_start}
     incoming = _check_edges(doc, starts, tools)
     order = _topological(doc, [n.name for n in doc.nodes])
@@ -108,7 +111,9 @@ def compile_workflow(
 
 # ---- sources ---------------------------------------------------------------------------
 def _bind_sources(
-    doc: WorkflowDoc, given: Mapping[str, str | Sequence[str]]
+    doc: WorkflowDoc,
+    given: Mapping[str, str | Sequence[str]],
+    expand: Callable[[PortRef, str], tuple[str, ...]] | None = None,
 ) -> dict[PortRef, tuple[str, ...]]:
     start_nodes = {n.name: n for n in doc.nodes if n.is_start}
     bound: dict[PortRef, tuple[str, ...]] = {}
@@ -130,6 +135,8 @@ def _bind_sources(
         for port in start.outputs:
             ref = PortRef(start.name, port)
             items = bound.get(ref) or tuple(start.sources.get(port, ()))
+            if expand is not None:
+                items = tuple(one for item in items for one in expand(ref, item))
             if not items:
                 raise WorkflowError(f"{ref}: no data given for this start port", field=str(ref))
             if start.instances > 1 and len(items) != start.instances:
@@ -401,6 +408,7 @@ def _node_job(
         request_disk_mb=plan.request_disk_mb,
         final=final,
         meta=dict(tool.node.meta),
+        port_inputs=names,
     )
 
 

@@ -26,9 +26,11 @@ from gproc.connectors.base import EOTOOL
 from gproc.domain import CLIENT_REQUEST_ID_RE, Owner, TaskStateConflict
 from gproc.errors import InvalidRequest, WmsUnavailable
 from gproc.models import utcnow
+from gproc.notify import check_callback
 from gproc.staging import InputResolver, check_sandbox_name
 from gproc.workflow_models import WorkflowNodeRow, WorkflowRow
 from gproc.workflows import silk, structured
+from gproc.workflows.catalogue import WorkflowCatalogue, check_dataset_types, expander
 from gproc.workflows.compile import CompiledWorkflow, NodeJob, compile_workflow
 from gproc.workflows.document import WorkflowDoc, WorkflowError
 from gproc.workflows.states import ACTIVE, TERMINAL, NodeState, WorkflowState
@@ -39,9 +41,10 @@ from gproc.wrappers.dag_base import DagNode, DagRunner, DagSpec
 
 log = logging.getLogger("gproc.workflows")
 W = WorkflowState
-CALLBACK_RE = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+(/[\x21-\x7e]*)?$")
-SECRET_RE = re.compile(r"^[\x21-\x7e]{16,128}$")
 MAX_DOCUMENT_BYTES = 1024 * 1024
+OutputSink = Callable[[WorkflowRow, list[dict[str, Any]]], Mapping[str, str]]
+"""Stores a completed workflow's final outputs (records as in ``outputs_json``) for its
+owner; {file name: where stored}. Raising means "try again at the next cycle"."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,7 @@ def jobs_of(row: WorkflowRow) -> CompiledWorkflow:
                 "arguments": tuple(j["arguments"]),
                 "inputs": tuple(j["inputs"]),
                 "parents": tuple(j["parents"]),
+                "port_inputs": {k: tuple(v) for k, v in j.get("port_inputs", {}).items()},
             }
         )
         for j in data["jobs"]
@@ -129,7 +133,9 @@ class WorkflowService:
         max_nodes: int = 1000,
         node_retry: int = 2,
         resolver_for: Callable[[Owner], InputResolver] | None = None,
-        output_sink: Callable[[Any, list[dict[str, Any]]], dict[str, str]] | None = None,
+        output_sink: OutputSink | None = None,
+        catalogue: WorkflowCatalogue | None = None,
+        max_query_branches: int = 500,
     ) -> None:
         self.store = store
         self.runner = runner
@@ -137,6 +143,8 @@ class WorkflowService:
         self.resolve_input = resolve_input
         self.resolver_for = resolver_for
         self.output_sink = output_sink
+        self.catalogue = catalogue
+        self.max_query_branches = max_query_branches
         self.max_nodes = max_nodes
         self.node_retry = node_retry
         self._in_flight: set[str] = set()
@@ -146,7 +154,11 @@ class WorkflowService:
     def compile(self, req: WorkflowRequest) -> CompiledWorkflow:
         """Validate a request without registering anything (authorisation uses ``tools``)."""
         doc = parse_document(req.text, req.form, req.name)
-        return compile_workflow(doc, max_nodes=self.max_nodes, sources=req.sources)
+        expand = expander(self.catalogue, req.owner, self.max_query_branches)
+        wf = compile_workflow(doc, max_nodes=self.max_nodes, sources=req.sources, expand=expand)
+        if self.catalogue is not None:
+            check_dataset_types(self.catalogue, req.owner, wf)
+        return wf
 
     def register(
         self,
@@ -280,6 +292,7 @@ class WorkflowService:
                     request_memory_mb=j.request_memory_mb,
                     request_disk_mb=j.request_disk_mb,
                     accounting_group=row.accounting_group,
+                    x509_proxy=Path(row.x509_proxy) if row.x509_proxy else None,
                 ),
                 parents=j.parents,
                 retry=self.node_retry,
@@ -504,13 +517,4 @@ def _check_request(req: WorkflowRequest) -> None:
         raise WorkflowError(
             "1-128 of [A-Za-z0-9._:-], starting with a letter or digit", field="client_request_id"
         )
-    if req.callback_url is not None and (
-        len(req.callback_url) > 2048 or not CALLBACK_RE.fullmatch(req.callback_url)
-    ):
-        raise WorkflowError(
-            "callback_url must be an http(s) URL of printable ASCII", field="callback_url"
-        )
-    if req.callback_secret is not None and not SECRET_RE.fullmatch(req.callback_secret):
-        raise WorkflowError(
-            "callback_secret: 16-128 printable ASCII characters", field="callback_secret"
-        )
+    check_callback(req.callback_url, req.callback_secret)  # one rule for tasks and workflows

@@ -218,11 +218,12 @@ class WorkflowTracker:
                 self._tidy(row)
 
     def _tidy(self, row: WorkflowRow) -> None:
-        """A completed workflow keeps its logs and ``out/``; the runs' data files go."""
+        """A completed workflow keeps its logs and ``out/``; the runs' data files and the
+        copies of the owner's proxy go."""
         keep = {"wf.dag", "wf.status", "wf.dag.dagman.out"}
         for run in self.svc.dirs.workflow(row.id).glob("run*"):
             for path in run.iterdir():
-                if path.suffix in (".tif", ".json") and path.name not in keep:
+                if path.suffix in (".tif", ".json", ".pem") and path.name not in keep:
                     path.unlink(missing_ok=True)
         for carry in self.svc.dirs.workflow(row.id).glob("carry*"):
             shutil.rmtree(carry, ignore_errors=True)

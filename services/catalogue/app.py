@@ -14,11 +14,13 @@ from gproc.security.chain import Validator
 from gproc.security.tls import GridServer, TLSConfig, make_server
 from gproc.services.catalogue.service import OPERATIONS, CatalogueService
 from gproc.services.catalogue.types import ERRORS, NS
-from gproc.services.chassis import soap_application, soap_stack
+from gproc.services.chassis import AccessLog, soap_application, soap_stack
 from gproc.services.chassis.guard import WSGIApp
+from gproc.services.chassis.metrics import MetricsEndpoint, or_default
 
 SERVICE_NAME = "GprocCatalogue"
 ACCESS_LOGGER = "gproc.catalogue.access"
+STAC_ACCESS_LOGGER = "gproc.stac.access"
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 MAX_DEPTH = 32
 
@@ -29,7 +31,9 @@ def build_application(catalogue: Catalogue, gazetteer: Gazetteer) -> Application
     )
 
 
-def build_wsgi(catalogue: Catalogue, gazetteer: Gazetteer) -> WSGIApp:
+def build_wsgi(
+    catalogue: Catalogue, gazetteer: Gazetteer, metrics: MetricsEndpoint | None = None
+) -> WSGIApp:
     return soap_stack(
         build_application(catalogue, gazetteer),
         ERRORS,
@@ -37,6 +41,7 @@ def build_wsgi(catalogue: Catalogue, gazetteer: Gazetteer) -> WSGIApp:
         access_logger=ACCESS_LOGGER,
         max_bytes=MAX_MESSAGE_BYTES,
         max_depth=MAX_DEPTH,
+        metrics=or_default(metrics),
     )
 
 
@@ -49,10 +54,11 @@ def make_catalogue_server(
     host: str = "127.0.0.1",
     port: int = 8447,
     threads: int = 8,
+    metrics: MetricsEndpoint | None = None,
 ) -> GridServer:
     """The HTTPS server (not started); identity is checked per operation (typed faults)."""
     return make_server(
-        build_wsgi(catalogue, gazetteer),
+        build_wsgi(catalogue, gazetteer, metrics),
         host,
         port,
         tls,
@@ -62,3 +68,20 @@ def make_catalogue_server(
         timeout_s=60,
         prefetch_bytes=MAX_MESSAGE_BYTES,
     )
+
+
+def make_stac_server(
+    catalogue: Catalogue,
+    gazetteer: Gazetteer,
+    validator: Validator,
+    tls: TLSConfig | None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8449,
+    metrics: MetricsEndpoint | None = None,
+) -> GridServer:
+    """The read-only STAC API (not started), behind the chassis access log."""
+    from gproc.services.catalogue.stac import StacApp
+
+    app = AccessLog(StacApp(catalogue, gazetteer), STAC_ACCESS_LOGGER, metrics=or_default(metrics))
+    return make_server(app, host, port, tls, validator)

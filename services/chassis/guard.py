@@ -43,29 +43,53 @@ def hardened_parser() -> etree.XMLParser:
     )
 
 
+class UntrustedXml(ValueError):
+    """Why an untrusted XML body was refused; ``limit`` for depth and size bounds."""
+
+    def __init__(self, message: str, *, limit: bool = False, field: str | None = None) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.field = field
+
+
+def parse_untrusted(body: bytes, max_depth: int) -> etree._Element:
+    """The root of ``body`` parsed with :func:`hardened_parser`; raises
+    :class:`UntrustedXml` for malformed XML, any DTD, or a depth above ``max_depth``.
+    Every XML front (SOAP, WPS) parses request bodies through this."""
+    try:
+        root = etree.fromstring(body, parser=hardened_parser())
+    except etree.XMLSyntaxError as exc:
+        text = str(exc)
+        if "depth" in text.lower():  # libxml2 stops at 256 levels whatever we allow
+            raise UntrustedXml(
+                f"XML nested deeper than {max_depth} elements", limit=True, field="depth"
+            ) from None
+        if "huge" in text.lower():  # a text node beyond libxml2's 10 MB bound
+            raise UntrustedXml(f"a value is too large to parse: {exc}", limit=True) from None
+        raise UntrustedXml(f"malformed XML: {exc}") from None
+    docinfo = root.getroottree().docinfo
+    if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
+        raise UntrustedXml("DTDs are not accepted (DOCTYPE found)")
+    if _depth(root, max_depth) > max_depth:
+        raise UntrustedXml(
+            f"XML nested deeper than {max_depth} elements", limit=True, field="depth"
+        )
+    return root
+
+
 def check_document(
     body: bytes, max_depth: int, operations: frozenset[str], namespace: str, faults: FaultSet
 ) -> str:
     """Raise one of ``faults`` unless ``body`` is a plain SOAP 1.1 envelope for a known
     operation, no deeper than ``max_depth``; returns the operation name."""
     try:
-        root = etree.fromstring(body, parser=hardened_parser())
-    except etree.XMLSyntaxError as exc:
-        text = str(exc)
-        if "depth" in text.lower():  # libxml2 stops at 256 levels whatever we allow
-            raise faults.LimitExceededFault(
-                f"XML nested deeper than {max_depth} elements", field="depth"
-            ) from None
-        if "huge" in text.lower():  # a text node beyond libxml2's 10 MB bound
-            raise faults.LimitExceededFault(f"a value is too large to parse: {exc}") from None
-        raise faults.MalformedRequestFault(f"malformed XML: {exc}") from None
-    docinfo = root.getroottree().docinfo
-    if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
-        raise faults.MalformedRequestFault("DTDs are not accepted (DOCTYPE found)")
-    if _depth(root, max_depth) > max_depth:
-        raise faults.LimitExceededFault(
-            f"XML nested deeper than {max_depth} elements", field="depth"
-        )
+        root = parse_untrusted(body, max_depth)
+    except UntrustedXml as exc:
+        if exc.limit:
+            if exc.field:
+                raise faults.LimitExceededFault(str(exc), field=exc.field) from None
+            raise faults.LimitExceededFault(str(exc)) from None
+        raise faults.MalformedRequestFault(str(exc)) from None
     return _check_envelope(root, operations, namespace, faults)
 
 

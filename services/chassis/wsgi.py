@@ -14,7 +14,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from spyne import Application, Fault, ServiceBase
@@ -32,6 +32,7 @@ from gproc.services.chassis.guard import (
     WSGIApp,
     XmlGuard,
 )
+from gproc.services.chassis.metrics import METRICS_PATH, MetricsEndpoint, observe
 
 _REFUSALS = ("Client.NotAuthorised", "Client.NotAuthenticated")
 
@@ -41,12 +42,28 @@ for _name in ("spyne.application.client", "spyne.application.server", "spyne.app
 
 
 class AccessLog:
-    """A request id per call (``X-Request-Id`` header, fault detail) and one JSON line
-    per call on ``logger``: caller, operation, HTTP status, fault code, duration."""
+    """A request id per call (``X-Request-Id`` header, fault detail), one JSON line
+    per call on ``logger`` (caller, operation, HTTP status, fault code, duration) and
+    the same figures as Prometheus metrics (``service`` label: ``service``, default
+    the logger's second part, e.g. ``gproc.soap.access`` -> ``soap``). With
+    ``metrics``, ``GET /metrics`` is answered by it (operation ``metrics``);
+    ``routes`` (path prefix -> app, e.g. ``/ops/``) go to other apps than ``app``,
+    which set the operation themselves."""
 
-    def __init__(self, app: WSGIApp, logger: str) -> None:
+    def __init__(
+        self,
+        app: WSGIApp,
+        logger: str,
+        *,
+        service: str | None = None,
+        metrics: MetricsEndpoint | None = None,
+        routes: Mapping[str, WSGIApp] | None = None,
+    ) -> None:
         self.app = app
         self.log = logging.getLogger(logger)
+        self.service = service or (logger.split(".") + [""])[1] or logger
+        self.metrics = metrics
+        self.routes = tuple((routes or {}).items())
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
@@ -60,23 +77,37 @@ class AccessLog:
             status.append(code)
             return start_response(code, [*headers, ("X-Request-Id", rid)], exc_info)
 
-        body = self.app(environ, _start)
+        body = self._route(environ)(environ, _start)
         return _Logged(body, lambda: self._line(environ, rid, status, started))
+
+    def _route(self, environ: dict[str, Any]) -> WSGIApp:
+        path = environ.get("PATH_INFO") or "/"
+        if self.metrics is not None and path == METRICS_PATH:
+            environ[ENV_OPERATION] = "metrics"
+            return self.metrics
+        for prefix, app in self.routes:
+            if path.startswith(prefix):
+                return app
+        return self.app
 
     def _line(self, environ: dict[str, Any], rid: str, status: list[str], started: float) -> None:
         ident = environ.get(ENV_IDENTITY)
+        seconds = time.perf_counter() - started
+        code = int(status[0].split()[0]) if status else None
+        operation, fault = environ.get(ENV_OPERATION), environ.get(ENV_FAULT)
+        observe(self.service, operation, code, fault, seconds)
         self.log.info(
             json.dumps(
                 {
                     "request_id": rid,
                     "method": environ.get("REQUEST_METHOD"),
-                    "operation": environ.get(ENV_OPERATION),
+                    "operation": operation,
                     "path": environ.get("PATH_INFO"),
                     "dn": ident.subject_grid if ident else None,
                     "remote": environ.get("REMOTE_ADDR"),
-                    "status": int(status[0].split()[0]) if status else None,
-                    "fault": environ.get(ENV_FAULT),
-                    "ms": round((time.perf_counter() - started) * 1000, 2),
+                    "status": code,
+                    "fault": fault,
+                    "ms": round(seconds * 1000, 2),
                 }
             )
         )
@@ -174,8 +205,13 @@ def soap_stack(
     access_logger: str,
     max_bytes: int,
     max_depth: int,
+    metrics: MetricsEndpoint | None = None,
+    routes: Mapping[str, WSGIApp] | None = None,
+    service: str | None = None,
 ) -> WSGIApp:
-    """The WSGI stack of a SOAP service below identity: access log, guard, spyne."""
+    """The WSGI stack of a SOAP service below identity: access log, guard, spyne;
+    ``metrics`` answers ``GET /metrics`` and ``routes`` their paths, before the guard;
+    ``service`` is the metrics label (default: from ``access_logger``)."""
     guarded = XmlGuard(
         SoapWsgi(app, errors, max_bytes),
         errors.faults,
@@ -183,7 +219,7 @@ def soap_stack(
         max_depth=max_depth,
         operations=operations,
     )
-    return AccessLog(guarded, access_logger)
+    return AccessLog(guarded, access_logger, service=service, metrics=metrics, routes=routes)
 
 
 def identity_of(ctx: Any, errors: ErrorTable) -> Identity:

@@ -22,23 +22,23 @@ from urllib.parse import parse_qsl
 from wsgiref.util import application_uri
 
 from gproc import connectors, errors
-from gproc.connectors import Connector
-from gproc.domain import InvalidTaskRequest, NotReady, TaskView
+from gproc.domain import InvalidTaskRequest, TaskView
 from gproc.registry import TaskFilter
 from gproc.security.chain import Validator
 from gproc.security.identity import Identity
 from gproc.security.tls import GridServer, TLSConfig, make_server
-from gproc.security.wsgi_auth import ENV_AUTH_ERROR, ENV_IDENTITY
+from gproc.security.wsgi_auth import ENV_IDENTITY
 from gproc.services.chassis import AccessLog, as_error
 from gproc.services.chassis.guard import ENV_FAULT, ENV_OPERATION, ENV_REQUEST_ID, WSGIApp
+from gproc.services.chassis.metrics import RegistryFigures, metrics_endpoint
 from gproc.services.chassis.wsgi import ac_problem
 from gproc.services.ogc import describe, jobs, openapi
+from gproc.services.ogc.front import JobFront, JobOptions, connector, options_root
 from gproc.services.ogc.tables import JOB_STATUS, JobStatus, http_status, job_status, problem_type
-from gproc.services.soap.convert import task_request
-from gproc.services.soap.service import ServiceContext, owner_of
+from gproc.services.ogc.wps import WpsApp
+from gproc.services.soap.service import ServiceContext
 from gproc.settings import OgcSettings
-from gproc.states import ACTIVE, TaskState
-from gproc.vo import membership_refusal
+from gproc.states import TaskState
 
 ACCESS_LOGGER = "gproc.ogc.access"
 LOGGERS = ("gproc.ogc", "gproc.services", "gproc.tracker")
@@ -73,17 +73,12 @@ ROUTES: list[tuple[str, re.Pattern[str], str]] = [
         ("GET", "/jobs/{jid}/results/{out}", "result"),
     )
 ]
+WPS_PATH = "/wps"
 PUBLIC = frozenset({"landing", "conformance", "api"})
 
 
 class MethodNotAllowed(errors.InvalidRequest):
     code = "Client.MethodNotAllowed"
-
-
-class JobFailed(errors.Conflict):
-    """Results were asked of a job that failed: the problem carries its reason."""
-
-    code = "Client.JobFailed"
 
 
 @dataclass
@@ -94,12 +89,8 @@ class Reply:
     content_type: str = JSON
 
 
-class ProcessesApp:
+class ProcessesApp(JobFront):
     """The WSGI application: one handler per route, errors as problem+json."""
-
-    def __init__(self, gp: ServiceContext, ogc: OgcSettings) -> None:
-        self.gp = gp
-        self.ogc = ogc
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
@@ -133,27 +124,12 @@ class ProcessesApp:
                 allowed.append(verb)
                 continue
             environ[ENV_OPERATION] = op
-            ident = None if op in PUBLIC else self._caller(environ)
+            ident = None if op in PUBLIC else self.caller(environ)
             handler = getattr(self, f"_{op}")
             return handler(environ, ident, **match.groupdict())  # type: ignore[no-any-return]
         if allowed:
             raise MethodNotAllowed(f"{method} is not allowed here (allowed: {', '.join(allowed)})")
         raise errors.NotFound(f"no resource at {path}", field="path")
-
-    def _caller(self, environ: dict[str, Any]) -> Identity:
-        ident: Identity | None = environ.get(ENV_IDENTITY)
-        if ident is None:
-            raise errors.NotAuthenticated(
-                environ.get(ENV_AUTH_ERROR) or "no valid client credential"
-            )
-        store = self.gp.vo_store
-        if store is not None and ident.acs:
-            refusal = membership_refusal(
-                store, (ac.vo for ac in ident.acs), ident.subject_grid, ident.issuer_grid
-            )
-            if refusal is not None:
-                raise errors.NotAuthorised(refusal, rule="vo-membership")
-        return ident
 
     # ---- service documents -------------------------------------------------------
     def _landing(self, environ: dict[str, Any], _: None) -> Reply:
@@ -169,6 +145,12 @@ class ProcessesApp:
             ),
             ("http://www.opengis.net/def/rel/ogc/1.0/processes", JSON, "/processes", "processes"),
             ("http://www.opengis.net/def/rel/ogc/1.0/job-list", JSON, "/jobs", "jobs"),
+            (
+                "service",
+                "application/xml",
+                WPS_PATH + "?service=WPS&request=GetCapabilities",
+                "WPS 2.0 and 1.0.0 on the same jobs",
+            ),
         ]
         return Reply(
             200,
@@ -195,61 +177,27 @@ class ProcessesApp:
         return Reply(200, {"processes": procs, "links": [_self(base + "/processes")]})
 
     def _process(self, environ: dict[str, Any], ident: Identity, pid: str) -> Reply:
-        return Reply(200, describe.process(_connector(pid), _base(environ)))
+        return Reply(200, describe.process(connector(pid), _base(environ)))
 
     def _execute(self, environ: dict[str, Any], ident: Identity, pid: str) -> Reply:
-        gp, base = self.gp, _base(environ)
-        connector = _connector(pid)
-        gp.policy.require(ident, "register", pid)
-        gp.policy.require(ident, "submit", pid)
-        spec = jobs.parse_execute(connector, _json_body(environ, self.ogc.max_body_bytes))
-        req = task_request(spec, owner_of(ident, gp.policy))
-        for port, data in req.inline_inputs.items():
-            if len(data) > gp.inline_input_cap:
-                raise errors.LimitExceeded(
-                    f"inline input {port!r} exceeds {gp.inline_input_cap} bytes",
-                    field=f"inputs.{port}",
-                )
-        (view,) = gp.core.register([req])
-        (submitted,) = gp.core.submit([view.id])
-        view = submitted.task or view
+        base = _base(environ)
+        spec = jobs.parse_execute(connector(pid), _json_body(environ, self.ogc.max_body_bytes))
+        view = self.start(ident, spec, {"modes": spec.modes} if spec.modes else {})
         location = (("Location", f"{base}/jobs/{view.id}"),)
         if "respond-async" in environ.get("HTTP_PREFER", ""):
             headers = (*location, ("Preference-Applied", "respond-async"))
             return Reply(201, jobs.status_info(view, base), headers)
-        view = self._wait(view, self.ogc.sync_wait_s)
+        view = self.wait(view)
         if job_status(view.state) != JobStatus.SUCCESSFUL:  # not done in time, or failed
             return Reply(201, jobs.status_info(view, base), location)
-        return Reply(200, self._results_doc(view, base, spec.modes), location)
-
-    def _wait(self, view: TaskView, within_s: float) -> TaskView:
-        deadline = time.monotonic() + within_s
-        while job_status(view.state) not in (
-            JobStatus.SUCCESSFUL,
-            JobStatus.FAILED,
-            JobStatus.DISMISSED,
-        ):
-            if time.monotonic() >= deadline:
-                break
-            time.sleep(min(self.ogc.poll_s, max(deadline - time.monotonic(), 0.01)))
-            view = self.gp.core.get(view.id)
-        return view
+        return Reply(200, self._results_doc(view, base), location)
 
     # ---- jobs ------------------------------------------------------------------------
-    def _job_of(self, ident: Identity, operation: str, jid: str) -> TaskView:
-        """The job, once the caller may do ``operation`` on it; others' jobs are 404."""
-        (result,) = self.gp.core.status([jid])
-        view = result.task
-        if view is None or not self.gp.policy.may_act_on(ident, view.owner_dn, view.owner_vo):
-            raise errors.NotFound(f"no job {jid}", task_id=jid)
-        self.gp.policy.require(ident, operation, view.tool)
-        return view
-
     def _jobs(self, environ: dict[str, Any], ident: Identity) -> Reply:
         q = _query(environ)
         tool = q.get("processID")
         if tool is not None:
-            _connector(tool)
+            connector(tool)
         self.gp.policy.require(ident, "list", tool)
         states = _states(q.get("status"))
         limit = _int(q, "limit", 100, 1, 1000)
@@ -273,48 +221,25 @@ class ProcessesApp:
         )
 
     def _job(self, environ: dict[str, Any], ident: Identity, jid: str) -> Reply:
-        return Reply(200, jobs.status_info(self._job_of(ident, "status", jid), _base(environ)))
+        return Reply(200, jobs.status_info(self.job_of(ident, "status", jid), _base(environ)))
 
     def _dismiss(self, environ: dict[str, Any], ident: Identity, jid: str) -> Reply:
-        view = self._job_of(ident, "cancel", jid)
-        self.gp.policy.require(ident, "purge", view.tool)
-        core = self.gp.core
-        if view.state in ACTIVE:
-            view = core.cancel(jid, "dismissed through OGC API - Processes")
-        if view.state != TaskState.PURGED:
-            view = core.purge(jid)
+        view = self.dismiss(ident, jid, "OGC API - Processes")
         return Reply(200, jobs.status_info(view, _base(environ)))
 
     def _results(self, environ: dict[str, Any], ident: Identity, jid: str) -> Reply:
-        view = self._finished(ident, jid)
+        view = self.finished(ident, jid)
         return Reply(200, self._results_doc(view, _base(environ)))
 
     def _result(self, environ: dict[str, Any], ident: Identity, jid: str, out: str) -> Reply:
-        view = self._finished(ident, jid)
-        found = [o for o in self.gp.core.outputs(jid) if o.port == out]
-        if not found:
-            raise errors.NotFound(f"job {jid} has no output {out!r}", field="output")
-        media = jobs.media_types(_connector(view.tool)).get(out, "application/octet-stream")
-        with open(found[0].path, "rb") as fh:
-            data = fh.read()
+        data, media = self.output(ident, jid, out)
         return Reply(200, data, content_type=media)
 
-    def _finished(self, ident: Identity, jid: str) -> TaskView:
-        view = self._job_of(ident, "retrieve", jid)
-        status = job_status(view.state)
-        if status == JobStatus.DISMISSED:
-            raise errors.NotFound(f"job {jid} was dismissed", task_id=jid)
-        if status == JobStatus.FAILED:
-            raise JobFailed(view.state_reason or "the job failed", task_id=jid)
-        if status != JobStatus.SUCCESSFUL:
-            raise NotReady(f"job {jid} is {status}; results exist once it has succeeded")
-        return view
-
-    def _results_doc(
-        self, view: TaskView, base: str, modes: dict[str, str] | None = None
-    ) -> dict[str, Any]:
-        media = jobs.media_types(_connector(view.tool))
-        outs = self.gp.core.outputs(view.id)
+    def _results_doc(self, view: TaskView, base: str) -> dict[str, Any]:
+        """Outputs as asked at execute (``transmissionMode``), kept for async jobs too."""
+        media = jobs.media_types(connector(view.tool))
+        modes = self.options.get(view.id).get("modes") or {}
+        outs = self.outputs(view)
         return jobs.results(view.id, outs, media, self.ogc.max_inline_output_bytes, base, modes)
 
     # ---- problems ----------------------------------------------------------------
@@ -368,13 +293,6 @@ def _base(environ: dict[str, Any]) -> str:
 
 def _self(href: str) -> dict[str, str]:
     return {"href": href, "rel": "self", "type": JSON}
-
-
-def _connector(pid: str) -> Connector:
-    try:
-        return connectors.get_connector(pid)
-    except connectors.UnknownTool:
-        raise errors.NotFound(f"no process {pid!r}", field="processID") from None
 
 
 def _query(environ: dict[str, Any]) -> dict[str, str]:
@@ -435,8 +353,20 @@ def _drain(stream: Any, length: int, within_s: float = 5.0) -> None:
 
 
 def build_wsgi(gp: ServiceContext, ogc: OgcSettings) -> WSGIApp:
-    """The WSGI stack below identity: access log, then the processes app."""
-    return AccessLog(ProcessesApp(gp, ogc), ACCESS_LOGGER)
+    """The WSGI stack below identity: access log (and metrics), then ``/wps`` (WPS 2.0
+    and 1.0.0) or the processes app, all over one job model and one store of job
+    options."""
+    options = JobOptions(options_root(gp))
+    processes, wps = ProcessesApp(gp, ogc, options), WpsApp(gp, ogc, options)
+
+    def route(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO") or "/"
+        if path == WPS_PATH or path.startswith(WPS_PATH + "/"):
+            return wps(environ, start_response)
+        return processes(environ, start_response)
+
+    figures = RegistryFigures(gp.core.registry.engine)
+    return AccessLog(route, ACCESS_LOGGER, metrics=metrics_endpoint(gp.settings, figures))
 
 
 def make_ogc_server(

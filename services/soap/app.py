@@ -19,7 +19,10 @@ from gproc.security.tls import GridServer, TLSConfig, make_server
 from gproc.services.catalogue_tasks import CatalogueOutputs, DatasetInputs, build_catalogue
 from gproc.services.chassis import build_validator, soap_application, soap_stack
 from gproc.services.chassis.guard import WSGIApp
+from gproc.services.chassis.metrics import RegistryFigures, metrics_endpoint
 from gproc.services.gateway_tasks import GatewayTaskData
+from gproc.services.ops.handler import PREFIX as OPS_PREFIX
+from gproc.services.ops.handler import build_ops_app
 from gproc.services.soap.faults import ERRORS
 from gproc.services.soap.service import OPERATIONS, ProcessingService, ServiceContext
 from gproc.services.soap.types import NS
@@ -33,7 +36,7 @@ from gproc.wrappers.base import WorkloadManager
 
 SERVICE_NAME = "GprocProcessing"
 ACCESS_LOGGER = "gproc.soap.access"
-LOGGERS = ("gproc.soap", "gproc.services", "gproc.tracker")
+LOGGERS = ("gproc.soap", "gproc.services", "gproc.tracker", "gproc.renewal")
 __all__ = ["build_context", "build_validator", "build_wsgi", "make_soap_server"]
 
 
@@ -42,8 +45,10 @@ def build_application(gp: ServiceContext) -> Application:
 
 
 def build_wsgi(gp: ServiceContext) -> WSGIApp:
-    """The WSGI stack below identity: access log, guard, spyne."""
+    """The WSGI stack below identity: access log (``/metrics``, the dashboard's
+    ``/ops/``), guard, spyne."""
     svc = gp.settings.service
+    engine = gp.core.registry.engine
     return soap_stack(
         build_application(gp),
         ERRORS,
@@ -51,6 +56,9 @@ def build_wsgi(gp: ServiceContext) -> WSGIApp:
         access_logger=ACCESS_LOGGER,
         max_bytes=svc.max_message_bytes,
         max_depth=svc.max_depth,
+        metrics=metrics_endpoint(gp.settings, RegistryFigures(engine)),
+        routes={OPS_PREFIX: build_ops_app(gp.settings, engine, gp.core.wms)},
+        service="processing",
     )
 
 

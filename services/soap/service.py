@@ -19,7 +19,12 @@ from gproc import __version__, connectors, errors
 from gproc.domain import InvalidTaskRequest, Owner, TaskRequest, TaskView
 from gproc.lifecycle import TaskService
 from gproc.registry import TaskFilter
-from gproc.security.delegation import DELEGATION_ID, DelegationError, DelegationStore
+from gproc.security.delegation import (
+    DELEGATION_ID,
+    DelegationError,
+    DelegationStore,
+    RenewalRequest,
+)
 from gproc.security.identity import Identity
 from gproc.security.policy import Denied, Policy
 from gproc.services.chassis import FaultingService, as_error, identity_of
@@ -35,6 +40,7 @@ MAX_LOG_BYTES = 1 << 20
 PARSER_TEXT_LIMIT = 7_500_000  # decoded bytes whose base64 fits lxml's 10 MB text node
 _REASON = re.compile(r"^[\x20-\x7e]{1,200}$")
 _ACTIONS = ("get-request", "put-proxy", "renew")
+_MYPROXY_USER = re.compile(r"^[\x20-\x7e]{1,1024}$")
 
 
 @dataclass
@@ -324,6 +330,42 @@ class ProcessingService(FaultingService):
             store.info(ident, delegation_id)  # renewing needs an existing delegation
         result.certificate_request = store.get_request(ident, delegation_id).decode()
         return result
+
+    @rpc(
+        Unicode(min_occurs=1, nillable=False, max_len=128),
+        Unicode(max_len=1024),
+        _returns=w.DelegationResult,
+        _out_variable_name="delegation",
+        _throws=[*f.COMMON_FAULTS, f.InvalidRequestFault, f.CredentialFault],
+    )
+    def SetProxyRenewal(
+        ctx: Any,
+        delegation_id: str,  # noqa: N802,N805
+        myproxy_username: str | None,
+    ) -> w.DelegationResult:
+        """Renew this delegation from the service's MyProxy server before it expires,
+        from the credential stored as ``myproxy_username`` (empty: stop renewing)."""
+        gp, ident = _gp(ctx), _caller(ctx)
+        gp.policy.require(ident, "delegate")
+        store, mp = gp.delegations, gp.settings.myproxy
+        if store is None:
+            raise f.InternalFault("delegation is not configured on this service")
+        if not DELEGATION_ID.match(delegation_id):
+            raise InvalidTaskRequest("delegation_id", f"must match {DELEGATION_ID.pattern}")
+        if mp.host is None or not mp.renew:
+            raise InvalidTaskRequest("myproxy_username", "MyProxy renewal is not offered here")
+        if myproxy_username and not _MYPROXY_USER.match(myproxy_username):
+            raise InvalidTaskRequest("myproxy_username", "printable characters, no line breaks")
+        renewal = (
+            RenewalRequest(myproxy_username, f"{mp.host}:{mp.port}") if myproxy_username else None
+        )
+        info = store.ask_renewal(ident, delegation_id, renewal)
+        return w.DelegationResult(
+            delegation_id=delegation_id,
+            dn=ident.subject_grid,
+            expires=info.not_after,
+            myproxy_username=myproxy_username or None,
+        )
 
     @rpc(_returns=w.ServiceInfo, _out_variable_name="info", _throws=f.COMMON_FAULTS)
     def GetServiceInfo(ctx: Any) -> w.ServiceInfo:  # noqa: N802,N805

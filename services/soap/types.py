@@ -200,6 +200,7 @@ class DelegationResult(Model):
     certificate_request = Unicode
     dn = Unicode
     expires = DateTime
+    myproxy_username = Unicode  # SetProxyRenewal: renewed from this MyProxy credential
 
 
 class Limits(Model):

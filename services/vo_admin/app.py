@@ -14,6 +14,7 @@ from gproc.security.chain import Validator
 from gproc.security.tls import GridServer, TLSConfig, make_server
 from gproc.services.chassis import soap_application, soap_stack
 from gproc.services.chassis.guard import WSGIApp
+from gproc.services.chassis.metrics import MetricsEndpoint, or_default
 from gproc.services.vo_admin.service import OPERATIONS, VoAdminService
 from gproc.services.vo_admin.types import ERRORS, NS
 from gproc.vo import VoStore
@@ -30,7 +31,11 @@ def build_application(store: VoStore) -> Application:
 
 
 def build_wsgi(
-    store: VoStore, *, max_bytes: int = MAX_MESSAGE_BYTES, max_depth: int = MAX_DEPTH
+    store: VoStore,
+    *,
+    max_bytes: int = MAX_MESSAGE_BYTES,
+    max_depth: int = MAX_DEPTH,
+    metrics: MetricsEndpoint | None = None,
 ) -> WSGIApp:
     return soap_stack(
         build_application(store),
@@ -39,6 +44,7 @@ def build_wsgi(
         access_logger=ACCESS_LOGGER,
         max_bytes=max_bytes,
         max_depth=max_depth,
+        metrics=or_default(metrics),
     )
 
 
@@ -51,10 +57,11 @@ def make_admin_server(
     port: int = 8444,
     threads: int = 8,
     trusted_proxies: tuple[str, ...] = (),
+    metrics: MetricsEndpoint | None = None,
 ) -> GridServer:
     """The HTTPS server (not started); identity is checked per operation (typed faults)."""
     return make_server(
-        build_wsgi(store),
+        build_wsgi(store, metrics=metrics),
         host,
         port,
         tls,

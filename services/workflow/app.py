@@ -12,35 +12,86 @@ from __future__ import annotations
 from spyne import Application
 
 from gproc.security.chain import Validator
+from gproc.security.delegation import DelegationStore
 from gproc.security.policy import Policy
 from gproc.security.tls import GridServer, TLSConfig, make_server
+from gproc.services.catalogue_tasks import DatasetInputs, build_catalogue
 from gproc.services.chassis import soap_application, soap_stack
 from gproc.services.chassis.guard import WSGIApp
+from gproc.services.chassis.metrics import RegistryFigures, metrics_endpoint
+from gproc.services.gateway_tasks import GatewayTaskData
+from gproc.services.workflow.data import CatalogueStartData, gateway_sink
 from gproc.services.workflow.service import OPERATIONS, WorkflowContext, WorkflowSoapService
 from gproc.services.workflow.types import ERRORS, NS
 from gproc.settings import Settings
 from gproc.staging import local_file_resolver
+from gproc.storage_gateway.gateway import StorageGateway
+from gproc.storage_gateway.namespace import Namespace
+from gproc.task_data import TaskData
 from gproc.workflows.app import build_workflow_service
 from gproc.wrappers.dag_base import DagRunner
 
 SERVICE_NAME = "GprocWorkflow"
 ACCESS_LOGGER = "gproc.workflow.access"
 LOGGERS = ("gproc.workflow", "gproc.workflows", "gproc.services")
+WORKFLOW_OUTPUTS = "workflows"  # <home>/workflows/<workflow id>/: final outputs
+SERVICE = "the gproc workflow service"
 
 
 def build_context(
-    settings: Settings, *, runner: DagRunner | None = None, policy: Policy | None = None
+    settings: Settings,
+    *,
+    runner: DagRunner | None = None,
+    policy: Policy | None = None,
+    validator: Validator | None = None,
+    gateway: StorageGateway | None = None,
 ) -> WorkflowContext:
     """The workflow core as a network front uses it: callers name no server file except
-    below ``service.allowed_input_dirs``."""
-    roots = tuple(p.resolve() for p in settings.service.allowed_input_dirs)
+    below ``service.allowed_input_dirs``; with a gateway (``gateway``, else ``[gateway]
+    namespace``) sources may be gateway paths read as the owner and final outputs are
+    stored in the owner's area; with ``[catalogue] tasks`` also catalogue datasets and
+    queries. ``validator``: delegated proxies (the processing service's store)."""
+    svc = settings.service
+    roots = tuple(p.resolve() for p in svc.allowed_input_dirs)
     resolver = local_file_resolver(roots)
-    core = build_workflow_service(settings, runner=runner, resolve_input=resolver)
+    if gateway is None and settings.gateway.namespace is not None:
+        gateway = StorageGateway(Namespace.load(settings.gateway.namespace))
+    task_data: TaskData | None = None
+    start_data: CatalogueStartData | None = None
+    if gateway is not None:
+        task_data = gateway_data = GatewayTaskData(
+            gateway,
+            resolver,
+            url_base=svc.output_url_base,
+            outputs_dir=WORKFLOW_OUTPUTS,
+            validator=validator,
+            service=SERVICE,
+        )
+        if settings.catalogue.tasks:  # dataset: and gql: sources
+            catalogue = build_catalogue(settings, gateway)
+            task_data = DatasetInputs(catalogue, gateway_data, settings.catalogue.input_types)
+            start_data = CatalogueStartData(catalogue, settings.catalogue.input_types)
+    core = build_workflow_service(
+        settings,
+        runner=runner,
+        resolve_input=resolver,
+        resolver_for=task_data.resolver_for if task_data else None,
+        output_sink=gateway_sink(task_data) if task_data else None,
+        catalogue=start_data,
+    )
+    delegations = None
+    if validator is not None:
+        delegations = DelegationStore(
+            svc.delegation_dir or settings.state_dir.resolve() / "delegation", validator
+        )
     return WorkflowContext(
         core=core,
         policy=policy or Policy.load(settings.service.policy, admin_role=settings.vo.admin_role),
         settings=settings,
         base_resolver=resolver,
+        resolver_for=task_data.resolver_for if task_data else None,
+        task_data=task_data,
+        delegations=delegations,
     )
 
 
@@ -54,6 +105,9 @@ def build_wsgi(gp: WorkflowContext) -> WSGIApp:
         access_logger=ACCESS_LOGGER,
         max_bytes=svc.max_message_bytes,
         max_depth=svc.max_depth,
+        metrics=metrics_endpoint(
+            gp.settings, RegistryFigures(gp.core.store.engine, tasks=False, workflows=True)
+        ),
     )
 
 

@@ -20,6 +20,7 @@ from spyne import Boolean, Integer, Unicode, rpc
 
 from gproc.domain import Owner
 from gproc.errors import InvalidRequest, LimitExceeded
+from gproc.security.delegation import DELEGATION_ID, DelegationError, DelegationStore
 from gproc.security.identity import Identity
 from gproc.security.policy import Policy
 from gproc.services.chassis import FaultingService, identity_of
@@ -55,6 +56,7 @@ class WorkflowContext:
     resolver_for: Any = None  # Callable[[Owner], InputResolver] when a gateway is configured
     task_data: Any = None  # services.gateway_tasks.TaskData, for output locations
     vo_store: VoStore | None = None
+    delegations: DelegationStore | None = None  # the processing service's store
 
 
 def _gp(ctx: Any) -> WorkflowContext:
@@ -168,6 +170,22 @@ def _sources(
     return out, resolve
 
 
+def _delegated_proxy(
+    gp: WorkflowContext, ident: Identity, delegation_id: str | None
+) -> Path | None:
+    """The caller's delegated proxy for the node jobs (refused if unknown or expired)."""
+    if delegation_id is None:
+        return None
+    if gp.delegations is None:
+        raise InvalidRequest("delegation is not configured here", field="delegation_id")
+    if not DELEGATION_ID.match(delegation_id):
+        raise InvalidRequest(f"must match {DELEGATION_ID.pattern}", field="delegation_id")
+    try:
+        return gp.delegations.path_for(ident, delegation_id)
+    except DelegationError as exc:
+        raise InvalidRequest(str(exc), field="delegation_id") from exc
+
+
 W1 = w.WORKFLOW_ID
 
 
@@ -196,6 +214,7 @@ class WorkflowSoapService(FaultingService):
             callback_url=spec.callback_url,
             callback_secret=spec.callback_secret,
             keep_intermediate=spec.keep_intermediate,
+            x509_proxy=_delegated_proxy(gp, ident, spec.delegation_id),
         )
         compiled = gp.core.compile(req)  # validated before anything is authorised or kept
         _require(gp, ident, "register", compiled.tools)

@@ -21,8 +21,9 @@ class Model(ComplexModel):
 
 class WorkflowSource(Model):
     """Data of a start task (``A0``, ``A0.o1``) or a workflow input (``red``): a gateway
-    location or an allowed ``file://`` path, or the raster itself (``content``).
-    Several sources under one name fan out."""
+    location, an allowed ``file://`` path, a catalogue dataset (``dataset:<datagroup>/
+    <dataset>``, ``dataset:<id>``) or query (``gql:<GQL>``, one branch per dataset
+    found), or the raster itself (``content``). Several sources under one name fan out."""
 
     name = Unicode(max_len=70, min_occurs=1, nillable=False)
     location = Unicode(max_len=4096)
@@ -39,6 +40,9 @@ class WorkflowSpec(Model):
     callback_secret = Unicode(max_len=128)
     keep_intermediate = Boolean
     submit = Boolean
+    # a proxy delegated earlier (the processing service's DelegateProxy, same store):
+    # every node job gets it as x509userproxy
+    delegation_id = Unicode(max_len=128)
 
 
 class NodeStatus(Model):

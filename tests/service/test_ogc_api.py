@@ -1,7 +1,9 @@
 """OGC API - Processes over real HTTPS with the test PKI's proxies. The core is the
 SOAP offline server's (its WMS is not there: executed jobs stay accepted); jobs run
-in tests/integration/test_ogc_api_pool.py. No OGC JSON schemas ship in a package we
-can install, so the required members of each document are checked explicitly."""
+in tests/integration/test_ogc_api_pool.py. No package ships the OGC JSON schemas
+themselves: the documents are read by the models OpenAPI Generator made from the OGC
+API definition (ogc-api-processes-client), ``/api`` is checked by
+openapi-spec-validator, and the required members are also checked explicitly."""
 
 from __future__ import annotations
 
@@ -159,16 +161,16 @@ def test_soap_registered_task_is_dismissed_here(ogc_offline: OgcServer) -> None:
     assert resp.json()["status"] == "dismissed"
     (task,) = c.service.GetTaskStatus(task_ids=[reg.task_id])
     assert task.state == str(TaskState.PURGED)
-    problem(get(ogc_offline, f"/jobs/{reg.task_id}/results"), 404, "Client.NotFound")
+    problem(get(ogc_offline, f"/jobs/{reg.task_id}/results"), 404, "Client.NoSuchJob")
 
 
 # ---- errors ----------------------------------------------------------------------------
 def test_another_users_job_is_not_found(ogc_offline: OgcServer) -> None:
     job = started(ogc_offline, who="bob-voms")  # bob administers the VO; alice does not
     for path in (f"/jobs/{job}", f"/jobs/{job}/results", f"/jobs/{job}/results/output"):
-        problem(get(ogc_offline, path), 404, "Client.NotFound")
+        problem(get(ogc_offline, path), 404, "Client.NoSuchJob")
     gone = ogc_offline.session().delete(f"{ogc_offline.url}/jobs/{job}", timeout=30)
-    problem(gone, 404, "Client.NotFound")
+    problem(gone, 404, "Client.NoSuchJob")
     assert job not in {j["jobID"] for j in get(ogc_offline, "/jobs").json()["jobs"]}
     assert get(ogc_offline, f"/jobs/{job}", who="bob-voms").json()["jobID"] == job
 
@@ -186,12 +188,13 @@ def test_dismissing_a_job_being_submitted_is_a_conflict(ogc_offline: OgcServer) 
 
 
 def test_unknown_things_are_404(ogc_offline: OgcServer) -> None:
-    doc = problem(get(ogc_offline, "/processes/nope"), 404, "Client.NotFound")
-    assert doc["field"] == "processID"
-    problem(execute(ogc_offline, NDVI, pid="nope"), 404, "Client.NotFound")
-    problem(get(ogc_offline, "/jobs/" + "0" * 32), 404, "Client.NotFound")
+    doc = problem(get(ogc_offline, "/processes/nope"), 404, "Client.NoSuchProcess")
+    assert doc["field"] == "processID" and doc["type"].endswith("/no-such-process")
+    problem(execute(ogc_offline, NDVI, pid="nope"), 404, "Client.NoSuchProcess")
+    doc = problem(get(ogc_offline, "/jobs/" + "0" * 32), 404, "Client.NoSuchJob")
+    assert doc["type"].endswith("/no-such-job")
     problem(get(ogc_offline, "/nothing/here"), 404, "Client.NotFound")
-    problem(get(ogc_offline, "/jobs", params={"processID": "nope"}), 404, "Client.NotFound")
+    problem(get(ogc_offline, "/jobs", params={"processID": "nope"}), 404, "Client.NoSuchProcess")
 
 
 def test_wrong_method_is_405(ogc_offline: OgcServer) -> None:
@@ -291,3 +294,43 @@ def test_no_right_is_403(ogc_offline: OgcServer) -> None:
     # a limited proxy may not register; a user in no VO matches no rule
     problem(execute(ogc_offline, NDVI, who="alice-limited", **ASYNC), 403, "Client.NotAuthorised")
     problem(execute(ogc_offline, NDVI, who="alice", **ASYNC), 403, "Client.NotAuthorised")
+
+
+def test_openapi_document_is_valid_openapi_3(ogc_offline: OgcServer) -> None:
+    """``/api`` checked by openapi-spec-validator against the OpenAPI 3.0 schema."""
+    from openapi_spec_validator import validate
+    from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
+
+    doc = ogc_offline.session().get(ogc_offline.url + "/api", timeout=30).json()
+    validate(doc)
+    broken = {**doc, "paths": {"/jobs": {"get": {"responses": "none"}}}}
+    with pytest.raises(OpenAPIValidationError):
+        validate(broken)
+
+
+def test_documents_match_the_ogc_api_definition(ogc_offline: OgcServer) -> None:
+    """Every kind of response read by the models that OpenAPI Generator made from the
+    OGC API - Processes API definition (PyPI ogc-api-processes-client: required
+    members, types, enumerations such as statusCode)."""
+    import pydantic
+    from ogc_api_processes_client import models as m
+
+    s = ogc_offline.session()
+    docs: list[tuple[Any, Any]] = [
+        (m.LandingPage, s.get(ogc_offline.url + "/", timeout=30).json()),
+        (m.ConfClasses, get(ogc_offline, "/conformance").json()),
+        (m.ProcessList, get(ogc_offline, "/processes").json()),
+        (m.JobList, get(ogc_offline, "/jobs").json()),
+        (m.StatusInfo, execute(ogc_offline, NDVI, **ASYNC).json()),
+        (m.Exception, get(ogc_offline, "/processes/nope").json()),
+        (m.Exception, get(ogc_offline, "/jobs/" + "0" * 32).json()),
+    ]
+    for p in get(ogc_offline, "/processes").json()["processes"]:
+        docs.append((m.Process, get(ogc_offline, f"/processes/{p['id']}").json()))
+    for model, doc in docs:
+        assert model.from_dict(doc) is not None, (model, doc)
+    status = docs[4][1]
+    with pytest.raises(pydantic.ValidationError):  # and the models do refuse
+        m.StatusInfo.from_dict({**status, "status": "queued"})
+    with pytest.raises(pydantic.ValidationError):
+        m.StatusInfo.from_dict({k: v for k, v in status.items() if k != "jobID"})

@@ -56,12 +56,20 @@ def test_gproc_ogc_serve(test_pki: TestPKI, tmp_path: Path) -> None:
         missing = s.get(url + "/processes/nope", timeout=30)
         assert missing.status_code == 404
         rid = missing.headers["X-Request-Id"]
+        caps = s.get(url + "/wps?service=WPS&request=GetCapabilities", timeout=30)
+        assert caps.status_code == 200 and b"wps/2.0" in caps.content  # WPS on the same server
+        wps_rid = caps.headers["X-Request-Id"]
+        odd = s.get(url + "/wps?service=WPS&version=2.0.0&request=Odd<script>", timeout=30)
+        odd_rid = odd.headers["X-Request-Id"]
     finally:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(60)
     assert code == 0
     lines = [json.loads(x) for x in err.read_text().splitlines() if x.startswith("{")]
     calls = {x["request_id"]: x for x in lines if x.get("logger") == "gproc.ogc.access"}
-    assert calls[rid]["status"] == 404 and calls[rid]["fault"] == "Client.NotFound"
+    assert calls[rid]["status"] == 404 and calls[rid]["fault"] == "Client.NoSuchProcess"
     assert calls[rid]["operation"] == "process"
     assert calls[rid]["dn"] == test_pki.users["alice"].dn
+    assert calls[wps_rid]["operation"] == "wps2.GetCapabilities"
+    assert calls[odd_rid]["operation"] == "wps2.unknown"  # never a user string
+    assert calls[odd_rid]["fault"] == "Client.OperationNotSupported"

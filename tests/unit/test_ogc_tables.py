@@ -99,3 +99,55 @@ def test_literal_schema_of_each_parameter_type(
     param: dict[str, object], schema: dict[str, object]
 ) -> None:
     assert literal_schema(param) == schema
+
+
+def test_wps_status_tables_cover_every_job_status() -> None:
+    from gproc.services.ogc.tables import WPS1_STATUS, WPS2_STATUS
+
+    assert WPS2_STATUS == {
+        J.ACCEPTED: "Accepted",
+        J.RUNNING: "Running",
+        J.SUCCESSFUL: "Succeeded",
+        J.FAILED: "Failed",
+        J.DISMISSED: "Dismissed",
+    }
+    assert set(WPS1_STATUS) == set(JobStatus)
+    assert WPS1_STATUS[J.SUCCESSFUL] == "ProcessSucceeded"
+    assert WPS1_STATUS[J.DISMISSED] == WPS1_STATUS[J.FAILED] == "ProcessFailed"
+
+
+class _NoSuchJob(errors.NotFound):
+    code = "Client.NoSuchJob"
+
+
+class _Missing(errors.InvalidRequest):
+    code = "Client.MissingParameterValue"
+
+
+OWS_CASES = [
+    # error, (WPS 2.0 code, status), (WPS 1.0.0 code, status)
+    (_NoSuchJob("x"), ("NoSuchJob", 400), ("InvalidParameterValue", 404)),
+    (NotReady("x"), ("ResultNotReady", 400), ("InvalidParameterValue", 400)),
+    (_Missing("x"), ("MissingParameterValue", 400), ("MissingParameterValue", 400)),
+    (InvalidTaskRequest("f", "x"), ("InvalidParameterValue", 400), ("InvalidParameterValue", 400)),
+    (_NewInvalid("x"), ("InvalidParameterValue", 400), ("InvalidParameterValue", 400)),
+    (errors.NotFound("x"), ("DataNotAccessible", 400), ("InvalidParameterValue", 400)),
+    (TaskStateConflict("x"), ("NoApplicableCode", 409), ("NoApplicableCode", 409)),
+    (errors.LimitExceeded("x"), ("SizeExceeded", 400), ("FileSizeExceeded", 400)),
+    (errors.NotAuthenticated("x"), ("NoApplicableCode", 401), ("NoApplicableCode", 401)),
+    (errors.NotAuthorised("x"), ("NoApplicableCode", 403), ("NoApplicableCode", 403)),
+    (errors.WmsUnavailable("x"), ("NoApplicableCode", 503), ("ServerBusy", 503)),
+    (errors.StorageUnavailable("x"), ("NoApplicableCode", 503), ("NotEnoughStorage", 503)),
+    (errors.Internal("x"), ("InternalServerError", 500), ("NoApplicableCode", 500)),
+    (errors.GprocError("x"), ("InternalServerError", 500), ("NoApplicableCode", 500)),
+]
+
+
+@pytest.mark.parametrize(("err", "v2", "v1"), OWS_CASES)
+def test_ows_exception_of_each_error(
+    err: errors.GprocError, v2: tuple[str, int], v1: tuple[str, int]
+) -> None:
+    from gproc.services.ogc.tables import ows_exception
+
+    assert ows_exception(err, 2) == v2
+    assert ows_exception(err, 1) == v1

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import stat
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -188,3 +190,33 @@ def test_node_status_file() -> None:
         ("n2_C", NodeStatus.FUTILE, 0),
     ]
     assert reports[1].detail == "Job proc (29.0.0) failed with status 1"
+
+
+def test_owners_proxy_goes_with_the_dag_to_every_node(tmp_path: Path) -> None:
+    """Node jobs get the owner's delegated proxy: a 0600 copy next to the DAG (DAGMan
+    submits the nodes from its spool directory), an input file of every node, named by
+    X509_USER_PROXY; never x509userproxy (the shadow would delegate it, see dag.py)."""
+    proxy = tmp_path / "delegated.pem"
+    proxy.write_bytes(b"-----BEGIN CERTIFICATE-----\nproxy\n")
+    run = tmp_path / "run1"
+    nodes = [
+        DagNode(n.name, replace(n.job, x509_proxy=proxy), n.parents, n.retry) for n in _nodes(run)
+    ]
+    runner = HTCondorDagRunner("inst")
+    spec = DagSpec(WID, 1, tuple(nodes), (EOTOOL,), run)
+    written = runner.write(spec)
+    copy = run / "x509up.pem"
+    assert copy in written and copy.read_bytes() == proxy.read_bytes()
+    assert stat.S_IMODE(copy.stat().st_mode) == 0o600
+    for node in nodes:
+        desc = node_description(node, "inst", run)
+        assert desc["transfer_input_files"].split(",")[-1] == "x509up.pem"
+        assert desc["environment"] == '"X509_USER_PROXY=x509up.pem"'
+        assert "x509userproxy" not in desc
+        assert "X509_USER_PROXY=x509up.pem" in (run / f"{node.name}.sub").read_text()
+    shipped = runner.dagman_description(spec, [*written, *spec.files])["transfer_input_files"]
+    assert str(copy) in shipped.split(",")
+    # without a delegation, no proxy travels
+    plain = DagSpec(WID, 1, tuple(_nodes(tmp_path / "run2")), (EOTOOL,), tmp_path / "run2")
+    assert not any(p.name == "x509up.pem" for p in runner.write(plain))
+    assert "X509_USER_PROXY" not in (tmp_path / "run2" / "n0_A.sub").read_text()

@@ -80,3 +80,21 @@ TRANSITION_CASES = [
 @pytest.mark.parametrize(("current", "target", "allowed"), TRANSITION_CASES)
 def test_transitions(current: WorkflowState, target: WorkflowState, allowed: bool) -> None:
     assert can_transition(current, target) is allowed
+
+
+def test_the_workflow_service_port_is_its_own() -> None:
+    """``gproc workflow serve`` and every other front can run side by side on defaults."""
+    from gproc.settings import Settings
+
+    s = Settings()
+    others = {
+        "service": s.service.port,
+        "gateway": s.gateway.port,
+        "gateway sftp": s.gateway.sftp_port,
+        "voms": s.vo.voms_port,
+        "vo admin": s.vo.admin_port,
+        "ogc": s.ogc.port,
+        "catalogue": s.catalogue.port,
+        "stac": s.catalogue.stac_port,
+    }
+    assert s.workflow.port not in others.values(), others

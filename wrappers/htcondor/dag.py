@@ -18,6 +18,7 @@ instead of ``GprocTaskId``. DAG node names are checked against ``DAG_NODE_RE``.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -55,6 +56,7 @@ from gproc.wrappers.htcondor.submit import (
 )
 
 DAG_FILE = "wf.dag"
+PROXY_FILE = "x509up.pem"  # the owner's delegated proxy, shipped with the DAG
 STATUS_FILE = "wf.status"
 DAGMAN_OUT = "wf.dag.dagman.out"
 RESCUE_RE = re.compile(r"^wf\.dag\.rescue([0-9]{3})$")
@@ -116,6 +118,9 @@ def node_description(node: DagNode, instance: str, run_dir: Path) -> dict[str, s
         desc.pop(key, None)
     desc["executable"] = checked_sandbox_name(node.job.executable.name)
     names = [checked_sandbox_name(p.name) for p in node.job.input_files]
+    if node.job.x509_proxy is not None:
+        _proxy_as_file(desc, node)
+        names.append(PROXY_FILE)
     if names:
         desc["transfer_input_files"] = ",".join(names)
     desc["output"] = f"{node.name}.out"
@@ -124,6 +129,22 @@ def node_description(node: DagNode, instance: str, run_dir: Path) -> dict[str, s
     desc["MY.GprocNode"] = classad_string(node.name)
     desc["MY.GprocMeta"] = classad_string(node.meta_json)
     return desc
+
+
+def _proxy_as_file(desc: dict[str, str], node: DagNode) -> None:
+    """The owner's proxy for a node job: the copy next to the DAG (see
+    :meth:`HTCondorDagRunner.write`) as an input file, named by ``X509_USER_PROXY``.
+
+    Not ``x509userproxy``: DAGMan submits node jobs with that path made absolute, and
+    then the shadow sends the file by X.509 delegation (FileTransfer delegates the
+    file whose name equals the job's ``x509userproxy``; only ``DELEGATE_JOB_GSI_
+    CREDENTIALS`` in the pool's configuration turns that off), which fails against
+    HTCondor 23.9 daemons ("put_x509_delegation(): delegation failed"), so the job
+    would never start. Spooled single tasks escape it because the schedd renames
+    their proxy at spooling."""
+    for key in ("x509userproxy", "delegate_job_GSI_credentials"):
+        desc.pop(key, None)
+    desc["environment"] = quote_environment({**node.job.environment, "X509_USER_PROXY": PROXY_FILE})
 
 
 def dag_text(nodes: Sequence[DagNode], status_interval_s: int) -> str:
@@ -148,9 +169,13 @@ def dag_text(nodes: Sequence[DagNode], status_interval_s: int) -> str:
 
 def dagman_config(scan_interval_s: int) -> dict[str, str]:
     """Per-DAG configuration, as the DAGMan job's environment: short scan intervals make
-    chains of small nodes quick. (A DAG's ``CONFIG`` file is not usable here: a spooled
-    DAGMan resolves it before it is in its spool directory, and the absolute spool
-    path is not known at submission.)"""
+    chains of small nodes quick. A per-DAG configuration file is not used: with a
+    ``CONFIG wf.config`` line in the DAG, or ``-config wf.config`` on condor_dagman's
+    command line, the spooled condor_dagman 23.9 started directly (not through
+    condor_submit_dag) runs with the defaults (its dagman.out shows
+    ``DAGMAN_USER_LOG_SCAN_INTERVAL setting: 5``), and an absolute path into the spool
+    directory is only known once the schedd has assigned the cluster, after the
+    description is submitted."""
     return {
         "_CONDOR_DAGMAN_USER_LOG_SCAN_INTERVAL": str(int(scan_interval_s)),
         "_CONDOR_DAGMAN_SUBMIT_DELAY": "0",
@@ -235,7 +260,7 @@ class HTCondorDagRunner(DagRunner):
     def write(self, spec: DagSpec) -> list[Path]:
         """The DAG, its configuration and the node submit files in ``spec.run_dir``."""
         spec.run_dir.mkdir(parents=True, exist_ok=True)
-        written = []
+        written = self._proxy(spec)
         for node in spec.nodes:
             desc = node_description(node, self.instance, spec.run_dir)
             path = spec.run_dir / f"{node.name}.sub"
@@ -244,6 +269,22 @@ class HTCondorDagRunner(DagRunner):
         (spec.run_dir / DAG_FILE).write_text(dag_text(spec.nodes, self.status_interval_s))
         written.append(spec.run_dir / DAG_FILE)
         return written
+
+    @staticmethod
+    def _proxy(spec: DagSpec) -> list[Path]:
+        """The owner's delegated proxy, copied (0600) next to the DAG: DAGMan submits the
+        node jobs from its spool directory, where this copy arrives with the DAG."""
+        proxies = {n.job.x509_proxy for n in spec.nodes if n.job.x509_proxy is not None}
+        if not proxies:
+            return []
+        if len(proxies) > 1:
+            raise SubmitValueError("the nodes of one DAG name different proxies")
+        target = spec.run_dir / PROXY_FILE
+        target.unlink(missing_ok=True)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(Path(checked_path(proxies.pop())).read_bytes())
+        return [target]
 
     def dagman_description(self, spec: DagSpec, files: Sequence[Path]) -> dict[str, str]:
         args = [

@@ -37,12 +37,15 @@ from gproc.wrappers.base import (
     JobSpec,
     JobState,
     PoolInfo,
+    PoolSummary,
     SubmittedJob,
     WmsRejected,
     WmsUnavailable,
     WorkloadManager,
 )
 from gproc.wrappers.htcondor.events import EventLogReader
+from gproc.wrappers.htcondor.pool_summary import JOB_ATTRS, SLOT_ATTRS, job_counts, node_slots
+from gproc.wrappers.htcondor.proxies import refresh_proxies
 from gproc.wrappers.htcondor.shared import SharedDirs, job_dir
 from gproc.wrappers.htcondor.states import STATE_ATTRS, job_info
 from gproc.wrappers.htcondor.submit import (
@@ -492,6 +495,15 @@ class HTCondorWMS(WorkloadManager):
                     _reason("gproc: forgotten"),
                 )
 
+    def refresh_proxy(self, job_ids: Sequence[str], proxy: Path) -> int:
+        ids, path = _checked_job_ids(job_ids), Path(checked_path(proxy))
+        done = 0
+        for chunk in _chunks(ids):
+            constraint = f"{self._mine()} && member(GlobalJobId, {_set(chunk)})"
+            with self._call(f"refreshing the proxy of {len(chunk)} jobs") as schedd:
+                done += refresh_proxies(schedd, constraint, path)
+        return done
+
     # ------------------------------------------------------------ health
     def ping(self) -> PoolInfo:
         try:
@@ -510,3 +522,11 @@ class HTCondorWMS(WorkloadManager):
             )
         except Exception as exc:  # ping never raises
             return PoolInfo(False, self.name, detail=str(exc))
+
+    def pool_summary(self) -> PoolSummary:
+        with _errors("summarising the pool"):
+            slots = self._collector().query(htcondor2.AdType.Startd, projection=SLOT_ATTRS)
+        with self._call("querying the queue") as schedd:
+            ads = schedd.query("true", JOB_ATTRS)
+        jobs, mine = job_counts(ads, self.instance)
+        return PoolSummary(node_slots(slots), jobs, mine, schedd=self._schedd_id or "")
