@@ -310,7 +310,8 @@ class ProcessesApp(JobFront):
         try:
             self.job_of(ident, "retrieve", jid)
         except NoSuchJob as err:
-            return Reply(200, self._wf().results(self._wf_job(ident, "retrieve", jid, err)))
+            wview = self._wf_job(ident, "retrieve", jid, err)  # err when no workflows here
+            return Reply(200, self._wf().results(wview))
         view = self.finished(ident, jid)
         return Reply(200, self._results_doc(view, _base(environ)))
 
