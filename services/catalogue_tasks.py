@@ -35,7 +35,8 @@ from gproc.catalogue.engines import open_engine
 from gproc.catalogue.engines.base import CatalogueEngine
 from gproc.catalogue.model import Dataset, Fields, NotARaster, Provenance, utcnow
 from gproc.catalogue.service import DATASET_SCHEME, Catalogue
-from gproc.connectors.base import ToolRequest
+from gproc.connectors.base import Connector, ToolRequest
+from gproc.connectors.registry import list_connectors
 from gproc.domain import InvalidTaskRequest, OutputFile, Owner
 from gproc.errors import GprocError
 from gproc.security.identity import Identity, same_dn
@@ -182,6 +183,20 @@ class CatalogueRemovals(RemovalListener):
             if not ds.missing:
                 self.engine.put(replace(ds, missing=True, updated=utcnow()))
                 log.info("dataset %s: %s removed through the gateway", ds.id, ds.location)
+
+
+def input_types(
+    settings: Settings, connectors: Sequence[Connector] | None = None
+) -> dict[str, tuple[str, ...]]:
+    """``"<tool>.<port>"`` -> accepted dataset types: what the connectors declare
+    (:attr:`InputPort.accepts`), each key ``[catalogue] input_types`` names overridden."""
+    declared = {
+        f"{c.name}.{p.name}": tuple(p.accepts)
+        for c in (list_connectors() if connectors is None else connectors)
+        for p in c.inputs
+        if p.accepts
+    }
+    return declared | {k: tuple(v) for k, v in settings.catalogue.input_types.items()}
 
 
 def catalogue_configured(settings: Settings) -> bool:

@@ -15,7 +15,7 @@ from gproc.security.chain import Validator
 from gproc.security.delegation import DelegationStore
 from gproc.security.policy import Policy
 from gproc.security.tls import GridServer, TLSConfig, make_server
-from gproc.services.catalogue_tasks import DatasetInputs, build_catalogue
+from gproc.services.catalogue_tasks import DatasetInputs, build_catalogue, input_types
 from gproc.services.chassis import soap_application, soap_stack
 from gproc.services.chassis.guard import WSGIApp
 from gproc.services.chassis.metrics import RegistryFigures, metrics_endpoint
@@ -77,8 +77,8 @@ def build_context(
         sink = gateway_sink(gateway_data)
         if settings.catalogue.tasks:  # dataset: and gql: sources
             catalogue = build_catalogue(settings, gateway)
-            task_data = DatasetInputs(catalogue, gateway_data, settings.catalogue.input_types)
-            start_data = CatalogueStartData(catalogue, settings.catalogue.input_types)
+            task_data = DatasetInputs(catalogue, gateway_data, input_types(settings))
+            start_data = CatalogueStartData(catalogue, input_types(settings))
             sink = catalogue_sink(  # final outputs catalogued with provenance
                 catalogue, sink, lambda row: gateway_data.output_principal(workflow_owner(row))
             )

@@ -277,3 +277,16 @@ def test_a_cataloguing_failure_keeps_the_stored_outputs(parts: Parts, tmp_path: 
     stored = sink(row, records)
     assert set(stored) == {r["name"] for r in records}
     assert cat.search(ALICE, Query(Eq("datagroup", "workflows"))).items == ()
+
+
+def test_the_types_a_connector_declares_are_checked_by_default(parts: Parts) -> None:
+    """ndvi declares MULTISPECTRAL red/nir; no setting names it, the declaration holds."""
+    structured = {
+        "inputs": {"r": "dataset:scenes/s1", "n": "dataset:scenes/s2"},
+        "nodes": [{"id": "v", "tool": "ndvi", "last": True}],
+        "edges": [{"input": "r", "to": "v.red"}, {"input": "n", "to": "v.nir"}],
+    }
+    with pytest.raises(WorkflowError) as err:
+        register(parts, json.dumps(structured))
+    assert err.value.field == "v" and "ndvi.red" in err.value.message
+    assert "type RASTER" in err.value.message and "accepts MULTISPECTRAL" in err.value.message
