@@ -10,6 +10,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
+from gproc.leader import leadership_for
 from gproc.lifecycle import TaskService
 from gproc.notify import Deliverer
 from gproc.registry import Registry
@@ -49,6 +50,8 @@ def build_service(
         task_data or LocalTaskData(local_file_resolver(local_roots)),
         max_batch=settings.limits.max_batch,
         max_inline=settings.limits.max_inline_input_bytes,
+        replica=settings.tracker.replica_name,
+        claim_lease_s=settings.tracker.claim_lease_s,
     )
 
 
@@ -58,15 +61,22 @@ def build_tracker(service: TaskService, settings: Settings) -> Tracker:
         interval_s=settings.tracker.interval_s,
         reconcile_every=settings.tracker.reconcile_every,
         submit_grace_s=settings.tracker.submit_grace_s,
+        # PostgreSQL: replicas elect one tracker; SQLite: the in-process one leads
+        leadership=leadership_for(service.registry.engine, service.replica),
     )
 
 
-def build_task_deliverer(service: TaskService, settings: Settings) -> Deliverer:
-    """Delivers task callbacks; retry knobs shared with workflow callbacks."""
+def build_task_deliverer(
+    service: TaskService, settings: Settings, tracker: Tracker | None = None
+) -> Deliverer:
+    """Delivers task callbacks; retry knobs shared with workflow callbacks. Beside a
+    tracker it delivers only while that tracker leads (one deliverer per registry)."""
     wf = settings.workflow
+    lead = tracker.leadership if tracker is not None else None
     return task_deliverer(
         service.registry.engine,
         timeout_s=wf.callback_timeout_s,
         max_attempts=wf.callback_max_attempts,
         backoff_s=wf.callback_backoff_s,
+        gate=(lambda: lead.is_leader) if lead is not None else None,
     )

@@ -8,7 +8,6 @@ from __future__ import annotations
 import errno
 import json
 import logging
-import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -34,6 +33,7 @@ from gproc.domain import (
     TaskView,
     WmsUnavailableError,
 )
+from gproc.leader import ClaimKeeper, default_replica_name
 from gproc.models import TaskRow, utcnow
 from gproc.registry import ConcurrentChange, Registry, TaskFilter, TaskNotFound
 from gproc.staging import TaskDirs, stage_inputs, tail
@@ -62,6 +62,8 @@ class TaskService:
         *,
         max_batch: int = 1000,
         max_inline: int = 16 << 20,
+        replica: str | None = None,
+        claim_lease_s: float = 60.0,
     ) -> None:
         self.registry = registry
         self.wms = wms
@@ -70,8 +72,9 @@ class TaskService:
         self.task_data = task_data
         self.max_batch = max_batch
         self.max_inline = max_inline
-        self.in_flight: set[str] = set()  # tasks this process is submitting right now
-        self._lock = threading.Lock()
+        # this replica's name in task claims; several replicas may share the registry
+        self.replica = replica or default_replica_name()
+        self.claims = ClaimKeeper(registry, self.replica, claim_lease_s)
 
     # ---- register -------------------------------------------------------
     def register(self, requests: Sequence[TaskRequest]) -> list[TaskView]:
@@ -161,22 +164,31 @@ class TaskService:
         return [results[t] for t in dict.fromkeys(task_ids)]
 
     def _submit_registered(self, task_ids: list[str]) -> None:
-        with self._lock:
-            self.in_flight.update(task_ids)
-        try:
-            # the durable intent comes first: a crash from here on is recovered by lookup
-            self.registry.transition_many(
-                task_ids,
-                S.REGISTERED,
-                S.SUBMITTING,
-                attempt=TaskRow.attempt + 1,  # type: ignore[arg-type]
-                state_reason=None,
-            )
-            rows = self.registry.get_many(task_ids)
-            self.send_to_wms([rows[t] for t in task_ids])
-        finally:
-            with self._lock:
-                self.in_flight.difference_update(task_ids)
+        # the durable intent comes first (submitting, a new attempt, this replica's
+        # claim): a crash from here on is recovered by lookup once the claim expires.
+        # A task another replica claimed meanwhile is left to it.
+        claimed = self.registry.claim_registered(task_ids, self.replica, self.claims.until())
+        if claimed:
+            self._send_claimed(claimed)
+
+    def resend(self, rows: Sequence[TaskRow]) -> list[str]:
+        """Submit ``submitting`` tasks again as a new attempt (the tracker's recovery,
+        after a lookup found no job of their attempt); a task claimed meanwhile by
+        another replica, or already resent, is skipped. Returns the ids resent."""
+        claimed = self.registry.claim_submitting(
+            {r.id: r.attempt for r in rows}, self.replica, self.claims.until()
+        )
+        if claimed:
+            self._send_claimed(claimed)
+        return claimed
+
+    def _send_claimed(self, claimed: list[str]) -> None:
+        with self.claims.hold(claimed):
+            try:
+                rows = self.registry.get_many(claimed)
+                self.send_to_wms([rows[t] for t in claimed])
+            finally:
+                self.registry.release_claims(claimed, self.replica)
 
     def send_to_wms(self, rows: Sequence[TaskRow]) -> None:
         """Submit SUBMITTING tasks; on failure look them up before anything else."""
@@ -266,9 +278,8 @@ class TaskService:
         return adopted
 
     def in_flight_ids(self) -> set[str]:
-        """Tasks this process is submitting right now (recovery leaves them alone)."""
-        with self._lock:
-            return set(self.in_flight)
+        """Tasks this process is submitting right now (their claims are being renewed)."""
+        return self.claims.held()
 
     def job_spec(self, row: TaskRow) -> JobSpec:
         plan = TaskPlan.from_json(row.plan_json)

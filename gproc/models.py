@@ -50,6 +50,9 @@ class TaskRow(SQLModel, table=True):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     retrieved_at: datetime | None = None
+    # revision 0006: the replica submitting the task and its lease (recovery waits)
+    claimed_by: str | None = Field(default=None, max_length=128)
+    claim_until: datetime | None = None
 
 
 class TaskEventRow(SQLModel, table=True):

@@ -17,6 +17,7 @@ import hmac
 import logging
 import re
 import threading
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -81,8 +82,11 @@ class Deliverer:
         max_backoff_s: float = 300.0,
         poll_s: float = 1.0,
         name: str = "gproc-notify",
+        gate: Callable[[], bool] | None = None,
     ) -> None:
         self.outbox = outbox
+        # several replicas: only the tracker leader delivers (gproc.leader)
+        self.gate = gate
         self.timeout_s = timeout_s
         self.max_attempts = max_attempts
         self.backoff_s = backoff_s
@@ -107,7 +111,8 @@ class Deliverer:
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
-                self.deliver_due()
+                if self.gate is None or self.gate():
+                    self.deliver_due()
             except Exception:  # the loop must survive anything
                 log.exception("notification round failed")
             self._stop.wait(self.poll_s)

@@ -38,6 +38,7 @@ from gproc.models import MetaRow, TaskEventRow, TaskRow, utcnow
 from gproc.states import TaskState, check_transition
 
 _CHUNK = 500  # bound on IN (...) lists
+_INSERT_TRIES = 5  # idempotent registration racing other writers of the same request ids
 _TASKS = TaskRow.__table__  # type: ignore[attr-defined]
 _BY_IDS = sa_select(_TASKS).where(_TASKS.c.id.in_(bindparam("ids", expanding=True)))
 
@@ -148,11 +149,14 @@ class Registry:
         """Insert new tasks in one transaction; a (owner, client request id) already
         known returns the existing task instead (idempotent registration).
         ``callbacks`` maps a task id to its callback (url, secret)."""
-        try:
-            return self._insert_tasks(rows, callbacks or {})
-        except IntegrityError:
-            # a concurrent registration with the same request id won the race
-            return self._insert_tasks(rows, callbacks or {})
+        for _ in range(_INSERT_TRIES - 1):
+            try:
+                return self._insert_tasks(rows, callbacks or {})
+            except IntegrityError:
+                # a concurrent registration (another thread or replica) with one of
+                # these request ids won the race: read the winners and try the rest
+                continue
+        return self._insert_tasks(rows, callbacks or {})
 
     def _insert_tasks(
         self, rows: Sequence[TaskRow], callbacks: Mapping[str, tuple[str, str]]
@@ -173,7 +177,10 @@ class Registry:
                     out.append(row)
                     if key:
                         seen[key] = row
-            s.add_all(fresh)
+            # one global order of the unique keys: two batches naming the same request
+            # ids in other orders then wait for each other instead of deadlocking
+            ordered: list[TaskRow] = sorted(fresh, key=_request_key)
+            s.add_all(ordered)
             s.flush()  # the task rows are written before their events
             task_notify.subscribe(s, {r.id: callbacks[r.id] for r in fresh if r.id in callbacks})
             _add_events(s, [(r.id, "REGISTERED", r.state, r.tool) for r in fresh])
@@ -390,6 +397,110 @@ class Registry:
             s.add(TaskEventRow(task_id=task_id, kind=kind, state=state, detail=detail))
             s.commit()
 
+    # ---- claims (revision 0006): who is submitting a task, until when ------------
+    def claim_registered(self, task_ids: Sequence[str], owner: str, until: datetime) -> list[str]:
+        """Move registered tasks to ``submitting`` with a new attempt, claimed by
+        ``owner`` until ``until``; returns the ids claimed, in the order given. The
+        rows are locked in id order (PostgreSQL ``FOR UPDATE``; SQLite has one writer)
+        and claimed only if still ``registered``: of two replicas submitting one task
+        one claims it (hence one job), the other waits for that short transaction and
+        sees the task taken. The lock is not held during the WMS call."""
+        claimed: set[str] = set()
+        with self.session() as s:
+            conn = s.connection()
+            for chunk in _chunks(sorted(set(task_ids))):
+                free = list(
+                    conn.execute(
+                        sa_select(_TASKS.c.id)
+                        .where(_TASKS.c.id.in_(chunk), _TASKS.c.state == str(TaskState.REGISTERED))
+                        .order_by(_TASKS.c.id)
+                        .with_for_update()
+                    ).scalars()
+                )
+                if not free:
+                    continue
+                stmt = (
+                    update(_TASKS)
+                    .where(_TASKS.c.id.in_(free), _TASKS.c.state == str(TaskState.REGISTERED))
+                    .values(
+                        state=str(TaskState.SUBMITTING),
+                        attempt=_TASKS.c.attempt + 1,
+                        state_reason=None,
+                        claimed_by=owner,
+                        claim_until=until,
+                        updated_at=utcnow(),
+                    )
+                    .returning(_TASKS.c.id)
+                )
+                claimed.update(conn.execute(stmt).scalars())
+            target = str(TaskState.SUBMITTING)
+            _add_events(s, [(t, target.upper(), target, "") for t in sorted(claimed)])
+            s.commit()
+        return [t for t in dict.fromkeys(task_ids) if t in claimed]
+
+    def claim_submitting(
+        self, attempts: Mapping[str, int], owner: str, until: datetime, *, kind: str = "RESEND"
+    ) -> list[str]:
+        """Claim ``submitting`` tasks for a new attempt (the tracker's recovery, a work
+        queue): rows another claimant has locked are skipped (PostgreSQL ``FOR UPDATE
+        SKIP LOCKED``), the rest are compare-and-set on the attempt read by the caller
+        and on the absence of a live claim, so of two trackers (an old leader still
+        finishing a cycle and the new one) only one resends a task. Returns the ids
+        claimed."""
+        now = utcnow()
+        live = (_TASKS.c.claim_until.is_not(None)) & (_TASKS.c.claim_until >= now)
+        moved: list[str] = []
+        with self.session() as s:
+            conn = s.connection()
+            for chunk in _chunks(sorted(attempts)):
+                free = conn.execute(
+                    sa_select(_TASKS.c.id, _TASKS.c.attempt)
+                    .where(
+                        _TASKS.c.id.in_(chunk),
+                        _TASKS.c.state == str(TaskState.SUBMITTING),
+                        ~live,
+                    )
+                    .order_by(_TASKS.c.id)
+                    .with_for_update(skip_locked=True)
+                ).all()
+                for tid, attempt in free:
+                    if attempt != attempts[tid]:
+                        continue  # resent meanwhile: the caller's lookup is out of date
+                    conn.execute(
+                        update(_TASKS)
+                        .where(_TASKS.c.id == tid, _TASKS.c.attempt == attempt)
+                        .values(
+                            attempt=attempt + 1, claimed_by=owner, claim_until=until, updated_at=now
+                        )
+                    )
+                    moved.append(tid)
+            state = str(TaskState.SUBMITTING)
+            _add_events(s, [(t, kind, state, f"attempt {attempts[t] + 1}") for t in moved])
+            s.commit()
+        return moved
+
+    def renew_claims(self, task_ids: Iterable[str], owner: str, until: datetime) -> int:
+        """Extend ``owner``'s claims on tasks still ``submitting``; the number renewed."""
+        return self._set_claims(task_ids, owner, until)
+
+    def release_claims(self, task_ids: Iterable[str], owner: str) -> int:
+        """Drop ``owner``'s claims (the submission has its outcome, whatever the state)."""
+        return self._set_claims(task_ids, owner, None)
+
+    def _set_claims(self, task_ids: Iterable[str], owner: str, until: datetime | None) -> int:
+        n = 0
+        with self.session() as s:
+            for chunk in _chunks(sorted(set(task_ids))):
+                conds = [_TASKS.c.id.in_(chunk), _TASKS.c.claimed_by == owner]
+                if until is not None:
+                    conds.append(_TASKS.c.state == str(TaskState.SUBMITTING))
+                values = {"claim_until": until}
+                if until is None:
+                    values["claimed_by"] = None
+                n += s.execute(update(_TASKS).where(*conds).values(**values)).rowcount  # type: ignore[attr-defined]
+            s.commit()
+        return n
+
     # ---- meta -----------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
         with self.session() as s:
@@ -459,6 +570,10 @@ class Registry:
             for chunk in _chunks(list(keys)):
                 s.execute(sa_delete(MetaRow).where(col(MetaRow.key).in_(chunk)))
             s.commit()
+
+
+def _request_key(row: TaskRow) -> tuple[str, str]:
+    return (row.owner_dn, row.client_request_id or "")
 
 
 def _add_events(s: Session, events: Sequence[tuple[str, str, str | None, str]]) -> None:

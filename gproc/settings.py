@@ -50,6 +50,16 @@ class TrackerSettings(BaseModel):
         description="Seconds a task may stay submitting (e.g. after a WMS outage) before "
         "the tracker looks it up in the WMS and adopts or resubmits it",
     )
+    claim_lease_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Lease of a replica's claim on the tasks it is submitting (renewed "
+        "while it submits); a dead replica's tasks are recovered once it runs out",
+    )
+    replica_name: str | None = Field(
+        default=None,
+        description="This replica's name in task claims and tracker leadership; default host:pid",
+    )
 
 
 class DatabaseSettings(BaseModel):

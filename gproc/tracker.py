@@ -26,9 +26,10 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.exc import SQLAlchemyError
 
 from gproc.domain import OutputFile, TaskPlan, outputs_json, task_owner
+from gproc.leader import Leadership, SoleLeader
 from gproc.lifecycle import PENDING_FORGET, PENDING_HOLD, TaskService
 from gproc.models import TaskRow, utcnow
-from gproc.registry import ConcurrentChange, TaskChange
+from gproc.registry import TaskChange
 from gproc.staging import checksums
 from gproc.states import ACTIVE, TaskState, can_transition, task_state_for
 from gproc.wrappers.base import JobInfo, JobState, WmsError, WmsRejected
@@ -80,8 +81,11 @@ class Tracker:
         interval_s: float = 5.0,
         reconcile_every: int = 6,
         submit_grace_s: float = 60.0,
+        leadership: Leadership | None = None,
     ) -> None:
         self.svc = service
+        # several replicas on PostgreSQL: only the leader's cycles run (gproc.leader)
+        self.leadership: Leadership = leadership or SoleLeader(service.replica)
         self.interval_s = interval_s
         self.reconcile_every = reconcile_every
         self.submit_grace = timedelta(seconds=submit_grace_s)
@@ -108,9 +112,16 @@ class Tracker:
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=True)
             self._scheduler = None
+        self.leadership.release()
 
     def _safe_cycle(self) -> None:
         try:
+            was = self.leadership.is_leader
+            if not self.leadership.ensure():
+                return  # another replica tracks; ask again next interval
+            if not was:
+                self._cycles = 0  # a new lead: look everything up as after a restart
+                self._missing.clear()
             stats = self.cycle()
             if stats.errors:
                 log.warning("tracker cycle: %s", "; ".join(stats.errors))
@@ -415,9 +426,15 @@ class Tracker:
 
     # ---- recovering submissions -------------------------------------------
     def _recover_submitting(self, rows: Sequence[TaskRow], first: bool, stats: CycleStats) -> None:
-        cutoff = utcnow() - self.submit_grace
-        busy = self.svc.in_flight_ids()
-        stale = [r for r in rows if r.id not in busy and (first or r.updated_at < cutoff)]
+        now = utcnow()
+        cutoff = now - self.submit_grace
+        # a live claim: a replica (this one or another) is submitting the task now
+        stale = [
+            r
+            for r in rows
+            if not (r.claim_until is not None and r.claim_until > now)
+            and (first or r.updated_at < cutoff)
+        ]
         if not stale:
             return
         try:
@@ -454,16 +471,9 @@ class Tracker:
             self._resend(resend, stats)
 
     def _resend(self, rows: list[TaskRow], stats: CycleStats) -> None:
-        ids = [r.id for r in rows]
-        try:  # a new attempt number makes any older job of these tasks stale
-            self.svc.registry.transition_many(
-                ids, S.SUBMITTING, S.SUBMITTING, kind="RESEND", attempt=TaskRow.attempt + 1
-            )  # type: ignore[arg-type]
-        except ConcurrentChange:
-            return
-        fresh = self.svc.registry.get_many(ids)
-        self.svc.send_to_wms([fresh[t] for t in ids])
-        stats.recovered += len(ids)
+        # a new attempt number makes any older job of these tasks stale; claimed
+        # compare-and-set on the attempt, so a task is resent once whoever else looks
+        stats.recovered += len(self.svc.resend(rows))
 
 
 def _cluster_proc(job_id: str) -> tuple[int, int] | None:

@@ -9,6 +9,8 @@ the request body. The application reads ``environ["gproc.identity"]``.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import logging
 from collections.abc import Callable, Iterable, Sequence
@@ -62,14 +64,41 @@ def parse_trusted(
 
 
 def chain_from_header(value: str) -> tuple[x509.Certificate, ...]:
-    """Decode a URL-encoded PEM chain (leaf first); ValueError when unusable."""
+    """Decode a URL-encoded PEM chain (leaf first), or comma-separated base64 DER
+    (HAProxy, which has no PEM converter: ``%[ssl_c_der,base64],%[ssl_c_chain_der,
+    base64]``, the leaf then the certificates the client sent with it, each part
+    DER certificates end to end); ValueError when unusable."""
     if len(value) > MAX_HEADER_CHAIN:
         raise ValueError("client chain header too large")
-    pem = unquote(value).encode("ascii", "strict")
-    certs = tuple(x509.load_pem_x509_certificates(pem))
+    text = unquote(value)
+    if "-----BEGIN" in text:
+        certs = tuple(x509.load_pem_x509_certificates(text.encode("ascii", "strict")))
+    else:
+        certs = tuple(c for part in text.split(",") if part.strip() for c in _der_certs(part))
     if not certs:
         raise ValueError("client chain header holds no certificate")
     return certs
+
+
+def _der_certs(b64: str) -> list[x509.Certificate]:
+    """DER certificates end to end (base64): split by each SEQUENCE's length."""
+    try:
+        der = base64.b64decode(b64.strip(), validate=True)
+    except binascii.Error as exc:
+        raise ValueError(f"not base64: {exc}") from exc
+    out: list[x509.Certificate] = []
+    while der:
+        if der[0] != 0x30 or len(der) < 2:
+            raise ValueError("not a DER certificate sequence")
+        n = der[1]
+        head, size = (
+            (2, n) if n < 0x80 else (2 + (n & 0x7F), int.from_bytes(der[2 : 2 + (n & 0x7F)]))
+        )
+        if n == 0x80 or n & 0x7F > 4 or head + size > len(der):
+            raise ValueError("bad DER length")
+        out.append(x509.load_der_x509_certificate(der[: head + size]))
+        der = der[head + size :]
+    return out
 
 
 class IdentityMiddleware:

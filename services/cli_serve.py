@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from gproc.app import build_task_deliverer, build_tracker
+from gproc.leader import LEADER_LOGGER
 from gproc.security.tls import TLSConfig
 from gproc.services.chassis import serve
 from gproc.services.renewal import build_renewer
@@ -49,14 +50,15 @@ def serve_cmd(**options: Any) -> None:
     settings = serve.apply_overrides(get_settings(), options, OVERRIDES)
     serve.require(settings, "service.cert", "service.key", "service.ca_dir")
     svc = settings.service
-    serve.json_logging(LOGGERS, access=[ACCESS_LOGGER])
+    serve.json_logging(LOGGERS, access=[ACCESS_LOGGER, LEADER_LOGGER])  # who leads: INFO
     validator = build_validator(svc.ca_dir, svc.vomsdir)  # type: ignore[arg-type]
     gp = build_context(settings, validator)
     server = make_soap_server(gp, validator, TLSConfig(svc.cert, svc.key, svc.ca_dir))  # type: ignore[arg-type]
     parts: list[serve.Runnable] = [server]
     if svc.run_tracker:
-        parts.append(build_tracker(gp.core, settings))
-        parts.append(build_task_deliverer(gp.core, settings))
+        tracker = build_tracker(gp.core, settings)  # on PostgreSQL: only the leader's runs
+        parts.append(tracker)
+        parts.append(build_task_deliverer(gp.core, settings, tracker))
     if settings.myproxy.host is not None and settings.myproxy.renew and gp.delegations:
         parts.append(
             build_renewer(

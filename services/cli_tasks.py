@@ -23,8 +23,9 @@ from gproc import connectors
 from gproc.app import build_service, build_task_deliverer, build_tracker
 from gproc.connectors.base import ToolRequest, UnknownTool
 from gproc.domain import GprocError, Owner, TaskRequest, TaskResult, TaskView
+from gproc.leader import LEADER_META, current_leader
 from gproc.lifecycle import TaskService
-from gproc.registry import TaskFilter
+from gproc.registry import Registry, TaskFilter
 from gproc.settings import get_settings
 from gproc.states import TERMINAL, TaskState
 from gproc.wrappers.base import WmsError
@@ -411,7 +412,7 @@ def tracker_run() -> None:
     """Track all active tasks until interrupted."""
     with _service() as svc:
         tracker = build_tracker(svc, get_settings())
-        deliverer = build_task_deliverer(svc, get_settings())
+        deliverer = build_task_deliverer(svc, get_settings(), tracker)
         tracker.start()
         deliverer.start()
         out.print(f"tracker running every {tracker.interval_s} s; Ctrl-C stops it")
@@ -423,3 +424,27 @@ def tracker_run() -> None:
         finally:
             tracker.stop()
             deliverer.stop()
+
+
+@tracker_group.command("leader")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def tracker_leader(as_json: bool) -> None:
+    """Which replica's tracker leads (PostgreSQL: the holder of the tracker lock)."""
+    reg = Registry(get_settings().database_url)
+    try:
+        holder = current_leader(reg.engine)
+        last = reg.get_meta(LEADER_META)
+        dialect = reg.engine.dialect.name
+    finally:
+        reg.close()
+    data = {"leader": holder, "last_recorded": json.loads(last) if last else None}
+
+    def render() -> None:
+        if dialect != "postgresql":
+            out.print("SQLite: one node; the tracker runs in the process that starts it")
+        elif holder is None:
+            out.print("no replica leads the tracker now")
+        else:
+            out.print(f"{holder['replica']} leads (lock session since {holder['since']})")
+
+    _emit(data, as_json, render)

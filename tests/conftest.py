@@ -20,6 +20,8 @@ pytest_plugins = [
     "tests.fixtures.vo",
     "tests.fixtures.ogc",
     "tests.fixtures.workflow",
+    "tests.fixtures.replicas",
+    "tests.fixtures.haproxy",
     "tests.fixtures.portal",
     "tests.fixtures.myproxy",
 ]

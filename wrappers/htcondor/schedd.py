@@ -303,7 +303,7 @@ class HTCondorWMS(WorkloadManager):
         the derivation is used from then on only if it gave the same ids.
         """
         derived = derived_job_ids(self._schedd_id, submitted)
-        if derived is not None and self._ids_derived:
+        if derived is not None and self._ids_derived and self._same_qdate(derived):
             self._remember_ids(derived)
             return [SubmittedJob(s.task_id, derived[i][2]) for i, s in enumerate(specs)]
         clusters = [result.cluster() for result, _ in submitted]
@@ -320,6 +320,25 @@ class HTCondorWMS(WorkloadManager):
                 by_task[s.task_id] == derived[i][2] for i, s in enumerate(specs)
             )
         return [SubmittedJob(s.task_id, by_task[s.task_id]) for s in specs]
+
+    def _same_qdate(self, derived: Mapping[int, tuple[int, int, str]]) -> bool:
+        """Each proc has its own QDate: a cluster whose submission crossed a second
+        boundary has later procs with a later one than the cluster ad's. The last
+        proc of each cluster is read (one row each) and must have the derived id;
+        otherwise every id is read from the queue."""
+        last: dict[int, tuple[int, str]] = {}
+        for cluster, proc, job_id in derived.values():
+            if proc >= last.get(cluster, (-1, ""))[0]:
+                last[cluster] = (proc, job_id)
+        constraint = " || ".join(
+            f"(ClusterId == {c} && ProcId == {p})" for c, (p, _) in last.items()
+        )
+        try:
+            with self._call("checking new job ids") as schedd:
+                ads = schedd.query(constraint, ["GlobalJobId"])
+        except WmsUnavailable:
+            return False
+        return {str(ad.get("GlobalJobId")) for ad in ads} == {j for _, j in last.values()}
 
     def _remember_ids(self, ids: Mapping[int, tuple[int, int, str]]) -> None:
         if len(self._job_ids) > 200_000:
