@@ -90,13 +90,15 @@ class JobPlan:
 
 @dataclass(frozen=True)
 class InputPort:
-    """An input raster. ``multiple`` ports take between min_count and max_count sources."""
+    """An input raster. ``multiple`` ports take between min_count and max_count sources.
+    ``accepts``: the catalogue dataset types it takes (sub-types too); empty: any raster."""
 
     name: str
     description: str
     multiple: bool = False
     min_count: int = 1
     max_count: int = 1
+    accepts: tuple[str, ...] = ()
 
     def file_names(self, count: int) -> tuple[str, ...]:
         if not self.multiple:

@@ -15,6 +15,10 @@ so ``build_context`` composes them when ``[catalogue] tasks`` is on:
   the gateway, the outputs that are rasters (datagroup ``tasks``, dataset
   ``<task id>.<port>``) with provenance: the task, the tool, its parameters and the
   catalogue ids of its dataset inputs.
+
+:class:`CatalogueRemovals` is the gateway's removal listener: a file deleted or renamed
+through a gateway front has its entry (and those below a folder) marked missing at once,
+as the next scan would.
 """
 
 from __future__ import annotations
@@ -23,20 +27,22 @@ import contextlib
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from gproc.catalogue.engines import open_engine
 from gproc.catalogue.engines.base import CatalogueEngine
-from gproc.catalogue.model import Dataset, Fields, NotARaster, Provenance
+from gproc.catalogue.model import Dataset, Fields, NotARaster, Provenance, utcnow
 from gproc.catalogue.service import DATASET_SCHEME, Catalogue
-from gproc.connectors.base import ToolRequest
+from gproc.connectors.base import Connector, ToolRequest
+from gproc.connectors.registry import list_connectors
 from gproc.domain import InvalidTaskRequest, OutputFile, Owner
 from gproc.errors import GprocError
 from gproc.security.identity import Identity, same_dn
 from gproc.settings import Settings
 from gproc.staging import InputResolver
-from gproc.storage_gateway.gateway import StorageGateway
+from gproc.storage_gateway.gateway import RemovalListener, StorageGateway
 from gproc.task_data import TaskData, TaskOwner
 
 log = logging.getLogger("gproc.catalogue.tasks")
@@ -163,6 +169,39 @@ class CatalogueOutputs(TaskData):
             parameters=dict(request.get("params") or {}),
             inputs=tuple(inputs),
         )
+
+
+class CatalogueRemovals(RemovalListener):
+    """Marks the entries at a removed location missing (kept for their provenance)."""
+
+    def __init__(self, engine: CatalogueEngine) -> None:
+        self.engine = engine
+
+    def on_removed(self, location: str) -> None:
+        at = self.engine.lookup(location=location)
+        for ds in ([at] if at else []) + self.engine.in_area_prefix(location):
+            if not ds.missing:
+                self.engine.put(replace(ds, missing=True, updated=utcnow()))
+                log.info("dataset %s: %s removed through the gateway", ds.id, ds.location)
+
+
+def input_types(
+    settings: Settings, connectors: Sequence[Connector] | None = None
+) -> dict[str, tuple[str, ...]]:
+    """``"<tool>.<port>"`` -> accepted dataset types: what the connectors declare
+    (:attr:`InputPort.accepts`), each key ``[catalogue] input_types`` names overridden."""
+    declared = {
+        f"{c.name}.{p.name}": tuple(p.accepts)
+        for c in (list_connectors() if connectors is None else connectors)
+        for p in c.inputs
+        if p.accepts
+    }
+    return declared | {k: tuple(v) for k, v in settings.catalogue.input_types.items()}
+
+
+def catalogue_configured(settings: Settings) -> bool:
+    """A catalogue database is named, or tasks use the catalogue."""
+    return settings.catalogue.database_url is not None or settings.catalogue.tasks
 
 
 def open_catalogue_engine(settings: Settings) -> CatalogueEngine:

@@ -15,6 +15,11 @@ from pathlib import Path
 from gproc.security.chain import Validator
 from gproc.security.identity import Identity
 from gproc.security.tls import GridServer, TLSConfig, make_server
+from gproc.services.catalogue_tasks import (
+    CatalogueRemovals,
+    catalogue_configured,
+    open_catalogue_engine,
+)
 from gproc.services.chassis import AccessLog
 from gproc.services.chassis.metrics import MetricsEndpoint, or_default
 from gproc.settings import Settings
@@ -50,8 +55,13 @@ def build_parts(
     if any(a.mount[:1] == (KEYS_PATH.strip("/"),) for a in namespace.areas):
         raise ValueError(f"{KEYS_PATH} is reserved for key registration; mount areas elsewhere")
     keys_dir = conf.sshkeys_dir or settings.state_dir.resolve() / "sshkeys"
+    removals = None
+    if catalogue_configured(settings):  # removed files' entries marked at once
+        removals = CatalogueRemovals(open_catalogue_engine(settings))
     return GatewayParts(
-        StorageGateway(namespace), SshKeyStore(keys_dir, validator), vo_admission(settings)
+        StorageGateway(namespace, removals=removals),
+        SshKeyStore(keys_dir, validator),
+        vo_admission(settings),
     )
 
 

@@ -5,11 +5,15 @@ operation validates the path, resolves it through the namespace, checks the area
 rules, applies quotas, and only then touches a backend. Virtual directories (``/``,
 ``/groups``, the bare ``/private``) are listed from the mount table and show only
 what the caller may read; another user's private area is reported as NotFound.
+A :class:`RemovalListener` given at construction hears of every delete and rename
+(the data catalogue marks its entry at that location gone at once).
 """
 
 from __future__ import annotations
 
+import logging
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 
 from gproc.security.identity import Identity
@@ -29,15 +33,30 @@ from gproc.storage_gateway.namespace import Area, Namespace, Resolved
 from gproc.storage_gateway.usage import UsageMeter
 
 _ROOT_CACHE_S = 60.0
+log = logging.getLogger("gproc.gateway")
+
+
+class RemovalListener(ABC):
+    """Told, after the backend did it, that a path was deleted or renamed away."""
+
+    @abstractmethod
+    def on_removed(self, location: str) -> None:
+        """``location``: the normalised logical path (a file, or a folder and all below it)."""
 
 
 class StorageGateway:
     """Identity-aware facade over a :class:`Namespace` (thread-safe: its mutable state
     is a cache of area roots known to exist and the quota areas' running usage)."""
 
-    def __init__(self, namespace: Namespace, usage: UsageMeter | None = None) -> None:
+    def __init__(
+        self,
+        namespace: Namespace,
+        usage: UsageMeter | None = None,
+        removals: RemovalListener | None = None,
+    ) -> None:
         self.namespace = namespace
         self.usage = usage or UsageMeter()
+        self.removals = removals
         self._roots_made: dict[tuple[str, str], float] = {}
 
     # -- resolution + access --------------------------------------------------------
@@ -195,6 +214,16 @@ class StorageGateway:
         resolved.backend.delete(resolved.backend_path)
         if size:
             self.usage.add(_usage_key(resolved), -size)
+        self._removed(path)
+
+    def _removed(self, path: str) -> None:
+        """Tell the listener; the file is gone either way, so its failure is only logged."""
+        if self.removals is None:
+            return
+        try:
+            self.removals.on_removed(paths.normalise(path))
+        except Exception as exc:  # noqa: BLE001 - never fail a done delete/rename
+            log.warning("removal of %s not reported: %s", path, exc)
 
     def modifiable(self, identity: Identity, path: str) -> Entry:
         """The entry at ``path`` if the caller may change it (for attribute changes)."""
@@ -216,6 +245,7 @@ class StorageGateway:
         if source.backend_path == target.backend_path:
             raise AlreadyExists(f"{dst}: already exists")
         source.backend.rename(source.backend_path, target.backend_path)
+        self._removed(src)
 
 
 def _only_writes(identity: Principal, path: str) -> None:

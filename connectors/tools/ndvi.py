@@ -16,8 +16,8 @@ class NdviConnector(Connector):
     )
     payload_tool = "ndvi"
     inputs = (
-        InputPort("red", "Raster holding the red band"),
-        InputPort("nir", "Raster holding the near-infrared band"),
+        InputPort("red", "Raster holding the red band", accepts=("MULTISPECTRAL",)),
+        InputPort("nir", "Raster holding the near-infrared band", accepts=("MULTISPECTRAL",)),
     )
     params = (
         IntParam("red_band", "Band of the red raster to use", 1, minimum=1, maximum=1000),

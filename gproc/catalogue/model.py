@@ -65,6 +65,7 @@ class Provenance:
     tool: str | None = None
     parameters: dict[str, Any] = field(default_factory=dict)
     inputs: tuple[str, ...] = ()  # catalogue ids of the input datasets
+    node: str | None = None  # the workflow node (DAG node name) that produced it
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -73,6 +74,7 @@ class Provenance:
             "tool": self.tool,
             "parameters": dict(self.parameters),
             "inputs": list(self.inputs),
+            "node": self.node,
         }
 
     @classmethod
@@ -85,6 +87,7 @@ class Provenance:
             data.get("tool"),
             dict(data.get("parameters") or {}),
             tuple(data.get("inputs") or ()),
+            data.get("node"),
         )
 
 

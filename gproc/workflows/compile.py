@@ -56,6 +56,7 @@ class NodeJob:
     final: bool
     meta: Mapping[str, str] = field(default_factory=dict)
     port_inputs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # port -> files
+    params: Mapping[str, Any] = field(default_factory=dict)  # the tool's (provenance)
 
 
 @dataclass(frozen=True)
@@ -409,6 +410,7 @@ def _node_job(
         final=final,
         meta=dict(tool.node.meta),
         port_inputs=names,
+        params=dict(tool.params),
     )
 
 

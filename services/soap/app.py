@@ -16,7 +16,12 @@ from gproc.security.chain import Validator
 from gproc.security.delegation import DelegationStore
 from gproc.security.policy import Policy
 from gproc.security.tls import GridServer, TLSConfig, make_server
-from gproc.services.catalogue_tasks import CatalogueOutputs, DatasetInputs, build_catalogue
+from gproc.services.catalogue_tasks import (
+    CatalogueOutputs,
+    DatasetInputs,
+    build_catalogue,
+    input_types,
+)
 from gproc.services.chassis import build_validator, soap_application, soap_stack
 from gproc.services.chassis.guard import WSGIApp
 from gproc.services.chassis.metrics import RegistryFigures, metrics_endpoint
@@ -99,7 +104,7 @@ def build_context(
             catalogue = build_catalogue(settings, gateway)
             task_data = CatalogueOutputs(
                 catalogue,
-                DatasetInputs(catalogue, gateway_data, settings.catalogue.input_types),
+                DatasetInputs(catalogue, gateway_data, input_types(settings)),
                 gateway_data.output_principal,
             )
     core = build_service(settings, wms=wms, local_roots=allowed, task_data=task_data)

@@ -15,12 +15,17 @@ from gproc.security.chain import Validator
 from gproc.security.delegation import DelegationStore
 from gproc.security.policy import Policy
 from gproc.security.tls import GridServer, TLSConfig, make_server
-from gproc.services.catalogue_tasks import DatasetInputs, build_catalogue
+from gproc.services.catalogue_tasks import DatasetInputs, build_catalogue, input_types
 from gproc.services.chassis import soap_application, soap_stack
 from gproc.services.chassis.guard import WSGIApp
 from gproc.services.chassis.metrics import RegistryFigures, metrics_endpoint
 from gproc.services.gateway_tasks import GatewayTaskData
-from gproc.services.workflow.data import CatalogueStartData, gateway_sink
+from gproc.services.workflow.data import (
+    CatalogueStartData,
+    catalogue_sink,
+    gateway_sink,
+    workflow_owner,
+)
 from gproc.services.workflow.service import OPERATIONS, WorkflowContext, WorkflowSoapService
 from gproc.services.workflow.types import ERRORS, NS
 from gproc.settings import Settings
@@ -29,6 +34,7 @@ from gproc.storage_gateway.gateway import StorageGateway
 from gproc.storage_gateway.namespace import Namespace
 from gproc.task_data import TaskData
 from gproc.workflows.app import build_workflow_service
+from gproc.workflows.service import OutputSink
 from gproc.wrappers.dag_base import DagRunner
 
 SERVICE_NAME = "GprocWorkflow"
@@ -58,6 +64,7 @@ def build_context(
         gateway = StorageGateway(Namespace.load(settings.gateway.namespace))
     task_data: TaskData | None = None
     start_data: CatalogueStartData | None = None
+    sink: OutputSink | None = None
     if gateway is not None:
         task_data = gateway_data = GatewayTaskData(
             gateway,
@@ -67,16 +74,20 @@ def build_context(
             validator=validator,
             service=SERVICE,
         )
+        sink = gateway_sink(gateway_data)
         if settings.catalogue.tasks:  # dataset: and gql: sources
             catalogue = build_catalogue(settings, gateway)
-            task_data = DatasetInputs(catalogue, gateway_data, settings.catalogue.input_types)
-            start_data = CatalogueStartData(catalogue, settings.catalogue.input_types)
+            task_data = DatasetInputs(catalogue, gateway_data, input_types(settings))
+            start_data = CatalogueStartData(catalogue, input_types(settings))
+            sink = catalogue_sink(  # final outputs catalogued with provenance
+                catalogue, sink, lambda row: gateway_data.output_principal(workflow_owner(row))
+            )
     core = build_workflow_service(
         settings,
         runner=runner,
         resolve_input=resolver,
         resolver_for=task_data.resolver_for if task_data else None,
-        output_sink=gateway_sink(task_data) if task_data else None,
+        output_sink=sink,
         catalogue=start_data,
     )
     delegations = None

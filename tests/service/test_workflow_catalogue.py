@@ -15,11 +15,12 @@ import pytest
 
 from gproc.catalogue.engines import open_engine
 from gproc.catalogue.model import Fields
+from gproc.catalogue.query import Eq, Query
 from gproc.catalogue.service import Catalogue
 from gproc.domain import Owner
 from gproc.errors import GprocError, LimitExceeded
 from gproc.services.workflow.app import build_context
-from gproc.services.workflow.data import gateway_sink
+from gproc.services.workflow.data import catalogue_sink, gateway_sink
 from gproc.services.workflow.service import WorkflowContext
 from gproc.settings import ServiceSettings, Settings
 from gproc.storage_gateway.access import user_key
@@ -27,7 +28,7 @@ from gproc.storage_gateway.gateway import StorageGateway
 from gproc.storage_gateway.namespace import Namespace
 from gproc.task_notify import check as check_task_callback
 from gproc.workflows.document import WorkflowError
-from gproc.workflows.service import WorkflowRequest
+from gproc.workflows.service import WorkflowRequest, jobs_of
 from gproc.wrappers.htcondor.dag import HTCondorDagRunner
 from tests.catalogue_data import identity
 from tests.catalogue_rasters import write_raster
@@ -212,3 +213,80 @@ def test_callback_urls_follow_the_task_rule(parts: Parts, url: str) -> None:
         task_err.value.field,
         task_err.value.message,
     )
+
+
+def final_records(parts: Parts, row, tmp_path: Path) -> list[dict]:  # type: ignore[no-untyped-def]
+    """The final outputs as the tracker records them: rasters where a port writes .tif."""
+    records = []
+    for job in jobs_of(row).jobs:
+        for port, name in job.outputs.items():
+            if not job.final:
+                continue
+            made = tmp_path / name
+            if name.endswith(".tif"):
+                write_raster(made, "geo")
+            else:
+                made.write_text('{"lines": []}')
+            records.append(
+                {"node": job.dag_name, "port": port, "name": name, "size": made.stat().st_size}
+                | {"adler32": "x", "sha256": "y", "path": str(made), "final": True}
+            )
+    return records
+
+
+def test_final_raster_outputs_are_catalogued_with_provenance(parts: Parts, tmp_path: Path) -> None:
+    view = register(parts, figure7("dataset:scenes/s1"))
+    row = parts.gp.core.store.get(view.id)
+    records = final_records(parts, row, tmp_path)
+    assert parts.gp.core.output_sink is not None
+    stored = parts.gp.core.output_sink(row, records)
+    assert set(stored) == {r["name"] for r in records}
+    cat = Catalogue(open_engine(parts.gp.settings.catalogue_database_url), parts.gateway)
+    found = cat.search(ALICE, Query(Eq("datagroup", "workflows"))).items
+    rasters = [r for r in records if r["name"].endswith(".tif")]
+    assert rasters, "figure 7 ends in a raster output"
+    jobs = {j.dag_name: j for j in jobs_of(row).jobs}
+    expected = {f"{view.id}.{r['node']}.{r['port']}": r for r in rasters}
+    assert {d.fields.dataset for d in found} == set(expected)
+    for ds in found:
+        rec = expected[ds.fields.dataset]
+        job = jobs[rec["node"]]
+        assert ds.location == stored[rec["name"]]
+        prov = ds.provenance
+        assert prov is not None
+        assert (prov.workflow_id, prov.node, prov.tool, prov.inputs) == (
+            view.id,
+            rec["node"],
+            job.tool,
+            (parts.ids["s1"],),
+        )
+        assert prov.parameters == dict(job.params)
+    assert cat.search(BOB, Query(Eq("datagroup", "workflows"))).items == ()
+
+
+def test_a_cataloguing_failure_keeps_the_stored_outputs(parts: Parts, tmp_path: Path) -> None:
+    view = register(parts, figure7("dataset:scenes/s1"))
+    row = parts.gp.core.store.get(view.id)
+    records = final_records(parts, row, tmp_path)
+    cat = Catalogue(open_engine(parts.gp.settings.catalogue_database_url), parts.gateway)
+
+    def refuse(_row):  # type: ignore[no-untyped-def]
+        raise GprocError("catalogue down")
+
+    sink = catalogue_sink(cat, gateway_sink(parts.gp.task_data), refuse)
+    stored = sink(row, records)
+    assert set(stored) == {r["name"] for r in records}
+    assert cat.search(ALICE, Query(Eq("datagroup", "workflows"))).items == ()
+
+
+def test_the_types_a_connector_declares_are_checked_by_default(parts: Parts) -> None:
+    """ndvi declares MULTISPECTRAL red/nir; no setting names it, the declaration holds."""
+    structured = {
+        "inputs": {"r": "dataset:scenes/s1", "n": "dataset:scenes/s2"},
+        "nodes": [{"id": "v", "tool": "ndvi", "last": True}],
+        "edges": [{"input": "r", "to": "v.red"}, {"input": "n", "to": "v.nir"}],
+    }
+    with pytest.raises(WorkflowError) as err:
+        register(parts, json.dumps(structured))
+    assert err.value.field == "v" and "ndvi.red" in err.value.message
+    assert "type RASTER" in err.value.message and "accepts MULTISPECTRAL" in err.value.message

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from gproc.wrappers.base import JobState
 from gproc.wrappers.htcondor.events import Cursor, EventLogReader
+from gproc.wrappers.htcondor.schedd import HTCondorWMS
 
 TASK_A = "a" * 32
 TASK_B = "b" * 32
@@ -236,3 +237,32 @@ def test_a_lost_execute_node_is_reported_event_by_event(tmp_path: Path) -> None:
         assert (kind, state) == (want_kind, want_state)
         assert want_detail in detail, (kind, detail)
         assert detail.endswith("rescheduled") == (want_state is JobState.IDLE)
+
+
+def test_end_is_after_the_last_complete_event(tmp_path: Path) -> None:
+    log = tmp_path / "EventLog"
+    partial = "001 (002.000.000) 11/21 06:0"  # the schedd is writing this one
+    write(log, submitted(1, TASK_A), terminated(1, 0), partial)
+    reader = EventLogReader(log, "inst")
+    cursor = reader.end()
+    assert cursor is not None
+    assert Cursor.parse(cursor) == Cursor(log.stat().st_ino, log.stat().st_size - len(partial))
+    write(log, "7:08 Job executing on host: <127.0.0.1:9618>\n...\n", mode="a")
+    events, _ = reader.read(cursor)
+    assert [(e.cluster, e.kind) for e in events] == [(2, "EXECUTE")]
+    assert EventLogReader(tmp_path / "absent", "inst").end() is None
+
+
+def test_a_wms_with_no_cursor_yet_follows_the_log_from_where_it_ended(tmp_path: Path) -> None:
+    """A big shared log is not read from its start: the follower would lag behind the
+    schedd query and never report the details (e.g. the execute slot) of new jobs."""
+    log = tmp_path / "EventLog"
+    write(log, *(submitted(c, TASK_A) + terminated(c, 0) for c in range(1, 50)))
+    wms = HTCondorWMS(instance="inst", event_log=log, sandbox_root=tmp_path / "sb")
+    write(log, submitted(50, TASK_B), ev(1, 50, "Job executing on host: <1.2.3.4:9>"), mode="a")
+    events, cursor = wms.read_events(None)
+    assert [(e.cluster, e.kind, e.task_id) for e in events] == [
+        (50, "SUBMIT", TASK_B),
+        (50, "EXECUTE", TASK_B),
+    ]
+    assert wms.read_events(cursor)[0] == []

@@ -5,7 +5,9 @@ byte offset in it (``htcondor2.JobEventLog`` exposes the offset only through
 its pickle protocol; we use ``__getstate__``/``__setstate__`` directly, never
 unpickle a cursor). When the schedd rotates the log (``EventLog`` renamed to
 ``EventLog.old`` or ``EventLog.<n>``), the rest of the old file is read first,
-found by its inode, then the new file from its start.
+found by its inode, then the new file from its start. ``end()`` is the cursor of
+the log's last complete event: where a follower with no cursor yet starts, rather
+than at the first event of a log that may hold hours of other jobs' events.
 
 The pool writes ``GprocTaskId``/``GprocInstance`` after each job event in a
 ``JOB_AD_INFORMATION`` entry (``EVENT_LOG_JOB_AD_INFORMATION_ATTRS``); those
@@ -14,6 +16,7 @@ entries are folded into the events of the same job, not returned themselves.
 
 from __future__ import annotations
 
+import os
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -28,6 +31,8 @@ from gproc.wrappers.base import JobEvent, JobState
 ET = htcondor2.JobEventType
 
 MAX_EVENTS_PER_READ = 20000  # bounds one call; the cursor resumes mid-file
+END_SCAN_BYTES = 1 << 20  # how far back from its end ``end()`` looks for an event's end
+EVENT_END = b"...\n"  # the line closing every event of a text event log
 
 
 def _terminated(ev: Mapping[str, Any]) -> tuple[JobState, str, int | None]:
@@ -203,6 +208,23 @@ class EventLogReader:
         events, offset = _read(self.path, offset, MAX_EVENTS_PER_READ - len(raw))
         raw += events
         return self.convert(raw, job_ids or {}), str(Cursor(inode, offset))
+
+    def end(self) -> str | None:
+        """The cursor just after the log's last complete event (None: no log yet).
+
+        Not simply the file's size: the schedd may be half-way through writing one."""
+        try:
+            with self.path.open("rb") as fh:
+                size = fh.seek(0, 2)
+                start = max(0, size - END_SCAN_BYTES)
+                fh.seek(start)
+                tail = fh.read(size - start)
+                inode = os.fstat(fh.fileno()).st_ino
+        except FileNotFoundError:
+            return None
+        at = tail.rfind(b"\n" + EVENT_END)
+        offset = start + at + 1 + len(EVENT_END) if at >= 0 else 0
+        return str(Cursor(inode, offset))
 
     def _learn(self, raw: Iterable[Any]) -> None:
         for ev in raw:

@@ -170,6 +170,11 @@ class HTCondorWMS(WorkloadManager):
         self._schedd_id: str | None = None  # the schedd's Name, the first part of job ids
         self._ids_derived: bool | None = None  # None: not yet checked against the queue
         self._events = EventLogReader(event_log, instance) if event_log else None
+        # With no cursor yet, follow the log from where it ended now, before this WMS
+        # submitted anything: the events before are other jobs' (a shared pool's log
+        # holds hundreds of MB; read from its start, the follower would lag behind the
+        # schedd query for minutes and miss every detail of this instance's jobs).
+        self._events_origin = self._events.end() if self._events else None
         self._job_ids: dict[tuple[int, int], str] = {}  # (cluster, proc) -> GlobalJobId
 
     # ------------------------------------------------------------ plumbing
@@ -406,7 +411,7 @@ class HTCondorWMS(WorkloadManager):
         if self._events is None:
             return [], cursor
         with _errors("reading the event log"):
-            return self._events.read(cursor, self._job_ids)
+            return self._events.read(cursor or self._events_origin, self._job_ids)
 
     # ------------------------------------------------------------ output
     def retrieve(self, job_id: str, dest: Path) -> list[Path]:
