@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -89,6 +90,22 @@ def _errors(what: str, rejectable: bool = False) -> Iterator[None]:
         if rejectable and not _unreachable(exc):
             raise WmsRejected(f"{what} refused by HTCondor: {exc}") from exc
         raise WmsUnavailable(f"{what}: HTCondor unreachable or failing: {exc}") from exc
+
+
+_HOST_PORT = re.compile(r"^([A-Za-z0-9.-]+):(\d{1,5})$")
+
+
+def _check_reachable(address: str) -> None:
+    """Refuse a plain ``host:port`` collector that does not accept a connection.
+
+    An unreachable collector is answered here (``OSError``, made ``WmsUnavailable``
+    by :func:`_errors`) instead of inside the bindings' C++ code, which on some paths
+    ends the whole process (HTCondor's EXCEPT exits with status 4)."""
+    m = _HOST_PORT.match(address)
+    if m is None:
+        return  # a sinful string or a name the bindings resolve themselves
+    with socket.create_connection((m.group(1), int(m.group(2))), timeout=5):
+        pass
 
 
 def _set(values: Iterable[str]) -> str:
@@ -179,6 +196,8 @@ class HTCondorWMS(WorkloadManager):
 
     # ------------------------------------------------------------ plumbing
     def _collector(self) -> htcondor2.Collector:
+        if self.collector:
+            _check_reachable(self.collector)
         return htcondor2.Collector(self.collector) if self.collector else htcondor2.Collector()
 
     def _get_schedd(self) -> htcondor2.Schedd:
