@@ -21,11 +21,13 @@ def build_runner(settings: Settings) -> DagRunner:
     """The DAG engine of the configured WMS (HTCondor: DAGMan on its schedd)."""
     if settings.wms != "htcondor":
         raise LookupError(f"workflows need HTCondor DAGMan; the WMS is {settings.wms!r}")
+    from gproc.wrappers.htcondor.client import activate_client_config
     from gproc.wrappers.htcondor.dag import HTCondorDagRunner
-    from gproc.wrappers.htcondor.pool import PersonalPool, activate_client_config
+    from gproc.wrappers.htcondor.pool import PersonalPool
 
-    config = settings.htcondor.condor_config or PersonalPool(settings.state_dir).client_config
-    activate_client_config(config)
+    config = Path(settings.htcondor.condor_config or PersonalPool(settings.state_dir).client_config)
+    if config.is_file():  # else activated at the first call, once the pool is up
+        activate_client_config(config)
     wf = settings.workflow
     return HTCondorDagRunner(
         settings.htcondor.instance,
@@ -34,6 +36,7 @@ def build_runner(settings: Settings) -> DagRunner:
         dagman=wf.dagman,
         scan_interval_s=wf.scan_interval_s,
         status_interval_s=wf.status_interval_s,
+        client_config=config,
     )
 
 

@@ -40,6 +40,7 @@ from gproc.wrappers.dag_base import (
     NodeReport,
     NodeStatus,
 )
+from gproc.wrappers.htcondor import client
 from gproc.wrappers.htcondor.states import STATE_ATTRS, job_info
 from gproc.wrappers.htcondor.submit import (
     ACCOUNTING_RE,
@@ -218,7 +219,10 @@ class HTCondorDagRunner(DagRunner):
         scan_interval_s: int = 1,
         status_interval_s: int = 5,
         history_limit: int = 20000,
+        client_config: Path | None = None,
     ) -> None:
+        """``client_config``: the ``CONDOR_CONFIG`` made this process's before each
+        collector contact (see :mod:`.client`); ``None``: whatever is active."""
         self.instance = checked_instance(instance)
         self.schedd_name = schedd_name
         self.collector = collector
@@ -226,15 +230,14 @@ class HTCondorDagRunner(DagRunner):
         self.scan_interval_s = scan_interval_s
         self.status_interval_s = status_interval_s
         self.history_limit = history_limit
+        self.client_config = client_config
         self._schedd: htcondor2.Schedd | None = None
 
     # ---- plumbing
     def _get_schedd(self) -> htcondor2.Schedd:
         if self._schedd is None:
             with _errors("locating the schedd"):
-                coll = (
-                    htcondor2.Collector(self.collector) if self.collector else htcondor2.Collector()
-                )
+                coll = client.collector(self.collector, self.client_config)
                 self._schedd = htcondor2.Schedd(
                     coll.locate(htcondor2.DaemonType.Schedd, self.schedd_name)
                 )

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from gproc.wrappers.htcondor.host import activate_client_config
+from gproc.wrappers.htcondor.client import activate_client_config
 from gproc.wrappers.htcondor.host import client_env as _client_env
 
 

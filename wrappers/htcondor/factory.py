@@ -5,7 +5,8 @@ With no ``condor_config`` configured, gproc uses the personal pool that
 event log. ``shared_filesystem = true`` submits without spooling: the schedd
 reads the task directories in place (the personal pool sees them through bind
 mounts and runs the jobs as its ``gproc`` account, to which job directories are
-given).
+given). The service may start before the pool: until its client configuration
+exists, calls answer ``WmsUnavailable`` (see :mod:`.client`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from gproc.wrappers.htcondor.pool import PersonalPool, activate_client_config
+from gproc.wrappers.htcondor.client import activate_client_config
+from gproc.wrappers.htcondor.pool import PersonalPool
 from gproc.wrappers.htcondor.schedd import HTCondorWMS
 
 
@@ -29,7 +31,9 @@ def create(config: Mapping[str, Any], state_dir: Path) -> HTCondorWMS:
         event_log = event_log or pool.event_log
         if shared:
             job_owner = pool.job_owner()
-    activate_client_config(condor_config)
+    condor_config = Path(condor_config)
+    if condor_config.is_file():  # else activated at the first call, once the pool is up
+        activate_client_config(condor_config)
     return HTCondorWMS(
         instance=config.get("instance", "gproc"),
         schedd_name=config.get("schedd_name"),
@@ -38,4 +42,5 @@ def create(config: Mapping[str, Any], state_dir: Path) -> HTCondorWMS:
         sandbox_root=Path(state_dir).resolve() / "sandboxes",
         shared_filesystem=shared,
         job_owner=job_owner,
+        client_config=condor_config,
     )

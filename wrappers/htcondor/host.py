@@ -11,6 +11,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from gproc.wrappers.htcondor.client import activate_client_config
+
 
 class PoolError(RuntimeError):
     """A pool step failed; the message names the step and the log to read."""
@@ -97,14 +99,6 @@ def run(
             raise PoolError(f"{step}: timed out after {timeout:.0f}s; read {log}") from exc
     if res.returncode != 0:
         raise PoolError(f"{step}: failed (exit {res.returncode}); read {log}")
-
-
-def activate_client_config(config: Path | str) -> None:
-    """Set CONDOR_CONFIG for this process and make htcondor2 re-read it."""
-    import htcondor2
-
-    os.environ["CONDOR_CONFIG"] = str(config)
-    htcondor2.reload_config()
 
 
 @contextlib.contextmanager

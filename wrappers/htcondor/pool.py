@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from gproc.wrappers.htcondor import host
+from gproc.wrappers.htcondor.client import activate_client_config as activate_client_config
 from gproc.wrappers.htcondor.external import ExternalPool as ExternalPool
 from gproc.wrappers.htcondor.host import PoolError as PoolError
-from gproc.wrappers.htcondor.host import activate_client_config as activate_client_config
 from gproc.wrappers.htcondor.host import client_env as _client_env
 from gproc.wrappers.htcondor.nodes import ExecuteNodes
 from gproc.wrappers.htcondor.site import RemoteSites

@@ -14,14 +14,14 @@ Two ways to hand files to the schedd:
   (``<sandbox_root>/<task id>.<attempt>``, see :mod:`.shared`) when the job ends;
   the job leaves the queue at once and retrieval is a local move.
 
-``CONDOR_CONFIG`` (security, collector) is set up by the caller.
+``CONDOR_CONFIG`` (security, collector) is the caller's, or ``client_config`` (see
+:mod:`.client`).
 """
 
 from __future__ import annotations
 
 import re
 import shutil
-import socket
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -44,6 +44,7 @@ from gproc.wrappers.base import (
     WmsUnavailable,
     WorkloadManager,
 )
+from gproc.wrappers.htcondor import client
 from gproc.wrappers.htcondor.events import EventLogReader
 from gproc.wrappers.htcondor.pool_summary import JOB_ATTRS, SLOT_ATTRS, job_counts, node_slots
 from gproc.wrappers.htcondor.proxies import refresh_proxies
@@ -90,22 +91,6 @@ def _errors(what: str, rejectable: bool = False) -> Iterator[None]:
         if rejectable and not _unreachable(exc):
             raise WmsRejected(f"{what} refused by HTCondor: {exc}") from exc
         raise WmsUnavailable(f"{what}: HTCondor unreachable or failing: {exc}") from exc
-
-
-_HOST_PORT = re.compile(r"^([A-Za-z0-9.-]+):(\d{1,5})$")
-
-
-def _check_reachable(address: str) -> None:
-    """Refuse a plain ``host:port`` collector that does not accept a connection.
-
-    An unreachable collector is answered here (``OSError``, made ``WmsUnavailable``
-    by :func:`_errors`) instead of inside the bindings' C++ code, which on some paths
-    ends the whole process (HTCondor's EXCEPT exits with status 4)."""
-    m = _HOST_PORT.match(address)
-    if m is None:
-        return  # a sinful string or a name the bindings resolve themselves
-    with socket.create_connection((m.group(1), int(m.group(2))), timeout=5):
-        pass
 
 
 def _set(values: Iterable[str]) -> str:
@@ -165,6 +150,7 @@ class HTCondorWMS(WorkloadManager):
         itemdata: bool = True,
         shared_filesystem: bool = False,
         job_owner: tuple[int, int] | None = None,
+        client_config: Path | None = None,
     ) -> None:
         """``sandbox_root`` holds one submit-side directory per task (default: a temp dir).
 
@@ -174,10 +160,14 @@ class HTCondorWMS(WorkloadManager):
         inputs, the executable and ``sandbox_root`` at the same paths);
         ``job_owner`` (uid, gid) is the account the schedd runs the jobs as, when
         it is not this process's (job directories are given to it).
+        ``client_config``: the ``CONDOR_CONFIG`` to talk to the pool with, made this
+        process's before each collector contact (a missing file is WmsUnavailable,
+        so a service may start before its pool); ``None``: whatever is active.
         """
         self.instance = checked_instance(instance)
         self.schedd_name = schedd_name
         self.collector = collector
+        self.client_config = client_config
         self.event_log = event_log
         root = sandbox_root or Path(tempfile.gettempdir()) / f"gproc-{instance}-sandboxes"
         self.sandbox_root = root.resolve()
@@ -196,9 +186,7 @@ class HTCondorWMS(WorkloadManager):
 
     # ------------------------------------------------------------ plumbing
     def _collector(self) -> htcondor2.Collector:
-        if self.collector:
-            _check_reachable(self.collector)
-        return htcondor2.Collector(self.collector) if self.collector else htcondor2.Collector()
+        return client.collector(self.collector, self.client_config)
 
     def _get_schedd(self) -> htcondor2.Schedd:
         if self._schedd is None:
