@@ -34,6 +34,7 @@ from sqlmodel import Session, col, create_engine, select
 
 from gproc import errors, migrations, task_notify
 from gproc.errors import InvalidRequest
+from gproc.leader import Fence, LeadershipLost
 from gproc.models import MetaRow, TaskEventRow, TaskRow, utcnow
 from gproc.states import TaskState, check_transition
 
@@ -516,17 +517,24 @@ class Registry:
 
     # ---- batched tracker changes (one transaction per cycle) -----------------------
     def apply_changes(
-        self, changes: Sequence[TaskChange], meta: Mapping[str, str] | None = None
+        self,
+        changes: Sequence[TaskChange],
+        meta: Mapping[str, str] | None = None,
+        *,
+        fence: Fence | None = None,
     ) -> set[str]:
         """Apply the changes a tracker cycle worked out, and ``meta`` values (e.g. the
         event-log cursor), in one transaction. Each change is a compare-and-set on the
         state the cycle started from: a task that moved meanwhile is skipped with its
         events, not an error. The caller has checked every step of each change against
-        the transition table. Returns the ids of the tasks changed."""
+        the transition table. With a ``fence``, nothing is written unless its epoch is
+        still the current one (:class:`LeadershipLost`). Returns the ids changed."""
         now = utcnow()
         moved: list[TaskChange] = []
         stmts: dict[tuple[str, ...], Any] = {}
         with self.session() as s:
+            if fence is not None:
+                _check_fence(s, fence)
             conn = s.connection()
             for ch in changes:
                 keys = tuple(sorted(ch.fields))
@@ -570,6 +578,16 @@ class Registry:
             for chunk in _chunks(list(keys)):
                 s.execute(sa_delete(MetaRow).where(col(MetaRow.key).in_(chunk)))
             s.commit()
+
+
+def _check_fence(s: Session, fence: Fence) -> None:
+    """Hold the epoch row (shared lock, to the end of the transaction: a new leader's
+    raise of the epoch waits for it) and refuse a stale epoch."""
+    stmt = select(MetaRow).where(col(MetaRow.key) == fence.key).with_for_update(read=True)
+    row = s.exec(stmt).first()
+    if row is None or row.value != fence.token:
+        now = row.value if row is not None else "none"
+        raise LeadershipLost(f"epoch {fence.token} of {fence.key} is over (now {now})")
 
 
 def _request_key(row: TaskRow) -> tuple[str, str]:

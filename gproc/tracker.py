@@ -26,7 +26,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.exc import SQLAlchemyError
 
 from gproc.domain import OutputFile, TaskPlan, outputs_json, task_owner
-from gproc.leader import Leadership, SoleLeader
+from gproc.leader import Leadership, LeadershipLost, SoleLeader
 from gproc.lifecycle import PENDING_FORGET, PENDING_HOLD, TaskService
 from gproc.models import TaskRow, utcnow
 from gproc.registry import TaskChange
@@ -125,6 +125,9 @@ class Tracker:
             stats = self.cycle()
             if stats.errors:
                 log.warning("tracker cycle: %s", "; ".join(stats.errors))
+        except LeadershipLost as exc:  # another replica leads: this cycle wrote nothing
+            log.warning("tracker cycle dropped: %s", exc)
+            self.leadership.release()
         except Exception:  # the loop must survive anything one cycle meets
             log.exception("tracker cycle failed")
 
@@ -287,7 +290,9 @@ class Tracker:
         ]
         if not changes and cursor is None:
             return
-        moved = self.svc.registry.apply_changes(changes, {CURSOR_KEY: cursor} if cursor else None)
+        moved = self.svc.registry.apply_changes(
+            changes, {CURSOR_KEY: cursor} if cursor else None, fence=self.leadership.fence
+        )
         stats.transitions += sum(len(c.events) for c in changes if c.task_id in moved)
         for w in work.values():
             if w.changed and w.row.id not in moved:
@@ -310,7 +315,7 @@ class Tracker:
                 changes.append(change)
         if not changes:
             return
-        moved = self.svc.registry.apply_changes(changes)
+        moved = self.svc.registry.apply_changes(changes, fence=self.leadership.fence)
         stats.transitions += len(moved)
         stats.staged_out += len(moved)
         jobs = {c.task_id: str(fresh[c.task_id].job_id) for c in changes if c.task_id in moved}

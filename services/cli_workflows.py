@@ -342,7 +342,7 @@ def serve_cmd(**options: Any) -> None:
         gp, validator, tls, host=settings.workflow.host, port=settings.workflow.port
     )
     tracker = build_workflow_tracker(gp.core, settings)
-    notifier = build_notifier(gp.core, settings)
+    notifier = build_notifier(gp.core, settings, tracker)
     serve.run(
         [server, tracker, notifier],
         banner=lambda: f"gproc workflow: serving {server.url}/ (WSDL: {server.url}/?wsdl)",
@@ -357,7 +357,7 @@ def track_cmd() -> None:
     with _service() as svc:
         settings = get_settings()
         tracker = build_workflow_tracker(svc, settings)
-        notifier = build_notifier(svc, settings)
+        notifier = build_notifier(svc, settings, tracker)
         tracker.start()
         notifier.start()
         out.print(f"workflow tracker running every {tracker.interval_s} s; Ctrl-C stops it")

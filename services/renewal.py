@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from gproc import errors
+from gproc.leader import RENEWAL, Leadership, SoleLeader, leadership_for
 from gproc.registry import Registry
 from gproc.security.chain import Validator
 from gproc.security.credentials import Credential, make_proxy
@@ -100,8 +101,11 @@ class ProxyRenewer:
         interval_s: float = 60.0,
         voms: VomsAttach | None = None,
         refresher: ProxyRefresher | None = None,
+        leadership: Leadership | None = None,
     ) -> None:
         self.store = store
+        # replicas on PostgreSQL (one shared delegation directory): one renews
+        self.leadership: Leadership = leadership or SoleLeader()
         self.server = server
         self.validator = validator
         self.service_cert = service_cert
@@ -135,9 +139,12 @@ class ProxyRenewer:
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=True)
             self._scheduler = None
+        self.leadership.release()
 
     def _safe_pass(self) -> None:
         try:
+            if not self.leadership.ensure():
+                return  # another replica renews the shared store's delegations
             self.run_once()
         except Exception:  # the loop must survive anything one pass meets
             log.exception("proxy renewal pass failed")
@@ -258,4 +265,9 @@ def build_renewer(
         interval_s=mp.renew_interval_s,
         voms=functools.partial(with_voms, settings),
         refresher=refresher,
+        leadership=(
+            leadership_for(registry.engine, settings.tracker.replica_name, RENEWAL)
+            if registry is not None
+            else None
+        ),
     )

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from gproc.domain import Owner
+from gproc.leader import WORKFLOWS, leadership_for
 from gproc.registry import make_engine
 from gproc.settings import Settings
 from gproc.staging import InputResolver, local_file_resolver
@@ -21,13 +22,12 @@ def build_runner(settings: Settings) -> DagRunner:
     """The DAG engine of the configured WMS (HTCondor: DAGMan on its schedd)."""
     if settings.wms != "htcondor":
         raise LookupError(f"workflows need HTCondor DAGMan; the WMS is {settings.wms!r}")
-    from gproc.wrappers.htcondor.client import activate_client_config
+    from gproc.wrappers.htcondor.client import activate_if_present
     from gproc.wrappers.htcondor.dag import HTCondorDagRunner
     from gproc.wrappers.htcondor.pool import PersonalPool
 
     config = Path(settings.htcondor.condor_config or PersonalPool(settings.state_dir).client_config)
-    if config.is_file():  # else activated at the first call, once the pool is up
-        activate_client_config(config)
+    activate_if_present(config)
     wf = settings.workflow
     return HTCondorDagRunner(
         settings.htcondor.instance,
@@ -73,18 +73,26 @@ def build_workflow_service(
 
 
 def build_workflow_tracker(service: WorkflowService, settings: Settings) -> WorkflowTracker:
+    """On PostgreSQL the replicas elect one workflow tracker (its own lock: it may run
+    in other processes than the task tracker); on SQLite the in-process one leads."""
     return WorkflowTracker(
         service,
         interval_s=settings.workflow.interval_s,
         submit_grace_s=settings.workflow.submit_grace_s,
+        leadership=leadership_for(service.store.engine, settings.tracker.replica_name, WORKFLOWS),
     )
 
 
-def build_notifier(service: WorkflowService, settings: Settings) -> Notifier:
+def build_notifier(
+    service: WorkflowService, settings: Settings, tracker: WorkflowTracker | None = None
+) -> Notifier:
+    """Workflow callbacks; beside a tracker, delivered only while that tracker leads."""
     wf = settings.workflow
+    lead = tracker.leadership if tracker is not None else None
     return Notifier(
         service.store,
         timeout_s=wf.callback_timeout_s,
         max_attempts=wf.callback_max_attempts,
         backoff_s=wf.callback_backoff_s,
+        gate=(lambda: lead.is_leader) if lead is not None else None,
     )

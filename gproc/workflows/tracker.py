@@ -26,6 +26,7 @@ from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from gproc.leader import Leadership, SoleLeader
 from gproc.models import utcnow
 from gproc.staging import checksums
 from gproc.workflow_models import WorkflowRow
@@ -64,9 +65,16 @@ class CycleStats:
 
 class WorkflowTracker:
     def __init__(
-        self, service: WorkflowService, *, interval_s: float = 5.0, submit_grace_s: float = 60.0
+        self,
+        service: WorkflowService,
+        *,
+        interval_s: float = 5.0,
+        submit_grace_s: float = 60.0,
+        leadership: Leadership | None = None,
     ) -> None:
         self.svc = service
+        # several replicas on PostgreSQL: only the elected one's cycles run (gproc.leader)
+        self.leadership: Leadership = leadership or SoleLeader()
         self.interval_s = interval_s
         self.submit_grace = timedelta(seconds=submit_grace_s)
         self._cycles = 0
@@ -91,9 +99,17 @@ class WorkflowTracker:
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=True)
             self._scheduler = None
+        self.leadership.release()
 
     def _safe_cycle(self) -> None:
         try:
+            was = self.leadership.is_leader
+            if not self.leadership.ensure():
+                return  # another replica tracks the workflows; ask again next interval
+            if not was:  # a new lead: look everything up as after a restart
+                self._cycles, self._mark = 0, None
+                self._missing.clear()
+                self._known.clear()
             stats = self.cycle()
             if stats.errors:
                 log.warning("workflow tracker: %s", "; ".join(stats.errors))

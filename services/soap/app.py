@@ -12,6 +12,7 @@ from __future__ import annotations
 from spyne import Application
 
 from gproc.app import build_service
+from gproc.leader import check_shared_directory
 from gproc.security.chain import Validator
 from gproc.security.delegation import DelegationStore
 from gproc.security.policy import Policy
@@ -108,6 +109,7 @@ def build_context(
                 gateway_data.output_principal,
             )
     core = build_service(settings, wms=wms, local_roots=allowed, task_data=task_data)
+    check_shared_directory(core.registry.engine, "delegations", store.root)  # replicas
     vo_store = (
         VoStore(
             settings.vo_database_url, admins=settings.vo.admins, admin_role=settings.vo.admin_role

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from spyne import Application
 
+from gproc.leader import check_shared_directory
 from gproc.security.chain import Validator
 from gproc.security.delegation import DelegationStore
 from gproc.security.policy import Policy
@@ -95,6 +96,7 @@ def build_context(
         delegations = DelegationStore(
             svc.delegation_dir or settings.state_dir.resolve() / "delegation", validator
         )
+        check_shared_directory(core.store.engine, "delegations", delegations.root)
     return WorkflowContext(
         core=core,
         policy=policy or Policy.load(settings.service.policy, admin_role=settings.vo.admin_role),

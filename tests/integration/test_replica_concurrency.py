@@ -10,7 +10,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
@@ -18,19 +18,17 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from gproc.app import build_service
 from gproc.domain import TaskRequest
 from gproc.leader import PgLeadership, current_leader
 from gproc.lifecycle import TaskService
-from gproc.models import TaskRow, utcnow
+from gproc.models import utcnow
 from gproc.registry import Registry
-from gproc.settings import Settings
 from gproc.states import TaskState
 from gproc.tracker import Tracker
 from gproc.wrappers.base import JobSpec, SubmittedJob
 from gproc.wrappers.htcondor.schedd import HTCondorWMS
 from tests.fixtures.core import ALICE
-from tests.fixtures.replicas import remove_jobs, schedd_jobs
+from tests.fixtures.replicas import schedd_jobs, task_row
 from tests.integration.connector_cases import CASES
 
 S = TaskState
@@ -49,39 +47,6 @@ class GatedWMS(HTCondorWMS):
         self.entered.set()
         assert self.gate.wait(60), "the test never opened the gate"
         return super().submit(specs)
-
-
-@pytest.fixture
-def replicas(
-    pool: object, pg_database: Callable[[], str], tmp_path: Path
-) -> Iterator[Callable[..., TaskService]]:
-    """Make replica cores on one new database, state directory and WMS instance."""
-    url = pg_database()
-    instance = f"rep{uuid.uuid4().hex[:10]}"
-    made: list[TaskService] = []
-
-    def make(
-        name: str, wms_class: type[HTCondorWMS] = HTCondorWMS, **tracker: float
-    ) -> TaskService:
-        settings = Settings(state_dir=tmp_path / "state")
-        settings.database.url = url
-        settings.tracker.replica_name = name
-        for k, v in tracker.items():
-            setattr(settings.tracker, k, v)
-        wms = wms_class(
-            instance=instance,
-            event_log=getattr(pool, "event_log", None),
-            sandbox_root=tmp_path / "sandboxes",
-        )
-        svc = build_service(settings, wms=wms)
-        made.append(svc)
-        return svc
-
-    make.instance = instance  # type: ignore[attr-defined]
-    yield make
-    remove_jobs(instance)
-    for svc in made:
-        svc.registry.close()
 
 
 def _requests(tmp: Path, n: int, prefix: str | None = None) -> list[TaskRequest]:
@@ -222,7 +187,7 @@ def test_racing_registrations_of_the_same_request_ids_never_deadlock(
                 i: int, keys: list[str] = keys, start: threading.Barrier = start
             ) -> list[str]:
                 ordered = keys if i == 0 else keys[::-1]
-                rows = [_row(k) for k in ordered]
+                rows = [task_row(k) for k in ordered]
                 start.wait(10)
                 stored = regs[i].insert_tasks(rows)
                 return [r.id for r in sorted(stored, key=lambda r: r.client_request_id or "")]
@@ -233,18 +198,6 @@ def test_racing_registrations_of_the_same_request_ids_never_deadlock(
     finally:
         for r in regs:
             r.close()
-
-
-def _row(request_id: str) -> TaskRow:
-    return TaskRow(
-        id=uuid.uuid4().hex,
-        client_request_id=request_id,
-        owner_dn=ALICE.dn,
-        tool="ndvi",
-        request_json="{}",
-        plan_json="{}",
-        state=str(S.REGISTERED),
-    )
 
 
 def test_one_tracker_leads_and_another_takes_over_when_its_connection_is_lost(

@@ -43,6 +43,15 @@ def activate_client_config(config: Path | str) -> None:
     htcondor2.reload_config()
 
 
+def activate_if_present(config: Path | str) -> bool:
+    """Activate ``config`` now if it exists (else the WMS or DAG runner activates it at
+    its first call, once the pool is up); True if it was activated."""
+    if not Path(config).is_file():
+        return False
+    activate_client_config(config)
+    return True
+
+
 def use_client_config(config: Path | str | None) -> None:
     """Activate ``config`` unless it is already active (``None``: leave it as it is)."""
     if config is None:

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from gproc.wrappers.htcondor.client import activate_client_config
+from gproc.wrappers.htcondor.client import activate_if_present
 from gproc.wrappers.htcondor.pool import PersonalPool
 from gproc.wrappers.htcondor.schedd import HTCondorWMS
 
@@ -32,8 +32,7 @@ def create(config: Mapping[str, Any], state_dir: Path) -> HTCondorWMS:
         if shared:
             job_owner = pool.job_owner()
     condor_config = Path(condor_config)
-    if condor_config.is_file():  # else activated at the first call, once the pool is up
-        activate_client_config(condor_config)
+    activate_if_present(condor_config)
     return HTCondorWMS(
         instance=config.get("instance", "gproc"),
         schedd_name=config.get("schedd_name"),
