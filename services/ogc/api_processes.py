@@ -38,7 +38,6 @@ from gproc.services.ogc.front import (
     JobFront,
     JobOptions,
     NoSuchJob,
-    NoSuchProcess,
     connector,
     options_root,
 )
@@ -47,7 +46,6 @@ from gproc.services.ogc.wps import WpsApp
 from gproc.services.soap.service import ServiceContext, owner_of
 from gproc.settings import OgcSettings
 from gproc.states import TaskState
-from gproc.workflows.views import WorkflowView
 
 ACCESS_LOGGER = "gproc.ogc.access"
 LOGGERS = ("gproc.ogc", "gproc.services", "gproc.tracker")
@@ -189,24 +187,12 @@ class ProcessesApp(JobFront):
 
     def _process(self, environ: dict[str, Any], ident: Identity, pid: str) -> Reply:
         if pid.startswith(wf.PREFIX):
-            return Reply(200, self._wf().describe(pid, _base(environ)))
+            return Reply(200, self.workflow_processes().describe(pid, _base(environ)))
         return Reply(200, describe.process(connector(pid), _base(environ)))
-
-    def _wf(self) -> wf.WorkflowProcesses:
-        if self.workflows is None:
-            raise NoSuchProcess("no registered workflows here", field="processID")
-        return self.workflows
-
-    def _wf_job(self, ident: Identity, operation: str, jid: str, err: NoSuchJob) -> WorkflowView:
-        """The caller's workflow job ``jid`` (when it is no task), else ``err``."""
-        view = self.workflows.job_of(ident, operation, jid) if self.workflows else None
-        if view is None:
-            raise err
-        return view
 
     def _wf_execute(self, environ: dict[str, Any], ident: Identity, pid: str, base: str) -> Reply:
         """A registered workflow's job: always asynchronous (a DAG takes minutes)."""
-        procs = self._wf()
+        procs = self.workflow_processes()
         procs.get(pid)
         body = _json_body(environ, self.ogc.max_body_bytes)
         view = procs.start(ident, owner_of(ident, procs.wf.policy), pid, body)
@@ -267,7 +253,7 @@ class ProcessesApp(JobFront):
         self, environ: dict[str, Any], ident: Identity, q: dict[str, str], pid: str
     ) -> Reply:
         """The caller's jobs of one registered workflow's process."""
-        procs = self._wf()
+        procs = self.workflow_processes()
         reg = procs.get(pid)
         self.gp.policy.require(ident, "list")
         views, _ = procs.list(
@@ -293,7 +279,7 @@ class ProcessesApp(JobFront):
             view = self.job_of(ident, "status", jid)
         except NoSuchJob as err:
             return Reply(
-                200, wf.status_info(self._wf_job(ident, "status", jid, err), _base(environ))
+                200, wf.status_info(self.workflow_job(ident, "status", jid, err), _base(environ))
             )
         return Reply(200, jobs.status_info(view, _base(environ)))
 
@@ -301,8 +287,8 @@ class ProcessesApp(JobFront):
         try:
             view = self.dismiss(ident, jid, "OGC API - Processes")
         except NoSuchJob as err:
-            wview = self._wf_job(ident, "cancel", jid, err)
-            wview = self._wf().dismiss(ident, wview)
+            wview = self.workflow_job(ident, "cancel", jid, err)
+            wview = self.workflow_processes().dismiss(ident, wview)
             return Reply(200, wf.status_info(wview, _base(environ)))
         return Reply(200, jobs.status_info(view, _base(environ)))
 
@@ -310,8 +296,8 @@ class ProcessesApp(JobFront):
         try:
             self.job_of(ident, "retrieve", jid)
         except NoSuchJob as err:
-            wview = self._wf_job(ident, "retrieve", jid, err)  # err when no workflows here
-            return Reply(200, self._wf().results(wview))
+            wview = self.workflow_job(ident, "retrieve", jid, err)  # err when no workflows here
+            return Reply(200, self.workflow_processes().results(wview))
         view = self.finished(ident, jid)
         return Reply(200, self._results_doc(view, _base(environ)))
 
@@ -448,7 +434,8 @@ def build_wsgi(
     and 1.0.0) or the processes app, all over one job model and one store of job
     options."""
     options = JobOptions(options_root(gp))
-    processes, wps = ProcessesApp(gp, ogc, options, workflows), WpsApp(gp, ogc, options)
+    processes = ProcessesApp(gp, ogc, options, workflows)
+    wps = WpsApp(gp, ogc, options, workflows)
 
     def route(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO") or "/"

@@ -34,6 +34,7 @@ from gproc.vo import membership_refusal
 
 if TYPE_CHECKING:
     from gproc.services.ogc.workflows import WorkflowProcesses
+    from gproc.workflows.views import WorkflowView
 
 _JOB_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
@@ -124,6 +125,21 @@ class JobFront:
             if refusal is not None:
                 raise errors.NotAuthorised(refusal, rule="vo-membership")
         return ident
+
+    def workflow_processes(self) -> WorkflowProcesses:
+        """The registered workflows' processes; NoSuchProcess when there are none."""
+        if self.workflows is None:
+            raise NoSuchProcess("no registered workflows here", field="processID")
+        return self.workflows
+
+    def workflow_job(
+        self, ident: Identity, operation: str, jid: str, err: NoSuchJob
+    ) -> WorkflowView:
+        """The caller's workflow job ``jid`` (once it is no task of theirs), else ``err``."""
+        view = self.workflows.job_of(ident, operation, jid) if self.workflows else None
+        if view is None:
+            raise err
+        return view
 
     def start(self, ident: Identity, spec: jobs.Execute, options: dict[str, Any]) -> TaskView:
         """Register and submit the task of an execute request the caller may run."""

@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gproc import errors
+from gproc import connectors, errors
 from gproc.domain import NotReady, Owner
 from gproc.security.identity import Identity
+from gproc.services.ogc.describe import RASTER
 from gproc.services.ogc.front import JobFailed, NoSuchJob, NoSuchProcess
+from gproc.services.ogc.jobs import media_types
 from gproc.services.ogc.tables import FINISHED, JobStatus, workflow_status
 from gproc.services.workflow.service import WorkflowContext
 from gproc.workflows.compile import compile_workflow
@@ -57,6 +59,7 @@ class Registered:
     inputs: tuple[str, ...]  # "node" (one output port) or "node.port"
     outputs: tuple[str, ...]  # "node.port" of the final nodes
     tools: frozenset[str]
+    media: Mapping[str, str] = field(default_factory=dict)  # output -> its media type
 
     @property
     def pid(self) -> str:
@@ -85,8 +88,13 @@ def load(documents: Mapping[str, Path], max_nodes: int) -> dict[str, Registered]
             ) from exc
         if not inputs:
             raise RegisteredWorkflowError(f"[ogc] workflows: {name} has no start data", field=name)
-        finals = sorted({f"{j.node}.{p}" for j in wf.jobs if j.final for p in j.outputs})
-        out[name] = Registered(name, text, inputs, tuple(finals), wf.tools)
+        media = {
+            f"{j.node}.{p}": media_types(connectors.get_connector(j.tool)).get(p, RASTER)
+            for j in wf.jobs
+            if j.final
+            for p in j.outputs
+        }
+        out[name] = Registered(name, text, inputs, tuple(sorted(media)), wf.tools, media)
     return out
 
 

@@ -18,6 +18,7 @@ from gproc import errors
 from gproc.domain import InvalidTaskRequest
 from gproc.services.chassis.guard import ENV_OPERATION
 from gproc.services.ogc.front import JobOptions
+from gproc.services.ogc.workflows import WorkflowProcesses
 from gproc.services.ogc.wps1 import OPERATIONS as WPS1_OPERATIONS
 from gproc.services.ogc.wps1 import STATUS_PATH, Wps1
 from gproc.services.ogc.wps2 import OPERATIONS as WPS2_OPERATIONS
@@ -43,9 +44,15 @@ NAMESPACES = {WPS20: 2, WPS10: 1}
 class WpsApp:
     """WSGI application for ``/wps`` and ``/wps/status/...``."""
 
-    def __init__(self, gp: ServiceContext, ogc: OgcSettings, options: JobOptions) -> None:
-        self.v1 = Wps1(gp, ogc, options)
-        self.v2 = Wps2(gp, ogc, options)
+    def __init__(
+        self,
+        gp: ServiceContext,
+        ogc: OgcSettings,
+        options: JobOptions,
+        workflows: WorkflowProcesses | None = None,
+    ) -> None:
+        self.v1 = Wps1(gp, ogc, options, workflows)
+        self.v2 = Wps2(gp, ogc, options, workflows)
         self.max_bytes = ogc.max_body_bytes
         self.max_depth = gp.settings.service.max_depth
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import UTC, datetime
 from typing import Any
 
 from lxml import etree
@@ -28,8 +27,10 @@ from gproc.connectors import Connector
 from gproc.domain import InvalidTaskRequest, TaskView
 from gproc.security.identity import Identity
 from gproc.services.ogc import jobs
-from gproc.services.ogc.front import JobFront, connector
-from gproc.services.ogc.tables import WPS1_STATUS, JobStatus, job_status
+from gproc.services.ogc import wps_flows as flows
+from gproc.services.ogc.front import JobFront, NoSuchJob, connector
+from gproc.services.ogc.tables import JobStatus, job_status, workflow_status
+from gproc.services.ogc.workflows import PREFIX
 from gproc.services.ogc.wps_common import (
     OWS11,
     RASTER_MIME,
@@ -52,6 +53,8 @@ from gproc.services.ogc.wps_common import (
     sub,
     text_of,
 )
+from gproc.services.soap.service import owner_of
+from gproc.workflows.views import WorkflowView
 
 VERSION = "1.0.0"
 NSMAP = {"wps": WPS10, "ows": OWS11, "xlink": XLINK}
@@ -78,6 +81,11 @@ def _flag(el: etree._Element, name: str) -> bool:
     if value not in ("true", "false", "1", "0"):
         raise InvalidTaskRequest(name, "a boolean (true or false)")
     return value in ("true", "1")
+
+
+def _by_reference(el: etree._Element) -> bool:
+    """A workflow output: by reference unless ``asReference="false"``."""
+    return el.get("asReference") is None or _flag(el, "asReference")
 
 
 class Wps1(JobFront):
@@ -135,19 +143,25 @@ class Wps1(JobFront):
             sub(proc, O("Identifier"), c.name)
             sub(proc, O("Title"), c.name)
             sub(proc, O("Abstract"), c.description)
+        for r in self.workflows.registered.values() if self.workflows else ():
+            flows.process1(offerings, r, WPS10, OWS11)
         langs = sub(root, W("Languages"))
         sub(sub(langs, W("Default")), O("Language"), "en-US")
         sub(sub(langs, W("Supported")), O("Language"), "en-US")
         return XmlReply(200, serialise(root))
 
     def describe(self, ids: list[str]) -> XmlReply:
-        if [i.lower() for i in ids] == ["all"]:
-            chosen = connectors.list_connectors()
-        else:
-            chosen = [connector(i.strip()) for i in ids]
+        everything = [i.lower() for i in ids] == ["all"]
         root = _root("ProcessDescriptions")
-        for c in chosen:
-            _description(root, c)
+        for pid in [c.name for c in connectors.list_connectors()] if everything else ids:
+            if flows.is_workflow(pid.strip()):
+                r = self.workflow_processes().get(pid.strip())
+                flows.description1(root, r, WPS10, OWS11)
+            else:
+                _description(root, connector(pid.strip()))
+        if everything and self.workflows is not None:
+            for r in self.workflows.registered.values():
+                flows.description1(root, r, WPS10, OWS11)
         return XmlReply(200, serialise(root))
 
     # ---- execute and the status document -------------------------------------------------
@@ -155,6 +169,8 @@ class Wps1(JobFront):
         ident_el = root.find(O("Identifier"))
         if ident_el is None or not text_of(ident_el):
             raise MissingParameter("ows:Identifier is required", field="Identifier")
+        if flows.is_workflow(text_of(ident_el)):
+            return self.execute_workflow(environ, ident, text_of(ident_el), root)
         c = connector(text_of(ident_el))
         spec = parse_inputs(c, root)
         form = parse_form(c, root, spec)
@@ -167,37 +183,69 @@ class Wps1(JobFront):
             return XmlReply(200, data, content_type=media)
         return XmlReply(200, serialise(self.response(environ, view)))
 
+    def execute_workflow(
+        self, environ: dict[str, Any], ident: Identity, pid: str, root: etree._Element
+    ) -> XmlReply:
+        """A registered workflow's job: always stored (asynchronous), whatever the
+        ResponseForm says, so the answer is the status document with its location."""
+        procs = self.workflow_processes()
+        r = procs.get(pid)
+        inputs = root.findall(f"{W('DataInputs')}/{W('Input')}")
+        given = zip(flows.identifiers(inputs, OWS11), inputs, strict=True)
+        body = flows.start_body(r, given, W("Reference"))
+        rf = root.find(W("ResponseForm"))
+        if rf is not None and rf.find(W("RawDataOutput")) is not None:
+            raise InvalidTaskRequest("RawDataOutput", "a workflow's outputs are given by reference")
+        doc = rf.find(W("ResponseDocument")) if rf is not None else None
+        if doc is not None and _flag(doc, "lineage"):
+            raise InvalidTaskRequest("lineage", "lineage is not offered")
+        outs = doc.findall(W("Output")) if doc is not None else []
+        asked = zip(flows.identifiers(outs, OWS11), outs, strict=True)
+        flows.check_outputs(
+            r, [(n, _flag(el, "asReference") or el.get("asReference") is None) for n, el in asked]
+        )
+        view = procs.start(ident, owner_of(ident, procs.wf.policy), pid, body)
+        return XmlReply(200, serialise(self.workflow_response(environ, view)))
+
     def status(self, environ: dict[str, Any], jid: str) -> XmlReply:
-        view = self.job_of(self.caller(environ), "status", jid)
+        ident = self.caller(environ)
+        try:
+            view = self.job_of(ident, "status", jid)
+        except NoSuchJob as err:
+            wview = self.workflow_job(ident, "status", jid, err)
+            return XmlReply(200, serialise(self.workflow_response(environ, wview)))
         return XmlReply(200, serialise(self.response(environ, view)))
+
+    def workflow_response(self, environ: dict[str, Any], view: WorkflowView) -> etree._Element:
+        """The ExecuteResponse of a workflow job as it is now."""
+        procs = self.workflow_processes()
+        r = procs.registered.get(view.name)
+        root = self._head(environ, view.id, PREFIX + view.name, view.name)
+        status = workflow_status(view.state)
+        flows.status1(root, status, view.state_reason, str(view.state), WPS10, OWS11)
+        if status == JobStatus.SUCCESSFUL:
+            flows.outputs1(root, r, procs.results(view), WPS10, OWS11)
+        return root
+
+    def _head(self, environ: dict[str, Any], jid: str, pid: str, title: str) -> etree._Element:
+        base = base_url(environ)
+        root = _root("ExecuteResponse")
+        root.set("serviceInstance", f"{base}/wps?service=WPS&request=GetCapabilities")
+        root.set("statusLocation", f"{base}{STATUS_PATH}{jid}")
+        proc = sub(root, W("Process"), **{W("processVersion"): "1.0.0"})
+        sub(proc, O("Identifier"), pid)
+        sub(proc, O("Title"), title)
+        return root
 
     def response(self, environ: dict[str, Any], view: TaskView) -> etree._Element:
         """The ExecuteResponse of a job as it is now."""
         base = base_url(environ)
         c = connector(view.tool)
-        options = self.options.get(view.id)
-        root = _root("ExecuteResponse")
-        root.set("serviceInstance", f"{base}/wps?service=WPS&request=GetCapabilities")
-        root.set("statusLocation", f"{base}{STATUS_PATH}{view.id}")
-        proc = sub(root, W("Process"), **{W("processVersion"): "1.0.0"})
-        sub(proc, O("Identifier"), c.name)
-        sub(proc, O("Title"), c.name)
+        root = self._head(environ, view.id, c.name, c.name)
         status = job_status(view.state)
-        when = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-        st = sub(root, W("Status"), creationTime=when)
-        tag = W(WPS1_STATUS[status])
-        if status == JobStatus.FAILED or status == JobStatus.DISMISSED:
-            failed = sub(st, tag)
-            report = sub(failed, O("ExceptionReport"), version="1.0.0")
-            one = sub(report, O("Exception"), exceptionCode="NoApplicableCode")
-            why = "the job was dismissed" if status == JobStatus.DISMISSED else "the job failed"
-            sub(one, O("ExceptionText"), view.state_reason or why)
-        elif status == JobStatus.RUNNING:
-            sub(st, tag, str(view.state), percentCompleted="0")
-        else:
-            sub(st, tag, view.state_reason or str(view.state))
+        flows.status1(root, status, view.state_reason, str(view.state), WPS10, OWS11)
         if status == JobStatus.SUCCESSFUL:
-            self._outputs(root, view, c, options, base)
+            self._outputs(root, view, c, self.options.get(view.id), base)
         return root
 
     def _outputs(

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from lxml import etree
@@ -25,9 +24,10 @@ from gproc.connectors import Connector
 from gproc.domain import InvalidTaskRequest, TaskView
 from gproc.security.identity import Identity
 from gproc.services.ogc import jobs
+from gproc.services.ogc import wps_flows as flows
 from gproc.services.ogc.describe import JOB_CONTROL
-from gproc.services.ogc.front import JobFront, connector
-from gproc.services.ogc.tables import FINISHED, WPS2_STATUS, JobStatus, job_status
+from gproc.services.ogc.front import JobFront, NoSuchJob, connector
+from gproc.services.ogc.tables import JobStatus, job_status, workflow_status
 from gproc.services.ogc.wps_common import (
     OWS20,
     RASTER_MIME,
@@ -50,11 +50,11 @@ from gproc.services.ogc.wps_common import (
     sub,
     text_of,
 )
+from gproc.services.soap.service import owner_of
 
 VERSION = "2.0.0"
 NSMAP = {"wps": WPS20, "ows": OWS20, "xlink": XLINK}
 OPERATIONS = ("GetCapabilities", "DescribeProcess", "Execute", "GetStatus", "GetResult", "Dismiss")
-NEXT_POLL_S = 2
 
 
 def W(name: str) -> str:  # noqa: N802 - reads like the prefix it stands for
@@ -133,15 +133,19 @@ class Wps2(JobFront):
             sub(summary, O("Title"), c.name)
             sub(summary, O("Abstract"), c.description)
             sub(summary, O("Identifier"), c.name)
+        for r in self.workflows.registered.values() if self.workflows else ():
+            flows.summary2(contents, r, WPS20, OWS20)
         return XmlReply(200, serialise(root))
 
     def describe(self, environ: dict[str, Any], ids: list[str]) -> XmlReply:
-        if [i.lower() for i in ids] == ["all"]:
-            chosen = connectors.list_connectors()
-        else:
-            chosen = [connector(i.strip()) for i in ids]
+        everything = [i.lower() for i in ids] == ["all"]
         root = etree.Element(W("ProcessOfferings"), nsmap=NSMAP)
-        for c in chosen:
+        for pid in [c.name for c in connectors.list_connectors()] if everything else ids:
+            if flows.is_workflow(pid.strip()):
+                r = self.workflow_processes().get(pid.strip())
+                flows.offering2(root, r, WPS20, OWS20)
+                continue
+            c = connector(pid.strip())
             offering = sub(
                 root,
                 W("ProcessOffering"),
@@ -150,6 +154,9 @@ class Wps2(JobFront):
                 processVersion="1.0.0",
             )
             _process(sub(offering, W("Process")), c)
+        if everything and self.workflows is not None:
+            for r in self.workflows.registered.values():
+                flows.offering2(root, r, WPS20, OWS20)
         return XmlReply(200, serialise(root))
 
     # ---- execute -------------------------------------------------------------------------
@@ -163,6 +170,8 @@ class Wps2(JobFront):
         ident_el = root.find(O("Identifier"))
         if ident_el is None or not text_of(ident_el):
             raise MissingParameter("ows:Identifier is required", field="Identifier")
+        if flows.is_workflow(text_of(ident_el)):
+            return self.execute_workflow(ident, text_of(ident_el), root, mode, response)
         c = connector(text_of(ident_el))
         spec, raw = parse_execute(c, root, response == "raw")
         view = self.start(ident, spec, {"modes": spec.modes, "raw": raw})
@@ -174,8 +183,47 @@ class Wps2(JobFront):
             return XmlReply(200, serialise(status_info(view)))  # not done in time: poll it
         return self.result(self.finished(ident, view.id), base)
 
+    def execute_workflow(
+        self, ident: Identity, pid: str, root: etree._Element, mode: str, response: str
+    ) -> XmlReply:
+        """A registered workflow's job: asynchronous only, outputs by reference."""
+        procs = self.workflow_processes()
+        r = procs.get(pid)
+        if mode == "sync":
+            raise NoSuchMode(f"{pid} is executed asynchronously (mode async or auto)", field="mode")
+        if response == "raw":
+            raise InvalidTaskRequest("response", "a workflow's outputs are given by reference")
+        given = [(el.get("id") or "", el) for el in root.findall(W("Input"))]
+        body = flows.start_body(r, given, W("Reference"))
+        asked = [
+            (el.get("id") or "", el.get("transmission", "reference") == "reference")
+            for el in root.findall(W("Output"))
+        ]
+        flows.check_outputs(r, asked)
+        view = procs.start(ident, owner_of(ident, procs.wf.policy), pid, body)
+        return XmlReply(200, serialise(_status(view.id, workflow_status(view.state))))
+
     # ---- job control -------------------------------------------------------------------
     def job_operation(
+        self, environ: dict[str, Any], ident: Identity, name: str, jid: str
+    ) -> XmlReply:
+        try:
+            return self._task_operation(environ, ident, name, jid)
+        except NoSuchJob as err:
+            operation = {"GetStatus": "status", "GetResult": "retrieve"}.get(name, "cancel")
+            view = self.workflow_job(ident, operation, jid, err)
+        procs = self.workflow_processes()
+        if name == "GetStatus":
+            return XmlReply(200, serialise(_status(view.id, workflow_status(view.state))))
+        if name == "GetResult":
+            r = procs.registered.get(view.name)
+            return XmlReply(
+                200, serialise(flows.result2(view.id, r, procs.results(view), WPS20, NSMAP))
+            )
+        view = procs.dismiss(ident, view)
+        return XmlReply(200, serialise(_status(view.id, workflow_status(view.state))))
+
+    def _task_operation(
         self, environ: dict[str, Any], ident: Identity, name: str, jid: str
     ) -> XmlReply:
         if name == "GetStatus":
@@ -215,16 +263,12 @@ class Wps2(JobFront):
 
 
 def status_info(view: TaskView) -> etree._Element:
-    """``wps:StatusInfo``: JobID, Status, NextPoll while unfinished, PercentCompleted."""
-    status = job_status(view.state)
-    root = etree.Element(W("StatusInfo"), nsmap=NSMAP)
-    sub(root, W("JobID"), view.id)
-    sub(root, W("Status"), WPS2_STATUS[status])
-    if status not in FINISHED:
-        poll = datetime.now(UTC) + timedelta(seconds=NEXT_POLL_S)
-        sub(root, W("NextPoll"), poll.isoformat(timespec="seconds").replace("+00:00", "Z"))
-    sub(root, W("PercentCompleted"), "100" if status in FINISHED else "0")
-    return root
+    """``wps:StatusInfo`` of a task's job."""
+    return _status(view.id, job_status(view.state))
+
+
+def _status(jid: str, status: JobStatus) -> etree._Element:
+    return flows.status2(jid, status, WPS20, NSMAP)
 
 
 def _process(proc: etree._Element, c: Connector) -> None:
