@@ -21,13 +21,15 @@ from gproc.registry import make_engine
 from gproc.settings import Settings, get_settings
 
 
-def _sqlite_file(url: str) -> Path | None:
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL (None for another engine, memory or a URI form)."""
     u = make_url(url)
     db = u.database if u.get_backend_name() == "sqlite" else None
     return Path(db) if db and db != ":memory:" and not db.startswith("file:") else None
 
 
-def _shown(url: str) -> str:
+def shown(url: str) -> str:
+    """The URL as printed: without its password."""
     return make_url(url).render_as_string(hide_password=True)
 
 
@@ -40,14 +42,14 @@ def in_use(settings: Settings) -> bool:
     """Whether there is a catalogue database: configured, or the default file exists."""
     if settings.catalogue.database_url:
         return True
-    path = _sqlite_file(settings.catalogue_database_url)
+    path = sqlite_file(settings.catalogue_database_url)
     return path is not None and path.exists()
 
 
 def upgrade_database(settings: Settings, revision: str = "head") -> str:
     """Upgrade the catalogue database (created if new); the line to print."""
     url = settings.catalogue_database_url
-    if (path := _sqlite_file(url)) is not None:
+    if (path := sqlite_file(url)) is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
     engine = make_engine(url)
     try:
@@ -59,7 +61,7 @@ def upgrade_database(settings: Settings, revision: str = "head") -> str:
     finally:
         engine.dispose()
     what = "already at" if before == after else f"{before or 'unversioned'} ->"
-    return f"{_shown(url)} (catalogue): {what} {after}"
+    return f"{shown(url)} (catalogue): {what} {after}"
 
 
 @click.group("db")
@@ -80,7 +82,7 @@ def current_cmd() -> None:
     settings = get_settings()
     url, head = settings.catalogue_database_url, migrations.head()
     if not in_use(settings):
-        click.echo(f"{_shown(url)}: no catalogue database yet (created at {head} on use)")
+        click.echo(f"{shown(url)}: no catalogue database yet (created at {head} on use)")
         sys.exit(1)
     engine = make_engine(url)
     try:
@@ -90,7 +92,7 @@ def current_cmd() -> None:
     finally:
         engine.dispose()
     state = "up to date" if rev == head else f"needs upgrade to {head}"
-    click.echo(f"{_shown(url)}: {rev or 'unversioned'} ({state})")
+    click.echo(f"{shown(url)}: {rev or 'unversioned'} ({state})")
     sys.exit(0 if rev == head else 1)
 
 

@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import click
 from rich.console import Console
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from gproc import migrations
 from gproc.errors import GprocError
 from gproc.registry import make_engine
 from gproc.services import cli_catalogue_db
+from gproc.services.cli_catalogue_db import shown, sqlite_file
 from gproc.settings import get_settings
 
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
@@ -30,16 +29,6 @@ def _urls() -> Iterator[str]:
     yield settings.database_url
     if settings.vo_database_url != settings.database_url:
         yield settings.vo_database_url
-
-
-def _sqlite_file(url: str) -> Path | None:
-    u = make_url(url)
-    db = u.database if u.get_backend_name() == "sqlite" else None
-    return Path(db) if db and db != ":memory:" and not db.startswith("file:") else None
-
-
-def _shown(url: str) -> str:
-    return make_url(url).render_as_string(hide_password=True)
 
 
 def _fail(exc: Exception) -> None:
@@ -57,7 +46,7 @@ def db_group() -> None:
 def upgrade_cmd(revision: str) -> None:
     """Bring the database forward to REVISION (a new database is created)."""
     for url in _urls():
-        if (path := _sqlite_file(url)) is not None:
+        if (path := sqlite_file(url)) is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
         engine = make_engine(url)
         try:
@@ -69,7 +58,7 @@ def upgrade_cmd(revision: str) -> None:
         finally:
             engine.dispose()
         what = "already at" if before == after else f"{before or 'unversioned'} ->"
-        click.echo(f"{_shown(url)}: {what} {after}")
+        click.echo(f"{shown(url)}: {what} {after}")
     if cli_catalogue_db.in_use(settings := get_settings()):  # the catalogue's own chain
         click.echo(cli_catalogue_db.upgrade_database(settings))
 
@@ -79,9 +68,9 @@ def current_cmd() -> None:
     """Print the database's revision and this gproc's newest (exit 1 when they differ)."""
     behind = False
     for url in _urls():
-        path = _sqlite_file(url)
+        path = sqlite_file(url)
         if path is not None and not path.exists():
-            click.echo(f"{_shown(url)}: no database yet (created at {migrations.head()} on use)")
+            click.echo(f"{shown(url)}: no database yet (created at {migrations.head()} on use)")
             behind = True
             continue
         engine = make_engine(url)
@@ -93,7 +82,7 @@ def current_cmd() -> None:
             engine.dispose()
         head = migrations.head()
         state = "up to date" if rev == head else f"needs upgrade to {head}"
-        click.echo(f"{_shown(url)}: {rev or 'unversioned'} ({state})")
+        click.echo(f"{shown(url)}: {rev or 'unversioned'} ({state})")
         behind = behind or rev != head
     sys.exit(1 if behind else 0)
 
