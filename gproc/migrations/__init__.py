@@ -41,25 +41,16 @@ How to add a revision:
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import importlib
-import os
-import threading
-from collections.abc import Iterator
-from functools import lru_cache
 from pathlib import Path
 
 from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import MetaData, inspect, text
+from sqlalchemy import MetaData, inspect
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError
 from sqlmodel import SQLModel
 
 from gproc.errors import Internal
+from gproc.migrations.chain import Chain, lock, pg_lock
 
 # Modules defining table rows; a fresh database gets every table they declare.
 MODEL_MODULES = (
@@ -70,8 +61,7 @@ MODEL_MODULES = (
     "gproc.portal_models",
 )
 VERSION_TABLE = "alembic_version"
-_PG_LOCK_KEY = 0x6770726F63  # "gproc"
-_LOCAL = threading.Lock()
+CHAIN = Chain(Path(__file__).parent, VERSION_TABLE)
 
 
 class SchemaError(Internal):
@@ -95,45 +85,18 @@ def metadata() -> MetaData:
     return SQLModel.metadata
 
 
-@lru_cache(maxsize=1)
-def script_directory() -> ScriptDirectory:
-    return ScriptDirectory.from_config(_config())
-
-
 def head() -> str:
-    rev = script_directory().get_current_head()
-    assert rev is not None
-    return rev
+    return CHAIN.head()
 
 
-def _config(conn: Connection | None = None) -> Config:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(Path(__file__).parent))
-    if conn is not None:
-        cfg.attributes["connection"] = conn
-    return cfg
+def history() -> list[tuple[str, str]]:
+    """(revision, first docstring line) from oldest to newest."""
+    return CHAIN.history()
 
 
 def current(engine: Engine) -> str | None:
     """The database's revision; None when unversioned (empty, or made by 0.1.0)."""
-    with engine.connect() as conn:
-        return _version(conn)
-
-
-def _version(conn: Connection) -> str | None:
-    if not inspect(conn).has_table(VERSION_TABLE):
-        return None
-    return MigrationContext.configure(conn).get_current_revision()
-
-
-def _fast_version(engine: Engine) -> str | None:
-    """The revision with one query when the version table exists (the common case)."""
-    try:
-        with engine.connect() as conn:
-            row = conn.execute(text("SELECT version_num FROM alembic_version")).first()
-    except DBAPIError:
-        return None
-    return None if row is None else str(row[0])
+    return CHAIN.current(engine)
 
 
 def _has_gproc_tables(conn: Connection) -> bool:
@@ -141,12 +104,8 @@ def _has_gproc_tables(conn: Connection) -> bool:
     return bool(names & set(metadata().tables))
 
 
-def _known(rev: str) -> bool:
-    return rev in {s.revision for s in script_directory().walk_revisions()}
-
-
 def _check_known(rev: str | None) -> None:
-    if rev is not None and not _known(rev):
+    if rev is not None and not CHAIN.known(rev):
         raise SchemaTooNew(
             f"the database is at schema revision {rev}, which this gproc does not know "
             f"(its newest is {head()}): it was written by a newer gproc; upgrade gproc "
@@ -156,17 +115,17 @@ def _check_known(rev: str | None) -> None:
 
 def prepare(engine: Engine, *, auto_upgrade: bool = False) -> None:
     """Make the database usable at head, or refuse it (see the module docstring)."""
-    if _fast_version(engine) == head():
+    if CHAIN.fast_version(engine) == head():
         return
-    with _lock(engine), engine.begin() as conn:
-        _pg_lock(conn)
-        rev = _version(conn)
+    with lock(engine), engine.begin() as conn:
+        pg_lock(conn)
+        rev = CHAIN.version(conn)
         _check_known(rev)
         if rev == head():
             return
         if rev is None and not _has_gproc_tables(conn):
             metadata().create_all(conn)
-            MigrationContext.configure(conn).stamp(script_directory(), "head")
+            CHAIN.context(conn).stamp(CHAIN.scripts, "head")
             return
         if not auto_upgrade:
             have = f"revision {rev}" if rev else "the unversioned 0.1.0 schema"
@@ -174,7 +133,7 @@ def prepare(engine: Engine, *, auto_upgrade: bool = False) -> None:
                 f"the database has {have}; this gproc needs revision {head()}: run "
                 "`gproc db upgrade`, or set [database] auto_upgrade = true"
             )
-        command.upgrade(_config(conn), "head")
+        command.upgrade(CHAIN.config(conn), "head")
 
 
 def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | None]:
@@ -182,39 +141,10 @@ def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | N
 
     An empty database is built by running every revision (unlike :func:`prepare`),
     so ``gproc db upgrade`` on a new database shows the full chain in its log."""
-    with _lock(engine), engine.begin() as conn:
-        _pg_lock(conn)
-        before = _version(conn)
+    with lock(engine), engine.begin() as conn:
+        pg_lock(conn)
+        before = CHAIN.version(conn)
         _check_known(before)
-        command.upgrade(_config(conn), revision)
-        after = _version(conn)
+        command.upgrade(CHAIN.config(conn), revision)
+        after = CHAIN.version(conn)
     return before, after
-
-
-def history() -> list[tuple[str, str]]:
-    """(revision, first docstring line) from oldest to newest."""
-    revs = list(script_directory().walk_revisions())
-    return [(s.revision, (s.doc or "").strip().splitlines()[0] if s.doc else "") for s in revs][
-        ::-1
-    ]
-
-
-def _pg_lock(conn: Connection) -> None:
-    if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
-
-
-@contextlib.contextmanager
-def _lock(engine: Engine) -> Iterator[None]:
-    """Serialise migrations: in this process, and across processes on a SQLite file."""
-    with _LOCAL:
-        db = engine.url.database if engine.dialect.name == "sqlite" else None
-        if not db or db == ":memory:" or db.startswith("file:"):
-            yield
-            return
-        fd = os.open(f"{db}.migrate-lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)  # closing releases the lock

@@ -22,74 +22,37 @@ importing :mod:`gproc.catalogue.tables`.
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 
 from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError
 
-from gproc.migrations import SchemaOutOfDate, SchemaTooNew, _lock, _pg_lock
+from gproc.migrations import SchemaOutOfDate, SchemaTooNew
+from gproc.migrations.chain import Chain, lock, pg_lock
 
 VERSION_TABLE = "catalogue_alembic_version"
 BASELINE = "c0001"  # the schema of catalogues made before this chain
 LEGACY_TABLE = "catalogue_dataset"  # made with the others, all at once, before the chain
-
-
-@lru_cache(maxsize=1)
-def script_directory() -> ScriptDirectory:
-    return ScriptDirectory.from_config(_config())
+CHAIN = Chain(Path(__file__).parent, VERSION_TABLE)
 
 
 def head() -> str:
-    rev = script_directory().get_current_head()
-    assert rev is not None
-    return rev
+    return CHAIN.head()
 
 
 def history() -> list[tuple[str, str]]:
     """(revision, first docstring line) from oldest to newest."""
-    revs = list(script_directory().walk_revisions())
-    return [(s.revision, (s.doc or "").strip().splitlines()[0]) for s in reversed(revs)]
-
-
-def _config(conn: Connection | None = None) -> Config:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(Path(__file__).parent))
-    if conn is not None:
-        cfg.attributes["connection"] = conn
-    return cfg
+    return CHAIN.history()
 
 
 def current(engine: Engine) -> str | None:
     """The catalogue's revision; None when unversioned (empty, or made before the chain)."""
-    with engine.connect() as conn:
-        return _version(conn)
-
-
-def _version(conn: Connection) -> str | None:
-    if not inspect(conn).has_table(VERSION_TABLE):
-        return None
-    return MigrationContext.configure(
-        conn, opts={"version_table": VERSION_TABLE}
-    ).get_current_revision()
-
-
-def _fast_version(engine: Engine) -> str | None:
-    try:
-        with engine.connect() as conn:
-            row = conn.execute(text("SELECT version_num FROM catalogue_alembic_version")).first()
-    except DBAPIError:
-        return None
-    return None if row is None else str(row[0])
+    return CHAIN.current(engine)
 
 
 def _check_known(rev: str | None) -> None:
-    if rev is not None and rev not in {s.revision for s in script_directory().walk_revisions()}:
+    if rev is not None and not CHAIN.known(rev):
         raise SchemaTooNew(
             f"the catalogue database is at revision {rev}, which this gproc does not know "
             f"(its newest is {head()}): it was written by a newer gproc; upgrade gproc or "
@@ -99,20 +62,19 @@ def _check_known(rev: str | None) -> None:
 
 def _stamp_legacy(conn: Connection) -> str | None:
     """Stamp an unversioned catalogue that has the tables; its revision after that."""
-    rev = _version(conn)
+    rev = CHAIN.version(conn)
     if rev is None and inspect(conn).has_table(LEGACY_TABLE):
-        ctx = MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
-        ctx.stamp(script_directory(), BASELINE)
+        CHAIN.context(conn).stamp(CHAIN.scripts, BASELINE)
         rev = BASELINE
     return rev
 
 
 def prepare(engine: Engine, *, auto_upgrade: bool = False) -> None:
     """Make the catalogue database usable at head, or refuse it (see the module doc)."""
-    if _fast_version(engine) == head():
+    if CHAIN.fast_version(engine) == head():
         return
-    with _lock(engine), engine.begin() as conn:
-        _pg_lock(conn)
+    with lock(engine), engine.begin() as conn:
+        pg_lock(conn)
         rev = _stamp_legacy(conn)
         _check_known(rev)
         if rev == head():
@@ -122,16 +84,16 @@ def prepare(engine: Engine, *, auto_upgrade: bool = False) -> None:
                 f"the catalogue database has revision {rev}; this gproc needs {head()}: run "
                 "`gproc db upgrade`, or set [database] auto_upgrade = true"
             )
-        command.upgrade(_config(conn), "head")
+        command.upgrade(CHAIN.config(conn), "head")
 
 
 def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str | None]:
     """Bring the catalogue database forward to ``revision``; returns (before, after)."""
-    with _lock(engine), engine.begin() as conn:
-        _pg_lock(conn)
-        before = _version(conn)
+    with lock(engine), engine.begin() as conn:
+        pg_lock(conn)
+        before = CHAIN.version(conn)
         rev = _stamp_legacy(conn)
         _check_known(rev)
-        command.upgrade(_config(conn), revision)
-        after = _version(conn)
+        command.upgrade(CHAIN.config(conn), revision)
+        after = CHAIN.version(conn)
     return before, after
