@@ -118,6 +118,14 @@ def _local_path(source: str) -> Path:
         if parsed.netloc not in ("", "localhost"):
             raise InvalidTaskRequest("inputs", f"file URL with a host is not local: {source!r}")
         return Path(unquote(parsed.path))
+    if "://" in source or source.startswith("dataset:") or source.startswith("gql:"):
+        scheme = source.split(":", 1)[0]
+        raise InvalidTaskRequest(
+            "inputs",
+            f"input {source[:200]!r}: this service does not resolve {scheme} references "
+            "(gateway URLs need the gateway configured, dataset: and gql: need "
+            "[catalogue] tasks)",
+        )
     path = Path(source)
     if not path.is_absolute():
         raise InvalidTaskRequest("inputs", f"input {source!r} must be an absolute path or URL")

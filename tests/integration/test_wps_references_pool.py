@@ -1,7 +1,9 @@
 """WPS inputs by reference on the real pool: catalogue datasets (``dataset:``) through
 WPS 2.0 and gateway locations (``gateway://`` and the gateway's HTTPS URL) through
 WPS 1.0.0, both staged with the caller's rights; NDVI results checked against NumPy;
-another user's dataset or area is refused before anything is registered."""
+another user's dataset or area is refused before anything is registered.
+Input references are checked (and datasets resolved) with the caller's rights
+before the task is registered, as on the SOAP front."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from typing import Any
 
 import pytest
 from cryptography import x509
+from lxml import etree
 
 from gproc.app import build_tracker
 from gproc.catalogue.model import Fields
@@ -21,8 +24,13 @@ from gproc.security.tls import TLSConfig
 from gproc.services.catalogue_tasks import build_catalogue
 from gproc.services.ogc.api_processes import make_ogc_server
 from gproc.services.soap.app import build_context, build_validator
-from gproc.settings import CatalogueSettings, OgcSettings, ServiceSettings, Settings
-from gproc.settings import TrackerSettings
+from gproc.settings import (
+    CatalogueSettings,
+    OgcSettings,
+    ServiceSettings,
+    Settings,
+    TrackerSettings,
+)
 from gproc.wrappers.htcondor.schedd import HTCondorWMS
 from tests.fixtures.gateway import GatewayServer
 from tests.fixtures.soap import POLICY, _forget_jobs
@@ -62,10 +70,12 @@ def wps_with_data(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Data]:
     root = tmp_path_factory.mktemp("wps-refs")
-    catalogue = CatalogueSettings(database_url=f"sqlite:///{root / 'catalogue.db'}")
+    catalogue = CatalogueSettings(database_url=f"sqlite:///{root / 'catalogue.db'}", tasks=True)
     settings = Settings(
         state_dir=root / "state",
-        service=ServiceSettings(host="127.0.0.1", port=0, policy=POLICY, threads=8),
+        service=ServiceSettings(
+            host="127.0.0.1", port=0, policy=POLICY, threads=8, output_url_base=gateway_posix.url
+        ),
         tracker=TrackerSettings(interval_s=1.0, reconcile_every=3),
         catalogue=catalogue,
     )
@@ -164,16 +174,30 @@ def test_wps_inputs_by_reference(wps_with_data: Data, tmp_path: Path) -> None:
     _check(front, sample, href, tmp_path)
 
 
-def test_others_data_is_refused_before_registration(wps_with_data: Data) -> None:
-    """bob may not read alice's dataset or area: an ExceptionReport, no job."""
+def _jobs_seen_by(front: Front, who: str) -> int:
+    listed = front.gw.session(who).get(front.url + "/jobs", timeout=30).json()
+    return int(listed["numberMatched"])
+
+
+@pytest.mark.parametrize(
+    ("red", "nir", "words"),
+    [
+        ("dataset:wpsref/red", "dataset:wpsref/nir", "no dataset 'dataset:wpsref/red'"),
+        # alice's private file does not exist for bob (its existence is not told)
+        ("gateway://{folder}/red.tif", "gateway://{folder}/nir.tif", "no such file"),
+    ],
+)
+def test_others_data_is_refused_before_registration(
+    wps_with_data: Data, red: str, nir: str, words: str
+) -> None:
+    """bob may not read alice's datasets or area: an ExceptionReport naming the input,
+    and no job registered (bob, a VO admin, sees every job of the VO)."""
     front, _, folder = wps_with_data
-    for red in ("dataset:wpsref/red", f"gateway://{folder}/red.tif"):
-        body = execute2(input2_ref("red", red) + input2_ref("nir", "dataset:wpsref/nir"))
-        resp = front.gw.session("bob-voms").post(
-            front.url + "/wps", data=body.encode(), timeout=60
-        )
-        root = report(resp, resp.status_code, resp.content.decode().split('exceptionCode="')[1].split('"')[0])
-        assert resp.status_code in (400, 403), resp.text[:400]
-        assert root is not None
-    listed = front.gw.session("bob-voms").get(front.url + "/jobs", timeout=30).json()
-    assert listed["numberMatched"] == 0
+    before = _jobs_seen_by(front, "bob-voms")
+    body = execute2(
+        input2_ref("red", red.format(folder=folder)) + input2_ref("nir", nir.format(folder=folder))
+    )
+    resp = front.gw.session("bob-voms").post(front.url + "/wps", data=body.encode(), timeout=60)
+    root = report(resp, 400, "InvalidParameterValue", version=2)
+    assert words in etree.tostring(root).decode()
+    assert _jobs_seen_by(front, "bob-voms") == before
