@@ -80,7 +80,7 @@ def test_crash_between_wms_submit_and_registry_update_leaves_one_job(
     job = svc.wms.submit([svc.job_spec(row)])[0]  # ...the schedd took it, then the crash
 
     restarted = make_core()  # a new process over the same registry
-    tracker = Tracker(restarted)
+    tracker = Tracker(restarted, submit_grace_s=5.0)  # a submit older than this crashed
     view = wait_for(
         tracker, restarted, [task.id], until=lambda v: v.state != S.SUBMITTING, timeout=60
     )[0]
