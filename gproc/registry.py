@@ -19,6 +19,7 @@ import base64
 import binascii
 import hashlib
 import json
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from sqlalchemy import Row, bindparam, event, func, insert, tuple_, update
 from sqlalchemy import delete as sa_delete
 from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col, create_engine, select
 
 from gproc import errors, migrations, task_notify
@@ -41,6 +42,7 @@ from gproc.states import TaskState, check_transition
 _CHUNK = 500  # bound on IN (...) lists
 _INSERT_TRIES = 5  # idempotent registration racing other writers of the same request ids
 _TASKS = TaskRow.__table__  # type: ignore[attr-defined]
+DEADLOCK_RETRIES = 3
 _BY_IDS = sa_select(_TASKS).where(_TASKS.c.id.in_(bindparam("ids", expanding=True)))
 
 
@@ -402,10 +404,24 @@ class Registry:
     def claim_registered(self, task_ids: Sequence[str], owner: str, until: datetime) -> list[str]:
         """Move registered tasks to ``submitting`` with a new attempt, claimed by
         ``owner`` until ``until``; returns the ids claimed, in the order given. The
-        rows are locked in id order (PostgreSQL ``FOR UPDATE``; SQLite has one writer)
-        and claimed only if still ``registered``: of two replicas submitting one task
-        one claims it (hence one job), the other waits for that short transaction and
-        sees the task taken. The lock is not held during the WMS call."""
+        rows are locked in id order (PostgreSQL ``FOR NO KEY UPDATE``, which does not
+        wait for the key-share locks of event inserts; SQLite has one writer) and
+        claimed only if still ``registered``: of two replicas submitting one task one
+        claims it (hence one job), the other waits for that short transaction and
+        sees the task taken. The lock is not held during the WMS call. A transaction
+        PostgreSQL chose as a deadlock victim was rolled back whole: it is run again."""
+        for attempt in range(DEADLOCK_RETRIES):
+            try:
+                claimed = self._claim_registered(task_ids, owner, until)
+            except OperationalError as exc:
+                if not _is_deadlock(exc) or attempt == DEADLOCK_RETRIES - 1:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+                continue
+            return [t for t in dict.fromkeys(task_ids) if t in claimed]
+        raise AssertionError("unreachable")
+
+    def _claim_registered(self, task_ids: Sequence[str], owner: str, until: datetime) -> set[str]:
         claimed: set[str] = set()
         with self.session() as s:
             conn = s.connection()
@@ -415,7 +431,7 @@ class Registry:
                         sa_select(_TASKS.c.id)
                         .where(_TASKS.c.id.in_(chunk), _TASKS.c.state == str(TaskState.REGISTERED))
                         .order_by(_TASKS.c.id)
-                        .with_for_update()
+                        .with_for_update(key_share=True)
                     ).scalars()
                 )
                 if not free:
@@ -437,7 +453,7 @@ class Registry:
             target = str(TaskState.SUBMITTING)
             _add_events(s, [(t, target.upper(), target, "") for t in sorted(claimed)])
             s.commit()
-        return [t for t in dict.fromkeys(task_ids) if t in claimed]
+        return claimed
 
     def claim_submitting(
         self, attempts: Mapping[str, int], owner: str, until: datetime, *, kind: str = "RESEND"
@@ -654,6 +670,11 @@ def _conditions(flt: TaskFilter) -> list[Any]:
     if flt.created_before is not None:
         conds.append(col(TaskRow.created_at) < flt.created_before)
     return conds
+
+
+def _is_deadlock(exc: OperationalError) -> bool:
+    """PostgreSQL's deadlock_detected (SQLSTATE 40P01)."""
+    return getattr(exc.orig, "sqlstate", None) == "40P01"
 
 
 def _chunks(items: list[Any]) -> Iterator[list[Any]]:
