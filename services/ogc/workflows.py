@@ -65,6 +65,10 @@ class Registered:
     def pid(self) -> str:
         return PREFIX + self.name
 
+    @property
+    def abstract(self) -> str:
+        return f"registered workflow {self.name} ({', '.join(sorted(self.tools))})"
+
 
 def load(documents: Mapping[str, Path], max_nodes: int) -> dict[str, Registered]:
     """Every listed document, compiled with placeholder start data (structure and tools)."""
@@ -227,7 +231,7 @@ def _summary(r: Registered, base: str) -> dict[str, Any]:
     return {
         "id": r.pid,
         "title": r.name,
-        "description": f"registered workflow {r.name} ({', '.join(sorted(r.tools))})",
+        "description": r.abstract,
         "version": "1.0.0",
         "jobControlOptions": JOB_CONTROL,
         "outputTransmission": ["reference"],

@@ -144,7 +144,7 @@ class Wps1(JobFront):
             sub(proc, O("Title"), c.name)
             sub(proc, O("Abstract"), c.description)
         for r in self.workflows.registered.values() if self.workflows else ():
-            flows.process1(offerings, r, WPS10, OWS11)
+            flows.process1(offerings, r)
         langs = sub(root, W("Languages"))
         sub(sub(langs, W("Default")), O("Language"), "en-US")
         sub(sub(langs, W("Supported")), O("Language"), "en-US")
@@ -156,12 +156,12 @@ class Wps1(JobFront):
         for pid in [c.name for c in connectors.list_connectors()] if everything else ids:
             if flows.is_workflow(pid.strip()):
                 r = self.workflow_processes().get(pid.strip())
-                flows.description1(root, r, WPS10, OWS11)
+                flows.description1(root, r)
             else:
                 _description(root, connector(pid.strip()))
         if everything and self.workflows is not None:
             for r in self.workflows.registered.values():
-                flows.description1(root, r, WPS10, OWS11)
+                flows.description1(root, r)
         return XmlReply(200, serialise(root))
 
     # ---- execute and the status document -------------------------------------------------
@@ -191,7 +191,7 @@ class Wps1(JobFront):
         procs = self.workflow_processes()
         r = procs.get(pid)
         inputs = root.findall(f"{W('DataInputs')}/{W('Input')}")
-        given = zip(flows.identifiers(inputs, OWS11), inputs, strict=True)
+        given = zip(flows.identifiers(inputs), inputs, strict=True)
         body = flows.start_body(r, given, W("Reference"))
         rf = root.find(W("ResponseForm"))
         if rf is not None and rf.find(W("RawDataOutput")) is not None:
@@ -200,7 +200,7 @@ class Wps1(JobFront):
         if doc is not None and _flag(doc, "lineage"):
             raise InvalidTaskRequest("lineage", "lineage is not offered")
         outs = doc.findall(W("Output")) if doc is not None else []
-        asked = zip(flows.identifiers(outs, OWS11), outs, strict=True)
+        asked = zip(flows.identifiers(outs), outs, strict=True)
         flows.check_outputs(
             r, [(n, _flag(el, "asReference") or el.get("asReference") is None) for n, el in asked]
         )
@@ -222,9 +222,9 @@ class Wps1(JobFront):
         r = procs.registered.get(view.name)
         root = self._head(environ, view.id, PREFIX + view.name, view.name)
         status = workflow_status(view.state)
-        flows.status1(root, status, view.state_reason, str(view.state), WPS10, OWS11)
+        flows.status1(root, status, view.state_reason, str(view.state))
         if status == JobStatus.SUCCESSFUL:
-            flows.outputs1(root, r, procs.results(view), WPS10, OWS11)
+            flows.outputs1(root, r, procs.results(view))
         return root
 
     def _head(self, environ: dict[str, Any], jid: str, pid: str, title: str) -> etree._Element:
@@ -243,7 +243,7 @@ class Wps1(JobFront):
         c = connector(view.tool)
         root = self._head(environ, view.id, c.name, c.name)
         status = job_status(view.state)
-        flows.status1(root, status, view.state_reason, str(view.state), WPS10, OWS11)
+        flows.status1(root, status, view.state_reason, str(view.state))
         if status == JobStatus.SUCCESSFUL:
             self._outputs(root, view, c, self.options.get(view.id), base)
         return root

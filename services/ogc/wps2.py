@@ -134,7 +134,7 @@ class Wps2(JobFront):
             sub(summary, O("Abstract"), c.description)
             sub(summary, O("Identifier"), c.name)
         for r in self.workflows.registered.values() if self.workflows else ():
-            flows.summary2(contents, r, WPS20, OWS20)
+            flows.summary2(contents, r)
         return XmlReply(200, serialise(root))
 
     def describe(self, environ: dict[str, Any], ids: list[str]) -> XmlReply:
@@ -143,7 +143,7 @@ class Wps2(JobFront):
         for pid in [c.name for c in connectors.list_connectors()] if everything else ids:
             if flows.is_workflow(pid.strip()):
                 r = self.workflow_processes().get(pid.strip())
-                flows.offering2(root, r, WPS20, OWS20)
+                flows.offering2(root, r)
                 continue
             c = connector(pid.strip())
             offering = sub(
@@ -156,7 +156,7 @@ class Wps2(JobFront):
             _process(sub(offering, W("Process")), c)
         if everything and self.workflows is not None:
             for r in self.workflows.registered.values():
-                flows.offering2(root, r, WPS20, OWS20)
+                flows.offering2(root, r)
         return XmlReply(200, serialise(root))
 
     # ---- execute -------------------------------------------------------------------------
@@ -217,9 +217,7 @@ class Wps2(JobFront):
             return XmlReply(200, serialise(_status(view.id, workflow_status(view.state))))
         if name == "GetResult":
             r = procs.registered.get(view.name)
-            return XmlReply(
-                200, serialise(flows.result2(view.id, r, procs.results(view), WPS20, NSMAP))
-            )
+            return XmlReply(200, serialise(flows.result2(view.id, r, procs.results(view), NSMAP)))
         view = procs.dismiss(ident, view)
         return XmlReply(200, serialise(_status(view.id, workflow_status(view.state))))
 
@@ -268,7 +266,7 @@ def status_info(view: TaskView) -> etree._Element:
 
 
 def _status(jid: str, status: JobStatus) -> etree._Element:
-    return flows.status2(jid, status, WPS20, NSMAP)
+    return flows.status2(jid, status, NSMAP)
 
 
 def _process(proc: etree._Element, c: Connector) -> None:

@@ -22,7 +22,11 @@ from gproc.domain import InvalidTaskRequest
 from gproc.services.ogc.tables import FINISHED, WPS1_STATUS, WPS2_STATUS, JobStatus
 from gproc.services.ogc.workflows import MAX_REFERENCES, PREFIX, NoSuchInput, Registered
 from gproc.services.ogc.wps_common import (
+    OWS11,
+    OWS20,
     RASTER_MIME,
+    WPS10,
+    WPS20,
     XLINK,
     MissingParameter,
     NoSuchOutput,
@@ -33,6 +37,11 @@ from gproc.services.ogc.wps_common import (
 
 JOB_CONTROL = "async-execute dismiss"
 NEXT_POLL_S = 2
+OFFERED2 = {
+    "jobControlOptions": JOB_CONTROL,
+    "outputTransmission": "reference",
+    "processVersion": "1.0.0",
+}
 
 
 def is_workflow(pid: str) -> bool:
@@ -93,111 +102,112 @@ def now_text(after_s: float = 0) -> str:
 
 
 # ---- WPS 2.0 -------------------------------------------------------------------------
-def summary2(contents: etree._Element, r: Registered, wps: str, ows: str) -> None:
+def summary2(contents: etree._Element, r: Registered) -> None:
     summary = sub(
         contents,
-        q(wps, "ProcessSummary"),
-        jobControlOptions=JOB_CONTROL,
-        outputTransmission="reference",
-        processVersion="1.0.0",
+        q(WPS20, "ProcessSummary"),
+        **OFFERED2,
     )
-    _brief2(summary, r, ows)
+    _brief2(summary, r)
 
 
-def _brief2(el: etree._Element, r: Registered, ows: str) -> None:
-    sub(el, q(ows, "Title"), r.name)
-    sub(el, q(ows, "Abstract"), f"registered workflow {r.name} ({', '.join(sorted(r.tools))})")
-    sub(el, q(ows, "Identifier"), r.pid)
+def _brief2(el: etree._Element, r: Registered) -> None:
+    sub(el, q(OWS20, "Title"), r.name)
+    sub(el, q(OWS20, "Abstract"), r.abstract)
+    sub(el, q(OWS20, "Identifier"), r.pid)
 
 
-def offering2(root: etree._Element, r: Registered, wps: str, ows: str) -> None:
+def offering2(root: etree._Element, r: Registered) -> None:
     offering = sub(
         root,
-        q(wps, "ProcessOffering"),
-        jobControlOptions=JOB_CONTROL,
-        outputTransmission="reference",
-        processVersion="1.0.0",
+        q(WPS20, "ProcessOffering"),
+        **OFFERED2,
     )
-    proc = sub(offering, q(wps, "Process"))
-    _brief2(proc, r, ows)
+    proc = sub(offering, q(WPS20, "Process"))
+    _brief2(proc, r)
     for name in r.inputs:
-        el = sub(proc, q(wps, "Input"), minOccurs="1", maxOccurs=str(MAX_REFERENCES))
-        _titles2(el, name, "start data: gateway path, dataset:<id> or gql:<query>", ows)
-        sub(sub(el, q(wps, "ComplexData")), q(wps, "Format"), mimeType=RASTER_MIME, default="true")
+        el = sub(proc, q(WPS20, "Input"), minOccurs="1", maxOccurs=str(MAX_REFERENCES))
+        _titles2(el, name, "start data: gateway path, dataset:<id> or gql:<query>")
+        sub(
+            sub(el, q(WPS20, "ComplexData")),
+            q(WPS20, "Format"),
+            mimeType=RASTER_MIME,
+            default="true",
+        )
     for name in r.outputs:
-        el = sub(proc, q(wps, "Output"))
-        _titles2(el, name, "a final output, in the owner's gateway area", ows)
-        cd = sub(el, q(wps, "ComplexData"))
-        sub(cd, q(wps, "Format"), mimeType=mime(r, name), default="true")
+        el = sub(proc, q(WPS20, "Output"))
+        _titles2(el, name, "a final output, in the owner's gateway area")
+        cd = sub(el, q(WPS20, "ComplexData"))
+        sub(cd, q(WPS20, "Format"), mimeType=mime(r, name), default="true")
 
 
-def _titles2(el: etree._Element, name: str, abstract: str, ows: str) -> None:
-    sub(el, q(ows, "Title"), name)
-    sub(el, q(ows, "Abstract"), abstract)
-    sub(el, q(ows, "Identifier"), name)
+def _titles2(el: etree._Element, name: str, abstract: str) -> None:
+    sub(el, q(OWS20, "Title"), name)
+    sub(el, q(OWS20, "Abstract"), abstract)
+    sub(el, q(OWS20, "Identifier"), name)
 
 
-def status2(jid: str, status: JobStatus, wps: str, nsmap: dict[str, str]) -> etree._Element:
+def status2(jid: str, status: JobStatus, nsmap: dict[str, str]) -> etree._Element:
     """``wps:StatusInfo``: JobID, Status, NextPoll while unfinished, PercentCompleted."""
-    root = etree.Element(q(wps, "StatusInfo"), nsmap=nsmap)
-    sub(root, q(wps, "JobID"), jid)
-    sub(root, q(wps, "Status"), WPS2_STATUS[status])
+    root = etree.Element(q(WPS20, "StatusInfo"), nsmap=nsmap)
+    sub(root, q(WPS20, "JobID"), jid)
+    sub(root, q(WPS20, "Status"), WPS2_STATUS[status])
     if status not in FINISHED:
-        sub(root, q(wps, "NextPoll"), now_text(NEXT_POLL_S))
-    sub(root, q(wps, "PercentCompleted"), "100" if status in FINISHED else "0")
+        sub(root, q(WPS20, "NextPoll"), now_text(NEXT_POLL_S))
+    sub(root, q(WPS20, "PercentCompleted"), "100" if status in FINISHED else "0")
     return root
 
 
 def result2(
-    jid: str, r: Registered | None, results: dict[str, Any], wps: str, nsmap: dict[str, str]
+    jid: str, r: Registered | None, results: dict[str, Any], nsmap: dict[str, str]
 ) -> etree._Element:
     """``wps:Result`` of a finished workflow: one Output per reference."""
-    root = etree.Element(q(wps, "Result"), nsmap=nsmap)
-    sub(root, q(wps, "JobID"), jid)
+    root = etree.Element(q(WPS20, "Result"), nsmap=nsmap)
+    sub(root, q(WPS20, "JobID"), jid)
     for key, href in _hrefs(results):
-        out = sub(root, q(wps, "Output"), id=key)
-        sub(out, q(wps, "Reference"), **{q(XLINK, "href"): href, "mimeType": mime(r, key)})
+        out = sub(root, q(WPS20, "Output"), id=key)
+        sub(out, q(WPS20, "Reference"), **{q(XLINK, "href"): href, "mimeType": mime(r, key)})
     return root
 
 
 # ---- WPS 1.0.0 ---------------------------------------------------------------------------
-def process1(offerings: etree._Element, r: Registered, wps: str, ows: str) -> None:
-    proc = sub(offerings, q(wps, "Process"), **{q(wps, "processVersion"): "1.0.0"})
-    _brief1(proc, r, ows)
+def process1(offerings: etree._Element, r: Registered) -> None:
+    proc = sub(offerings, q(WPS10, "Process"), **{q(WPS10, "processVersion"): "1.0.0"})
+    _brief1(proc, r)
 
 
-def _brief1(el: etree._Element, r: Registered, ows: str) -> None:
-    sub(el, q(ows, "Identifier"), r.pid)
-    sub(el, q(ows, "Title"), r.name)
-    sub(el, q(ows, "Abstract"), f"registered workflow {r.name} ({', '.join(sorted(r.tools))})")
+def _brief1(el: etree._Element, r: Registered) -> None:
+    sub(el, q(OWS11, "Identifier"), r.pid)
+    sub(el, q(OWS11, "Title"), r.name)
+    sub(el, q(OWS11, "Abstract"), r.abstract)
 
 
-def description1(root: etree._Element, r: Registered, wps: str, ows: str) -> None:
+def description1(root: etree._Element, r: Registered) -> None:
     """A ``ProcessDescription``: stored (asynchronous) executions only."""
     desc = sub(
         root,
         "ProcessDescription",  # unqualified, as the schema declares it
         storeSupported="true",
         statusSupported="true",
-        **{q(wps, "processVersion"): "1.0.0"},
+        **{q(WPS10, "processVersion"): "1.0.0"},
     )
-    _brief1(desc, r, ows)
+    _brief1(desc, r)
     inputs = sub(desc, "DataInputs")
     for name in r.inputs:
         el = sub(inputs, "Input", minOccurs="1", maxOccurs=str(MAX_REFERENCES))
-        _titles1(el, name, "start data: gateway path, dataset:<id> or gql:<query>", ows)
+        _titles1(el, name, "start data: gateway path, dataset:<id> or gql:<query>")
         _formats1(sub(el, "ComplexData"), RASTER_MIME)
     outputs = sub(desc, "ProcessOutputs")
     for name in r.outputs:
         el = sub(outputs, "Output")
-        _titles1(el, name, "a final output, in the owner's gateway area", ows)
+        _titles1(el, name, "a final output, in the owner's gateway area")
         _formats1(sub(el, "ComplexOutput"), mime(r, name))
 
 
-def _titles1(el: etree._Element, name: str, abstract: str, ows: str) -> None:
-    sub(el, q(ows, "Identifier"), name)
-    sub(el, q(ows, "Title"), name)
-    sub(el, q(ows, "Abstract"), abstract)
+def _titles1(el: etree._Element, name: str, abstract: str) -> None:
+    sub(el, q(OWS11, "Identifier"), name)
+    sub(el, q(OWS11, "Title"), name)
+    sub(el, q(OWS11, "Abstract"), abstract)
 
 
 def _formats1(el: etree._Element, mime: str) -> None:
@@ -205,34 +215,30 @@ def _formats1(el: etree._Element, mime: str) -> None:
         sub(sub(sub(el, wrapper), "Format"), "MimeType", mime)
 
 
-def outputs1(
-    root: etree._Element, r: Registered | None, results: dict[str, Any], wps: str, ows: str
-) -> None:
+def outputs1(root: etree._Element, r: Registered | None, results: dict[str, Any]) -> None:
     """``wps:ProcessOutputs`` of a finished workflow: one Output per reference."""
-    outputs = sub(root, q(wps, "ProcessOutputs"))
+    outputs = sub(root, q(WPS10, "ProcessOutputs"))
     for key, href in _hrefs(results):
-        el = sub(outputs, q(wps, "Output"))
-        sub(el, q(ows, "Identifier"), key)
-        sub(el, q(ows, "Title"), key)
-        sub(el, q(wps, "Reference"), href=href, mimeType=mime(r, key))
+        el = sub(outputs, q(WPS10, "Output"))
+        sub(el, q(OWS11, "Identifier"), key)
+        sub(el, q(OWS11, "Title"), key)
+        sub(el, q(WPS10, "Reference"), href=href, mimeType=mime(r, key))
 
 
-def status1(
-    root: etree._Element, status: JobStatus, reason: str | None, state: str, wps: str, ows: str
-) -> None:
+def status1(root: etree._Element, status: JobStatus, reason: str | None, state: str) -> None:
     """``wps:Status`` of an ExecuteResponse (a dismissed job is a failure saying so)."""
-    st = sub(root, q(wps, "Status"), creationTime=now_text())
-    tag = q(wps, WPS1_STATUS[status])
+    st = sub(root, q(WPS10, "Status"), creationTime=now_text())
+    tag = q(WPS10, WPS1_STATUS[status])
     if status in (JobStatus.FAILED, JobStatus.DISMISSED):
-        report = sub(sub(st, tag), q(ows, "ExceptionReport"), version="1.0.0")
-        one = sub(report, q(ows, "Exception"), exceptionCode="NoApplicableCode")
+        report = sub(sub(st, tag), q(OWS11, "ExceptionReport"), version="1.0.0")
+        one = sub(report, q(OWS11, "Exception"), exceptionCode="NoApplicableCode")
         why = "the job was dismissed" if status == JobStatus.DISMISSED else "the job failed"
-        sub(one, q(ows, "ExceptionText"), reason or why)
+        sub(one, q(OWS11, "ExceptionText"), reason or why)
     elif status == JobStatus.RUNNING:
         sub(st, tag, state, percentCompleted="0")
     else:
         sub(st, tag, reason or state)
 
 
-def identifiers(els: Iterable[etree._Element], ows: str) -> list[str]:
-    return [text_of(el.find(q(ows, "Identifier"))) for el in els]
+def identifiers(els: Iterable[etree._Element]) -> list[str]:
+    return [text_of(el.find(q(OWS11, "Identifier"))) for el in els]
